@@ -1,0 +1,376 @@
+"""The `mstore` command: a thin typer layer over the library (mstore.ops).
+
+Each command parses its options, calls one library function and renders the result.
+Errors are `MstoreError`s: printed as one line on stderr, with the exit code the class
+defines (tracebacks only with --debug).
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from mstore.cli import output
+from mstore.errors import EXIT_CODES, MstoreError
+
+EXIT_CODE_HELP = "Exit codes: " + "; ".join(f"{code} {text}" for code, text in EXIT_CODES.items())
+
+app = typer.Typer(
+    name="mstore",
+    help="A Git-style, content-addressed store for ML model versions.\n\n" + EXIT_CODE_HELP,
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+@dataclass
+class Options:
+    store: str | None = None
+    debug: bool = False
+    quiet: bool = False
+    lock_timeout: float = 10.0
+
+
+OPTIONS = Options()
+F = TypeVar("F", bound=Callable[..., Any])
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+DryRunOption = Annotated[bool, typer.Option("--dry-run", help="Show the plan; change nothing.")]
+ExpectOption = Annotated[
+    str | None,
+    typer.Option(
+        "--expect",
+        metavar="ID",
+        help="Only if the ref is still this manifest id (>= 6 hex digits), or 'none'.",
+    ),
+]
+MessageOption = Annotated[str, typer.Option("--message", "-m", help="Why, recorded in the log.")]
+
+
+def handled(function: F) -> F:
+    """Turn library errors into one stderr line and their exit code."""
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return function(*args, **kwargs)
+        except MstoreError as err:
+            if OPTIONS.debug:
+                raise
+            output.note(f"error: {err}")
+            raise typer.Exit(err.exit_code) from None
+        except OSError as err:
+            if OPTIONS.debug:
+                raise
+            where = f" ({err.filename})" if err.filename else ""
+            output.note(f"error: {err.strerror or err}{where}")
+            raise typer.Exit(1) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def open_repo() -> Any:
+    from mstore.repo import Repo
+
+    repo = Repo.discover(store=OPTIONS.store)
+    repo.lock_timeout = OPTIONS.lock_timeout
+    return repo
+
+
+@app.callback()
+def main_options(
+    store: Annotated[
+        str | None,
+        typer.Option(
+            "--store", envvar="MSTORE_DIR", help="Project root or .mstore directory to use."
+        ),
+    ] = None,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No progress bars or notes.")
+    ] = False,
+    lock_timeout: Annotated[
+        float,
+        typer.Option(
+            "--lock-timeout", metavar="SECONDS", help="How long to wait for the store lock."
+        ),
+    ] = 10.0,
+) -> None:
+    """Global options."""
+    OPTIONS.store, OPTIONS.debug, OPTIONS.quiet, OPTIONS.lock_timeout = (
+        store,
+        debug,
+        quiet,
+        lock_timeout,
+    )
+
+
+def render_move(result: Any, as_json: bool, extra: dict[str, Any] | None = None) -> None:
+    if as_json:
+        output.emit_json({**result.to_json(), **(extra or {})})
+        return
+    prefix = "would " if result.dry_run else ""
+    for move in result.moves:
+        if move.old == move.new:
+            continue
+        if move.old is None:
+            output.say(f"{prefix}create {move.ref} -> {output.short(move.new)}")
+        elif move.new is None:
+            output.say(f"{prefix}delete {move.ref} (was {output.short(move.old)})")
+        else:
+            output.say(
+                f"{prefix}move {move.ref}: {output.short(move.old)} -> {output.short(move.new)}"
+            )
+    if result.environment is not None and result.environment != result.previous_environment:
+        output.say(
+            f"{prefix}set MODEL_ENVIRONMENT={result.environment} "
+            f"(was {result.previous_environment})"
+        )
+    if not OPTIONS.quiet:
+        for text in result.notes:
+            output.note(text)
+
+
+@app.command()
+@handled
+def init(
+    link_mode: Annotated[
+        str,
+        typer.Option(
+            "--link-mode", help="How views show files: auto, copy, reflink, hardlink, symlink."
+        ),
+    ] = "auto",
+    directory: Annotated[Path, typer.Argument(help="Project root (default: here).")] = Path("."),
+) -> None:
+    """Create .mstore/ and models/ in DIRECTORY (idempotent)."""
+    from mstore.repo import Repo
+
+    repo, created = Repo.init(directory, link_mode)
+    output.say(f"{'initialized' if created else 'already initialized'}: {repo.layout.store}")
+
+
+@app.command()
+@handled
+def commit(
+    directory: Annotated[Path, typer.Argument(help="Model directory to snapshot.")],
+    to: Annotated[str, typer.Option("--to", help="Ref to move to the new version (e.g. staging).")],
+    message: MessageOption = "",
+    expect: ExpectOption = None,
+    dry_run: DryRunOption = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Snapshot DIRECTORY (metadata.json becomes the version's metadata) and move --to REF."""
+    from mstore.ops.commit import commit as run
+
+    repo = open_repo()
+    with output.byte_progress("hashing" if dry_run else "storing", OPTIONS.quiet) as (
+        start,
+        advance,
+    ):
+        result = run(repo, directory, to, message, expect, dry_run, advance, start)
+    if as_json:
+        output.emit_json(result.to_json())
+        return
+    render_move(result.move, False)
+    output.say(
+        f"{result.files} files, {output.human_bytes(result.bytes)}, "
+        f"{result.new_objects} new objects; manifest {output.short(result.manifest_id)}"
+    )
+
+
+@app.command("list")
+@handled
+def list_command(as_json: JsonOption = False) -> None:
+    """Every ref: version, created, deployed, status, headline metrics; * marks the active one."""
+    from mstore.ops.inspect import list_refs
+
+    summaries = list_refs(open_repo())
+    if as_json:
+        output.emit_json([s.to_json() for s in summaries])
+        return
+    rows = []
+    for s in summaries:
+        metrics = " ".join(f"{k}={v}" for k, v in list(s.metrics.items())[:2])
+        rows.append(
+            [
+                "*" if s.active else " ",
+                s.ref,
+                output.short(s.manifest_id),
+                s.version or "-",
+                s.created or "-",
+                s.deployed or "-",
+                s.status or "-",
+                metrics,
+            ]
+        )
+    output.say(
+        output.table(["", "REF", "ID", "VERSION", "CREATED", "DEPLOYED", "STATUS", "METRICS"], rows)
+    )
+
+
+@app.command()
+@handled
+def info(
+    revision: Annotated[str, typer.Argument(help="Ref, REF@{N} or id prefix.")],
+    as_json: JsonOption = False,
+) -> None:
+    """Metadata and files (name, size, object id) of one revision."""
+    from mstore.ops.inspect import info as run
+
+    result = run(open_repo(), revision)
+    if as_json:
+        output.emit_json(result.to_json())
+        return
+    m = result.manifest
+    output.say(f"manifest  {result.manifest_id}")
+    output.say(f"refs      {', '.join(result.refs) or '-'}")
+    output.say(f"parent    {m.lineage.parent or '-'}")
+    output.say(f"author    {m.lineage.author}")
+    output.say(f"time      {m.lineage.time}")
+    if m.lineage.message:
+        output.say(f"message   {m.lineage.message}")
+    output.say("\nfiles:")
+    output.say(
+        output.table(
+            ["  PATH", "SIZE", "OBJECT"],
+            [[f"  {p}", str(e.size), e.id] for p, e in sorted(m.files.items())],
+        )
+    )
+    if m.metadata is not None:
+        import orjson
+
+        output.say("\nmetadata:")
+        output.say(orjson.dumps(m.metadata, option=orjson.OPT_INDENT_2).decode())
+
+
+@app.command()
+@handled
+def log(
+    ref: Annotated[str | None, typer.Argument(help="Only this ref's moves.")] = None,
+    limit: Annotated[
+        int | None, typer.Option("--max-count", "-n", help="At most N entries.")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """History of ref moves, newest first (all refs when none is named)."""
+    from mstore.ops.inspect import log as run
+
+    entries = run(open_repo(), ref, limit)
+    if as_json:
+        output.emit_json([e.to_json() for e in entries])
+        return
+    rows = [
+        [
+            e.when,
+            e.action,
+            e.ref,
+            f"{output.short(e.old)} -> {output.short(e.new)}",
+            e.who,
+            e.message,
+        ]
+        for e in entries
+    ]
+    output.say(output.table(["WHEN", "ACTION", "REF", "MOVE", "WHO", "MESSAGE"], rows))
+
+
+@app.command()
+@handled
+def diff(
+    old: Annotated[str, typer.Argument(help="Old revision.")],
+    new: Annotated[str, typer.Argument(help="New revision.")],
+    as_json: JsonOption = False,
+) -> None:
+    """Metadata, metrics and file changes between two revisions."""
+    from mstore.ops.diff import diff as run
+
+    result = run(open_repo(), old, new)
+    if as_json:
+        output.emit_json(result.to_json())
+        return
+    output.say(f"--- {old} {output.short(result.old_id)}\n+++ {new} {output.short(result.new_id)}")
+    if result.empty:
+        output.say("no differences")
+    for title, changes in (("metrics", result.metrics), ("metadata", result.metadata)):
+        if changes:
+            output.say(f"{title}:")
+        for c in changes:
+            delta = f"  ({c.delta:+g})" if c.delta is not None else ""
+            output.say(f"  {c.key}: {c.old!r} -> {c.new!r}{delta}")
+    if result.files:
+        output.say("files:")
+    for c in result.files:
+        kind = "added" if c.old is None else "removed" if c.new is None else "changed"
+        output.say(f"  {kind:8} {c.key}")
+
+
+@app.command()
+@handled
+def checkout(
+    ref: Annotated[str, typer.Argument(help="Ref to make active (e.g. archive/v3_2024-11-10).")],
+    dry_run: DryRunOption = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Make REF the active environment: materialize its view and set MODEL_ENVIRONMENT."""
+    from mstore.ops.switch import checkout as run
+
+    render_move(run(open_repo(), ref, dry_run), as_json)
+
+
+@app.command()
+@handled
+def promote(
+    source: Annotated[str, typer.Argument(help="Revision to promote (e.g. staging).")],
+    to: Annotated[str, typer.Option("--to", help="Ref to move.")] = "production",
+    archive_as: Annotated[
+        str | None,
+        typer.Option(
+            "--archive-as",
+            metavar="NAME",
+            help="Keep the current target as archive/NAME (default archive/<vN>_<date>).",
+        ),
+    ] = None,
+    message: MessageOption = "",
+    expect: ExpectOption = None,
+    dry_run: DryRunOption = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Archive the current --to ref, move it to SOURCE, and make it active: one transaction."""
+    from mstore.ops.switch import promote as run
+
+    render_move(run(open_repo(), source, to, archive_as, expect, dry_run, message), as_json)
+
+
+@app.command()
+@handled
+def rollback(
+    ref: Annotated[str, typer.Argument(help="Ref to move back.")] = "production",
+    to: Annotated[
+        str | None,
+        typer.Option("--to", metavar="REV", help="Revision to move to (default: REF@{1})."),
+    ] = None,
+    message: MessageOption = "",
+    expect: ExpectOption = None,
+    dry_run: DryRunOption = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Move REF back to its previous value from the log, or to --to REV."""
+    from mstore.ops.switch import rollback as run
+
+    render_move(run(open_repo(), ref, to, expect, dry_run, message), as_json)
+
+
+def main() -> None:
+    """Console entry point."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.stderr.write("mstore: interrupted\n")
+        sys.exit(130)

@@ -1,0 +1,72 @@
+"""One exception tree for mstore; each class knows its exit code.
+
+The CLI maps an exception to its exit code and prints its message; the library never
+prints or exits. Exit codes are part of the interface (see docs/FORMAT.md, "Exit codes").
+"""
+
+from __future__ import annotations
+
+
+class MstoreError(Exception):
+    """Base of every error mstore reports to a user. Messages name the thing and the way out."""
+
+    exit_code = 1
+
+
+class UsageError(MstoreError):
+    """The command was called wrongly (conflicting options, missing argument)."""
+
+    exit_code = 2
+
+
+class IntegrityError(MstoreError):
+    """Stored bytes do not match their id, or the store's structure is broken."""
+
+    exit_code = 3
+
+
+class NotFoundError(MstoreError):
+    """A revision, ref, object, directory or store does not exist."""
+
+    exit_code = 4
+
+
+class AmbiguousRevisionError(NotFoundError):
+    """An id prefix matches more than one manifest."""
+
+
+class RefMovedError(MstoreError):
+    """Compare-and-swap failed: the ref is no longer what the caller expected."""
+
+    exit_code = 5
+
+
+class InvalidInputError(MstoreError):
+    """Hostile or malformed input refused: ref names, manifest paths, JSON, special files."""
+
+    exit_code = 6
+
+
+class RefusedError(MstoreError):
+    """The operation was refused by policy: a hook veto, a newer store format, a conflict."""
+
+    exit_code = 7
+
+
+class LockedError(MstoreError):
+    """Another mstore process holds the store lock."""
+
+    exit_code = 11
+
+
+EXIT_CODES: dict[int, str] = {
+    0: "success",
+    1: "error (I/O or unexpected failure)",
+    2: "usage (bad command line)",
+    3: "integrity (stored bytes or structure are wrong)",
+    4: "not found (revision, ref, object, directory, store)",
+    5: "ref moved (compare-and-swap failed; re-read and retry)",
+    6: "invalid input (bad ref name, manifest path, JSON, special file)",
+    7: "refused (hook veto, newer store format, conflicting ref)",
+    11: "locked (another mstore process holds the store lock)",
+}

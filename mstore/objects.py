@@ -1,0 +1,151 @@
+"""ObjectStore: content-addressed, read-only files under `.mstore/objects/`.
+
+    objects/
+      3f/
+        a9c0...e1        bytes whose blake3 is 3fa9c0...e1, mode 0444
+
+Writers copy into `.mstore/tmp/`, hash what they wrote, fsync, then rename to the final
+name and fsync its directory: a final name never holds a partial file. An object that
+already exists is never rewritten; storing it again refreshes its mtime so that a
+concurrent gc (which spares recently written objects) keeps it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+from mstore import fsutil
+from mstore.errors import IntegrityError, InvalidInputError, NotFoundError
+from mstore.hashing import Progress, copy_into, hash_bytes, is_object_id
+from mstore.layout import Layout
+
+OBJECT_MODE = 0o444
+
+
+class ObjectStore:
+    def __init__(self, layout: Layout) -> None:
+        self.layout = layout
+
+    def path(self, object_id: str) -> Path:
+        if not is_object_id(object_id):
+            raise InvalidInputError(f"not an object id (64 lowercase hex digits): {object_id!r}")
+        return self.layout.object_path(object_id)
+
+    def has(self, object_id: str) -> bool:
+        return self.path(object_id).is_file()
+
+    def size(self, object_id: str) -> int:
+        try:
+            return self.path(object_id).stat().st_size
+        except FileNotFoundError:
+            raise NotFoundError(f"object {object_id} is missing from the store") from None
+
+    def put_bytes(self, data: bytes) -> str:
+        """Store `data`; return its id."""
+        object_id = hash_bytes(data)
+        if self._freshen(object_id):
+            return object_id
+        tmp = self._temp_path()
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        self._install(tmp, object_id)
+        return object_id
+
+    def put_file(self, source: Path, progress: Progress | None = None) -> tuple[str, int, bool]:
+        """Copy the file at `source` into the store; return (id, size, newly stored)."""
+        tmp = self._temp_path()
+        try:
+            object_id, size = copy_into(source, tmp, progress)
+            existed = self._freshen(object_id)
+            if existed:
+                os.unlink(tmp)
+            else:
+                self._install(tmp, object_id)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+        return object_id, size, not existed
+
+    def adopt(self, tmp: Path, object_id: str) -> None:
+        """Install a fully written, fsynced temp file of `.mstore/tmp/` already hashed."""
+        if self._freshen(object_id):
+            os.unlink(tmp)
+        else:
+            self._install(tmp, object_id)
+
+    def read_bytes(self, object_id: str) -> bytes:
+        """The bytes of a (small) object, checked against its id before they are trusted."""
+        try:
+            data = self.path(object_id).read_bytes()
+        except FileNotFoundError:
+            raise NotFoundError(f"object {object_id} is missing from the store") from None
+        if hash_bytes(data) != object_id:
+            raise IntegrityError(
+                f"object {object_id} is corrupt: its bytes do not hash to its name "
+                f"(run `mstore verify`)"
+            )
+        return data
+
+    def iter_ids(self) -> Iterator[str]:
+        """Every stored object id (sorted by fan-out directory, then name)."""
+        root = self.layout.objects
+        if not root.is_dir():
+            return
+        for fan in sorted(os.listdir(root)):
+            if len(fan) != 2:
+                continue
+            for name in sorted(os.listdir(root / fan)):
+                if is_object_id(fan + name):
+                    yield fan + name
+
+    def find_prefix(self, prefix: str) -> list[str]:
+        """Ids starting with `prefix` (at least 2 hex digits)."""
+        fan = self.layout.objects / prefix[:2]
+        try:
+            names = os.listdir(fan)
+        except FileNotFoundError:
+            return []
+        rest = prefix[2:]
+        return sorted(
+            prefix[:2] + n for n in names if n.startswith(rest) and is_object_id(prefix[:2] + n)
+        )
+
+    def delete(self, object_id: str) -> None:
+        path = self.path(object_id)
+        os.unlink(path)
+
+    def _freshen(self, object_id: str) -> bool:
+        """Refresh an existing object's mtime (keeps it from gc); False if absent."""
+        try:
+            os.utime(self.layout.object_path(object_id))
+            return True
+        except FileNotFoundError:
+            return False
+        except PermissionError:
+            # Not the owner (shared store): existence is what matters.
+            return self.layout.object_path(object_id).exists()
+
+    def _temp_path(self) -> Path:
+        self.layout.tmp.mkdir(parents=True, exist_ok=True)
+        return self.layout.tmp / f"{fsutil.TEMP_PREFIX}object.{secrets.token_hex(8)}"
+
+    def _install(self, tmp: Path, object_id: str) -> None:
+        final = self.layout.object_path(object_id)
+        os.chmod(tmp, OBJECT_MODE)
+        fan = final.parent
+        if not fan.is_dir():
+            fan.mkdir(exist_ok=True)
+            fsutil.fsync_dir(fan.parent)
+        os.replace(tmp, final)
+        fsutil.fsync_dir(fan)

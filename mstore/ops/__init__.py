@@ -1,0 +1,1 @@
+"""Operations: each verb is a function taking a Repo; none prints, prompts or exits."""

@@ -1,0 +1,181 @@
+"""commit: snapshot a directory into objects plus one manifest, and move a ref to it.
+
+Everything is checked before anything is written: the directory exists and holds at
+least one file; no FIFO, socket or device; symlinks must stay inside the directory;
+`metadata.json`, if present, is a JSON object without NaN or infinities. Objects are
+stored without the lock (concurrent writers of the same bytes are harmless, and gc
+spares recent objects); the lock is taken only to write the manifest and move the ref.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mstore import fsutil
+from mstore.errors import InvalidInputError, MstoreError, NotFoundError
+from mstore.hashing import Progress, hash_bytes, hash_file
+from mstore.identity import author, now
+from mstore.manifests import (
+    METADATA_FILE,
+    MODE_EXECUTABLE,
+    MODE_FILE,
+    FileEntry,
+    Lineage,
+    Manifest,
+    check_manifest_path,
+    parse_metadata,
+)
+from mstore.ops.moves import MoveResult, check_expected, result_of
+from mstore.refs import check_ref_name
+from mstore.repo import Repo
+from mstore.transaction import RefUpdate, Transaction, apply
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """One file to commit: its path in the manifest, where to read it, size and mode."""
+
+    path: str
+    source: Path
+    size: int
+    mode: int
+
+
+@dataclass(frozen=True)
+class CommitResult:
+    move: MoveResult
+    manifest_id: str | None
+    files: int
+    bytes: int
+    new_objects: int
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            **self.move.to_json(),
+            "manifest": self.manifest_id,
+            "files": self.files,
+            "bytes": self.bytes,
+            "new_objects": self.new_objects,
+        }
+
+
+def scan_source(directory: Path) -> list[SourceFile]:
+    """The files of `directory` to commit, refusing anything unsafe before any write."""
+    if not directory.exists():
+        raise NotFoundError(f"directory {directory} does not exist")
+    if not directory.is_dir():
+        raise InvalidInputError(f"{directory} is not a directory")
+    root = directory.resolve()
+    files: list[SourceFile] = []
+    for relative, st in fsutil.walk_files(root):
+        check_manifest_path(relative)
+        source = root / relative
+        if stat.S_ISLNK(st.st_mode):
+            target = source.resolve()
+            if not target.is_relative_to(root):
+                raise InvalidInputError(
+                    f"{source} is a symlink pointing outside {directory}; copy the file in instead"
+                )
+            try:
+                st = target.stat()
+            except FileNotFoundError:
+                raise InvalidInputError(f"{source} is a dangling symlink") from None
+            if stat.S_ISDIR(st.st_mode):
+                raise InvalidInputError(f"{source} is a symlink to a directory; not supported")
+            source = target
+        if fsutil.is_special(st.st_mode):
+            raise InvalidInputError(
+                f"{source} is a FIFO, socket or device; only regular files are stored"
+            )
+        if not stat.S_ISREG(st.st_mode):
+            raise InvalidInputError(f"{source} is not a regular file")
+        if not os.access(source, os.R_OK):
+            raise InvalidInputError(f"{source} is not readable")
+        mode = MODE_EXECUTABLE if st.st_mode & 0o111 else MODE_FILE
+        files.append(SourceFile(relative, source, st.st_size, mode))
+    if not files:
+        raise InvalidInputError(f"directory {directory} holds no files; nothing to commit")
+    return sorted(files, key=lambda f: f.path)
+
+
+def read_metadata(files: list[SourceFile]) -> dict[str, Any] | None:
+    for item in files:
+        if item.path == METADATA_FILE:
+            try:
+                data = item.source.read_bytes()
+            except OSError as err:
+                raise InvalidInputError(f"{item.source} cannot be read: {err.strerror}") from None
+            return parse_metadata(data, str(item.source))
+    return None
+
+
+def commit(
+    repo: Repo,
+    directory: Path,
+    ref: str,
+    message: str = "",
+    expect: str | None = None,
+    dry_run: bool = False,
+    progress: Progress | None = None,
+    on_start: Callable[[int], None] | None = None,
+    action: str = "commit",
+) -> CommitResult:
+    """Snapshot `directory` and move `ref` to it (nothing moves if the content is unchanged)."""
+    check_ref_name(ref)
+    repo.refs.check_new_name(ref)
+    files = scan_source(directory)
+    metadata = read_metadata(files)
+    total = sum(f.size for f in files)
+    if on_start:
+        on_start(total)
+    entries, new_objects = _store_files(repo, files, dry_run, progress)
+    with repo.locked(action) if not dry_run else contextlib.nullcontext(repo):
+        current = repo.refs.read(ref)
+        check_expected(ref, current, expect)
+        manifest = Manifest(
+            files=entries,
+            metadata=metadata,
+            lineage=Lineage(parent=current, author=author(), time=now(), message=message),
+        )
+        if current is not None and repo.manifest(current).same_content(manifest):
+            transaction = Transaction(action, message, [RefUpdate(ref, current, current)])
+            return CommitResult(
+                result_of(transaction, None, dry_run, ["unchanged: no new version"]),
+                current,
+                len(files),
+                total,
+                new_objects,
+            )
+        encoded = manifest.encode()
+        manifest_id = repo.objects.put_bytes(encoded) if not dry_run else hash_bytes(encoded)
+        transaction = Transaction(action, message, [RefUpdate(ref, current, manifest_id)])
+        if not dry_run:
+            apply(repo, transaction)
+    return CommitResult(
+        result_of(transaction, None, dry_run), manifest_id, len(files), total, new_objects
+    )
+
+
+def _store_files(
+    repo: Repo, files: list[SourceFile], dry_run: bool, progress: Progress | None
+) -> tuple[dict[str, FileEntry], int]:
+    entries: dict[str, FileEntry] = {}
+    new_objects = 0
+    for item in files:
+        try:
+            if dry_run:
+                object_id, size = hash_file(item.source, progress, owned=False), item.size
+                new_objects += not repo.objects.has(object_id)
+            else:
+                object_id, size, created = repo.objects.put_file(item.source, progress)
+                new_objects += created
+        except OSError as err:
+            raise MstoreError(f"cannot store {item.source}: {err.strerror or err}") from err
+        entries[item.path] = FileEntry(object_id, size, item.mode)
+    return entries, new_objects

@@ -1,0 +1,77 @@
+"""What a ref-moving command did (or, with --dry-run, would do)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from mstore.errors import InvalidInputError, RefMovedError
+from mstore.transaction import Transaction
+
+
+@dataclass(frozen=True)
+class Move:
+    ref: str
+    old: str | None
+    new: str | None
+
+
+@dataclass(frozen=True)
+class MoveResult:
+    action: str
+    moves: list[Move] = field(default_factory=list)
+    environment: str | None = None
+    previous_environment: str | None = None
+    dry_run: bool = False
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return any(m.old != m.new for m in self.moves) or (
+            self.environment is not None and self.environment != self.previous_environment
+        )
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "action": self.action,
+            "dry_run": self.dry_run,
+            "changed": self.changed,
+            "moves": [{"ref": m.ref, "old": m.old, "new": m.new} for m in self.moves],
+            "environment": self.environment,
+            "previous_environment": self.previous_environment,
+            "notes": self.notes,
+        }
+
+
+def result_of(
+    transaction: Transaction,
+    previous_environment: str | None,
+    dry_run: bool,
+    notes: list[str] | None = None,
+) -> MoveResult:
+    return MoveResult(
+        action=transaction.action,
+        moves=[Move(u.ref, u.old, u.new) for u in transaction.updates],
+        environment=transaction.environment,
+        previous_environment=previous_environment,
+        dry_run=dry_run,
+        notes=notes or [],
+    )
+
+
+def check_expected(ref: str, current: str | None, expect: str | None) -> None:
+    """`--expect`: refuse unless `ref` is still what the script saw.
+
+    `expect` is a manifest id or a prefix of at least 6 hex digits, or "none" for
+    "the ref must not exist yet".
+    """
+    if expect is None:
+        return
+    if expect == "none":
+        if current is not None:
+            raise RefMovedError(f"ref {ref} exists ({current[:12]}); expected it not to")
+        return
+    if len(expect) < 6:
+        raise InvalidInputError("--expect needs at least 6 hex digits of a manifest id, or 'none'")
+    if current is None or not current.startswith(expect.lower()):
+        shown = current[:12] if current else "(no ref)"
+        raise RefMovedError(f"ref {ref} is {shown}, not {expect} as expected; nothing changed")

@@ -1,0 +1,183 @@
+"""checkout, promote, rollback: the commands that change which version is served.
+
+- checkout REF: make REF the active environment (MODEL_ENVIRONMENT), repairing its view.
+- promote SRC: the seed's deployment steps 4-6 as one transaction: keep the current
+  target as `archive/<vN>_<date>`, move the target to SRC's manifest, set .env.
+- rollback [REF]: move REF back to its previous value from the log, or to a revision.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import re
+from collections.abc import Iterator
+
+from mstore.errors import NotFoundError, RefusedError, UsageError
+from mstore.ops.moves import MoveResult, check_expected, result_of
+from mstore.refs import check_ref_name
+from mstore.repo import Repo
+from mstore.transaction import RefUpdate, Transaction, apply
+
+_VERSION = re.compile(r"^(v\d+)")
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
+
+
+def _maybe_locked(
+    repo: Repo, command: str, dry_run: bool
+) -> contextlib.AbstractContextManager[Repo]:
+    return contextlib.nullcontext(repo) if dry_run else repo.locked(command)
+
+
+def checkout(repo: Repo, ref: str, dry_run: bool = False) -> MoveResult:
+    """Make `ref` the active environment; its view is (re)materialized if needed."""
+    check_ref_name(ref)
+    with _maybe_locked(repo, "checkout", dry_run):
+        current = repo.refs.read(ref)
+        if current is None:
+            raise NotFoundError(
+                f"{ref!r} is not a ref (see `mstore list`); to serve another revision, move a "
+                f"ref to it, e.g. `mstore rollback production --to REV`"
+            )
+        previous = repo.active_environment()
+        transaction = Transaction(
+            "checkout", "", [RefUpdate(ref, current, current)], environment=ref
+        )
+        result = result_of(transaction, previous, dry_run)
+        if not dry_run:
+            spec = repo.view_spec(ref, current)
+            view = repo.views.build(spec)
+            repairs = repo.views.switch(ref, view.name)
+            if result.changed:
+                apply(repo, transaction)
+            if repairs:
+                result.notes.append(f"view models/{ref} was out of date; refreshed")
+    return result
+
+
+def default_archive_name(repo: Repo, manifest_id: str) -> str:
+    """`archive/<vN>_<date>` for a version leaving production, as the seed names them."""
+    metadata = repo.manifest(manifest_id).metadata or {}
+    version = str(metadata.get("version") or "")
+    match = _VERSION.match(version)
+    label = (
+        match.group(1)
+        if match
+        else f"v{len([n for n in repo.refs.names() if n.startswith('archive/')]) + 1}"
+    )
+    date = repo.deployments([manifest_id]).get(manifest_id)
+    for key in ("deployed_date", "created_date"):
+        value = metadata.get(key)
+        if date is None and isinstance(value, str) and _DATE.match(value):
+            date = value[:10]
+    if date is None:
+        date = datetime.date.today().isoformat()
+    return f"archive/{label}_{date}"
+
+
+def _free_archive_name(repo: Repo, base: str, manifest_id: str) -> tuple[str, bool]:
+    """(name, already archived): `base`, or `base-2`, `base-3`... if taken by another version."""
+    for name in _candidates(base):
+        existing = repo.refs.read(name)
+        if existing == manifest_id:
+            return name, True
+        if existing is None:
+            repo.refs.check_new_name(name)
+            return name, False
+    raise AssertionError("unreachable")
+
+
+def _candidates(base: str) -> Iterator[str]:
+    yield base
+    n = 2
+    while True:
+        yield f"{base}-{n}"
+        n += 1
+
+
+def promote(
+    repo: Repo,
+    source: str,
+    target: str = "production",
+    archive_as: str | None = None,
+    expect: str | None = None,
+    dry_run: bool = False,
+    message: str = "",
+) -> MoveResult:
+    """Archive the current `target`, move `target` to `source`'s manifest, set .env."""
+    check_ref_name(target)
+    if archive_as is not None:
+        archive_as = archive_as if archive_as.startswith("archive/") else f"archive/{archive_as}"
+        check_ref_name(archive_as)
+    with _maybe_locked(repo, "promote", dry_run):
+        candidate = repo.resolve(source)
+        current = repo.refs.read(target)
+        check_expected(target, current, expect)
+        if current is None:
+            repo.refs.check_new_name(target)
+        updates: list[RefUpdate] = []
+        notes: list[str] = []
+        if current == candidate:
+            notes.append(f"{target} already is {candidate[:12]}; nothing to promote")
+        else:
+            if current is not None:
+                if archive_as is not None:
+                    existing = repo.refs.read(archive_as)
+                    if existing not in (None, current):
+                        raise RefusedError(
+                            f"{archive_as} already names another version ({existing[:12]}); "
+                            f"choose another --archive-as"
+                        )
+                    name, archived = archive_as, existing == current
+                    if not archived:
+                        repo.refs.check_new_name(name)
+                else:
+                    name, archived = _free_archive_name(
+                        repo, default_archive_name(repo, current), current
+                    )
+                if archived:
+                    notes.append(f"{target}'s version is already kept as {name}")
+                else:
+                    updates.append(RefUpdate(name, None, current))
+            updates.append(RefUpdate(target, current, candidate))
+        transaction = Transaction(
+            "promote", message or f"promote {source} to {target}", updates, environment=target
+        )
+        result = result_of(transaction, repo.active_environment(), dry_run, notes)
+        if not dry_run:
+            apply(repo, transaction)
+    return result
+
+
+def rollback(
+    repo: Repo,
+    ref: str = "production",
+    to: str | None = None,
+    expect: str | None = None,
+    dry_run: bool = False,
+    message: str = "",
+) -> MoveResult:
+    """Move `ref` to its previous value in the log (`ref@{1}`), or to revision `to`."""
+    check_ref_name(ref)
+    with _maybe_locked(repo, "rollback", dry_run):
+        current = repo.refs.read(ref)
+        if current is None:
+            raise NotFoundError(f"ref {ref!r} does not exist; nothing to roll back")
+        check_expected(ref, current, expect)
+        if to is not None:
+            target = repo.resolve(to)
+        else:
+            try:
+                target = repo.resolve(f"{ref}@{{1}}")
+            except NotFoundError:
+                raise UsageError(
+                    f"ref {ref!r} has no previous value in the log; name one with --to REV"
+                ) from None
+        notes = [] if target != current else [f"{ref} already is {target[:12]}"]
+        transaction = Transaction(
+            "rollback", message or f"rollback {ref}", [RefUpdate(ref, current, target)]
+        )
+        result = result_of(transaction, None, dry_run, notes)
+        if not dry_run:
+            apply(repo, transaction)
+    return result

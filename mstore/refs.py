@@ -1,0 +1,206 @@
+"""RefStore: named pointers to manifests under `.mstore/refs/`.
+
+    refs/
+      production               "<manifest id>\\n"
+      staging
+      archive/
+        v3_2024-11-10
+
+A ref file holds exactly one manifest id and a newline. It is replaced atomically
+(`fsutil.atomic_write`) and only inside a transaction (`transaction.py`) holding the
+store lock, which re-reads the ref under the lock before moving it (compare-and-swap).
+Names follow `git check-ref-format` and a few rules of our own (see `check_ref_name`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+from mstore import fsutil
+from mstore.errors import IntegrityError, InvalidInputError, RefusedError
+from mstore.hashing import is_object_id
+from mstore.layout import Layout
+
+MAX_REF_BYTES = 1024
+MAX_COMPONENT_BYTES = 255
+FORBIDDEN_CHARACTERS = frozenset(" ~^:?*[\\")
+
+
+def check_ref_name(name: str) -> str:
+    """Refuse every name `git check-ref-format` rejects, plus over-long ones; return it.
+
+    Rules: not empty, not "@"; no "..", "@{", "//", control characters, space or any of
+    ~ ^ : ? * [ \\; no leading or trailing "/"; no trailing "."; no component starting
+    with "." or ending with ".lock"; components of at most 255 bytes.
+    """
+    shown = repr(name)
+    if not isinstance(name, str) or not name:
+        raise InvalidInputError("ref name is empty")
+    try:
+        encoded = name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInputError(f"ref name {shown} is not valid UTF-8") from None
+    if len(encoded) > MAX_REF_BYTES:
+        raise InvalidInputError(f"ref name {name[:40]!r}... is longer than {MAX_REF_BYTES} bytes")
+    if name == "@":
+        raise InvalidInputError("ref name '@' is reserved")
+    for character in name:
+        if ord(character) < 0x20 or ord(character) == 0x7F or character in FORBIDDEN_CHARACTERS:
+            raise InvalidInputError(
+                f"ref name {shown} contains {character!r} (not allowed: control characters, "
+                f"space, ~ ^ : ? * [ \\)"
+            )
+    if ".." in name or "@{" in name:
+        raise InvalidInputError(f"ref name {shown} contains '..' or '@{{'")
+    if name.startswith("/") or name.endswith("/") or "//" in name:
+        raise InvalidInputError(
+            f"ref name {shown} has an empty component (leading, trailing or double '/')"
+        )
+    if name.endswith("."):
+        raise InvalidInputError(f"ref name {shown} ends with '.'")
+    for component in name.split("/"):
+        if component.startswith("."):
+            raise InvalidInputError(f"ref name {shown} has a component starting with '.'")
+        if component.endswith(".lock"):
+            raise InvalidInputError(f"ref name {shown} has a component ending with '.lock'")
+        if len(component.encode("utf-8")) > MAX_COMPONENT_BYTES:
+            raise InvalidInputError(
+                f"ref name {shown} has a component over {MAX_COMPONENT_BYTES} bytes"
+            )
+    return name
+
+
+def encode_ref(manifest_id: str) -> bytes:
+    return f"{manifest_id}\n".encode("ascii")
+
+
+class RefStore:
+    def __init__(self, layout: Layout) -> None:
+        self.layout = layout
+
+    def read(self, name: str) -> str | None:
+        """The manifest id `name` points at, or None if the ref does not exist."""
+        path = self._safe_path(check_ref_name(name))
+        if path is None:
+            return None
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        except FileNotFoundError:
+            return None
+        except OSError as err:
+            raise IntegrityError(f"ref {name} ({path}) cannot be read: {err.strerror}") from None
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise IntegrityError(f"ref {name} ({path}) is not a regular file")
+            data = os.read(fd, 256)
+        finally:
+            os.close(fd)
+        text = data.decode("ascii", errors="replace")
+        if not text.endswith("\n") or not is_object_id(text[:-1]):
+            raise IntegrityError(
+                f"ref {name} ({path}) is corrupt: expected one manifest id, found {data[:80]!r}"
+            )
+        return text[:-1]
+
+    def names(self) -> list[str]:
+        """Every ref name, sorted; temporary files and invalid names are skipped."""
+        return sorted(name for name, _ in self._walk() if _is_valid(name))
+
+    def read_all(self) -> dict[str, str]:
+        """Every ref and its manifest id (refs that cannot be read raise IntegrityError)."""
+        result: dict[str, str] = {}
+        for name in self.names():
+            value = self.read(name)
+            if value is not None:
+                result[name] = value
+        return result
+
+    def write(self, name: str, manifest_id: str) -> None:
+        """Point `name` at `manifest_id`. Callers hold the store lock (transaction.py)."""
+        if not is_object_id(manifest_id):
+            raise InvalidInputError(f"not a manifest id: {manifest_id!r}")
+        path = self.layout.ref_path(check_ref_name(name))
+        fsutil.makedirs_durable(path.parent)
+        fsutil.atomic_write(path, encode_ref(manifest_id))
+
+    def delete(self, name: str) -> None:
+        """Remove `name` and any directories it leaves empty. Callers hold the store lock."""
+        path = self.layout.ref_path(check_ref_name(name))
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+            fsutil.fsync_dir(path.parent)
+        parent = path.parent
+        while parent != self.layout.refs:
+            try:
+                parent.rmdir()
+            except OSError:
+                break
+            fsutil.fsync_dir(parent.parent)
+            parent = parent.parent
+
+    def check_new_name(self, name: str) -> None:
+        """Refuse a new ref that would clash with existing ones on disk or by case."""
+        check_ref_name(name)
+        existing = self.names()
+        if name in existing:
+            return
+        for other in existing:
+            if other.startswith(name + "/") or name.startswith(other + "/"):
+                raise RefusedError(
+                    f"ref {name!r} clashes with existing ref {other!r} (one would be a "
+                    f"directory of the other); choose another name"
+                )
+            if other.casefold() == name.casefold():
+                raise RefusedError(
+                    f"ref {name!r} differs from existing ref {other!r} only by case; "
+                    f"choose another name"
+                )
+
+    def _safe_path(self, name: str) -> Path | None:
+        """The ref's path, or None if a directory on the way is missing; refuse symlinks."""
+        current = self.layout.refs
+        for component in name.split("/")[:-1]:
+            current = current / component
+            try:
+                mode = os.lstat(current).st_mode
+            except FileNotFoundError:
+                return None
+            if not stat.S_ISDIR(mode):
+                if stat.S_ISLNK(mode):
+                    raise IntegrityError(
+                        f"ref directory {current} is a symlink; refusing to follow it"
+                    )
+                return None
+        return current / name.split("/")[-1]
+
+    def _walk(self) -> Iterator[tuple[str, Path]]:
+        root = self.layout.refs
+        if not root.is_dir():
+            return
+        stack = [root]
+        while stack:
+            directory = stack.pop()
+            for entry in os.scandir(directory):
+                if entry.name.startswith(fsutil.TEMP_PREFIX):
+                    continue
+                path = Path(entry.path)
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(path)
+                else:
+                    yield path.relative_to(root).as_posix(), path
+
+    def iter_files(self) -> Iterator[tuple[str, Path]]:
+        """(name, path) of every file under refs/, valid name or not (for verify)."""
+        return self._walk()
+
+
+def _is_valid(name: str) -> bool:
+    try:
+        check_ref_name(name)
+    except InvalidInputError:
+        return False
+    return True

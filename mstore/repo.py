@@ -1,0 +1,208 @@
+"""Repo: one store (`.mstore/`) with its project root, composing the lower stores.
+
+Repo.init(root)          create .mstore/ (and models/); idempotent
+Repo.discover(start)     walk up from `start` like git, or honour MSTORE_DIR
+repo.resolve(revision)   ref name | REF@{N} | unique id prefix (>= 6 hex) -> id
+with repo.locked("cmd"): exclusive store lock; finishes an interrupted transaction
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from mstore import fsutil
+from mstore.config import Config, read_config, write_config
+from mstore.errors import AmbiguousRevisionError, InvalidInputError, MstoreError, NotFoundError
+from mstore.hashing import is_object_id
+from mstore.history import History, LogEntry
+from mstore.layout import STORE_DIR_NAME, Layout
+from mstore.manifests import Manifest, decode_manifest
+from mstore.objects import ObjectStore
+from mstore.refs import RefStore, check_ref_name
+from mstore.views import Views, ViewSpec
+
+STORE_ENVIRONMENT = "MSTORE_DIR"
+MIN_PREFIX = 6
+_REFLOG = re.compile(r"^(?P<ref>.+)@\{(?P<n>\d+)\}$")
+_HEX = re.compile(r"[0-9a-fA-F]+")
+
+
+class Repo:
+    def __init__(self, root: Path, lock_timeout: float = 10.0) -> None:
+        self.layout = Layout(root)
+        self.config: Config = read_config(self.layout.config)
+        self.objects = ObjectStore(self.layout)
+        self.refs = RefStore(self.layout)
+        self.history = History(self.layout.log)
+        self.views = Views(self.layout, self.objects, self.config.link_mode)
+        self.lock_timeout = lock_timeout
+        self._manifests: dict[str, Manifest] = {}
+        self.recovered: str | None = None
+
+    @property
+    def root(self) -> Path:
+        return self.layout.root
+
+    # -- opening ---------------------------------------------------------------
+
+    @classmethod
+    def init(cls, root: Path, link_mode: str = "auto") -> tuple[Repo, bool]:
+        """Create the store under `root` if absent; return (repo, created)."""
+        layout = Layout(root.resolve())
+        created = not layout.config.exists()
+        if created:
+            Views(layout, ObjectStore(layout), link_mode)  # validates the mode
+            fsutil.makedirs_durable(layout.store)
+            for directory in (layout.objects, layout.refs, layout.views, layout.tmp, layout.models):
+                fsutil.makedirs_durable(directory)
+            write_config(layout.config, Config(link_mode=link_mode))
+        return cls(layout.root), created
+
+    @classmethod
+    def discover(cls, start: Path | None = None, store: str | None = None) -> Repo:
+        """Find the store: `store` (or MSTORE_DIR), else walk up from `start` like git."""
+        explicit = store or os.environ.get(STORE_ENVIRONMENT)
+        if explicit:
+            path = Path(explicit).resolve()
+            root = path.parent if path.name == STORE_DIR_NAME else path
+            if not (root / STORE_DIR_NAME / "config").is_file():
+                raise NotFoundError(f"no mstore store at {root} (run `mstore init` there)")
+            return cls(root)
+        here = (start or Path.cwd()).resolve()
+        for candidate in (here, *here.parents):
+            if (candidate / STORE_DIR_NAME / "config").is_file():
+                return cls(candidate)
+        raise NotFoundError(
+            f"no mstore store in {here} or any parent (run `mstore init`, or pass --store)"
+        )
+
+    # -- locking ---------------------------------------------------------------
+
+    @contextmanager
+    def locked(self, command: str) -> Iterator[Repo]:
+        """Hold the exclusive store lock; first finish any interrupted transaction."""
+        from mstore.transaction import recover
+
+        with fsutil.StoreLock(self.layout.lock, command, self.lock_timeout):
+            self._manifests.clear()
+            self.recovered = recover(self)
+            yield self
+
+    # -- reading ---------------------------------------------------------------
+
+    def manifest(self, manifest_id: str) -> Manifest:
+        """Load and validate a manifest (its bytes are hashed before they are trusted)."""
+        cached = self._manifests.get(manifest_id)
+        if cached is None:
+            data = self.objects.read_bytes(manifest_id)
+            cached = decode_manifest(data, manifest_id)
+            self._manifests[manifest_id] = cached
+        return cached
+
+    def resolve(self, revision: str) -> str:
+        """The manifest id a revision names: ref, REF@{N}, or unique id prefix."""
+        if not revision:
+            raise InvalidInputError("empty revision")
+        ref = self._try_ref(revision)
+        if ref is not None:
+            return ref
+        match = _REFLOG.match(revision)
+        if match:
+            name, steps = match.group("ref"), int(match.group("n"))
+            check_ref_name(name)
+            if steps == 0:
+                current = self.refs.read(name)
+                if current is None:
+                    raise NotFoundError(f"ref {name!r} does not exist")
+                return current
+            try:
+                value = self.history.value_at(name, steps)
+            except IndexError:
+                raise NotFoundError(
+                    f"ref {name!r} has fewer than {steps} moves in the log"
+                ) from None
+            if value is None:
+                raise NotFoundError(f"{revision} names a time before ref {name!r} existed")
+            return value
+        if _HEX.fullmatch(revision):
+            return self._resolve_prefix(revision.lower())
+        check_ref_name(revision)
+        raise NotFoundError(f"unknown revision {revision!r}: no such ref (see `mstore list`)")
+
+    def _try_ref(self, revision: str) -> str | None:
+        try:
+            check_ref_name(revision)
+        except InvalidInputError:
+            return None
+        return self.refs.read(revision)
+
+    def _resolve_prefix(self, prefix: str) -> str:
+        if len(prefix) < MIN_PREFIX:
+            raise NotFoundError(
+                f"unknown revision {prefix!r}: no such ref, and id prefixes need at least "
+                f"{MIN_PREFIX} hex digits"
+            )
+        if is_object_id(prefix) and self.objects.has(prefix):
+            candidates = [prefix]
+        else:
+            candidates = self.objects.find_prefix(prefix)
+        manifests = [c for c in candidates if self._is_manifest(c)]
+        if not manifests:
+            raise NotFoundError(f"unknown revision {prefix!r}: no manifest id starts with it")
+        if len(manifests) > 1:
+            shown = ", ".join(m[:12] for m in manifests[:5])
+            raise AmbiguousRevisionError(
+                f"id prefix {prefix!r} is ambiguous ({shown}); give more digits"
+            )
+        return manifests[0]
+
+    def _is_manifest(self, object_id: str) -> bool:
+        path = self.layout.object_path(object_id)
+        try:
+            with open(path, "rb") as f:
+                if f.read(10) != b'{"files":{':
+                    return False
+            self.manifest(object_id)
+        except (OSError, MstoreError):
+            return False
+        return True
+
+    def active_environment(self) -> str:
+        from mstore.envfile import DEFAULT_ENVIRONMENT, read_environment
+
+        return read_environment(self.layout.env_file) or DEFAULT_ENVIRONMENT
+
+    # -- views -----------------------------------------------------------------
+
+    def deployments(
+        self, wanted: Iterable[str], pending: Iterable[LogEntry] = ()
+    ) -> dict[str, str]:
+        """For each manifest in `wanted`, the date it was last moved to production.
+
+        Import is not a deployment (the version keeps its own deployed_date). `pending`
+        entries (not yet in the log) count as the newest.
+        """
+        remaining = set(wanted)
+        found: dict[str, str] = {}
+
+        def consider(entry: LogEntry) -> None:
+            if entry.ref == "production" and entry.action != "import" and entry.new in remaining:
+                found[entry.new] = entry.when[:10]
+                remaining.discard(entry.new)
+
+        for entry in reversed(list(pending)):
+            consider(entry)
+        if remaining:
+            for entry in self.history.newest_first("production"):
+                consider(entry)
+                if not remaining:
+                    break
+        return found
+
+    def view_spec(self, ref: str, manifest_id: str, pending: Iterable[LogEntry] = ()) -> ViewSpec:
+        dates = self.deployments([manifest_id], pending)
+        return self.views.spec(ref, self.manifest(manifest_id), dates.get(manifest_id))

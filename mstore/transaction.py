@@ -1,0 +1,153 @@
+"""Ref transactions: move one or more refs together, with their log entries, views and
+the active environment, all or nothing.
+
+Order of a transaction (the store lock is held throughout):
+
+1. build every view the moved refs will show (idempotent, invisible until linked);
+2. re-read each ref and compare with the value the caller saw (compare-and-swap);
+3. write the journal `.mstore/transaction` atomically (the commit point);
+4. append the log entries (one write, fsync);
+5. write or delete each ref file (atomic replace);
+6. switch each `models/<ref>` symlink, then set MODEL_ENVIRONMENT in `.env`;
+7. delete the journal.
+
+A crash before 3 changes nothing a reader can see. A crash after 3 is rolled forward by
+the next command that takes the lock (`recover`): it appends the entries unless the log
+already ends with them, and redoes 5-7, which are idempotent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import secrets
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import orjson
+
+from mstore import envfile, fsutil
+from mstore.errors import IntegrityError, RefMovedError
+from mstore.history import LogEntry, decode_entry
+from mstore.identity import author, now
+
+if TYPE_CHECKING:
+    from mstore.repo import Repo
+
+
+@dataclass(frozen=True)
+class RefUpdate:
+    """Move `ref` from `old` (what the caller saw; None: must not exist) to `new`
+    (None: delete)."""
+
+    ref: str
+    old: str | None
+    new: str | None
+
+
+@dataclass
+class Transaction:
+    action: str
+    message: str
+    updates: list[RefUpdate] = field(default_factory=list)
+    environment: str | None = None
+    id: str = field(default_factory=lambda: secrets.token_hex(8))
+    who: str = field(default_factory=author)
+    when: str = field(default_factory=now)
+
+    def entries(self) -> list[LogEntry]:
+        return [
+            LogEntry(
+                ref=u.ref,
+                old=u.old,
+                new=u.new,
+                who=self.who,
+                when=self.when,
+                action=self.action,
+                message=self.message,
+                txn=self.id,
+            )
+            for u in self.updates
+            if u.old != u.new
+        ]
+
+    def encode(self) -> bytes:
+        return orjson.dumps(
+            {
+                "entries": [e.to_json() for e in self.entries()],
+                "environment": self.environment,
+                "txn": self.id,
+            },
+            option=orjson.OPT_SORT_KEYS,
+        )
+
+
+def apply(repo: Repo, transaction: Transaction) -> None:
+    """Carry out `transaction` (caller holds `repo.locked`). RefMovedError if a ref moved."""
+    entries = transaction.entries()
+    for update in transaction.updates:
+        if update.new is not None:
+            repo.views.build(repo.view_spec(update.ref, update.new, entries))
+    for update in transaction.updates:
+        current = repo.refs.read(update.ref)
+        if current != update.old:
+            raise RefMovedError(
+                f"ref {update.ref} moved under you: expected {_short(update.old)}, "
+                f"found {_short(current)} (re-read with `mstore log` and retry)"
+            )
+    if not entries and transaction.environment is None:
+        return
+    fsutil.atomic_write(repo.layout.transaction, transaction.encode())
+    repo.history.append(entries)
+    _finish(repo, entries, transaction.environment)
+
+
+def recover(repo: Repo) -> str | None:
+    """Roll an interrupted transaction forward; return its id, or None if none was pending."""
+    path = repo.layout.transaction
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    try:
+        raw = orjson.loads(data)
+        entries = [decode_entry(orjson.dumps(e)) for e in raw["entries"]]
+        environment = raw["environment"]
+        txn = raw["txn"]
+    except (orjson.JSONDecodeError, KeyError, TypeError, IntegrityError) as err:
+        raise IntegrityError(f"{path} is unreadable ({err}); the store needs repair") from None
+    # Entries are appended in one write while the journal exists, so if they were
+    # appended they are the last lines of the log.
+    newest = list(itertools.islice(repo.history.newest_first(), len(entries)))
+    if entries and not any(e.txn == txn for e in newest):
+        repo.history.append(entries)
+    _finish(repo, entries, environment)
+    return str(txn)
+
+
+def _finish(repo: Repo, entries: list[LogEntry], environment: str | None) -> None:
+    """Steps 5-7: refs, views, .env, journal. Idempotent, so recovery can redo it."""
+    # Create refs before moving or deleting others, so a reader never finds a version
+    # (such as the production being archived) reachable from no ref at all.
+    ordered = sorted(entries, key=lambda e: (e.old is not None, e.new is None))
+    for entry in ordered:
+        if entry.new is None:
+            repo.refs.delete(entry.ref)
+        else:
+            repo.refs.write(entry.ref, entry.new)
+    for entry in ordered:
+        if entry.new is None:
+            repo.views.remove(entry.ref)
+        else:
+            view = repo.views.build(repo.view_spec(entry.ref, entry.new, entries))
+            repo.views.switch(entry.ref, view.name)
+    if environment is not None:
+        envfile.write_environment(repo.layout.env_file, environment)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(repo.layout.transaction)
+        fsutil.fsync_dir(repo.layout.store)
+
+
+def _short(value: str | None) -> str:
+    return value[:12] if value else "(no ref)"

@@ -1,0 +1,267 @@
+"""Views: the files of one manifest, materialized for readers under `models/<ref>`.
+
+    .mstore/views/<view id>/          immutable once renamed into place
+      model.pth  encoders.pkl  metadata.json
+    models/production -> ../.mstore/views/<view id>
+
+A view's id is the blake3 of its canonical listing (path -> object id, mode) and link
+mode, so a view is built once and reused. It is built under `.mstore/tmp/`, fsynced and
+renamed into `views/`; `models/<ref>` is then switched with `os.replace` of a fresh
+symlink, so a reader resolving `models/<ref>` sees one complete version, and a reader
+that resolved it earlier keeps reading its old view until gc removes it.
+
+`metadata.json` tells the truth about where the version sits: `status` follows the ref
+(production: active, staging: staging, archive/*: archived) and `deployed_date` is the
+date it was last moved to production (other than by import). When nothing changes the
+original bytes are kept; otherwise the file is re-rendered (keys in the original order)
+and stored as an object like any other file.
+
+Link modes, per file of a view:
+- copy: a private copy of the object under `.mstore/copies/`, shared by hardlinks among
+  the views that show it; writing through `models/` can never reach an object.
+- reflink: a copy-on-write clone of the object (XFS, btrfs); as safe as copy, O(1).
+- hardlink: the object's own inode; fastest, but root can write through it (verify
+  detects it).
+- symlink: a link to the object; root can write through it too.
+- auto: reflink where the filesystem supports it, else copy.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+import stat
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from mstore import fsutil
+from mstore.errors import InvalidInputError, RefusedError
+from mstore.hashing import hash_bytes
+from mstore.layout import Layout
+from mstore.manifests import METADATA_FILE, MODE_EXECUTABLE, FileEntry, Manifest
+from mstore.objects import ObjectStore
+
+LINK_MODES = ("auto", "copy", "reflink", "hardlink", "symlink")
+ROLE_STATUS = {"production": "active", "staging": "staging"}
+ARCHIVE_PREFIX = "archive/"
+
+
+def role_status(ref: str) -> str | None:
+    """The `status` a version shows under `ref`, or None to keep its own."""
+    if ref in ROLE_STATUS:
+        return ROLE_STATUS[ref]
+    if ref.startswith(ARCHIVE_PREFIX):
+        return "archived"
+    return None
+
+
+@dataclass(frozen=True)
+class ViewSpec:
+    """What one view shows: files by path (metadata.json already rendered) and link mode."""
+
+    files: Mapping[str, FileEntry]
+    link_mode: str
+
+    @property
+    def id(self) -> str:
+        listing = {p: [e.id, e.mode] for p, e in sorted(self.files.items())}
+        return hash_bytes(orjson.dumps({"files": listing, "link": self.link_mode}))
+
+
+def render_metadata(original: bytes, ref: str, deployed_date: str | None) -> bytes | None:
+    """Re-rendered metadata.json for `ref`, or None if the original bytes already fit."""
+    try:
+        document = orjson.loads(original)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(document, dict):
+        return None
+    wanted: dict[str, Any] = {}
+    status = role_status(ref)
+    if status is not None:
+        wanted["status"] = status
+    if deployed_date is not None:
+        wanted["deployed_date"] = deployed_date
+    if all(document.get(key) == value for key, value in wanted.items()):
+        return None
+    document.update(wanted)
+    return orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n"
+
+
+class Views:
+    def __init__(self, layout: Layout, objects: ObjectStore, link_mode: str) -> None:
+        if link_mode not in LINK_MODES:
+            raise InvalidInputError(
+                f"unknown link mode {link_mode!r} (one of {', '.join(LINK_MODES)})"
+            )
+        self.layout = layout
+        self.objects = objects
+        self.link_mode = link_mode
+        self._resolved_mode: str | None = None
+
+    def spec(self, ref: str, manifest: Manifest, deployed_date: str | None) -> ViewSpec:
+        """The view `ref` shows for `manifest`; may store a re-rendered metadata.json."""
+        files = dict(manifest.files)
+        entry = files.get(METADATA_FILE)
+        if entry is not None:
+            rendered = render_metadata(self.objects.read_bytes(entry.id), ref, deployed_date)
+            if rendered is not None:
+                files[METADATA_FILE] = FileEntry(
+                    self.objects.put_bytes(rendered), len(rendered), entry.mode
+                )
+        return ViewSpec(files=files, link_mode=self.resolved_mode())
+
+    def resolved_mode(self) -> str:
+        """The link mode in force: `auto` becomes reflink or copy after one probe."""
+        if self._resolved_mode is None:
+            self._resolved_mode = self.link_mode
+            if self.link_mode == "auto":
+                self._resolved_mode = "reflink" if self._reflink_works() else "copy"
+        return self._resolved_mode
+
+    def build(self, spec: ViewSpec) -> Path:
+        """Materialize `spec` under `views/<id>` (idempotent); return its directory."""
+        final = self.layout.view_path(spec.id)
+        if final.is_dir():
+            return final
+        self.layout.tmp.mkdir(parents=True, exist_ok=True)
+        self.layout.views.mkdir(parents=True, exist_ok=True)
+        staging = self.layout.tmp / f"{fsutil.TEMP_PREFIX}view.{secrets.token_hex(8)}"
+        staging.mkdir()
+        try:
+            directories = {staging}
+            for path, entry in sorted(spec.files.items()):
+                target = staging.joinpath(*path.split("/"))
+                target.parent.mkdir(parents=True, exist_ok=True)
+                directories.add(target.parent)
+                self._place(entry, target, spec.link_mode)
+            for directory in sorted(directories, key=lambda p: len(p.parts), reverse=True):
+                fsutil.fsync_dir(directory)
+            try:
+                os.rename(staging, final)
+            except OSError:
+                if not final.is_dir():
+                    raise
+                shutil.rmtree(staging)  # another writer built the same view first
+            fsutil.fsync_dir(self.layout.views)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        return final
+
+    def switch(self, ref: str, view_id: str) -> bool:
+        """Point `models/<ref>` at a built view atomically; False if it already did."""
+        link = self.check_link_location(ref)
+        target = self.layout.view_link_target(ref, view_id)
+        with contextlib.suppress(OSError):
+            if os.readlink(link) == target:
+                return False
+        fsutil.makedirs_durable(link.parent)
+        fsutil.replace_symlink(link, target)
+        return True
+
+    def remove(self, ref: str) -> None:
+        """Take `models/<ref>` away (the ref was deleted); its view stays until gc."""
+        link = self.check_link_location(ref)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(link)
+            fsutil.fsync_dir(link.parent)
+        parent = link.parent
+        while parent != self.layout.models:
+            try:
+                parent.rmdir()
+            except OSError:
+                break
+            parent = parent.parent
+
+    def current_view_id(self, ref: str) -> str | None:
+        """The view id `models/<ref>` points at, or None if it is not an mstore link."""
+        link = self.layout.view_link(ref)
+        try:
+            target = os.readlink(link)
+        except OSError:
+            return None
+        prefix = self.layout.view_link_target(ref, "")
+        return target[len(prefix) :] if target.startswith(prefix) else None
+
+    def check_link_location(self, ref: str) -> Path:
+        """`models/<ref>`, refusing to write through symlinked or foreign directories."""
+        models = self.layout.models
+        if models.is_symlink():
+            raise RefusedError(
+                f"{models} is a symlink; mstore only manages a real models/ directory"
+            )
+        current = models
+        for component in ref.split("/")[:-1]:
+            current = current / component
+            with contextlib.suppress(FileNotFoundError):
+                mode = os.lstat(current).st_mode
+                if not stat.S_ISDIR(mode):
+                    raise RefusedError(
+                        f"{current} is in the way of view models/{ref}; move it aside"
+                    )
+        link = current / ref.split("/")[-1]
+        with contextlib.suppress(FileNotFoundError):
+            mode = os.lstat(link).st_mode
+            if not stat.S_ISLNK(mode):
+                raise RefusedError(
+                    f"{link} is a real {'directory' if stat.S_ISDIR(mode) else 'file'} that mstore "
+                    f"does not manage; move it aside (or adopt it with `mstore import`)"
+                )
+        return link
+
+    def _place(self, entry: FileEntry, target: Path, mode: str) -> None:
+        source = self.layout.object_path(entry.id)
+        if mode == "symlink":
+            os.symlink(os.path.relpath(source, target.parent), target)
+        elif mode == "hardlink":
+            os.link(source, target)
+        elif mode == "reflink":
+            if not fsutil.try_reflink(source, target):
+                raise RefusedError(
+                    "link mode reflink is not supported on this filesystem; use auto"
+                )
+            os.chmod(target, 0o555 if entry.mode == MODE_EXECUTABLE else 0o444)
+        else:
+            os.link(self._shared_copy(entry), target)
+
+    def _shared_copy(self, entry: FileEntry) -> Path:
+        """A private copy of an object, made once and hardlinked into every view."""
+        executable = entry.mode == MODE_EXECUTABLE
+        copy = self.layout.copy_path(entry.id)
+        if executable:
+            copy = copy.with_name(copy.name + "-x")
+        if copy.is_file():
+            return copy
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        tmp = fsutil.temp_name(copy)
+        try:
+            fsutil.copy_file(self.layout.object_path(entry.id), tmp)
+            os.chmod(tmp, 0o555 if executable else 0o444)
+            os.replace(tmp, copy)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+        fsutil.fsync_dir(copy.parent)
+        return copy
+
+    def _reflink_works(self) -> bool:
+        self.layout.tmp.mkdir(parents=True, exist_ok=True)
+        probe = self.layout.tmp / f"{fsutil.TEMP_PREFIX}probe.{secrets.token_hex(4)}"
+        clone = probe.with_name(probe.name + ".clone")
+        probe.write_bytes(b"probe")
+        try:
+            return fsutil.try_reflink(probe, clone)
+        except OSError:
+            return False
+        finally:
+            for path in (probe, clone):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
