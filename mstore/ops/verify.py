@@ -1,0 +1,200 @@
+"""verify: prove the store's bytes and structure are what they claim to be.
+
+Checks, each fault reported by kind and subject:
+- objects: every file under objects/ has an id-shaped name and (unless quick) hashes to
+  it; no temporary or stray file sits under objects/;
+- refs: every ref file has a valid name and holds one id naming a valid manifest;
+- manifests (every one reachable from a ref or the log): parse, validate, and name
+  existing objects of the right size;
+- log: every line parses; each ref's value equals its newest log entry's `new`;
+- transaction: no journal is left behind (verify first rolls one forward, under lock).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from mstore.errors import MstoreError
+from mstore.hashing import hash_file, is_object_id
+from mstore.history import decode_entry
+from mstore.repo import Repo
+
+HASH_THREADS = 2
+
+
+@dataclass(frozen=True)
+class Fault:
+    kind: str
+    subject: str
+    detail: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"kind": self.kind, "subject": self.subject, "detail": self.detail}
+
+
+@dataclass
+class VerifyReport:
+    faults: list[Fault] = field(default_factory=list)
+    objects: int = 0
+    bytes_hashed: int = 0
+    manifests: int = 0
+    refs: int = 0
+    log_entries: int = 0
+    recovered: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.faults
+
+    def add(self, kind: str, subject: str, detail: str) -> None:
+        self.faults.append(Fault(kind, subject, detail))
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "ok": self.ok,
+            "faults": [f.to_json() for f in self.faults],
+            "objects": self.objects,
+            "bytes_hashed": self.bytes_hashed,
+            "manifests": self.manifests,
+            "refs": self.refs,
+            "log_entries": self.log_entries,
+            "recovered_transaction": self.recovered,
+        }
+
+
+def verify(
+    repo: Repo,
+    quick: bool = False,
+    progress: Callable[[int], None] | None = None,
+    on_start: Callable[[int], None] | None = None,
+) -> VerifyReport:
+    """Check the whole store under the lock (after finishing any interrupted transaction)."""
+    report = VerifyReport()
+    with repo.locked("verify"):
+        report.recovered = repo.recovered
+        _check_objects(repo, report, quick, progress, on_start)
+        manifests = _check_refs_and_log(repo, report)
+        _check_manifests(repo, report, manifests)
+        if repo.layout.transaction.exists():
+            report.add("transaction", str(repo.layout.transaction), "journal left behind")
+    return report
+
+
+def _check_objects(
+    repo: Repo,
+    report: VerifyReport,
+    quick: bool,
+    progress: Callable[[int], None] | None,
+    on_start: Callable[[int], None] | None,
+) -> None:
+    root = repo.layout.objects
+    ids: list[str] = []
+    for fan in sorted(os.listdir(root)) if root.is_dir() else []:
+        directory = root / fan
+        if len(fan) != 2 or not directory.is_dir() or directory.is_symlink():
+            report.add("stray", str(directory), "unexpected entry in objects/")
+            continue
+        for name in sorted(os.listdir(directory)):
+            path = directory / name
+            if not is_object_id(fan + name) or not path.is_file() or path.is_symlink():
+                report.add("stray", str(path), "not an object (temporary or foreign file)")
+                continue
+            ids.append(fan + name)
+    report.objects = len(ids)
+    if quick:
+        return
+    sizes = {i: repo.layout.object_path(i).stat().st_size for i in ids}
+    if on_start:
+        on_start(sum(sizes.values()))
+
+    def check(object_id: str) -> tuple[str, str | None]:
+        try:
+            actual = hash_file(repo.layout.object_path(object_id), progress, owned=True)
+        except OSError as err:
+            return object_id, f"cannot be read: {err.strerror}"
+        return object_id, None if actual == object_id else f"bytes hash to {actual}"
+
+    with ThreadPoolExecutor(HASH_THREADS) as pool:
+        for object_id, problem in pool.map(check, ids):
+            if problem:
+                report.add(
+                    "object_corrupt",
+                    object_id,
+                    f"{problem}; restore it from a copy or remote, or delete the versions using it",
+                )
+    report.bytes_hashed = sum(sizes.values())
+
+
+def _check_refs_and_log(repo: Repo, report: VerifyReport) -> set[str]:
+    manifests: set[str] = set()
+    values: dict[str, str] = {}
+    for name, _path in sorted(repo.refs.iter_files()):
+        report.refs += 1
+        try:
+            value = repo.refs.read(name)
+        except MstoreError as err:
+            report.add("ref_corrupt", name, str(err))
+            continue
+        if value is not None:
+            values[name] = value
+            manifests.add(value)
+    newest: dict[str, str | None] = {}
+    for number, line in repo.history.lines():
+        if not line.endswith(b"\n"):
+            report.add(
+                "log_torn", f"log line {number}", "last line has no newline (interrupted write)"
+            )
+            continue
+        try:
+            entry = decode_entry(line)
+        except MstoreError as err:
+            report.add("log_corrupt", f"log line {number}", str(err))
+            continue
+        report.log_entries += 1
+        newest[entry.ref] = entry.new
+        for value in (entry.old, entry.new):
+            if value is not None:
+                manifests.add(value)
+    for name, value in values.items():
+        if name in newest and newest[name] != value:
+            report.add(
+                "ref_log_mismatch",
+                name,
+                f"ref is {value[:12]} but its newest log entry says {str(newest[name])[:12]}",
+            )
+    for name, value in newest.items():
+        if value is not None and name not in values:
+            report.add("ref_log_mismatch", name, f"log says {value[:12]} but the ref is missing")
+    return manifests
+
+
+def _check_manifests(repo: Repo, report: VerifyReport, manifests: set[str]) -> None:
+    for manifest_id in sorted(manifests):
+        report.manifests += 1
+        if not repo.objects.has(manifest_id):
+            report.add("manifest_missing", manifest_id, "named by a ref or the log but not stored")
+            continue
+        try:
+            manifest = repo.manifest(manifest_id)
+        except MstoreError as err:
+            report.add("manifest_invalid", manifest_id, str(err))
+            continue
+        for path, entry in sorted(manifest.files.items()):
+            object_path = repo.layout.object_path(entry.id)
+            try:
+                size = object_path.stat().st_size
+            except FileNotFoundError:
+                report.add(
+                    "object_missing", entry.id, f"file {path!r} of manifest {manifest_id[:12]}"
+                )
+                continue
+            if size != entry.size:
+                report.add(
+                    "object_size",
+                    entry.id,
+                    f"file {path!r} of manifest {manifest_id[:12]}: {size} bytes, "
+                    f"manifest says {entry.size}",
+                )

@@ -1,0 +1,93 @@
+"""Shared test helpers: building model directories and asserting store consistency."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import orjson
+
+from mstore.manifests import METADATA_FILE
+from mstore.ops.verify import verify
+from mstore.repo import Repo
+from mstore.views import role_status
+
+
+def write_version(
+    directory: Path,
+    version: str,
+    model: bytes | None = None,
+    encoders: bytes = b"encoders-shared",
+    **metadata: object,
+) -> Path:
+    """A seed-style model directory: model.pth, encoders.pkl, metadata.json."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "model.pth").write_bytes(
+        model if model is not None else f"weights {version}".encode()
+    )
+    (directory / "encoders.pkl").write_bytes(encoders)
+    document = {
+        "version": version,
+        "model_name": "model.pth",
+        "encoder_name": "encoders.pkl",
+        "created_date": "2024-11-15",
+        "deployed_date": None,
+        "description": f"model {version}",
+        "metrics": {"final_val_loss": 89.43, "final_val_mae": 5.74},
+        "status": "staging",
+        **metadata,
+    }
+    (directory / METADATA_FILE).write_bytes(
+        orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n"
+    )
+    return directory
+
+
+def tree_digest(*roots: Path) -> str:
+    """A digest of every path, mode, link target and file content below `roots`."""
+    digest = hashlib.sha256()
+    for root in roots:
+        if not root.exists() and not root.is_symlink():
+            digest.update(f"absent {root}\n".encode())
+            continue
+        for directory, dirnames, filenames in os.walk(root):
+            dirnames.sort()
+            for name in sorted(dirnames + filenames):
+                path = Path(directory) / name
+                st = path.lstat()
+                digest.update(f"{path.relative_to(root)} {st.st_mode:o}\n".encode())
+                if path.is_symlink():
+                    digest.update(os.readlink(path).encode())
+                elif path.is_file():
+                    digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def store_digest(repo: Repo) -> str:
+    """Digest of everything a command may change: .mstore/, models/ and .env."""
+    return tree_digest(repo.layout.store, repo.layout.models, repo.layout.env_file)
+
+
+def assert_consistent(repo: Repo) -> None:
+    """The verify invariants, plus: each ref's view shows exactly its manifest's files."""
+    report = verify(Repo(repo.root))
+    assert report.ok, [f.to_json() for f in report.faults]
+    fresh = Repo(repo.root)
+    for ref, manifest_id in fresh.refs.read_all().items():
+        link = fresh.layout.view_link(ref)
+        assert link.is_symlink(), f"models/{ref} is not a view link"
+        manifest = fresh.manifest(manifest_id)
+        view = link.resolve()
+        shown = {p.relative_to(view).as_posix() for p in view.rglob("*") if p.is_file()}
+        assert shown == set(manifest.files), (ref, shown, set(manifest.files))
+        for path, entry in manifest.files.items():
+            data = (link / path).read_bytes()
+            if path == METADATA_FILE:
+                rendered = orjson.loads(data)
+                status = role_status(ref)
+                if status is not None:
+                    assert rendered["status"] == status, (ref, rendered["status"])
+            else:
+                assert len(data) == entry.size
+                assert fresh.objects.read_bytes(entry.id) == data
