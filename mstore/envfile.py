@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from mstore import fsutil
 from mstore.errors import RefusedError
 
 VARIABLE = "MODEL_ENVIRONMENT"
@@ -74,5 +73,7 @@ def write_environment(path: Path, ref: str) -> bool:
     updated = render_environment(text, ref)
     if updated == text:
         return False
+    from mstore import fsutil  # lazily: applications reading settings never write
+
     fsutil.atomic_write(path, updated.encode("utf-8"))
     return True

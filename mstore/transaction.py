@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
-import secrets
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -29,6 +28,7 @@ import orjson
 
 from mstore import envfile, fsutil
 from mstore.errors import IntegrityError, RefMovedError
+from mstore.hashing import hash_bytes
 from mstore.history import LogEntry, decode_entry
 from mstore.identity import author, now
 
@@ -52,9 +52,17 @@ class Transaction:
     message: str
     updates: list[RefUpdate] = field(default_factory=list)
     environment: str | None = None
-    id: str = field(default_factory=lambda: secrets.token_hex(8))
+    adopt: list[str] = field(default_factory=list)
     who: str = field(default_factory=author)
     when: str = field(default_factory=now)
+
+    @property
+    def id(self) -> str:
+        """Derived from the moves themselves: deterministic, and unique because each
+        move must start from the ref's current value."""
+        moves = [[u.ref, u.old, u.new] for u in self.updates if u.old != u.new]
+        body = orjson.dumps([self.action, self.who, self.when, self.message, moves])
+        return hash_bytes(body)[:16]
 
     def entries(self) -> list[LogEntry]:
         return [
@@ -77,6 +85,7 @@ class Transaction:
             {
                 "entries": [e.to_json() for e in self.entries()],
                 "environment": self.environment,
+                "adopt": self.adopt,
                 "txn": self.id,
             },
             option=orjson.OPT_SORT_KEYS,
@@ -100,7 +109,7 @@ def apply(repo: Repo, transaction: Transaction) -> None:
         return
     fsutil.atomic_write(repo.layout.transaction, transaction.encode())
     repo.history.append(entries)
-    _finish(repo, entries, transaction.environment)
+    _finish(repo, entries, transaction.environment, transaction.adopt)
 
 
 def recover(repo: Repo) -> str | None:
@@ -114,6 +123,7 @@ def recover(repo: Repo) -> str | None:
         raw = orjson.loads(data)
         entries = [decode_entry(orjson.dumps(e)) for e in raw["entries"]]
         environment = raw["environment"]
+        adopt = list(raw.get("adopt", []))
         txn = raw["txn"]
     except (orjson.JSONDecodeError, KeyError, TypeError, IntegrityError) as err:
         raise IntegrityError(f"{path} is unreadable ({err}); the store needs repair") from None
@@ -122,11 +132,11 @@ def recover(repo: Repo) -> str | None:
     newest = list(itertools.islice(repo.history.newest_first(), len(entries)))
     if entries and not any(e.txn == txn for e in newest):
         repo.history.append(entries)
-    _finish(repo, entries, environment)
+    _finish(repo, entries, environment, adopt)
     return str(txn)
 
 
-def _finish(repo: Repo, entries: list[LogEntry], environment: str | None) -> None:
+def _finish(repo: Repo, entries: list[LogEntry], environment: str | None, adopt: list[str]) -> None:
     """Steps 5-7: refs, views, .env, journal. Idempotent, so recovery can redo it."""
     # Create refs before moving or deleting others, so a reader never finds a version
     # (such as the production being archived) reachable from no ref at all.
@@ -141,7 +151,7 @@ def _finish(repo: Repo, entries: list[LogEntry], environment: str | None) -> Non
             repo.views.remove(entry.ref)
         else:
             view = repo.views.build(repo.view_spec(entry.ref, entry.new, entries))
-            repo.views.switch(entry.ref, view.name)
+            repo.views.switch(entry.ref, view.name, adopt=entry.ref in adopt)
     if environment is not None:
         envfile.write_environment(repo.layout.env_file, environment)
     with contextlib.suppress(FileNotFoundError):

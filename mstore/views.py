@@ -155,16 +155,42 @@ class Views:
             raise
         return final
 
-    def switch(self, ref: str, view_id: str) -> bool:
-        """Point `models/<ref>` at a built view atomically; False if it already did."""
-        link = self.check_link_location(ref)
+    def switch(self, ref: str, view_id: str, adopt: bool = False) -> bool:
+        """Point `models/<ref>` at a built view atomically; False if it already did.
+
+        With `adopt` (import), a real directory at `models/<ref>` whose bytes are already
+        stored is exchanged for the link in one step (renameat2), then removed.
+        """
+        link = self.check_link_location(ref, adopt)
         target = self.layout.view_link_target(ref, view_id)
         with contextlib.suppress(OSError):
             if os.readlink(link) == target:
+                self._remove_adopted(link)
                 return False
         fsutil.makedirs_durable(link.parent)
+        if adopt and link.is_dir() and not link.is_symlink():
+            fresh = fsutil.temp_name(link)
+            os.symlink(target, fresh)
+            if not fsutil.exchange(fresh, link):
+                # No atomic exchange here: move the directory aside, then link.
+                os.rename(link, fresh.with_name(fresh.name + ".dir"))
+                os.rename(fresh, link)
+            fsutil.fsync_dir(link.parent)
+            self._remove_adopted(link)
+            return True
         fsutil.replace_symlink(link, target)
         return True
+
+    @staticmethod
+    def _remove_adopted(link: Path) -> None:
+        """Delete directories an import exchanged away (their bytes are in the store)."""
+        prefix = f"{fsutil.TEMP_PREFIX}{link.name}."
+        for entry in os.scandir(link.parent):
+            if entry.name.startswith(prefix):
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path)
+                else:
+                    os.unlink(entry.path)
 
     def remove(self, ref: str) -> None:
         """Take `models/<ref>` away (the ref was deleted); its view stays until gc."""
@@ -190,7 +216,7 @@ class Views:
         prefix = self.layout.view_link_target(ref, "")
         return target[len(prefix) :] if target.startswith(prefix) else None
 
-    def check_link_location(self, ref: str) -> Path:
+    def check_link_location(self, ref: str, adopt: bool = False) -> Path:
         """`models/<ref>`, refusing to write through symlinked or foreign directories."""
         models = self.layout.models
         if models.is_symlink():
@@ -209,7 +235,7 @@ class Views:
         link = current / ref.split("/")[-1]
         with contextlib.suppress(FileNotFoundError):
             mode = os.lstat(link).st_mode
-            if not stat.S_ISLNK(mode):
+            if not stat.S_ISLNK(mode) and not (adopt and stat.S_ISDIR(mode)):
                 raise RefusedError(
                     f"{link} is a real {'directory' if stat.S_ISDIR(mode) else 'file'} that mstore "
                     f"does not manage; move it aside (or adopt it with `mstore import`)"

@@ -196,9 +196,11 @@ def list_command(as_json: JsonOption = False) -> None:
     if as_json:
         output.emit_json([s.to_json() for s in summaries])
         return
+    from mstore.ops.inspect import headline
+
     rows = []
     for s in summaries:
-        metrics = " ".join(f"{k}={v}" for k, v in list(s.metrics.items())[:2])
+        metrics = " ".join(f"{k}={v}" for k, v in headline(s.metrics).items())
         rows.append(
             [
                 "*" if s.active else " ",
@@ -339,13 +341,23 @@ def promote(
     ] = None,
     message: MessageOption = "",
     expect: ExpectOption = None,
+    no_verify: Annotated[
+        bool, typer.Option("--no-verify", help="Skip the pre-promote hook (recorded in the log).")
+    ] = False,
     dry_run: DryRunOption = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Archive the current --to ref, move it to SOURCE, and make it active: one transaction."""
+    """Archive the current --to ref, move it to SOURCE, and make it active: one transaction.
+
+    The seed's deployment steps 4-6: the current target is kept as archive/<vN>_<date>
+    (or --archive-as), the target moves to SOURCE's version, views and .env follow, and
+    the log gets one entry per moved ref. An executable .mstore/hooks/pre-promote can
+    veto; .mstore/hooks/post-switch runs afterwards (e.g. to restart the application).
+    """
     from mstore.ops.switch import promote as run
 
-    render_move(run(open_repo(), source, to, archive_as, expect, dry_run, message), as_json)
+    result = run(open_repo(), source, to, archive_as, expect, dry_run, message, no_verify)
+    render_move(result, as_json)
 
 
 @app.command()
@@ -365,6 +377,66 @@ def rollback(
     from mstore.ops.switch import rollback as run
 
     render_move(run(open_repo(), ref, to, expect, dry_run, message), as_json)
+
+
+@app.command("import")
+@handled
+def import_command(
+    models: Annotated[
+        Path | None, typer.Argument(help="Seed-style models/ tree (default: ./models).")
+    ] = None,
+    dry_run: DryRunOption = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Adopt production/, staging/ and archive/*/ of a models/ tree into refs (idempotent)."""
+    from mstore.ops.importing import import_tree
+
+    repo = open_repo()
+    with output.byte_progress("importing", OPTIONS.quiet) as (_start, advance):
+        result = import_tree(repo, models, dry_run, advance)
+    if as_json:
+        output.emit_json(result.to_json())
+        return
+    render_move(result.move, False)
+    for text in result.skipped:
+        output.note(f"skipped {text}")
+    if not result.move.changed:
+        output.say("nothing to import")
+    output.say(
+        f"{result.files} files, {output.human_bytes(result.bytes)}, "
+        f"{result.new_objects} new objects"
+    )
+
+
+@app.command()
+@handled
+def verify(
+    quick: Annotated[
+        bool, typer.Option("--quick", help="Check structure and sizes; skip re-hashing.")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Re-hash every object; check manifests, refs and the log. Exit 3 on any fault."""
+    from mstore.ops.verify import verify as run
+
+    repo = open_repo()
+    with output.byte_progress("verifying", OPTIONS.quiet) as (start, advance):
+        report = run(repo, quick, advance, start)
+    if as_json:
+        output.emit_json(report.to_json())
+    else:
+        if report.recovered:
+            output.note(f"finished interrupted transaction {report.recovered}")
+        for fault in report.faults:
+            output.say(f"{fault.kind}: {fault.subject}: {fault.detail}")
+        hashed = "" if quick else f", {output.human_bytes(report.bytes_hashed)} re-hashed"
+        verdict = "ok" if report.ok else f"{len(report.faults)} faults"
+        output.say(
+            f"{verdict}: {report.objects} objects{hashed}, {report.manifests} manifests, "
+            f"{report.refs} refs, {report.log_entries} log entries"
+        )
+    if not report.ok:
+        raise typer.Exit(3)
 
 
 def main() -> None:

@@ -134,7 +134,7 @@ def commit(
     total = sum(f.size for f in files)
     if on_start:
         on_start(total)
-    entries, new_objects = _store_files(repo, files, dry_run, progress)
+    entries, new_objects = store_files(repo, files, dry_run, progress)
     with repo.locked(action) if not dry_run else contextlib.nullcontext(repo):
         current = repo.refs.read(ref)
         check_expected(ref, current, expect)
@@ -162,7 +162,7 @@ def commit(
     )
 
 
-def _store_files(
+def store_files(
     repo: Repo, files: list[SourceFile], dry_run: bool, progress: Progress | None
 ) -> tuple[dict[str, FileEntry], int]:
     entries: dict[str, FileEntry] = {}

@@ -39,6 +39,12 @@ class RefSummary:
         }
 
 
+def headline(metrics: dict[str, Any], count: int = 2) -> dict[str, Any]:
+    """The metrics worth a glance: `final_*` ones first, then the rest, in stored order."""
+    ordered = sorted(metrics, key=lambda key: not key.startswith("final_"))
+    return {key: metrics[key] for key in ordered[:count]}
+
+
 def _text(metadata: dict[str, Any], key: str) -> str | None:
     value = metadata.get(key)
     return None if value is None else str(value)

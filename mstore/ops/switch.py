@@ -13,6 +13,7 @@ import datetime
 import re
 from collections.abc import Iterator
 
+from mstore import hooks
 from mstore.errors import NotFoundError, RefusedError, UsageError
 from mstore.ops.moves import MoveResult, check_expected, result_of
 from mstore.refs import check_ref_name
@@ -40,6 +41,7 @@ def checkout(repo: Repo, ref: str, dry_run: bool = False) -> MoveResult:
                 f"ref to it, e.g. `mstore rollback production --to REV`"
             )
         previous = repo.active_environment()
+        repairs = False
         transaction = Transaction(
             "checkout", "", [RefUpdate(ref, current, current)], environment=ref
         )
@@ -52,7 +54,31 @@ def checkout(repo: Repo, ref: str, dry_run: bool = False) -> MoveResult:
                 apply(repo, transaction)
             if repairs:
                 result.notes.append(f"view models/{ref} was out of date; refreshed")
+    if not dry_run and (result.changed or repairs):
+        _post_switch(repo, result, ref, current, current)
     return result
+
+
+def _post_switch(
+    repo: Repo, result: MoveResult, ref: str, old: str | None, new: str | None
+) -> None:
+    """Run the post-switch hook after the active version changed; report a failure."""
+    run = hooks.run_hook(
+        repo.layout,
+        hooks.POST_SWITCH,
+        [ref, old or "", new or "", result.action],
+        {
+            "MSTORE_REF": ref,
+            "MSTORE_OLD": old or "",
+            "MSTORE_NEW": new or "",
+            "MSTORE_ACTION": result.action,
+        },
+    )
+    if run is not None and not run.ok:
+        result.notes.append(
+            f"post-switch hook failed (exit {run.returncode}); the switch stands, "
+            f"check the application"
+        )
 
 
 def default_archive_name(repo: Repo, manifest_id: str) -> str:
@@ -103,8 +129,13 @@ def promote(
     expect: str | None = None,
     dry_run: bool = False,
     message: str = "",
+    no_verify: bool = False,
 ) -> MoveResult:
-    """Archive the current `target`, move `target` to `source`'s manifest, set .env."""
+    """Archive the current `target`, move `target` to `source`'s manifest, set .env.
+
+    The pre-promote hook (if installed) sees the candidate's view first and can veto;
+    `no_verify` skips it, and the log entry says so.
+    """
     check_ref_name(target)
     if archive_as is not None:
         archive_as = archive_as if archive_as.startswith("archive/") else f"archive/{archive_as}"
@@ -180,4 +211,6 @@ def rollback(
         result = result_of(transaction, None, dry_run, notes)
         if not dry_run:
             apply(repo, transaction)
+    if not dry_run and result.changed and repo.active_environment() == ref:
+        _post_switch(repo, result, ref, current, target)
     return result

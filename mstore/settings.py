@@ -1,0 +1,131 @@
+"""Settings for applications: which model files to load, as the seed's config/settings.py.
+
+    from mstore.settings import get_settings
+
+    settings = get_settings()
+    settings.active_model_path     # <root>/models/<env>/model.pth
+    settings.active_encoder_path   # <root>/models/<env>/encoders.pkl
+    settings.model_metadata_path   # <root>/models/<env>/metadata.json
+
+    version = settings.snapshot()  # one resolved version: load both files from it
+    torch.load(version.model_path); pickle.load(open(version.encoder_path, "rb"))
+
+The environment is MODEL_ENVIRONMENT from the process environment first, then `.env`
+in the project root, then `production`. Paths go through `models/<env>`, so each access
+sees the version current at that moment; `snapshot()` resolves the view link once, so
+model and encoders come from one version even if a promote lands between two loads (the
+resolved view directory stays readable until gc).
+
+This module imports nothing heavy (no typer, no blake3): applications stay quick to start.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mstore.envfile import DEFAULT_ENVIRONMENT, VARIABLE, read_environment
+from mstore.layout import ENV_FILE_NAME, MODELS_DIR_NAME, STORE_DIR_NAME
+
+DEFAULT_MODEL_NAME = "model.pth"
+DEFAULT_ENCODER_NAME = "encoders.pkl"
+METADATA_NAME = "metadata.json"
+
+
+@dataclass(frozen=True)
+class ActiveVersion:
+    """One version, resolved: every path is inside the same immutable view directory."""
+
+    environment: str
+    directory: Path
+    metadata: dict[str, Any]
+
+    @property
+    def model_path(self) -> Path:
+        return self.directory / str(self.metadata.get("model_name") or DEFAULT_MODEL_NAME)
+
+    @property
+    def encoder_path(self) -> Path:
+        return self.directory / str(self.metadata.get("encoder_name") or DEFAULT_ENCODER_NAME)
+
+    @property
+    def metadata_path(self) -> Path:
+        return self.directory / METADATA_NAME
+
+    @property
+    def version(self) -> str | None:
+        value = self.metadata.get("version")
+        return None if value is None else str(value)
+
+
+class Settings:
+    """The seed's three properties, backed by the mstore working layout."""
+
+    def __init__(self, root: Path | str | None = None, environment: str | None = None) -> None:
+        self.root = Path(root) if root is not None else find_root()
+        self._environment = environment
+
+    @property
+    def model_environment(self) -> str:
+        return (
+            self._environment
+            or os.environ.get(VARIABLE)
+            or read_environment(self.root / ENV_FILE_NAME)
+            or DEFAULT_ENVIRONMENT
+        )
+
+    @property
+    def model_dir(self) -> Path:
+        environment = self.model_environment
+        if environment.startswith("/") or ".." in environment.split("/"):
+            raise ValueError(f"{VARIABLE}={environment!r} does not name a model environment")
+        return self.root / MODELS_DIR_NAME / environment
+
+    @property
+    def active_model_path(self) -> Path:
+        return self.model_dir / self._name("model_name", DEFAULT_MODEL_NAME)
+
+    @property
+    def active_encoder_path(self) -> Path:
+        return self.model_dir / self._name("encoder_name", DEFAULT_ENCODER_NAME)
+
+    @property
+    def model_metadata_path(self) -> Path:
+        return self.model_dir / METADATA_NAME
+
+    def snapshot(self) -> ActiveVersion:
+        """Resolve the active view once; load every file of one version from the result."""
+        directory = self.model_dir.resolve(strict=True)
+        return ActiveVersion(self.model_environment, directory, _read_metadata(directory))
+
+    def _name(self, key: str, default: str) -> str:
+        return str(_read_metadata(self.model_dir).get(key) or default)
+
+
+def _read_metadata(directory: Path) -> dict[str, Any]:
+    try:
+        document = json.loads((directory / METADATA_NAME).read_bytes())
+    except (FileNotFoundError, NotADirectoryError, ValueError):
+        return {}
+    return document if isinstance(document, dict) else {}
+
+
+def find_root(start: Path | None = None) -> Path:
+    """MSTORE_DIR, else the nearest directory (from `start` or cwd) holding .mstore/."""
+    explicit = os.environ.get("MSTORE_DIR")
+    if explicit:
+        path = Path(explicit)
+        return path.parent if path.name == STORE_DIR_NAME else path
+    here = (start or Path.cwd()).resolve()
+    for candidate in (here, *here.parents):
+        if (candidate / STORE_DIR_NAME).is_dir():
+            return candidate
+    return here
+
+
+def get_settings(root: Path | str | None = None) -> Settings:
+    """Settings for the project at `root` (default: found from MSTORE_DIR or the cwd)."""
+    return Settings(root)
