@@ -31,19 +31,29 @@ def read_environment(path: Path) -> str | None:
     for line in text.splitlines():
         match = _LINE.match(line)
         if match:
-            value = match.group("value").strip("'\"")
+            value = _unquote(match.group("value"))
+    return value
+
+
+def _unquote(value: str) -> str:
+    """Remove one pair of matching surrounding quotes, nothing else."""
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+        return value[1:-1]
     return value
 
 
 def quote_value(ref: str) -> str:
-    """`ref` as a .env value: bare when plain, else quoted so `#` or `'` survive."""
+    """`ref` as a .env value: bare when plain, else single-quoted (no shell or dotenv
+    expansion of `$` or backticks inside); double quotes only for a ref holding `'`."""
     if _PLAIN.fullmatch(ref):
         return ref
-    if '"' not in ref:
-        return f'"{ref}"'
     if "'" not in ref:
         return f"'{ref}'"
-    raise RefusedError(f"ref {ref!r} holds both quote characters; it cannot be written to .env")
+    if not any(c in ref for c in '"$`'):
+        return f'"{ref}"'
+    raise RefusedError(
+        f"ref {ref!r} cannot be written to .env safely (quotes and $ or `); rename it"
+    )
 
 
 def render_environment(text: str, ref: str) -> str:
@@ -67,7 +77,8 @@ def render_environment(text: str, ref: str) -> str:
 def write_environment(path: Path, ref: str) -> bool:
     """Set MODEL_ENVIRONMENT=ref in `path`; False if it already was (nothing written)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        with open(path, encoding="utf-8", newline="") as f:  # keep CRLF bytes as they are
+            text = f.read()
     except FileNotFoundError:
         text = ""
     updated = render_environment(text, ref)

@@ -180,6 +180,8 @@ class StoreLock:
         self.command = command
         self.timeout = timeout
         self._fd: int | None = None
+        # Set when the previous holder died holding the lock (its line was left behind).
+        self.previous_holder: LockHolder | None = None
 
     def acquire(self) -> None:
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -195,11 +197,12 @@ class StoreLock:
                     os.close(fd)
                     who = holder.describe() if holder else "another process"
                     raise LockedError(
-                        f"store is locked by {who}; waited {self.timeout:.0f}s "
+                        f"store is locked by {who}; waited {self.timeout:g}s "
                         f"(retry later, or raise --lock-timeout)"
                     ) from None
                 time.sleep(delay)
                 delay = min(delay * 2, 0.1)
+        self.previous_holder = read_lock_holder(self.path)
         line = f"{os.getpid()} {socket.gethostname()} {time.time():.3f} {self.command}\n"
         os.ftruncate(fd, 0)
         os.pwrite(fd, line.encode(), 0)

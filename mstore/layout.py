@@ -81,6 +81,10 @@ class Layout:
         return self.store / "hooks"
 
     @property
+    def hash_cache(self) -> Path:
+        return self.store / "hashcache.db"
+
+    @property
     def tmp(self) -> Path:
         return self.store / "tmp"
 

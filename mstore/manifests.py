@@ -80,7 +80,10 @@ class Manifest:
             },
             "metadata": self.metadata,
         }
-        return orjson.dumps(document, option=orjson.OPT_SORT_KEYS)
+        try:
+            return orjson.dumps(document, option=orjson.OPT_SORT_KEYS)
+        except orjson.JSONEncodeError as err:
+            raise InvalidInputError(f"manifest cannot be encoded as JSON: {err}") from None
 
     @property
     def total_size(self) -> int:
@@ -101,7 +104,7 @@ def decode_manifest(data: bytes, object_id: str = "?") -> Manifest:
     if not isinstance(document, dict) or document.get("kind") != MANIFEST_KIND:
         raise InvalidInputError(f"{where} is not an mstore manifest")
     version = document.get("format")
-    if not isinstance(version, int) or isinstance(version, bool):
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise InvalidInputError(f"{where} has no valid format version")
     if version > FORMAT_VERSION:
         raise RefusedError(

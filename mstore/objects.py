@@ -125,6 +125,10 @@ class ObjectStore:
         path = self.path(object_id)
         os.unlink(path)
 
+    def freshen(self, object_id: str) -> bool:
+        """Refresh an existing object's mtime so gc's grace period spares it again."""
+        return self._freshen(object_id)
+
     def _freshen(self, object_id: str) -> bool:
         """Refresh an existing object's mtime (keeps it from gc); False if absent."""
         try:

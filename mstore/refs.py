@@ -148,8 +148,10 @@ class RefStore:
         existing = self.names()
         if name in existing:
             return
+        folded = name.casefold()
         for other in existing:
-            if other.startswith(name + "/") or name.startswith(other + "/"):
+            other_folded = other.casefold()
+            if other_folded.startswith(folded + "/") or folded.startswith(other_folded + "/"):
                 raise RefusedError(
                     f"ref {name!r} clashes with existing ref {other!r} (one would be a "
                     f"directory of the other); choose another name"

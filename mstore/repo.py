@@ -17,6 +17,7 @@ from pathlib import Path
 from mstore import fsutil
 from mstore.config import Config, read_config, write_config
 from mstore.errors import AmbiguousRevisionError, InvalidInputError, MstoreError, NotFoundError
+from mstore.hashcache import HashCache
 from mstore.hashing import is_object_id
 from mstore.history import History, LogEntry
 from mstore.layout import STORE_DIR_NAME, Layout
@@ -41,7 +42,11 @@ class Repo:
         self.views = Views(self.layout, self.objects, self.config.link_mode)
         self.lock_timeout = lock_timeout
         self._manifests: dict[str, Manifest] = {}
+        self._hash_cache: HashCache | None = None
         self.recovered: str | None = None
+        # Things a user should hear about (a dead lock holder, a finished transaction);
+        # the library never prints, the CLI shows them on stderr.
+        self.notices: list[str] = []
 
     @property
     def root(self) -> Path:
@@ -55,11 +60,11 @@ class Repo:
         layout = Layout(root.resolve())
         created = not layout.config.exists()
         if created:
-            Views(layout, ObjectStore(layout), link_mode)  # validates the mode
+            views = Views(layout, ObjectStore(layout), link_mode)  # validates the mode
             fsutil.makedirs_durable(layout.store)
             for directory in (layout.objects, layout.refs, layout.views, layout.tmp, layout.models):
                 fsutil.makedirs_durable(directory)
-            write_config(layout.config, Config(link_mode=link_mode))
+            write_config(layout.config, Config(link_mode=views.resolve_auto()))
         return cls(layout.root), created
 
     @classmethod
@@ -80,6 +85,12 @@ class Repo:
             f"no mstore store in {here} or any parent (run `mstore init`, or pass --store)"
         )
 
+    @property
+    def hash_cache(self) -> HashCache:
+        if self._hash_cache is None:
+            self._hash_cache = HashCache(self.layout.hash_cache)
+        return self._hash_cache
+
     # -- locking ---------------------------------------------------------------
 
     @contextmanager
@@ -87,9 +98,16 @@ class Repo:
         """Hold the exclusive store lock; first finish any interrupted transaction."""
         from mstore.transaction import recover
 
-        with fsutil.StoreLock(self.layout.lock, command, self.lock_timeout):
+        with fsutil.StoreLock(self.layout.lock, command, self.lock_timeout) as lock:
+            if lock.previous_holder is not None:
+                self.notices.append(
+                    f"the previous lock holder ({lock.previous_holder.describe()}) exited "
+                    f"without releasing the store lock; the kernel released it"
+                )
             self._manifests.clear()
             self.recovered = recover(self)
+            if self.recovered:
+                self.notices.append(f"finished interrupted transaction {self.recovered}")
             yield self
 
     # -- reading ---------------------------------------------------------------

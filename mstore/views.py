@@ -23,7 +23,8 @@ Link modes, per file of a view:
 - hardlink: the object's own inode; fastest, but root can write through it (verify
   detects it).
 - symlink: a link to the object; root can write through it too.
-- auto: reflink where the filesystem supports it, else copy.
+- auto: reflink where the filesystem supports it, else copy; resolved once, when the
+  store is created, and recorded in the config.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ import secrets
 import shutil
 import stat
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +68,9 @@ class ViewSpec:
 
     files: Mapping[str, FileEntry]
     link_mode: str
+    # Bytes of objects this view needs that may not be stored yet (a re-rendered
+    # metadata.json), by object id; `build` stores them. Not part of the id.
+    rendered: Mapping[str, bytes] = field(default_factory=dict)
 
     @property
     def id(self) -> str:
@@ -103,33 +107,33 @@ class Views:
         self.layout = layout
         self.objects = objects
         self.link_mode = link_mode
-        self._resolved_mode: str | None = None
 
     def spec(self, ref: str, manifest: Manifest, deployed_date: str | None) -> ViewSpec:
-        """The view `ref` shows for `manifest`; may store a re-rendered metadata.json."""
+        """The view `ref` shows for `manifest` (computed only; nothing is written)."""
         files = dict(manifest.files)
+        extra: dict[str, bytes] = {}
         entry = files.get(METADATA_FILE)
         if entry is not None:
             rendered = render_metadata(self.objects.read_bytes(entry.id), ref, deployed_date)
             if rendered is not None:
-                files[METADATA_FILE] = FileEntry(
-                    self.objects.put_bytes(rendered), len(rendered), entry.mode
-                )
-        return ViewSpec(files=files, link_mode=self.resolved_mode())
+                rendered_id = hash_bytes(rendered)
+                extra[rendered_id] = rendered
+                files[METADATA_FILE] = FileEntry(rendered_id, len(rendered), entry.mode)
+        return ViewSpec(files=files, link_mode=self.link_mode, rendered=extra)
 
-    def resolved_mode(self) -> str:
-        """The link mode in force: `auto` becomes reflink or copy after one probe."""
-        if self._resolved_mode is None:
-            self._resolved_mode = self.link_mode
-            if self.link_mode == "auto":
-                self._resolved_mode = "reflink" if self._reflink_works() else "copy"
-        return self._resolved_mode
+    def resolve_auto(self) -> str:
+        """The concrete mode for `auto` on this filesystem: reflink if it works, else copy."""
+        if self.link_mode != "auto":
+            return self.link_mode
+        return "reflink" if self._reflink_works() else "copy"
 
     def build(self, spec: ViewSpec) -> Path:
         """Materialize `spec` under `views/<id>` (idempotent); return its directory."""
         final = self.layout.view_path(spec.id)
         if final.is_dir():
             return final
+        for data in spec.rendered.values():
+            self.objects.put_bytes(data)
         self.layout.tmp.mkdir(parents=True, exist_ok=True)
         self.layout.views.mkdir(parents=True, exist_ok=True)
         staging = self.layout.tmp / f"{fsutil.TEMP_PREFIX}view.{secrets.token_hex(8)}"
@@ -140,7 +144,7 @@ class Views:
                 target = staging.joinpath(*path.split("/"))
                 target.parent.mkdir(parents=True, exist_ok=True)
                 directories.add(target.parent)
-                self._place(entry, target, spec.link_mode)
+                self.place(entry, target, spec.link_mode)
             for directory in sorted(directories, key=lambda p: len(p.parts), reverse=True):
                 fsutil.fsync_dir(directory)
             try:
@@ -178,7 +182,13 @@ class Views:
             fsutil.fsync_dir(link.parent)
             self._remove_adopted(link)
             return True
+        previous = self.current_view_id(ref)
         fsutil.replace_symlink(link, target)
+        if previous:
+            # The release time: gc spares a view for its grace period after this, so
+            # that readers who resolved the old link can finish.
+            with contextlib.suppress(OSError):
+                os.utime(self.layout.view_path(previous))
         return True
 
     @staticmethod
@@ -242,7 +252,9 @@ class Views:
                 )
         return link
 
-    def _place(self, entry: FileEntry, target: Path, mode: str) -> None:
+    def place(self, entry: FileEntry, target: Path, mode: str | None = None) -> None:
+        """Create view file `target` for `entry` in `mode` (default: the store's mode)."""
+        mode = mode or self.link_mode
         source = self.layout.object_path(entry.id)
         if mode == "symlink":
             os.symlink(os.path.relpath(source, target.parent), target)

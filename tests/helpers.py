@@ -44,14 +44,25 @@ def write_version(
     return directory
 
 
-def tree_digest(*roots: Path) -> str:
-    """A digest of every path, mode, link target and file content below `roots`."""
+# Local state that commands may touch without changing the store: the lock file, the
+# hash cache and writers' temporary directory.
+LOCAL_STATE = ("lock", "hashcache.db", "hashcache.db-wal", "hashcache.db-shm", "tmp")
+
+
+def tree_digest(*roots: Path, skip: tuple[str, ...] = ()) -> str:
+    """A digest of every path, mode, link target and file content below `roots`.
+
+    Top-level names in `skip` are left out.
+    """
     digest = hashlib.sha256()
     for root in roots:
         if not root.exists() and not root.is_symlink():
             digest.update(f"absent {root}\n".encode())
             continue
         for directory, dirnames, filenames in os.walk(root):
+            if Path(directory) == root:
+                dirnames[:] = [d for d in dirnames if d not in skip]
+                filenames = [f for f in filenames if f not in skip]
             dirnames.sort()
             for name in sorted(dirnames + filenames):
                 path = Path(directory) / name
@@ -65,8 +76,15 @@ def tree_digest(*roots: Path) -> str:
 
 
 def store_digest(repo: Repo) -> str:
-    """Digest of everything a command may change: .mstore/, models/ and .env."""
-    return tree_digest(repo.layout.store, repo.layout.models, repo.layout.env_file)
+    """Digest of everything a command may change: .mstore/, models/ and .env.
+
+    Local state (lock file, hash cache, temporary files) is left out.
+    """
+    return (
+        tree_digest(repo.layout.store, skip=LOCAL_STATE)
+        + tree_digest(repo.layout.models)
+        + tree_digest(repo.layout.env_file)
+    )
 
 
 def assert_consistent(repo: Repo) -> None:

@@ -136,6 +136,8 @@ def commit(
         on_start(total)
     entries, new_objects = store_files(repo, files, dry_run, progress)
     with repo.locked(action) if not dry_run else contextlib.nullcontext(repo):
+        if not dry_run:
+            ensure_stored(repo, files, entries)
         current = repo.refs.read(ref)
         check_expected(ref, current, expect)
         manifest = Manifest(
@@ -165,17 +167,52 @@ def commit(
 def store_files(
     repo: Repo, files: list[SourceFile], dry_run: bool, progress: Progress | None
 ) -> tuple[dict[str, FileEntry], int]:
+    """Store (or with `dry_run` only hash) every file; return entries and new object count.
+
+    A file whose stat matches the hash cache and whose object exists is not read at all.
+    """
     entries: dict[str, FileEntry] = {}
     new_objects = 0
+    cache = repo.hash_cache
     for item in files:
         try:
-            if dry_run:
+            before = os.stat(item.source)
+            object_id = cache.lookup(before)
+            if object_id is not None and repo.objects.has(object_id):
+                if not dry_run:
+                    repo.objects.freshen(object_id)
+                size = before.st_size
+                if progress:
+                    progress(size)
+            elif dry_run:
                 object_id, size = hash_file(item.source, progress, owned=False), item.size
                 new_objects += not repo.objects.has(object_id)
             else:
                 object_id, size, created = repo.objects.put_file(item.source, progress)
                 new_objects += created
+                if _same_stat(before, os.stat(item.source)):
+                    cache.remember(before, object_id)
         except OSError as err:
             raise MstoreError(f"cannot store {item.source}: {err.strerror or err}") from err
         entries[item.path] = FileEntry(object_id, size, item.mode)
     return entries, new_objects
+
+
+def ensure_stored(repo: Repo, files: list[SourceFile], entries: dict[str, FileEntry]) -> None:
+    """Under the lock: store again any object a gc removed since it was written.
+
+    Objects are stored without the lock; a gc that ran in between (with --now, or on an
+    object older than its grace period) may have removed one. gc also holds the lock,
+    so once this check passes, the manifest written next names only present objects.
+    """
+    for item in files:
+        entry = entries[item.path]
+        if not repo.objects.has(entry.id):
+            object_id, _size, _created = repo.objects.put_file(item.source)
+            if object_id != entry.id:
+                raise MstoreError(f"{item.source} changed while being committed; commit again")
+
+
+def _same_stat(a: os.stat_result, b: os.stat_result) -> bool:
+    keys = ("st_dev", "st_ino", "st_size", "st_mtime_ns", "st_ctime_ns")
+    return all(getattr(a, k) == getattr(b, k) for k in keys)

@@ -25,7 +25,13 @@ from mstore.errors import InvalidInputError, NotFoundError, RefusedError
 from mstore.hashing import Progress, hash_bytes
 from mstore.identity import author, now
 from mstore.manifests import METADATA_FILE, Lineage, Manifest
-from mstore.ops.commit import SourceFile, read_metadata, scan_source, store_files
+from mstore.ops.commit import (
+    SourceFile,
+    ensure_stored,
+    read_metadata,
+    scan_source,
+    store_files,
+)
 from mstore.ops.moves import MoveResult, result_of
 from mstore.refs import check_ref_name
 from mstore.repo import Repo
@@ -113,6 +119,8 @@ def import_tree(
         updates: list[RefUpdate] = []
         adopt: list[str] = []
         for candidate, manifest in stored:
+            if not dry_run:
+                ensure_stored(repo, candidate.files, dict(manifest.files))
             current = repo.refs.read(candidate.ref)
             if current is not None:
                 if not repo.manifest(current).same_content(manifest):

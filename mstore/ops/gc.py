@@ -1,0 +1,194 @@
+"""gc: delete what nothing needs any more. Plan first, then execute.
+
+Kept (the rest of objects/, views/, copies/ and tmp/ is deleted):
+- every manifest a ref names, and every manifest a log entry younger than the
+  retention window (default 90 days, like git's reflog expiry) names as old or new;
+- every object those manifests name;
+- every view a link under models/ points at, and every view released (switched away
+  from) within the grace period, with the objects and copies they show;
+- every object, view and temporary file written within the grace period (default 14
+  days, like git's gc.pruneExpire), so that a commit that has stored its objects but not
+  yet moved its ref never loses them (storing an existing object refreshes its mtime).
+
+`now=True` (`mstore gc --now`) sets both windows to zero, for users who know nothing else
+is writing. gc runs under the exclusive store lock; commit re-checks its objects under
+the same lock before writing its manifest, so a commit never ends naming a missing one.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mstore import fsutil
+from mstore.errors import MstoreError
+from mstore.hashing import is_object_id
+from mstore.repo import Repo
+
+DAY = 86400.0
+DEFAULT_RETENTION_DAYS = 90.0
+DEFAULT_GRACE_DAYS = 14.0
+
+
+@dataclass
+class GcPlan:
+    """What gc would delete, and why the rest stays."""
+
+    objects: dict[str, int] = field(default_factory=dict)
+    views: list[str] = field(default_factory=list)
+    copies: list[Path] = field(default_factory=list)
+    temporaries: list[Path] = field(default_factory=list)
+    kept_objects: int = 0
+    kept_recent: int = 0
+
+    @property
+    def bytes(self) -> int:
+        return sum(self.objects.values())
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "objects": len(self.objects),
+            "bytes": self.bytes,
+            "views": len(self.views),
+            "copies": len(self.copies),
+            "temporaries": len(self.temporaries),
+            "kept_objects": self.kept_objects,
+            "kept_recent": self.kept_recent,
+            "object_ids": sorted(self.objects),
+        }
+
+    def execute(self, repo: Repo) -> None:
+        """Delete views first (they may link objects), then objects, copies, temporaries."""
+        for view_id in self.views:
+            shutil.rmtree(repo.layout.view_path(view_id), ignore_errors=True)
+        if self.views:
+            fsutil.fsync_dir(repo.layout.views)
+        touched: set[Path] = set()
+        for object_id in self.objects:
+            path = repo.layout.object_path(object_id)
+            _unlink(path)
+            touched.add(path.parent)
+        for path in self.copies + self.temporaries:
+            _unlink(path)
+            touched.add(path.parent)
+        for directory in touched:
+            if directory.exists():
+                fsutil.fsync_dir(directory)
+
+
+def _unlink(path: Path) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    except OSError as err:
+        raise MstoreError(f"gc cannot delete {path}: {err.strerror}") from err
+
+
+def plan_gc(
+    repo: Repo,
+    retention_days: float = DEFAULT_RETENTION_DAYS,
+    grace_days: float = DEFAULT_GRACE_DAYS,
+    now: bool = False,
+) -> GcPlan:
+    """Decide what to delete. The caller holds the store lock."""
+    clock = time.time()
+    retention = 0.0 if now else retention_days * DAY
+    grace = 0.0 if now else grace_days * DAY
+    plan = GcPlan()
+
+    manifests = set(repo.refs.read_all().values())
+    cutoff = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(clock - retention))
+    for entry in repo.history.newest_first() if not now else ():
+        if entry.when < cutoff:
+            continue  # not `break`: a clock that went backwards must not hide newer entries
+        manifests.update(v for v in (entry.old, entry.new) if v is not None)
+    live: set[str] = set()
+    for manifest_id in manifests:
+        if repo.objects.has(manifest_id):
+            live.add(manifest_id)
+            live.update(e.id for e in repo.manifest(manifest_id).files.values())
+
+    kept_views = _linked_views(repo)
+    views_root = repo.layout.views
+    for name in sorted(os.listdir(views_root)) if views_root.is_dir() else []:
+        path = views_root / name
+        if name in kept_views:
+            continue
+        if not is_object_id(name) or clock - path.lstat().st_mtime < grace:
+            kept_views.add(name)
+            continue
+        plan.views.append(name)
+    kept_inodes: set[tuple[int, int]] = set()
+    for view_id in kept_views:
+        for path in _files_below(views_root / view_id):
+            st = path.lstat()
+            kept_inodes.add((st.st_dev, st.st_ino))
+            if path.is_symlink():
+                live.add(_object_id_of(path))
+
+    for object_id in repo.objects.iter_ids():
+        path = repo.layout.object_path(object_id)
+        st = path.stat()
+        if object_id in live or (st.st_dev, st.st_ino) in kept_inodes:
+            plan.kept_objects += 1
+        elif clock - st.st_mtime < grace:
+            plan.kept_recent += 1
+        else:
+            plan.objects[object_id] = st.st_size
+
+    for path in _files_below(repo.layout.copies):
+        st = path.lstat()
+        if (st.st_dev, st.st_ino) not in kept_inodes and clock - st.st_mtime >= grace:
+            plan.copies.append(path)
+    for path in _files_below(repo.layout.tmp):
+        if clock - path.lstat().st_mtime >= min(grace, DAY):
+            plan.temporaries.append(path)
+    return plan
+
+
+def gc(
+    repo: Repo,
+    retention_days: float = DEFAULT_RETENTION_DAYS,
+    grace_days: float = DEFAULT_GRACE_DAYS,
+    now: bool = False,
+    dry_run: bool = False,
+) -> GcPlan:
+    """Plan under the exclusive lock and, unless `dry_run`, execute the plan."""
+    with repo.locked("gc"):
+        plan = plan_gc(repo, retention_days, grace_days, now)
+        if not dry_run:
+            plan.execute(repo)
+    return plan
+
+
+def _linked_views(repo: Repo) -> set[str]:
+    """View ids that a link under models/ points at (refs, and links left by old refs)."""
+    found: set[str] = set()
+    models = repo.layout.models
+    for directory, dirs, names in os.walk(models) if models.is_dir() else []:
+        for name in dirs + names:
+            path = Path(directory) / name
+            if path.is_symlink():
+                target = os.readlink(path)
+                view_id = target.rsplit("/", 1)[-1]
+                if "/views/" in target and is_object_id(view_id):
+                    found.add(view_id)
+    return found
+
+
+def _files_below(root: Path) -> list[Path]:
+    files: list[Path] = []
+    for directory, _dirs, names in os.walk(root) if root.is_dir() else []:
+        files.extend(Path(directory) / name for name in names)
+    return files
+
+
+def _object_id_of(link: Path) -> str:
+    """The object a symlink-mode view file points at ('' if it is not one)."""
+    parts = Path(os.readlink(link)).parts
+    candidate = "".join(parts[-2:]) if len(parts) >= 2 else ""
+    return candidate if is_object_id(candidate) else ""

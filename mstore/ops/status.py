@@ -1,0 +1,179 @@
+"""status: is the working models/ layout what the refs say?
+
+For each ref, `models/<ref>` should be a link to the view the ref's manifest gives
+under that ref. A view is checked file by file: missing and extra files, and modified
+files. A file is re-hashed only when its stat differs from the hash cache's record, so
+unchanged large files are not read. Also reported: links under models/ for refs that
+no longer exist, directories mstore does not manage, the active environment, and an
+unfinished transaction.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mstore.hashing import hash_file
+from mstore.layout import STORE_DIR_NAME
+from mstore.repo import Repo
+from mstore.views import ViewSpec
+
+OK, MISSING, STALE, FOREIGN = "ok", "missing", "stale", "foreign"
+
+
+@dataclass
+class ViewStatus:
+    ref: str
+    manifest_id: str
+    state: str
+    modified: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    extra: list[str] = field(default_factory=list)
+
+    @property
+    def clean(self) -> bool:
+        return self.state == OK and not (self.modified or self.missing or self.extra)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "ref": self.ref,
+            "id": self.manifest_id,
+            "state": self.state,
+            "clean": self.clean,
+            "modified": self.modified,
+            "missing": self.missing,
+            "extra": self.extra,
+        }
+
+
+@dataclass
+class StatusReport:
+    active: str
+    active_exists: bool
+    views: list[ViewStatus] = field(default_factory=list)
+    orphans: list[str] = field(default_factory=list)
+    unmanaged: list[str] = field(default_factory=list)
+    pending_transaction: bool = False
+    link_mode: str = ""
+
+    @property
+    def clean(self) -> bool:
+        return (
+            self.active_exists
+            and not self.orphans
+            and not self.pending_transaction
+            and all(v.clean for v in self.views)
+        )
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "clean": self.clean,
+            "active": self.active,
+            "active_exists": self.active_exists,
+            "views": [v.to_json() for v in self.views],
+            "orphans": self.orphans,
+            "unmanaged": self.unmanaged,
+            "pending_transaction": self.pending_transaction,
+            "link_mode": self.link_mode,
+        }
+
+
+def status(repo: Repo) -> StatusReport:
+    """Compare models/ with the refs; reads only, takes no lock."""
+    refs = repo.refs.read_all()
+    deployments = repo.deployments(set(refs.values()))
+    active = repo.active_environment()
+    report = StatusReport(
+        active=active,
+        active_exists=active in refs,
+        pending_transaction=repo.layout.transaction.exists(),
+        link_mode=repo.config.link_mode,
+    )
+    for ref, manifest_id in refs.items():
+        spec = repo.views.spec(ref, repo.manifest(manifest_id), deployments.get(manifest_id))
+        report.views.append(check_view(repo, ref, manifest_id, spec))
+    _scan_models(repo, set(refs), report)
+    return report
+
+
+def check_view(repo: Repo, ref: str, manifest_id: str, spec: ViewSpec) -> ViewStatus:
+    link = repo.layout.view_link(ref)
+    result = ViewStatus(ref, manifest_id, OK)
+    try:
+        mode = os.lstat(link).st_mode
+    except FileNotFoundError:
+        result.state = MISSING
+        return result
+    if not stat.S_ISLNK(mode):
+        result.state = FOREIGN
+        return result
+    current = repo.views.current_view_id(ref)
+    if current is None:
+        result.state = FOREIGN
+        return result
+    if current != spec.id:
+        result.state = STALE
+        return result
+    view = repo.layout.view_path(current)
+    present = _files_below(view)
+    result.extra = sorted(set(present) - set(spec.files))
+    result.missing = sorted(set(spec.files) - set(present))
+    for path in sorted(set(present) & set(spec.files)):
+        if not _file_matches(repo, present[path], spec.files[path].id, spec.files[path].size):
+            result.modified.append(path)
+    return result
+
+
+def _files_below(view: Path) -> dict[str, Path]:
+    found: dict[str, Path] = {}
+    for directory, _dirs, names in os.walk(view):
+        for name in names:
+            path = Path(directory) / name
+            found[path.relative_to(view).as_posix()] = path
+    return found
+
+
+def _file_matches(repo: Repo, path: Path, object_id: str, size: int) -> bool:
+    """True if `path` holds the object's bytes; re-hashes only on a hash-cache miss."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    if st.st_size != size or not stat.S_ISREG(st.st_mode):
+        return False
+    if repo.hash_cache.lookup(st) == object_id:
+        return True
+    try:
+        actual = hash_file(path, owned=False)
+    except OSError:
+        return False
+    if actual == object_id:
+        repo.hash_cache.remember(st, object_id)
+    return actual == object_id
+
+
+def _scan_models(repo: Repo, refs: set[str], report: StatusReport) -> None:
+    """Links under models/ for refs that are gone, and entries mstore does not manage."""
+    models = repo.layout.models
+    if not models.is_dir():
+        return
+    marker = f"/{STORE_DIR_NAME}/views/"
+    parents = {r.rsplit("/", i)[0] for r in refs for i in range(1, r.count("/") + 1)}
+    for directory, dirs, names in os.walk(models):
+        descend = []
+        for name in sorted(dirs + names):
+            path = Path(directory) / name
+            ref = path.relative_to(models).as_posix()
+            if path.is_symlink():
+                target = os.readlink(path)
+                if marker in f"/{target}":
+                    if ref not in refs:
+                        report.orphans.append(ref)
+                    continue
+            if ref in parents and path.is_dir() and not path.is_symlink():
+                descend.append(name)
+            elif ref not in refs:
+                report.unmanaged.append(ref + ("/" if path.is_dir() else ""))
+        dirs[:] = descend

@@ -1,0 +1,232 @@
+"""Unit tests for mstore.objects: the content-addressed object store."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+import blake3
+import pytest
+from pyfakefs.fake_filesystem import FakeFilesystem
+
+from mstore import hashing
+from mstore.errors import IntegrityError, InvalidInputError, NotFoundError
+from mstore.layout import Layout
+from mstore.objects import ObjectStore
+from mstore.repo import Repo
+
+OLD = 1_000_000_000  # 2001-09-09: an mtime no fresh write can have
+
+
+def b3(data: bytes) -> str:
+    return str(blake3.blake3(data).hexdigest())
+
+
+def temp_files(repo: Repo) -> list[str]:
+    return os.listdir(repo.layout.tmp) if repo.layout.tmp.exists() else []
+
+
+def test_put_bytes_returns_blake3_id_and_stores_read_only_file(repo: Repo) -> None:
+    data = b"weights v1"
+    object_id = repo.objects.put_bytes(data)
+    assert object_id == b3(data)
+    path = repo.layout.store / "objects" / object_id[:2] / object_id[2:]
+    assert path.read_bytes() == data
+    assert stat.S_IMODE(path.stat().st_mode) == 0o444
+    assert repo.objects.has(object_id)
+    assert repo.objects.size(object_id) == len(data)
+
+
+def test_put_bytes_of_empty_data(repo: Repo) -> None:
+    object_id = repo.objects.put_bytes(b"")
+    assert object_id == b3(b"")
+    assert repo.objects.read_bytes(object_id) == b""
+
+
+def test_put_file_returns_id_size_and_created(repo: Repo, tmp_path: Path) -> None:
+    source = tmp_path / "model.pth"
+    source.write_bytes(b"x" * 5000)
+    object_id, size, created = repo.objects.put_file(source)
+    assert (object_id, size, created) == (b3(b"x" * 5000), 5000, True)
+    path = repo.layout.object_path(object_id)
+    assert path == repo.layout.store / "objects" / object_id[:2] / object_id[2:]
+    assert path.read_bytes() == b"x" * 5000
+    assert stat.S_IMODE(path.stat().st_mode) == 0o444
+
+
+def test_put_file_reports_progress(repo: Repo, tmp_path: Path) -> None:
+    source = tmp_path / "model.pth"
+    source.write_bytes(os.urandom(3 * hashing.BUFFER_SIZE + 5))
+    seen: list[int] = []
+    _, size, _ = repo.objects.put_file(source, seen.append)
+    assert sum(seen) == size == 3 * hashing.BUFFER_SIZE + 5
+
+
+def test_second_put_file_is_not_created_and_refreshes_mtime(repo: Repo, tmp_path: Path) -> None:
+    source = tmp_path / "model.pth"
+    source.write_bytes(b"same bytes")
+    object_id, _, created = repo.objects.put_file(source)
+    assert created is True
+    path = repo.layout.object_path(object_id)
+    os.utime(path, (OLD, OLD))
+    again = repo.objects.put_file(source)
+    assert again == (object_id, len(b"same bytes"), False)
+    assert path.stat().st_mtime > OLD + 86400
+    assert path.read_bytes() == b"same bytes"
+    assert temp_files(repo) == []
+
+
+def test_second_put_bytes_refreshes_mtime(repo: Repo) -> None:
+    object_id = repo.objects.put_bytes(b"manifest")
+    path = repo.layout.object_path(object_id)
+    os.utime(path, (OLD, OLD))
+    inode = path.stat().st_ino
+    assert repo.objects.put_bytes(b"manifest") == object_id
+    assert path.stat().st_mtime > OLD + 86400
+    assert path.stat().st_ino == inode  # not rewritten
+
+
+def test_large_file_round_trips_through_kernel_copy_and_mmap(
+    repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = os.urandom(hashing.MMAP_THRESHOLD + 12345)
+    source = tmp_path / "big.bin"
+    source.write_bytes(data)
+    mapped: list[bool] = []
+    real_hash_file = hashing.hash_file
+
+    def spy(path: Path, progress: hashing.Progress | None = None, owned: bool = True) -> str:
+        mapped.append(owned)
+        return real_hash_file(path, progress, owned)
+
+    monkeypatch.setattr(hashing, "hash_file", spy)
+    object_id, size, created = repo.objects.put_file(source)
+    assert mapped == [True]  # the large-file path: kernel copy, then hash the store's copy
+    assert (object_id, size, created) == (b3(data), len(data), True)
+    assert repo.objects.read_bytes(object_id) == data
+    assert stat.S_IMODE(repo.layout.object_path(object_id).stat().st_mode) == 0o444
+    assert temp_files(repo) == []
+
+
+def test_read_bytes_of_corrupted_object_raises_integrity_error(repo: Repo) -> None:
+    object_id = repo.objects.put_bytes(b"precious bytes")
+    path = repo.layout.object_path(object_id)
+    os.chmod(path, 0o644)
+    data = bytearray(path.read_bytes())
+    data[3] ^= 0x01
+    path.write_bytes(bytes(data))
+    with pytest.raises(IntegrityError) as info:
+        repo.objects.read_bytes(object_id)
+    assert info.value.exit_code == 3
+
+
+def test_missing_object_raises_not_found(repo: Repo) -> None:
+    missing = b3(b"never stored")
+    with pytest.raises(NotFoundError):
+        repo.objects.read_bytes(missing)
+    with pytest.raises(NotFoundError):
+        repo.objects.size(missing)
+    assert not repo.objects.has(missing)
+
+
+@pytest.mark.parametrize("bad", ["A" * 64, "a" * 63, "../" + "a" * 61, ""])
+def test_invalid_ids_are_refused(repo: Repo, bad: str) -> None:
+    with pytest.raises(InvalidInputError):
+        repo.objects.read_bytes(bad)
+    with pytest.raises(InvalidInputError):
+        repo.objects.has(bad)
+
+
+def store_many(repo: Repo, count: int) -> list[str]:
+    return sorted(repo.objects.put_bytes(f"object {n}".encode()) for n in range(count))
+
+
+def test_find_prefix(repo: Repo) -> None:
+    ids = store_many(repo, 300)  # 300 ids over 256 fan-out directories: some share one
+    shared = next(a for a, b in itertools.pairwise(ids) if a[:2] == b[:2])
+    fan = [i for i in ids if i.startswith(shared[:2])]
+    assert len(fan) >= 2
+    assert repo.objects.find_prefix(shared[:2]) == fan
+    assert repo.objects.find_prefix(shared[:12]) == [shared]
+    assert repo.objects.find_prefix(shared) == [shared]
+    unused_in_fan = next(
+        shared[:2] + c for c in "0123456789abcdef" if not any(i[2] == c for i in fan)
+    )
+    assert repo.objects.find_prefix(unused_in_fan) == []
+    unused_fan = next(f"{n:02x}" for n in range(256) if not any(i[:2] == f"{n:02x}" for i in ids))
+    assert repo.objects.find_prefix(unused_fan) == []
+
+
+def test_find_prefix_ignores_temp_and_junk_files(repo: Repo) -> None:
+    object_id = repo.objects.put_bytes(b"one")
+    fan = repo.layout.objects / object_id[:2]
+    (fan / ".tmp-junk").write_bytes(b"")
+    (fan / "short").write_bytes(b"")
+    assert repo.objects.find_prefix(object_id[:2]) == [object_id]
+
+
+def test_iter_ids_lists_every_object_sorted(repo: Repo) -> None:
+    assert list(repo.objects.iter_ids()) == []
+    ids = store_many(repo, 50)
+    (repo.layout.objects / ids[0][:2] / "not-an-id").write_bytes(b"")
+    (repo.layout.objects / "junk").mkdir()
+    assert list(repo.objects.iter_ids()) == ids
+
+
+def test_no_temp_files_remain_after_puts(repo: Repo, tmp_path: Path) -> None:
+    source = tmp_path / "f.bin"
+    source.write_bytes(b"file bytes")
+    repo.objects.put_bytes(b"bytes")
+    repo.objects.put_bytes(b"bytes")
+    repo.objects.put_file(source)
+    repo.objects.put_file(source)
+    assert temp_files(repo) == []
+
+
+def test_delete_removes_object(repo: Repo) -> None:
+    object_id = repo.objects.put_bytes(b"gone soon")
+    repo.objects.delete(object_id)
+    assert not repo.objects.has(object_id)
+    assert list(repo.objects.iter_ids()) == []
+
+
+# -- on a fake filesystem ------------------------------------------------------------------
+
+
+@pytest.fixture
+def fake_store(fs: FakeFilesystem) -> Iterator[ObjectStore]:
+    layout = Layout(Path("/project"))
+    for directory in (layout.objects, layout.tmp):
+        directory.mkdir(parents=True)
+    # pyfakefs numbers fake descriptors from 0. Hold some fakes open so the ones the test
+    # uses lie above every real descriptor: an os call pyfakefs does not patch then fails
+    # with EBADF instead of reading or blocking on a real file (stdin, a capture file).
+    fs.create_file("/padding")
+    padding = [os.open("/padding", os.O_RDONLY) for _ in range(256)]
+    yield ObjectStore(layout)
+    for fd in padding:
+        os.close(fd)
+
+
+def test_put_bytes_on_fake_filesystem(fake_store: ObjectStore) -> None:
+    object_id = fake_store.put_bytes(b"fake bytes")
+    assert object_id == b3(b"fake bytes")
+    path = Path("/project/.mstore/objects") / object_id[:2] / object_id[2:]
+    assert path.read_bytes() == b"fake bytes"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o444
+    assert fake_store.put_bytes(b"fake bytes") == object_id
+    assert fake_store.read_bytes(object_id) == b"fake bytes"
+    assert os.listdir("/project/.mstore/tmp") == []
+
+
+def test_put_file_on_fake_filesystem(fs: FakeFilesystem, fake_store: ObjectStore) -> None:
+    data = b"small model " * 1000
+    fs.create_file("/src/model.pth", contents=data)
+    object_id, size, created = fake_store.put_file(Path("/src/model.pth"))
+    assert (object_id, size, created) == (b3(data), len(data), True)
+    assert fake_store.read_bytes(object_id) == data
+    assert fake_store.put_file(Path("/src/model.pth")) == (object_id, len(data), False)
+    assert os.listdir("/project/.mstore/tmp") == []

@@ -1,0 +1,279 @@
+"""Unit tests for mstore.refs: ref-name rules (checked against git) and RefStore on disk."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mstore.errors import IntegrityError, InvalidInputError, RefusedError
+from mstore.refs import RefStore, check_ref_name
+from mstore.repo import Repo
+
+ID_A = "a" * 64
+ID_B = "0123456789abcdef" * 4
+
+
+# -- check_ref_name ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "production",
+        "staging",
+        "archive/v3_2024-11-10",
+        "feature/x-1",
+        "a/b/c",
+        "v1.0",
+        "a./b",
+        "a@b",
+        "a/@",
+        "café",
+        "x.LOCK",
+        "a" * 255,
+    ],
+)
+def test_check_ref_name_accepts_valid_names(name: str) -> None:
+    assert len(name.encode()) <= 1024
+    assert check_ref_name(name) == name
+
+
+def test_longest_accepted_name_is_1024_bytes() -> None:
+    name = "/".join(["a" * 200] * 5) + "/" + "b" * 19
+    assert len(name.encode()) == 1024
+    assert check_ref_name(name) == name
+    with pytest.raises(InvalidInputError):
+        check_ref_name(name + "b")
+
+
+REJECTED = [
+    "../x",
+    "a..b",
+    "x.lock",
+    "a/b.lock/c",
+    "/abs",
+    "trailing/",
+    "a//b",
+    ".hidden",
+    "a/.b",
+    "end.",
+    "@",
+    "a@{1}",
+    "a\x00b",
+    "a\x1fb",
+    "a\x7fb",
+    "\n",
+    "a b",
+    "a~b",
+    "a^b",
+    "a:b",
+    "a?b",
+    "a*b",
+    "a[b",
+    "a\\b",
+    "",
+    "a" * 256,
+    "é" * 128,  # 128 characters but 256 bytes in UTF-8
+    "ok/" + "a" * 256,
+    "/".join(["a" * 200] * 6),  # every component short, the name over 1024 bytes
+    "\udc80",  # lone surrogate: not encodable as UTF-8
+]
+
+
+@pytest.mark.parametrize("name", REJECTED)
+def test_check_ref_name_rejects_what_git_rejects(name: str) -> None:
+    with pytest.raises(InvalidInputError) as info:
+        check_ref_name(name)
+    assert info.value.exit_code == 6
+
+
+# Characters and fragments that make ref names invalid, plus a few harmless ones.
+TRICKY_PIECES = [
+    *list("./@{}~^:?*[\\ "),
+    ".lock",
+    "..",
+    "@{",
+    "//",
+    "\x7f",
+    "\x01",
+    "-",
+    "_",
+    "a",
+    "b",
+    "Z",
+    "0",
+    "é",
+    "lock",
+]
+# Components of mostly harmless pieces with the odd ".", "@", "{" or ".lock": names that
+# are often valid but sit right next to a rule, where a wrong check would show.
+NEAR_VALID_PIECES = ["a", "b", "Z", "0", "-", "_", "é", "lock", ".", ".", "@", "{", "}", ".lock"]
+components = st.lists(st.sampled_from(NEAR_VALID_PIECES), min_size=1, max_size=6).map("".join)
+ref_names = st.one_of(
+    st.lists(components, min_size=1, max_size=4).map("/".join),
+    st.lists(st.sampled_from(TRICKY_PIECES), min_size=1, max_size=12).map("".join),
+    st.text(alphabet=st.sampled_from("./@{}~^:?*[\\ aZ0-_é\x7f\t"), min_size=1, max_size=20),
+    st.text(min_size=1, max_size=20),
+)
+
+
+def git_accepts(name: str) -> bool:
+    # git takes a leading "-" for an option; "refs/heads/" only adds valid components.
+    argument = f"refs/heads/{name}" if name.startswith("-") else name
+    result = subprocess.run(
+        ["git", "check-ref-format", "--allow-onelevel", argument],
+        capture_output=True,
+        check=False,
+    )
+    assert result.returncode in (0, 1), result.stderr
+    return result.returncode == 0
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(name=ref_names)
+def test_check_ref_name_never_accepts_what_git_rejects(name: str) -> None:
+    try:
+        check_ref_name(name)
+    except InvalidInputError:
+        return
+    assert git_accepts(name), f"mstore accepts {name!r} but git check-ref-format rejects it"
+
+
+# -- RefStore ------------------------------------------------------------------------------
+
+
+def test_write_then_read_round_trips(repo: Repo) -> None:
+    repo.refs.write("production", ID_A)
+    repo.refs.write("archive/v3_2024-11-10", ID_B)
+    assert repo.refs.read("production") == ID_A
+    assert repo.refs.read("archive/v3_2024-11-10") == ID_B
+
+
+def test_ref_file_holds_id_and_newline(repo: Repo) -> None:
+    repo.refs.write("archive/v1", ID_B)
+    assert (repo.layout.refs / "archive" / "v1").read_bytes() == f"{ID_B}\n".encode()
+
+
+def test_write_replaces_previous_value(repo: Repo) -> None:
+    repo.refs.write("staging", ID_A)
+    repo.refs.write("staging", ID_B)
+    assert repo.refs.read("staging") == ID_B
+    assert os.listdir(repo.layout.refs) == ["staging"]
+
+
+def test_write_refuses_bad_id_and_bad_name(repo: Repo) -> None:
+    with pytest.raises(InvalidInputError):
+        repo.refs.write("staging", "A" * 64)
+    with pytest.raises(InvalidInputError):
+        repo.refs.write("../escape", ID_A)
+    assert os.listdir(repo.layout.refs) == []
+    assert not (repo.layout.store / "escape").exists()
+
+
+def test_read_missing_ref_is_none(repo: Repo) -> None:
+    assert repo.refs.read("production") is None
+    assert repo.refs.read("archive/v1") is None
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"garbage\n", ID_A.encode(), ID_A.upper().encode() + b"\n", b"", f"{ID_A}\n".encode() * 2],
+)
+def test_read_garbage_ref_raises_integrity_error(repo: Repo, content: bytes) -> None:
+    (repo.layout.refs / "production").write_bytes(content)
+    with pytest.raises(IntegrityError):
+        repo.refs.read("production")
+
+
+def test_read_ref_that_is_a_symlink_raises_integrity_error(repo: Repo, tmp_path: Path) -> None:
+    target = tmp_path / "elsewhere"
+    target.write_bytes(f"{ID_A}\n".encode())  # a valid ref, were the link followed
+    (repo.layout.refs / "production").symlink_to(target)
+    with pytest.raises(IntegrityError):
+        repo.refs.read("production")
+
+
+def test_read_through_symlinked_ref_directory_raises_integrity_error(
+    repo: Repo, tmp_path: Path
+) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "v1").write_bytes(f"{ID_A}\n".encode())
+    (repo.layout.refs / "archive").symlink_to(outside)
+    with pytest.raises(IntegrityError):
+        repo.refs.read("archive/v1")
+
+
+def test_delete_removes_ref_and_empty_parent_directories(repo: Repo) -> None:
+    repo.refs.write("archive/2024/v1", ID_A)
+    repo.refs.delete("archive/2024/v1")
+    assert repo.refs.read("archive/2024/v1") is None
+    assert not (repo.layout.refs / "archive").exists()
+    assert repo.layout.refs.is_dir()
+
+
+def test_delete_keeps_parent_directories_that_still_hold_refs(repo: Repo) -> None:
+    repo.refs.write("archive/v1", ID_A)
+    repo.refs.write("archive/v2", ID_B)
+    repo.refs.delete("archive/v1")
+    assert repo.refs.names() == ["archive/v2"]
+    assert repo.refs.read("archive/v2") == ID_B
+
+
+def test_delete_missing_ref_is_a_no_op(repo: Repo) -> None:
+    repo.refs.delete("production")
+    assert repo.layout.refs.is_dir()
+
+
+def test_names_are_sorted_and_skip_temp_files(repo: Repo) -> None:
+    repo.refs.write("staging", ID_A)
+    repo.refs.write("production", ID_A)
+    repo.refs.write("archive/v1", ID_B)
+    (repo.layout.refs / ".tmp-production.0123456789ab").write_bytes(f"{ID_B}\n".encode())
+    (repo.layout.refs / "archive" / ".tmp-v2.ba9876543210").write_bytes(f"{ID_B}\n".encode())
+    assert repo.refs.names() == ["archive/v1", "production", "staging"]
+    assert repo.refs.read_all() == {"archive/v1": ID_B, "production": ID_A, "staging": ID_A}
+
+
+def test_names_of_store_without_refs_dir_is_empty(tmp_path: Path) -> None:
+    from mstore.layout import Layout
+
+    assert RefStore(Layout(tmp_path)).names() == []
+
+
+def test_check_new_name_refuses_directory_of_existing_ref(repo: Repo) -> None:
+    repo.refs.write("archive/x", ID_A)
+    with pytest.raises(RefusedError) as info:
+        repo.refs.check_new_name("archive")
+    assert info.value.exit_code == 7
+
+
+def test_check_new_name_refuses_ref_below_existing_ref(repo: Repo) -> None:
+    repo.refs.write("archive", ID_A)
+    with pytest.raises(RefusedError):
+        repo.refs.check_new_name("archive/x")
+
+
+def test_check_new_name_refuses_case_only_difference(repo: Repo) -> None:
+    repo.refs.write("production", ID_A)
+    with pytest.raises(RefusedError):
+        repo.refs.check_new_name("Production")
+
+
+def test_check_new_name_allows_existing_and_unrelated_names(repo: Repo) -> None:
+    repo.refs.write("production", ID_A)
+    repo.refs.write("archive/x", ID_A)
+    repo.refs.check_new_name("production")
+    repo.refs.check_new_name("archive/y")
+    repo.refs.check_new_name("archive2")
+    repo.refs.check_new_name("staging")
+
+
+def test_check_new_name_validates_the_name(repo: Repo) -> None:
+    with pytest.raises(InvalidInputError):
+        repo.refs.check_new_name("a..b")
