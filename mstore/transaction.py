@@ -127,11 +127,12 @@ def recover(repo: Repo) -> str | None:
         txn = raw["txn"]
     except (orjson.JSONDecodeError, KeyError, TypeError, IntegrityError) as err:
         raise IntegrityError(f"{path} is unreadable ({err}); the store needs repair") from None
-    # Entries are appended in one write while the journal exists, so if they were
-    # appended they are the last lines of the log.
-    newest = list(itertools.islice(repo.history.newest_first(), len(entries)))
-    if entries and not any(e.txn == txn for e in newest):
-        repo.history.append(entries)
+    # Entries are appended in one write while the journal exists, so whatever part of
+    # that write reached the disk is the last lines of the log: complete lines first,
+    # then perhaps a torn one (cut by the next append). Append only the missing rest.
+    newest = itertools.islice(repo.history.newest_first(), len(entries))
+    present = sum(1 for _ in itertools.takewhile(lambda e: e.txn == txn, newest))
+    repo.history.append(entries[present:])
     _finish(repo, entries, environment, adopt)
     return str(txn)
 

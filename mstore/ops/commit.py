@@ -2,9 +2,10 @@
 
 Everything is checked before anything is written: the directory exists and holds at
 least one file; no FIFO, socket or device; symlinks must stay inside the directory;
-`metadata.json`, if present, is a JSON object without NaN or infinities. Objects are
-stored without the lock (concurrent writers of the same bytes are harmless, and gc
-spares recent objects); the lock is taken only to write the manifest and move the ref.
+`metadata.json`, if present, is a JSON object without NaN or infinities. Then the
+store lock is taken and `--expect` checked before any object is written, so a refused
+commit (ref moved, store locked) leaves the store as it was; the objects, the manifest
+and the ref move all happen under that one lock (gc cannot run in between).
 """
 
 from __future__ import annotations
@@ -134,12 +135,10 @@ def commit(
     total = sum(f.size for f in files)
     if on_start:
         on_start(total)
-    entries, new_objects = store_files(repo, files, dry_run, progress)
     with repo.locked(action) if not dry_run else contextlib.nullcontext(repo):
-        if not dry_run:
-            ensure_stored(repo, files, entries)
         current = repo.refs.read(ref)
         check_expected(ref, current, expect)
+        entries, new_objects = store_files(repo, files, dry_run, progress)
         manifest = Manifest(
             files=entries,
             metadata=metadata,
@@ -196,21 +195,6 @@ def store_files(
             raise MstoreError(f"cannot store {item.source}: {err.strerror or err}") from err
         entries[item.path] = FileEntry(object_id, size, item.mode)
     return entries, new_objects
-
-
-def ensure_stored(repo: Repo, files: list[SourceFile], entries: dict[str, FileEntry]) -> None:
-    """Under the lock: store again any object a gc removed since it was written.
-
-    Objects are stored without the lock; a gc that ran in between (with --now, or on an
-    object older than its grace period) may have removed one. gc also holds the lock,
-    so once this check passes, the manifest written next names only present objects.
-    """
-    for item in files:
-        entry = entries[item.path]
-        if not repo.objects.has(entry.id):
-            object_id, _size, _created = repo.objects.put_file(item.source)
-            if object_id != entry.id:
-                raise MstoreError(f"{item.source} changed while being committed; commit again")
 
 
 def _same_stat(a: os.stat_result, b: os.stat_result) -> bool:

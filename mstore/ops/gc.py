@@ -11,8 +11,9 @@ Kept (the rest of objects/, views/, copies/ and tmp/ is deleted):
   yet moved its ref never loses them (storing an existing object refreshes its mtime).
 
 `now=True` (`mstore gc --now`) sets both windows to zero, for users who know nothing else
-is writing. gc runs under the exclusive store lock; commit re-checks its objects under
-the same lock before writing its manifest, so a commit never ends naming a missing one.
+is writing. gc runs under the exclusive store lock, and commit holds the same lock
+from its first object write to its ref move, so a commit never ends naming a missing
+object.
 """
 
 from __future__ import annotations

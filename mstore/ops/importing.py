@@ -27,7 +27,6 @@ from mstore.identity import author, now
 from mstore.manifests import METADATA_FILE, Lineage, Manifest
 from mstore.ops.commit import (
     SourceFile,
-    ensure_stored,
     read_metadata,
     scan_source,
     store_files,
@@ -105,36 +104,22 @@ def import_tree(
     adopting = models == repo.layout.models.resolve()
     for candidate in candidates:
         repo.refs.check_new_name(candidate.ref)
-    stored: list[tuple[Candidate, Manifest]] = []
-    new_objects = 0
-    when, who = now(), author()
-    for candidate in candidates:
-        entries, created = store_files(repo, candidate.files, dry_run, progress)
-        new_objects += created
-        lineage = Lineage(
-            parent=None, author=who, time=when, message=f"import {candidate.directory.name}"
-        )
-        stored.append((candidate, Manifest(entries, read_metadata(candidate.files), lineage)))
     with repo.locked("import") if not dry_run else contextlib.nullcontext(repo):
+        existing = {c.ref: repo.refs.read(c.ref) for c in candidates}
+        if any(existing.values()):
+            # Hash first (storing nothing) so that a conflict leaves the store untouched.
+            _manifests(repo, candidates, existing, dry_run=True, progress=None)
+        stored, new_objects = _manifests(repo, candidates, existing, dry_run, progress)
         updates: list[RefUpdate] = []
-        adopt: list[str] = []
         for candidate, manifest in stored:
-            if not dry_run:
-                ensure_stored(repo, candidate.files, dict(manifest.files))
-            current = repo.refs.read(candidate.ref)
+            current = existing[candidate.ref]
             if current is not None:
-                if not repo.manifest(current).same_content(manifest):
-                    raise RefusedError(
-                        f"ref {candidate.ref} already exists with other content; "
-                        f"nothing imported (delete or rename that ref first)"
-                    )
                 manifest_id = current
             else:
                 encoded = manifest.encode()
                 manifest_id = hash_bytes(encoded) if dry_run else repo.objects.put_bytes(encoded)
             updates.append(RefUpdate(candidate.ref, current, manifest_id))
-            if adopting:
-                adopt.append(candidate.ref)
+        adopt = [c.ref for c in candidates] if adopting else []
         transaction = Transaction("import", f"import {models.name}", updates, adopt=adopt)
         if not dry_run and updates:
             apply(repo, transaction)
@@ -145,3 +130,30 @@ def import_tree(
         bytes=sum(f.size for c in candidates for f in c.files),
         new_objects=new_objects,
     )
+
+
+def _manifests(
+    repo: Repo,
+    candidates: list[Candidate],
+    existing: dict[str, str | None],
+    dry_run: bool,
+    progress: Progress | None,
+) -> tuple[list[tuple[Candidate, Manifest]], int]:
+    """Store (or only hash) each candidate's files; refuse a ref holding other content."""
+    when, who = now(), author()
+    stored: list[tuple[Candidate, Manifest]] = []
+    new_objects = 0
+    for candidate in candidates:
+        entries, created = store_files(repo, candidate.files, dry_run, progress)
+        new_objects += created
+        message = f"import {candidate.directory.name}"
+        lineage = Lineage(parent=None, author=who, time=when, message=message)
+        manifest = Manifest(entries, read_metadata(candidate.files), lineage)
+        current = existing[candidate.ref]
+        if current is not None and not repo.manifest(current).same_content(manifest):
+            raise RefusedError(
+                f"ref {candidate.ref} already exists with other content; "
+                f"nothing imported (delete or rename that ref first)"
+            )
+        stored.append((candidate, manifest))
+    return stored, new_objects
