@@ -10,13 +10,20 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from mstore import fsutil
 from mstore.config import Config, read_config, write_config
-from mstore.errors import AmbiguousRevisionError, InvalidInputError, MstoreError, NotFoundError
+from mstore.errors import (
+    AmbiguousRevisionError,
+    InvalidInputError,
+    MstoreError,
+    NotFoundError,
+    RefusedError,
+)
 from mstore.hashcache import HashCache
 from mstore.hashing import is_object_id
 from mstore.history import History, LogEntry
@@ -62,8 +69,16 @@ class Repo:
         if created:
             views = Views(layout, ObjectStore(layout), link_mode)  # validates the mode
             fsutil.makedirs_durable(layout.store)
-            for directory in (layout.objects, layout.refs, layout.views, layout.tmp, layout.models):
+            for directory in (layout.objects, layout.refs, layout.views, layout.tmp):
                 fsutil.makedirs_durable(directory)
+            if link_mode == "reflink" and views.resolve_auto_for("reflink") != "reflink":
+                shutil.rmtree(layout.store)
+                raise RefusedError(
+                    f"link mode reflink is not supported by the filesystem of {layout.root} "
+                    f"(XFS and btrfs support it); use --link-mode auto or copy"
+                )
+            fsutil.makedirs_durable(layout.models)
+            # The config is written last: its presence is what makes a store a store.
             write_config(layout.config, Config(link_mode=views.resolve_auto()))
         return cls(layout.root), created
 

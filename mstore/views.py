@@ -123,8 +123,12 @@ class Views:
 
     def resolve_auto(self) -> str:
         """The concrete mode for `auto` on this filesystem: reflink if it works, else copy."""
-        if self.link_mode != "auto":
-            return self.link_mode
+        return self.resolve_auto_for(self.link_mode)
+
+    def resolve_auto_for(self, mode: str) -> str:
+        """`mode`, with `auto` and `reflink` checked against this filesystem."""
+        if mode not in ("auto", "reflink"):
+            return mode
         return "reflink" if self._reflink_works() else "copy"
 
     def build(self, spec: ViewSpec) -> Path:

@@ -19,6 +19,17 @@ step "$mstore" list
 step "$python" scripts/switch_model_version.py --info archive/v3_2024-11-10
 step "$python" scripts/switch_model_version.py --env staging --dry-run
 step "$python" scripts/switch_model_version.py --env staging
+# A new candidate from "training": v5's files with a retrained model and new metadata.
+mkdir candidate && cp models/staging/* candidate/ && chmod u+w candidate/*
+printf 'retrained weights\n' >> candidate/model.pth
+"$python" - <<'PY'
+import json, pathlib
+path = pathlib.Path("candidate/metadata.json")
+meta = json.loads(path.read_text())
+meta.update(version="v6_candidate", created_date="2024-11-25", description="v5 retrained")
+path.write_text(json.dumps(meta, indent=2) + "\n")
+PY
+step "$mstore" commit candidate --to staging -m "v6: retrained on November data"
 step "$mstore" diff production staging
 step "$mstore" promote staging -m "v5 passed validation"
 step "$mstore" list
