@@ -23,3 +23,18 @@ def repo(tmp_path: Path) -> Iterator[Repo]:
     root.mkdir()
     store, _ = Repo.init(root)
     yield store
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--stress",
+        action="store_true",
+        default=False,
+        help="Run the crash, fault and concurrency suites at full length (minutes).",
+    )
+
+
+@pytest.fixture
+def stress(request: pytest.FixtureRequest) -> bool:
+    """True under `pytest --stress`: suites loop longer (CI runs the short form)."""
+    return bool(request.config.getoption("--stress"))
