@@ -13,6 +13,7 @@ concurrent gc (which spares recently written objects) keeps it.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import secrets
 from collections.abc import Iterator
@@ -20,7 +21,7 @@ from pathlib import Path
 
 from mstore import fsutil
 from mstore.errors import IntegrityError, InvalidInputError, NotFoundError
-from mstore.hashing import Progress, copy_into, hash_bytes, is_object_id
+from mstore.hashing import Progress, copy_into, hash_bytes, hash_file, is_object_id
 from mstore.layout import Layout
 
 OBJECT_MODE = 0o444
@@ -61,11 +62,22 @@ class ObjectStore:
         self._install(tmp, object_id)
         return object_id
 
-    def put_file(self, source: Path, progress: Progress | None = None) -> tuple[str, int, bool]:
-        """Copy the file at `source` into the store; return (id, size, newly stored)."""
+    def put_file(
+        self, source: Path, progress: Progress | None = None, move: bool = False
+    ) -> tuple[str, int, bool]:
+        """Copy the file at `source` into the store; return (id, size, newly stored).
+
+        With `move`, the file is handed over: renamed into the store (no copy) when it is
+        on the same filesystem, then hashed there; it is gone from `source` afterwards.
+        """
         tmp = self._temp_path()
         try:
-            object_id, size = copy_into(source, tmp, progress)
+            if move and _rename_in(source, tmp):
+                object_id, size = _hash_moved(tmp, progress)
+            else:
+                object_id, size = copy_into(source, tmp, progress)
+                if move:
+                    os.unlink(source)
             existed = self._freshen(object_id)
             if existed:
                 os.unlink(tmp)
@@ -76,13 +88,6 @@ class ObjectStore:
                 os.unlink(tmp)
             raise
         return object_id, size, not existed
-
-    def adopt(self, tmp: Path, object_id: str) -> None:
-        """Install a fully written, fsynced temp file of `.mstore/tmp/` already hashed."""
-        if self._freshen(object_id):
-            os.unlink(tmp)
-        else:
-            self._install(tmp, object_id)
 
     def read_bytes(self, object_id: str) -> bytes:
         """The bytes of a (small) object, checked against its id before they are trusted."""
@@ -153,3 +158,26 @@ class ObjectStore:
             fsutil.fsync_dir(fan.parent)
         os.replace(tmp, final)
         fsutil.fsync_dir(fan)
+
+
+def _rename_in(source: Path, tmp: Path) -> bool:
+    """Rename `source` to `tmp`; False if they are on different filesystems."""
+    try:
+        os.rename(source, tmp)
+    except OSError as err:
+        if err.errno == errno.EXDEV:
+            return False
+        raise
+    return True
+
+
+def _hash_moved(tmp: Path, progress: Progress | None) -> tuple[str, int]:
+    """Hash and fsync a file just renamed into the store (its bytes may not be durable)."""
+    os.chmod(tmp, 0o600)
+    fd = os.open(tmp, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        size = os.fstat(fd).st_size
+    finally:
+        os.close(fd)
+    return hash_file(tmp, progress, owned=True), size

@@ -181,6 +181,14 @@ def commit(
     to: Annotated[str, typer.Option("--to", help="Ref to move to the new version (e.g. staging).")],
     message: MessageOption = "",
     expect: ExpectOption = None,
+    move: Annotated[
+        bool,
+        typer.Option(
+            "--move",
+            help="Hand the files over: rename them into the store instead of copying "
+            "(same filesystem; DIRECTORY is emptied).",
+        ),
+    ] = False,
     dry_run: DryRunOption = False,
     as_json: JsonOption = False,
 ) -> None:
@@ -192,7 +200,7 @@ def commit(
         start,
         advance,
     ):
-        result = run(repo, directory, to, message, expect, dry_run, advance, start)
+        result = run(repo, directory, to, message, expect, dry_run, advance, start, move=move)
     if as_json:
         output.emit_json(result.to_json())
         return

@@ -126,8 +126,13 @@ def commit(
     progress: Progress | None = None,
     on_start: Callable[[int], None] | None = None,
     action: str = "commit",
+    move: bool = False,
 ) -> CommitResult:
-    """Snapshot `directory` and move `ref` to it (nothing moves if the content is unchanged)."""
+    """Snapshot `directory` and move `ref` to it (nothing moves if the content is unchanged).
+
+    With `move`, the files are handed over: renamed into the store instead of copied
+    (same filesystem), so `directory` is left without them.
+    """
     check_ref_name(ref)
     repo.refs.check_new_name(ref)
     files = scan_source(directory)
@@ -138,7 +143,7 @@ def commit(
     with repo.locked(action) if not dry_run else contextlib.nullcontext(repo):
         current = repo.refs.read(ref)
         check_expected(ref, current, expect)
-        entries, new_objects = store_files(repo, files, dry_run, progress)
+        entries, new_objects = store_files(repo, files, dry_run, progress, move)
         manifest = Manifest(
             files=entries,
             metadata=metadata,
@@ -164,7 +169,11 @@ def commit(
 
 
 def store_files(
-    repo: Repo, files: list[SourceFile], dry_run: bool, progress: Progress | None
+    repo: Repo,
+    files: list[SourceFile],
+    dry_run: bool,
+    progress: Progress | None,
+    move: bool = False,
 ) -> tuple[dict[str, FileEntry], int]:
     """Store (or with `dry_run` only hash) every file; return entries and new object count.
 
@@ -177,7 +186,7 @@ def store_files(
         try:
             before = os.stat(item.source)
             object_id = cache.lookup(before)
-            if object_id is not None and repo.objects.has(object_id):
+            if object_id is not None and repo.objects.has(object_id) and not move:
                 if not dry_run:
                     repo.objects.freshen(object_id)
                 size = before.st_size
@@ -187,9 +196,9 @@ def store_files(
                 object_id, size = hash_file(item.source, progress, owned=False), item.size
                 new_objects += not repo.objects.has(object_id)
             else:
-                object_id, size, created = repo.objects.put_file(item.source, progress)
+                object_id, size, created = repo.objects.put_file(item.source, progress, move)
                 new_objects += created
-                if _same_stat(before, os.stat(item.source)):
+                if not move and _same_stat(before, os.stat(item.source)):
                     cache.remember(before, object_id)
         except OSError as err:
             raise MstoreError(f"cannot store {item.source}: {err.strerror or err}") from err
