@@ -16,8 +16,6 @@ import contextlib
 import errno
 import fcntl
 import os
-import secrets
-import socket
 import stat
 import time
 from collections.abc import Iterator
@@ -30,9 +28,14 @@ TEMP_PREFIX = ".tmp-"
 FICLONE = 0x40049409  # _IOW(0x94, 9, int) from linux/fs.h
 
 
+def random_suffix(nbytes: int) -> str:
+    """Random hex for temporary names (os.urandom: no `secrets`/OpenSSL import cost)."""
+    return os.urandom(nbytes).hex()
+
+
 def temp_name(final: Path) -> Path:
     """A unique temporary name beside `final` (same directory, so rename is atomic)."""
-    return final.with_name(f"{TEMP_PREFIX}{final.name}.{secrets.token_hex(6)}")
+    return final.with_name(f"{TEMP_PREFIX}{final.name}.{random_suffix(6)}")
 
 
 def fsync_dir(path: Path) -> None:
@@ -203,7 +206,7 @@ class StoreLock:
                 time.sleep(delay)
                 delay = min(delay * 2, 0.1)
         self.previous_holder = read_lock_holder(self.path)
-        line = f"{os.getpid()} {socket.gethostname()} {time.time():.3f} {self.command}\n"
+        line = f"{os.getpid()} {os.uname().nodename} {time.time():.3f} {self.command}\n"
         os.ftruncate(fd, 0)
         os.pwrite(fd, line.encode(), 0)
         self._fd = fd

@@ -16,7 +16,6 @@ goes to stderr so that `--json` output on stdout stays one document.
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +49,8 @@ def run_hook(
     path = hook_path(layout, name)
     if path is None:
         return None
+    import subprocess  # only when a hook exists: keeps every command's start-up lean
+
     environment = {**os.environ, **variables, "MSTORE_ROOT": str(layout.root)}
     try:
         completed = subprocess.run(

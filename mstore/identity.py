@@ -6,9 +6,7 @@ the clock (reproducible builds, such as the shipped example store).
 
 from __future__ import annotations
 
-import getpass
 import os
-import socket
 import time
 
 
@@ -16,11 +14,13 @@ def author() -> str:
     name = os.environ.get("MSTORE_AUTHOR")
     if name:
         return name
+    import getpass  # lazily: only commands that record who moved what need it
+
     try:
         user = getpass.getuser()
     except (KeyError, OSError):
         user = str(os.getuid())
-    return f"{user}@{socket.gethostname()}"
+    return f"{user}@{os.uname().nodename}"
 
 
 def now() -> str:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -147,7 +146,7 @@ class ObjectStore:
 
     def _temp_path(self) -> Path:
         self.layout.tmp.mkdir(parents=True, exist_ok=True)
-        return self.layout.tmp / f"{fsutil.TEMP_PREFIX}object.{secrets.token_hex(8)}"
+        return self.layout.tmp / f"{fsutil.TEMP_PREFIX}object.{fsutil.random_suffix(8)}"
 
     def _install(self, tmp: Path, object_id: str) -> None:
         final = self.layout.object_path(object_id)

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import shutil
 import stat
 from collections.abc import Mapping
@@ -140,7 +139,7 @@ class Views:
             self.objects.put_bytes(data)
         self.layout.tmp.mkdir(parents=True, exist_ok=True)
         self.layout.views.mkdir(parents=True, exist_ok=True)
-        staging = self.layout.tmp / f"{fsutil.TEMP_PREFIX}view.{secrets.token_hex(8)}"
+        staging = self.layout.tmp / f"{fsutil.TEMP_PREFIX}view.{fsutil.random_suffix(8)}"
         staging.mkdir()
         try:
             directories = {staging}
@@ -296,7 +295,7 @@ class Views:
 
     def _reflink_works(self) -> bool:
         self.layout.tmp.mkdir(parents=True, exist_ok=True)
-        probe = self.layout.tmp / f"{fsutil.TEMP_PREFIX}probe.{secrets.token_hex(4)}"
+        probe = self.layout.tmp / f"{fsutil.TEMP_PREFIX}probe.{fsutil.random_suffix(4)}"
         clone = probe.with_name(probe.name + ".clone")
         probe.write_bytes(b"probe")
         try:

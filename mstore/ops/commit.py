@@ -105,15 +105,31 @@ def scan_source(directory: Path) -> list[SourceFile]:
     return sorted(files, key=lambda f: f.path)
 
 
-def read_metadata(files: list[SourceFile]) -> dict[str, Any] | None:
+def read_metadata(files: list[SourceFile], repo: Repo | None = None) -> dict[str, Any] | None:
+    """Parse the version's metadata.json; None if it has none.
+
+    When the hash cache knows the file unchanged and its object is stored, the bytes
+    come from the object, so re-committing an unchanged directory reads none of it.
+    """
     for item in files:
-        if item.path == METADATA_FILE:
+        if item.path != METADATA_FILE:
+            continue
+        data = _cached_bytes(repo, item.source) if repo is not None else None
+        if data is None:
             try:
                 data = item.source.read_bytes()
             except OSError as err:
                 raise InvalidInputError(f"{item.source} cannot be read: {err.strerror}") from None
-            return parse_metadata(data, str(item.source))
+        return parse_metadata(data, str(item.source))
     return None
+
+
+def _cached_bytes(repo: Repo, source: Path) -> bytes | None:
+    try:
+        object_id = repo.hash_cache.lookup(os.stat(source))
+        return repo.objects.read_bytes(object_id) if object_id else None
+    except (OSError, MstoreError):
+        return None
 
 
 def commit(
@@ -136,7 +152,7 @@ def commit(
     check_ref_name(ref)
     repo.refs.check_new_name(ref)
     files = scan_source(directory)
-    metadata = read_metadata(files)
+    metadata = read_metadata(files, repo)
     total = sum(f.size for f in files)
     if on_start:
         on_start(total)

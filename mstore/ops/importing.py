@@ -148,7 +148,7 @@ def _manifests(
         new_objects += created
         message = f"import {candidate.directory.name}"
         lineage = Lineage(parent=None, author=who, time=when, message=message)
-        manifest = Manifest(entries, read_metadata(candidate.files), lineage)
+        manifest = Manifest(entries, read_metadata(candidate.files, repo), lineage)
         current = existing[candidate.ref]
         if current is not None and not repo.manifest(current).same_content(manifest):
             raise RefusedError(
