@@ -58,9 +58,18 @@ def run_hook(
             cwd=layout.root,
             env=environment,
             stdin=subprocess.DEVNULL,
-            stdout=sys.stderr.fileno(),
+            stdout=_stderr_fd(),
             check=False,
         )
     except OSError as err:
         return HookRun(name, 126 if err.errno is None else -abs(err.errno))
     return HookRun(name, completed.returncode)
+
+
+def _stderr_fd() -> int:
+    """The hook's stdout: our stderr's descriptor, or fd 2 when stderr has none (a
+    captured or in-memory stream), so that stdout stays one JSON document."""
+    try:
+        return sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):
+        return 2

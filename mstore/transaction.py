@@ -32,6 +32,8 @@ from mstore.hashing import hash_bytes
 from mstore.history import LogEntry, decode_entry
 from mstore.identity import author, now
 
+PRODUCTION = "production"
+
 if TYPE_CHECKING:
     from mstore.repo import Repo
 
@@ -53,6 +55,8 @@ class Transaction:
     updates: list[RefUpdate] = field(default_factory=list)
     environment: str | None = None
     adopt: list[str] = field(default_factory=list)
+    # Refs (name -> value) whose views change with this transaction without moving.
+    refresh: dict[str, str] = field(default_factory=dict)
     who: str = field(default_factory=author)
     when: str = field(default_factory=now)
 
@@ -86,6 +90,7 @@ class Transaction:
                 "entries": [e.to_json() for e in self.entries()],
                 "environment": self.environment,
                 "adopt": self.adopt,
+                "refresh": sorted(self.refresh),
                 "txn": self.id,
             },
             option=orjson.OPT_SORT_KEYS,
@@ -95,9 +100,16 @@ class Transaction:
 def apply(repo: Repo, transaction: Transaction) -> None:
     """Carry out `transaction` (caller holds `repo.locked`). RefMovedError if a ref moved."""
     entries = transaction.entries()
+    transaction.refresh = _sharing_refs(repo, entries)
+    # Everything that can be refused or can fail for lack of space happens here, before
+    # the journal: a view location in the way, a view that cannot be built.
     for update in transaction.updates:
         if update.new is not None:
+            repo.views.check_link_location(update.ref, adopt=update.ref in transaction.adopt)
             repo.views.build(repo.view_spec(update.ref, update.new, entries))
+    for ref, value in transaction.refresh.items():
+        repo.views.check_link_location(ref)
+        repo.views.build(repo.view_spec(ref, value, entries))
     for update in transaction.updates:
         current = repo.refs.read(update.ref)
         if current != update.old:
@@ -109,7 +121,21 @@ def apply(repo: Repo, transaction: Transaction) -> None:
         return
     fsutil.atomic_write(repo.layout.transaction, transaction.encode())
     repo.history.append(entries)
-    _finish(repo, entries, transaction.environment, transaction.adopt)
+    _finish(repo, entries, transaction.environment, transaction.adopt, list(transaction.refresh))
+
+
+def _sharing_refs(repo: Repo, entries: list[LogEntry]) -> dict[str, str]:
+    """Refs not moved here whose version is being deployed to production: their views
+    must re-render metadata.json, whose deployed_date changes with the deployment."""
+    deployed = {e.new for e in entries if e.ref == PRODUCTION and e.action != "import" and e.new}
+    if not deployed:
+        return {}
+    moved = {e.ref for e in entries}
+    return {
+        name: value
+        for name, value in repo.refs.read_all().items()
+        if value in deployed and name not in moved
+    }
 
 
 def recover(repo: Repo) -> str | None:
@@ -124,6 +150,7 @@ def recover(repo: Repo) -> str | None:
         entries = [decode_entry(orjson.dumps(e)) for e in raw["entries"]]
         environment = raw["environment"]
         adopt = list(raw.get("adopt", []))
+        refresh = list(raw.get("refresh", []))
         txn = raw["txn"]
     except (orjson.JSONDecodeError, KeyError, TypeError, IntegrityError) as err:
         raise IntegrityError(f"{path} is unreadable ({err}); the store needs repair") from None
@@ -133,11 +160,17 @@ def recover(repo: Repo) -> str | None:
     newest = itertools.islice(repo.history.newest_first(), len(entries))
     present = sum(1 for _ in itertools.takewhile(lambda e: e.txn == txn, newest))
     repo.history.append(entries[present:])
-    _finish(repo, entries, environment, adopt)
+    _finish(repo, entries, environment, adopt, refresh)
     return str(txn)
 
 
-def _finish(repo: Repo, entries: list[LogEntry], environment: str | None, adopt: list[str]) -> None:
+def _finish(
+    repo: Repo,
+    entries: list[LogEntry],
+    environment: str | None,
+    adopt: list[str],
+    refresh: list[str],
+) -> None:
     """Steps 5-7: refs, views, .env, journal. Idempotent, so recovery can redo it."""
     # Create refs before moving or deleting others, so a reader never finds a version
     # (such as the production being archived) reachable from no ref at all.
@@ -153,6 +186,10 @@ def _finish(repo: Repo, entries: list[LogEntry], environment: str | None, adopt:
         else:
             view = repo.views.build(repo.view_spec(entry.ref, entry.new, entries))
             repo.views.switch(entry.ref, view.name, adopt=entry.ref in adopt)
+    for ref in refresh:
+        value = repo.refs.read(ref)
+        if value is not None:
+            repo.views.switch(ref, repo.views.build(repo.view_spec(ref, value, entries)).name)
     if environment is not None:
         envfile.write_environment(repo.layout.env_file, environment)
     with contextlib.suppress(FileNotFoundError):

@@ -190,6 +190,7 @@ def store_files(
     dry_run: bool,
     progress: Progress | None,
     move: bool = False,
+    seen: set[str] | None = None,
 ) -> tuple[dict[str, FileEntry], int]:
     """Store (or with `dry_run` only hash) every file; return entries and new object count.
 
@@ -210,7 +211,10 @@ def store_files(
                     progress(size)
             elif dry_run:
                 object_id, size = hash_file(item.source, progress, owned=False), item.size
-                new_objects += not repo.objects.has(object_id)
+                # `seen`: ids this plan already counts (nothing is stored in a dry run).
+                seen = set() if seen is None else seen
+                new_objects += object_id not in seen and not repo.objects.has(object_id)
+                seen.add(object_id)
             else:
                 object_id, size, created = repo.objects.put_file(item.source, progress, move)
                 new_objects += created

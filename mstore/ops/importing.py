@@ -143,8 +143,9 @@ def _manifests(
     when, who = now(), author()
     stored: list[tuple[Candidate, Manifest]] = []
     new_objects = 0
+    seen: set[str] = set()
     for candidate in candidates:
-        entries, created = store_files(repo, candidate.files, dry_run, progress)
+        entries, created = store_files(repo, candidate.files, dry_run, progress, seen=seen)
         new_objects += created
         message = f"import {candidate.directory.name}"
         lineage = Lineage(parent=None, author=who, time=when, message=message)

@@ -171,13 +171,45 @@ def promote(
                 else:
                     updates.append(RefUpdate(name, None, current))
             updates.append(RefUpdate(target, current, candidate))
-        transaction = Transaction(
-            "promote", message or f"promote {source} to {target}", updates, environment=target
-        )
+        text = message or f"promote {source} to {target}"
+        hook = hooks.hook_path(repo.layout, hooks.PRE_PROMOTE)
+        if hook is not None and no_verify and updates:
+            text += " [pre-promote hook skipped: --no-verify]"
+        transaction = Transaction("promote", text, updates, environment=target)
         result = result_of(transaction, repo.active_environment(), dry_run, notes)
+        if hook is not None and updates and not no_verify:
+            if dry_run:
+                result.notes.append("the pre-promote hook would run before the move")
+            else:
+                _pre_promote(repo, source, target, candidate, transaction)
         if not dry_run:
             apply(repo, transaction)
+    if not dry_run and result.changed:
+        _post_switch(repo, result, target, current, candidate)
     return result
+
+
+def _pre_promote(
+    repo: Repo, source: str, target: str, candidate: str, transaction: Transaction
+) -> None:
+    """Run the pre-promote hook on the view the target would show; a failure vetoes."""
+    view = repo.views.build(repo.view_spec(target, candidate, transaction.entries()))
+    run = hooks.run_hook(
+        repo.layout,
+        hooks.PRE_PROMOTE,
+        [source, target, str(view)],
+        {
+            "MSTORE_SOURCE": source,
+            "MSTORE_TARGET": target,
+            "MSTORE_VIEW": str(view),
+            "MSTORE_MANIFEST": candidate,
+        },
+    )
+    if run is not None and not run.ok:
+        raise RefusedError(
+            f"pre-promote hook vetoed promoting {source} to {target} (exit {run.returncode}); "
+            f"nothing changed (fix the candidate, or skip the hook with --no-verify)"
+        )
 
 
 def rollback(
