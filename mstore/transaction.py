@@ -104,8 +104,8 @@ def apply(repo: Repo, transaction: Transaction) -> None:
     # Everything that can be refused or can fail for lack of space happens here, before
     # the journal: a view location in the way, a view that cannot be built.
     for update in transaction.updates:
+        repo.views.check_link_location(update.ref, adopt=update.ref in transaction.adopt)
         if update.new is not None:
-            repo.views.check_link_location(update.ref, adopt=update.ref in transaction.adopt)
             repo.views.build(repo.view_spec(update.ref, update.new, entries))
     for ref, value in transaction.refresh.items():
         repo.views.check_link_location(ref)

@@ -187,12 +187,15 @@ class Views:
             return True
         previous = self.current_view_id(ref)
         fsutil.replace_symlink(link, target)
-        if previous:
-            # The release time: gc spares a view for its grace period after this, so
-            # that readers who resolved the old link can finish.
-            with contextlib.suppress(OSError):
-                os.utime(self.layout.view_path(previous))
+        self._mark_released(previous)
         return True
+
+    def _mark_released(self, view_id: str | None) -> None:
+        """Stamp a view's release time: gc spares it for its grace period after this,
+        so that readers who resolved the old link can finish."""
+        if view_id:
+            with contextlib.suppress(OSError):
+                os.utime(self.layout.view_path(view_id))
 
     @staticmethod
     def _remove_adopted(link: Path) -> None:
@@ -208,9 +211,11 @@ class Views:
     def remove(self, ref: str) -> None:
         """Take `models/<ref>` away (the ref was deleted); its view stays until gc."""
         link = self.check_link_location(ref)
+        previous = self.current_view_id(ref)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(link)
             fsutil.fsync_dir(link.parent)
+        self._mark_released(previous)
         parent = link.parent
         while parent != self.layout.models:
             try:

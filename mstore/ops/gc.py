@@ -73,7 +73,10 @@ class GcPlan:
             _unlink(path)
             touched.add(path.parent)
         for path in self.copies + self.temporaries:
-            _unlink(path)
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)  # a crashed writer's view build
+            else:
+                _unlink(path)
             touched.add(path.parent)
         for directory in touched:
             if directory.exists():
@@ -112,6 +115,13 @@ def plan_gc(
         if repo.objects.has(manifest_id):
             live.add(manifest_id)
             live.update(e.id for e in repo.manifest(manifest_id).files.values())
+    # What each ref's view shows, such as a re-rendered metadata.json, which no manifest
+    # names: restore needs those objects to repair the view.
+    refs = repo.refs.read_all()
+    dates = repo.deployments(set(refs.values()))
+    for ref, manifest_id in refs.items():
+        spec = repo.views.spec(ref, repo.manifest(manifest_id), dates.get(manifest_id))
+        live.update(e.id for e in spec.files.values())
 
     kept_views = _linked_views(repo)
     views_root = repo.layout.views
@@ -145,9 +155,10 @@ def plan_gc(
         st = path.lstat()
         if (st.st_dev, st.st_ino) not in kept_inodes and clock - st.st_mtime >= grace:
             plan.copies.append(path)
-    for path in _files_below(repo.layout.tmp):
-        if clock - path.lstat().st_mtime >= min(grace, DAY):
-            plan.temporaries.append(path)
+    tmp = repo.layout.tmp
+    for name in sorted(os.listdir(tmp)) if tmp.is_dir() else []:
+        if clock - (tmp / name).lstat().st_mtime >= min(grace, DAY):
+            plan.temporaries.append(tmp / name)
     return plan
 
 

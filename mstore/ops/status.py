@@ -156,24 +156,31 @@ def _file_matches(repo: Repo, path: Path, object_id: str, size: int) -> bool:
 
 def _scan_models(repo: Repo, refs: set[str], report: StatusReport) -> None:
     """Links under models/ for refs that are gone, and entries mstore does not manage."""
-    models = repo.layout.models
-    if not models.is_dir():
-        return
+    if repo.layout.models.is_dir():
+        _scan_directory(repo.layout.models, repo.layout.models, refs, report)
+
+
+def _scan_directory(models: Path, directory: Path, refs: set[str], report: StatusReport) -> bool:
+    """Classify the entries of one real directory under models/; True if it holds any
+    mstore view link (so it is reported entry by entry, not as one unmanaged directory)."""
     marker = f"/{STORE_DIR_NAME}/views/"
-    parents = {r.rsplit("/", i)[0] for r in refs for i in range(1, r.count("/") + 1)}
-    for directory, dirs, names in os.walk(models):
-        descend = []
-        for name in sorted(dirs + names):
-            path = Path(directory) / name
-            ref = path.relative_to(models).as_posix()
-            if path.is_symlink():
-                target = os.readlink(path)
-                if marker in f"/{target}":
-                    if ref not in refs:
-                        report.orphans.append(ref)
-                    continue
-            if ref in parents and path.is_dir() and not path.is_symlink():
-                descend.append(name)
-            elif ref not in refs:
-                report.unmanaged.append(ref + ("/" if path.is_dir() else ""))
-        dirs[:] = descend
+    found_link = False
+    unmanaged: list[str] = []
+    for entry in sorted(os.scandir(directory), key=lambda e: e.name):
+        path = Path(entry.path)
+        ref = path.relative_to(models).as_posix()
+        if entry.is_symlink() and marker in f"/{os.readlink(path)}":
+            found_link = True
+            if ref not in refs:
+                report.orphans.append(ref)
+        elif entry.is_dir(follow_symlinks=False):
+            before = len(report.unmanaged)
+            if _scan_directory(models, path, refs, report):
+                found_link = True
+            else:
+                del report.unmanaged[before:]
+                unmanaged.append(ref + "/")
+        elif ref not in refs:
+            unmanaged.append(ref)
+    report.unmanaged.extend(unmanaged)
+    return found_link

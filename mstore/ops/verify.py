@@ -4,7 +4,8 @@ Checks, each fault reported by kind and subject:
 - objects: every file under objects/ has an id-shaped name and (unless quick) hashes to
   it; no temporary or stray file sits under objects/;
 - refs: every ref file has a valid name and holds one id naming a valid manifest;
-- manifests (every one reachable from a ref or the log): parse, validate, and name
+- manifests: every one a ref names exists; every one a ref or the log names that is
+  still stored (gc prunes those only old log entries name) parses, validates and names
   existing objects of the right size;
 - log: every line parses; each ref's value equals its newest log entry's `new`;
 - transaction: no journal is left behind (verify first rolls one forward, under lock).
@@ -128,8 +129,9 @@ def _check_objects(
     report.bytes_hashed = sum(sizes.values())
 
 
-def _check_refs_and_log(repo: Repo, report: VerifyReport) -> set[str]:
+def _check_refs_and_log(repo: Repo, report: VerifyReport) -> dict[str, bool]:
     manifests: set[str] = set()
+    required: set[str] = set()
     values: dict[str, str] = {}
     for name, _path in sorted(repo.refs.iter_files()):
         report.refs += 1
@@ -141,6 +143,7 @@ def _check_refs_and_log(repo: Repo, report: VerifyReport) -> set[str]:
         if value is not None:
             values[name] = value
             manifests.add(value)
+            required.add(value)
     newest: dict[str, str | None] = {}
     for number, line in repo.history.lines():
         if not line.endswith(b"\n"):
@@ -168,15 +171,19 @@ def _check_refs_and_log(repo: Repo, report: VerifyReport) -> set[str]:
     for name, value in newest.items():
         if value is not None and name not in values:
             report.add("ref_log_mismatch", name, f"log says {value[:12]} but the ref is missing")
-    return manifests
+    # Manifests named only by the log may have been pruned by gc: checked if present.
+    return {m: m in required for m in manifests}
 
 
-def _check_manifests(repo: Repo, report: VerifyReport, manifests: set[str]) -> None:
-    for manifest_id in sorted(manifests):
-        report.manifests += 1
+def _check_manifests(repo: Repo, report: VerifyReport, manifests: dict[str, bool]) -> None:
+    """Every manifest present parses and names present objects of the right size; a
+    manifest a ref names must be present (one named only by old log entries may be gone)."""
+    for manifest_id, required in sorted(manifests.items()):
         if not repo.objects.has(manifest_id):
-            report.add("manifest_missing", manifest_id, "named by a ref or the log but not stored")
+            if required:
+                report.add("manifest_missing", manifest_id, "a ref names it but it is not stored")
             continue
+        report.manifests += 1
         try:
             manifest = repo.manifest(manifest_id)
         except MstoreError as err:
