@@ -1,14 +1,17 @@
 """The store's config file: `.mstore/config`, canonical JSON.
 
     {"format": 1, "link_mode": "auto"}
+    {"format": 1, "link_mode": "copy", "remotes": {"origin": "s3://bucket/prefix"}}
 
 `format` is the on-disk format version; a store written by a newer mstore is refused
-rather than misread.
+rather than misread. `remotes` (name -> URL, see docs/REMOTES.md) is optional and only
+written when a remote is configured, so configs without remotes keep their bytes.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import orjson
@@ -25,14 +28,17 @@ DEFAULT_LINK_MODE = "auto"
 class Config:
     format: int = FORMAT_VERSION
     link_mode: str = DEFAULT_LINK_MODE
+    remotes: Mapping[str, str] = field(default_factory=dict)
 
     def encode(self) -> bytes:
-        return (
-            orjson.dumps(
-                {"format": self.format, "link_mode": self.link_mode}, option=orjson.OPT_SORT_KEYS
-            )
-            + b"\n"
-        )
+        document: dict[str, object] = {"format": self.format, "link_mode": self.link_mode}
+        if self.remotes:
+            document["remotes"] = dict(self.remotes)
+        return orjson.dumps(document, option=orjson.OPT_SORT_KEYS) + b"\n"
+
+    def with_remotes(self, remotes: Mapping[str, str]) -> Config:
+        """A copy of this config with `remotes` (name -> URL) instead of the current ones."""
+        return replace(self, remotes=dict(remotes))
 
 
 def read_config(path: Path) -> Config:
@@ -42,8 +48,9 @@ def read_config(path: Path) -> Config:
         raise IntegrityError(f"{path} is missing; the store is damaged") from None
     except orjson.JSONDecodeError as err:
         raise IntegrityError(f"{path} is not valid JSON ({err})") from None
-    if not isinstance(raw, dict) or not isinstance(raw.get("format"), int):
-        raise IntegrityError(f"{path} has no format version")
+    version = raw.get("format") if isinstance(raw, dict) else None
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise IntegrityError(f"{path} has no valid format version")
     if raw["format"] > FORMAT_VERSION:
         raise RefusedError(
             f"this store uses format {raw['format']}; this mstore reads format "
@@ -52,7 +59,12 @@ def read_config(path: Path) -> Config:
     link_mode = raw.get("link_mode", DEFAULT_LINK_MODE)
     if link_mode not in LINK_MODES:
         raise IntegrityError(f"{path}: unknown link_mode {link_mode!r}")
-    return Config(format=raw["format"], link_mode=link_mode)
+    remotes = raw.get("remotes", {})
+    if not isinstance(remotes, dict) or not all(
+        isinstance(name, str) and isinstance(url, str) for name, url in remotes.items()
+    ):
+        raise IntegrityError(f"{path}: remotes must map names to URLs (strings)")
+    return Config(format=raw["format"], link_mode=link_mode, remotes=remotes)
 
 
 def write_config(path: Path, config: Config) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from mstore.errors import RefusedError
+from mstore.errors import InvalidInputError, RefusedError
 
 VARIABLE = "MODEL_ENVIRONMENT"
 DEFAULT_ENVIRONMENT = "production"
@@ -27,6 +27,8 @@ def read_environment(path: Path) -> str | None:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return None
+    except UnicodeDecodeError:
+        raise InvalidInputError(f"{path} is not UTF-8 text; fix or remove it") from None
     value: str | None = None
     for line in text.splitlines():
         match = _LINE.match(line)
@@ -81,6 +83,8 @@ def write_environment(path: Path, ref: str) -> bool:
             text = f.read()
     except FileNotFoundError:
         text = ""
+    except UnicodeDecodeError:
+        raise InvalidInputError(f"{path} is not UTF-8 text; fix or remove it") from None
     updated = render_environment(text, ref)
     if updated == text:
         return False

@@ -163,7 +163,13 @@ def check_manifest_path(path: object) -> str:
     """Refuse any path that could escape or shadow the view; return it unchanged."""
     if not isinstance(path, str) or not path:
         raise InvalidInputError(f"manifest path {path!r} must be a non-empty string")
-    if len(path.encode("utf-8", "surrogatepass")) > MAX_PATH_BYTES:
+    try:
+        encoded = path.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInputError(
+            f"file name {path!r} is not valid UTF-8; rename it (manifests hold UTF-8 JSON)"
+        ) from None
+    if len(encoded) > MAX_PATH_BYTES:
         raise InvalidInputError(
             f"manifest path {path[:40]!r}... is longer than {MAX_PATH_BYTES} bytes"
         )
@@ -176,7 +182,7 @@ def check_manifest_path(path: object) -> str:
             raise InvalidInputError(f"manifest path {path!r} has an empty, '.' or '..' component")
         if component.lower() in RESERVED_COMPONENTS:
             raise InvalidInputError(f"manifest path {path!r} names a reserved directory")
-        if len(component.encode("utf-8", "surrogatepass")) > MAX_COMPONENT_BYTES:
+        if len(component.encode("utf-8")) > MAX_COMPONENT_BYTES:
             raise InvalidInputError(f"manifest path {path!r} has a component over 255 bytes")
     return path
 

@@ -94,6 +94,10 @@ class RefStore:
         except OSError as err:
             raise IntegrityError(f"ref {name} ({path}) cannot be read: {err.strerror}") from None
         try:
+            if stat.S_ISDIR(os.fstat(fd).st_mode):
+                if os.listdir(path):
+                    return None  # a directory of refs (`archive` when `archive/x` exists)
+                raise IntegrityError(f"ref {name} ({path}) is an empty directory, not a ref file")
             if not stat.S_ISREG(os.fstat(fd).st_mode):
                 raise IntegrityError(f"ref {name} ({path}) is not a regular file")
             data = os.read(fd, 256)

@@ -106,6 +106,9 @@ def apply(repo: Repo, transaction: Transaction) -> None:
     for update in transaction.updates:
         repo.views.check_link_location(update.ref, adopt=update.ref in transaction.adopt)
         if update.new is not None:
+            repo.manifest(update.new)  # load and validate before anything is written
+    for update in transaction.updates:
+        if update.new is not None:
             repo.views.build(repo.view_spec(update.ref, update.new, entries))
     for ref, value in transaction.refresh.items():
         repo.views.check_link_location(ref)

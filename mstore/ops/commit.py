@@ -78,7 +78,14 @@ def scan_source(directory: Path) -> list[SourceFile]:
         check_manifest_path(relative)
         source = root / relative
         if stat.S_ISLNK(st.st_mode):
-            target = source.resolve()
+            try:
+                target = source.resolve(strict=True)
+            except FileNotFoundError:
+                raise InvalidInputError(f"{source} is a dangling symlink") from None
+            except (RuntimeError, OSError) as err:
+                raise InvalidInputError(
+                    f"{source} is a symlink that cannot be resolved ({err})"
+                ) from None
             if not target.is_relative_to(root):
                 raise InvalidInputError(
                     f"{source} is a symlink pointing outside {directory}; copy the file in instead"

@@ -142,6 +142,7 @@ def promote(
         check_ref_name(archive_as)
     with _maybe_locked(repo, "promote", dry_run):
         candidate = repo.resolve(source)
+        repo.manifest(candidate)  # validate the candidate before anything is written
         current = repo.refs.read(target)
         check_expected(target, current, expect)
         if current is None:
