@@ -19,6 +19,7 @@ from pathlib import Path
 
 import orjson
 
+from mstore import fsutil
 from mstore.errors import IntegrityError
 from mstore.hashing import is_object_id
 
@@ -78,9 +79,7 @@ class History:
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
         try:
             self._cut_torn_tail(fd)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
+            fsutil.write_all(fd, data)
             os.fsync(fd)
         finally:
             os.close(fd)
