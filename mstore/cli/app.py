@@ -21,14 +21,15 @@ from mstore.errors import EXIT_CODES, MstoreError
 
 EXIT_CODE_HELP = "Exit codes: " + "; ".join(f"{code} {text}" for code, text in EXIT_CODES.items())
 
-app = typer.Typer(
-    name="mstore",
-    help="A Git-style, content-addressed store for ML model versions.\n\n" + EXIT_CODE_HELP,
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
-)
+APP_SETTINGS: dict[str, Any] = {
+    "name": "mstore",
+    "help": "A Git-style, content-addressed store for ML model versions.\n\n" + EXIT_CODE_HELP,
+    "no_args_is_help": True,
+    "add_completion": False,
+    "pretty_exceptions_enable": False,
+    "rich_markup_mode": None,
+}
+app = typer.Typer(**APP_SETTINGS)
 
 
 @dataclass
@@ -612,10 +613,43 @@ def ref_rename(
     render_move(rename_ref(open_repo(), old, new, expect, dry_run, message), as_json)
 
 
+GLOBAL_OPTIONS_WITH_VALUE = frozenset({"--store", "--lock-timeout"})
+
+
+def invoked_app(argv: list[str]) -> typer.Typer:
+    """`app` with only the invoked command registered.
+
+    typer turns every registered function into a click command on each run (about 2 ms
+    apiece, by signature introspection); building just the one being run keeps start-up
+    close to typer's own. `mstore --help` and unknown commands get the full app.
+    """
+    words = iter(argv)
+    name = None
+    for word in words:
+        if word in GLOBAL_OPTIONS_WITH_VALUE:
+            next(words, None)
+        elif not word.startswith("-"):
+            name = word
+            break
+    commands = [
+        c
+        for c in app.registered_commands
+        if c.callback is not None and (c.name or c.callback.__name__.replace("_", "-")) == name
+    ]
+    groups = [g for g in app.registered_groups if g.name == name]
+    if not commands and not groups:
+        return app
+    slim = typer.Typer(**APP_SETTINGS)
+    slim.registered_callback = app.registered_callback
+    slim.registered_commands = commands
+    slim.registered_groups = groups
+    return slim
+
+
 def main() -> None:
     """Console entry point."""
     try:
-        app()
+        invoked_app(sys.argv[1:])()
     except KeyboardInterrupt:
         sys.stderr.write("mstore: interrupted\n")
         sys.exit(130)
