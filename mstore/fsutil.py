@@ -98,6 +98,24 @@ def makedirs_durable(path: Path) -> None:
         fsync_dir(directory.parent)
 
 
+def remove_empty_parents(path: Path, stop: Path) -> None:
+    """Remove `path`'s parent directories up to (not including) `stop` while they are
+    empty. Only "not empty" ends the walk quietly; any other error is raised, so that a
+    transaction that must finish this stays pending and is retried."""
+    parent = path.parent
+    while parent != stop and parent.is_relative_to(stop):
+        try:
+            parent.rmdir()
+        except FileNotFoundError:
+            pass
+        except OSError as err:
+            if err.errno in (errno.ENOTEMPTY, errno.EEXIST):
+                return
+            raise
+        fsync_dir(parent.parent)
+        parent = parent.parent
+
+
 def is_special(mode: int) -> bool:
     """True for FIFOs, sockets and devices: files mstore refuses to read."""
     return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
@@ -211,8 +229,15 @@ class StoreLock:
                 delay = min(delay * 2, 0.1)
         self.previous_holder = read_lock_holder(self.path)
         line = f"{os.getpid()} {os.uname().nodename} {time.time():.3f} {self.command}\n"
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, line.encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, line.encode(), 0)
+        except BaseException:
+            # Never keep a lock we failed to take fully: a library caller would find the
+            # store locked by itself until the process exits.
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+            raise
         self._fd = fd
 
     def release(self) -> None:

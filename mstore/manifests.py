@@ -33,6 +33,9 @@ MAX_PATH_BYTES = 4096
 MAX_COMPONENT_BYTES = 255
 MAX_METADATA_DEPTH = 32
 RESERVED_COMPONENTS = frozenset({".mstore", ".git"})
+# Every canonical manifest starts with these bytes (sorted keys put "files" first): a
+# cheap test before a full decode.
+MANIFEST_PREFIX = b'{"files":{'
 
 
 @dataclass(frozen=True)

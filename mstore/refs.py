@@ -137,14 +137,7 @@ class RefStore:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
             fsutil.fsync_dir(path.parent)
-        parent = path.parent
-        while parent != self.layout.refs:
-            try:
-                parent.rmdir()
-            except OSError:
-                break
-            fsutil.fsync_dir(parent.parent)
-            parent = parent.parent
+        fsutil.remove_empty_parents(path, self.layout.refs)
 
     def check_new_name(self, name: str) -> None:
         """Refuse a new ref that would clash with existing ones on disk or by case."""

@@ -28,7 +28,7 @@ from mstore.hashcache import HashCache
 from mstore.hashing import is_object_id
 from mstore.history import History, LogEntry
 from mstore.layout import STORE_DIR_NAME, Layout
-from mstore.manifests import Manifest, decode_manifest
+from mstore.manifests import MANIFEST_PREFIX, Manifest, decode_manifest
 from mstore.objects import ObjectStore
 from mstore.refs import RefStore, check_ref_name
 from mstore.views import Views, ViewSpec
@@ -197,7 +197,7 @@ class Repo:
         path = self.layout.object_path(object_id)
         try:
             with open(path, "rb") as f:
-                if f.read(10) != b'{"files":{':
+                if f.read(len(MANIFEST_PREFIX)) != MANIFEST_PREFIX:
                     return False
             self.manifest(object_id)
         except (OSError, MstoreError):

@@ -216,13 +216,7 @@ class Views:
             os.unlink(link)
             fsutil.fsync_dir(link.parent)
         self._mark_released(previous)
-        parent = link.parent
-        while parent != self.layout.models:
-            try:
-                parent.rmdir()
-            except OSError:
-                break
-            parent = parent.parent
+        fsutil.remove_empty_parents(link, self.layout.models)
 
     def current_view_id(self, ref: str) -> str | None:
         """The view id `models/<ref>` points at, or None if it is not an mstore link."""

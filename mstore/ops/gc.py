@@ -27,6 +27,7 @@ from pathlib import Path
 from mstore import fsutil
 from mstore.errors import MstoreError
 from mstore.hashing import is_object_id
+from mstore.manifests import MANIFEST_PREFIX
 from mstore.repo import Repo
 
 DAY = 86400.0
@@ -39,6 +40,7 @@ class GcPlan:
     """What gc would delete, and why the rest stays."""
 
     objects: dict[str, int] = field(default_factory=dict)
+    manifests: set[str] = field(default_factory=set)  # those of `objects` that are manifests
     views: list[str] = field(default_factory=list)
     copies: list[Path] = field(default_factory=list)
     temporaries: list[Path] = field(default_factory=list)
@@ -68,7 +70,9 @@ class GcPlan:
         if self.views:
             fsutil.fsync_dir(repo.layout.views)
         touched: set[Path] = set()
-        for object_id in self.objects:
+        # Manifests before the objects they name: an interrupted gc must never leave a
+        # stored manifest whose files are gone.
+        for object_id in sorted(self.objects, key=lambda i: i not in self.manifests):
             path = repo.layout.object_path(object_id)
             _unlink(path)
             touched.add(path.parent)
@@ -150,6 +154,8 @@ def plan_gc(
             plan.kept_recent += 1
         else:
             plan.objects[object_id] = st.st_size
+            if _looks_like_manifest(path):
+                plan.manifests.add(object_id)
 
     for path in _files_below(repo.layout.copies):
         st = path.lstat()
@@ -204,3 +210,12 @@ def _object_id_of(link: Path) -> str:
     parts = Path(os.readlink(link)).parts
     candidate = "".join(parts[-2:]) if len(parts) >= 2 else ""
     return candidate if is_object_id(candidate) else ""
+
+
+def _looks_like_manifest(path: Path) -> bool:
+    """Whether the object at `path` starts like a canonical manifest."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(len(MANIFEST_PREFIX)) == MANIFEST_PREFIX
+    except OSError:
+        return False
