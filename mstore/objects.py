@@ -52,9 +52,7 @@ class ObjectStore:
         tmp = self._temp_path()
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
+            fsutil.write_all(fd, data)
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -143,6 +141,49 @@ class ObjectStore:
         except PermissionError:
             # Not the owner (shared store): existence is what matters.
             return self.layout.object_path(object_id).exists()
+
+    def temp_path(self) -> Path:
+        """A fresh name under tmp/ for a file received from elsewhere (a remote).
+
+        The receiver writes the complete file there, then calls `check_received` and
+        `install_verified`; gc removes what a crashed receiver leaves behind.
+        """
+        return self._temp_path()
+
+    def check_received(self, tmp: Path, object_id: str) -> None:
+        """Hash the received file `tmp`; unless its bytes are `object_id`, delete it and
+        raise IntegrityError. The bytes hashed are the ones stored, read back from tmp/."""
+        if not is_object_id(object_id):
+            raise InvalidInputError(f"not an object id (64 lowercase hex digits): {object_id!r}")
+        try:
+            actual = hash_file(tmp, owned=True)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+        if actual != object_id:
+            os.unlink(tmp)
+            raise IntegrityError(
+                f"received object {object_id} is corrupt: its bytes hash to {actual}; "
+                f"it was deleted, not stored (the copy it came from is damaged)"
+            )
+
+    def install_verified(self, tmp: Path, object_id: str) -> bool:
+        """Install `tmp`, which `check_received` passed, as object `object_id`.
+
+        The file is fsynced and renamed into objects/; True if newly stored, False if the
+        object already existed (then tmp is deleted and the object's mtime refreshed).
+        """
+        if self._freshen(object_id):
+            os.unlink(tmp)
+            return False
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        self._install(tmp, object_id)
+        return True
 
     def _temp_path(self) -> Path:
         self.layout.tmp.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,242 @@
+"""The remote commands: push, pull, clone, and `mstore remote add|list|remove`.
+
+`register(app)` adds them to the `mstore` typer app (called on the last line of
+mstore/cli/app.py). Like app.py, each command parses, calls one library function
+(mstore.ops.transfer, mstore.ops.remote_config) and renders the result. Everything
+beyond typer is imported inside the commands, so `mstore --help` loads none of it
+(boto3 is imported only when an s3:// remote is opened).
+
+This module deliberately has no `from __future__ import annotations`: typer reads the
+annotations of functions defined here but wrapped in app.py's `handled`.
+"""
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+RemoteWords = Annotated[
+    list[str] | None,
+    typer.Argument(
+        metavar="[REMOTE] [REF]...",
+        help="A configured remote or a URL (default: origin), then refs (default: all).",
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+DryRunOption = Annotated[bool, typer.Option("--dry-run", help="Show the plan; change nothing.")]
+JobsOption = Annotated[
+    int, typer.Option("--jobs", "-j", min=1, max=64, help="Objects transferred at once.")
+]
+
+
+def register(app: typer.Typer) -> None:
+    """Add push, pull, clone and the `remote` group to `app`."""
+    from mstore.cli.app import handled
+
+    app.command("push")(handled(push))
+    app.command("pull")(handled(pull))
+    app.command("clone")(handled(clone))
+    remote_app = typer.Typer(
+        help="Name remotes (S3 buckets or directories) to push to and pull from.",
+        no_args_is_help=True,
+    )
+    remote_app.command("add")(handled(remote_add))
+    remote_app.command("list")(handled(remote_list))
+    remote_app.command("remove")(handled(remote_remove))
+    app.add_typer(remote_app, name="remote")
+
+
+def push(
+    words: RemoteWords = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Move remote refs even to replace versions this store never had."
+        ),
+    ] = False,
+    jobs: JobsOption = 8,
+    dry_run: DryRunOption = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Send refs and the objects they need to a remote; only what it lacks is sent.
+
+    Data objects go first, then manifests, then refs, each ref by compare-and-swap: if
+    another push moved it first, exit 5 (pull, then push again).
+    """
+    from mstore.cli import output
+    from mstore.cli.app import OPTIONS, open_repo
+    from mstore.ops.transfer import push as run
+
+    repo = open_repo()
+    label, remote, refs = _remote_for(repo, words)
+    try:
+        with output.byte_progress("pushing", OPTIONS.quiet) as (start, advance):
+            result = run(repo, remote, refs or None, force, dry_run, advance, start, jobs)
+    finally:
+        remote.close()
+    if as_json:
+        output.emit_json(result.to_json())
+        return
+    prefix = "would " if dry_run else ""
+    for change in result.refs:
+        if change.old is None:
+            output.say(f"{prefix}create {label}/{change.ref} -> {output.short(change.new)}")
+        elif change.changed:
+            output.say(
+                f"{prefix}move {label}/{change.ref}: {output.short(change.old)} -> "
+                f"{output.short(change.new)}"
+            )
+    if not result.changed:
+        output.say(f"{label} is up to date")
+    verb = "would send" if dry_run else "sent"
+    output.say(
+        f"{verb} {result.objects_sent} objects ({output.human_bytes(result.bytes_sent)}); "
+        f"{result.objects_present} already on {label}"
+    )
+
+
+def pull(
+    words: RemoteWords = None,
+    checkout: Annotated[
+        bool,
+        typer.Option("--checkout", help="Then make the pulled REF (exactly one) the active one."),
+    ] = False,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Move local refs even away from versions never pushed."),
+    ] = False,
+    jobs: JobsOption = 8,
+    dry_run: DryRunOption = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Fetch refs and their objects from a remote; move the local refs in one transaction.
+
+    Every object is hashed before it is stored: a corrupt one fails the pull (exit 3)
+    with nothing changed. On a serving host, `mstore pull production && mstore checkout
+    production` (or `mstore pull production --checkout`) deploys what was promoted.
+    """
+    from mstore.cli import output
+    from mstore.cli.app import OPTIONS, open_repo, render_move
+    from mstore.errors import UsageError
+    from mstore.ops.switch import checkout as checkout_ref
+    from mstore.ops.transfer import pull as run
+
+    repo = open_repo()
+    label, remote, refs = _remote_for(repo, words)
+    if checkout and len(refs) != 1:
+        raise UsageError(
+            "--checkout needs exactly one REF, e.g. `mstore pull production --checkout`"
+        )
+    try:
+        with output.byte_progress("pulling", OPTIONS.quiet) as (start, advance):
+            result = run(repo, remote, refs or None, force, dry_run, advance, start, jobs, label)
+    finally:
+        remote.close()
+    switched = checkout_ref(repo, refs[0]) if checkout and not dry_run else None
+    if as_json:
+        document: dict[str, Any] = result.to_json()
+        if switched is not None:
+            document["checkout"] = switched.to_json()
+        output.emit_json(document)
+        return
+    render_move(result.move, False)
+    if not result.move.changed:
+        output.say(f"already up to date with {label}")
+    verb = "would receive" if dry_run else "received"
+    output.say(
+        f"{verb} {result.objects_received} objects "
+        f"({output.human_bytes(result.bytes_received)} of data) from {label}"
+    )
+    if switched is not None:
+        render_move(switched, False)
+    elif checkout:
+        output.say(f"would check out {refs[0]}")
+
+
+def clone(
+    url: Annotated[
+        str,
+        typer.Argument(metavar="URL", help="s3://BUCKET/PREFIX, file:///PATH or a directory."),
+    ],
+    directory: Annotated[
+        Path, typer.Argument(metavar="DIRECTORY", help="New (or empty) project directory.")
+    ],
+    link_mode: Annotated[
+        str,
+        typer.Option(
+            "--link-mode", help="How views show files: auto, copy, reflink, hardlink, symlink."
+        ),
+    ] = "auto",
+    jobs: JobsOption = 8,
+    as_json: JsonOption = False,
+) -> None:
+    """Create a store in DIRECTORY with every ref of the remote at URL (as origin)."""
+    from mstore.cli import output
+    from mstore.cli.app import OPTIONS
+    from mstore.ops.transfer import clone as run
+    from mstore.remotes import open_remote
+
+    remote = open_remote(url)
+    try:
+        with output.byte_progress("cloning", OPTIONS.quiet) as (start, advance):
+            repo, result = run(remote, directory, link_mode, advance, start, jobs)
+    finally:
+        remote.close()
+    OPTIONS.repo = repo
+    if as_json:
+        output.emit_json({**result.to_json(), "directory": str(repo.root)})
+        return
+    output.say(
+        f"cloned {remote.url} into {repo.root}: {len(result.move.moves)} refs, "
+        f"{result.objects_received} objects ({output.human_bytes(result.bytes_received)} of data)"
+    )
+
+
+def remote_add(
+    name: Annotated[str, typer.Argument(metavar="NAME", help="Name for the remote, e.g. origin.")],
+    url: Annotated[
+        str,
+        typer.Argument(metavar="URL", help="s3://BUCKET/PREFIX, file:///PATH or a directory."),
+    ],
+) -> None:
+    """Add remote NAME at URL (nothing is contacted until push or pull)."""
+    from mstore.cli import output
+    from mstore.cli.app import open_repo
+    from mstore.ops.remote_config import add_remote
+
+    stored = add_remote(open_repo(), name, url)
+    output.say(f"added remote {name}: {stored}")
+
+
+def remote_list(as_json: JsonOption = False) -> None:
+    """Every configured remote and its URL."""
+    from mstore.cli import output
+    from mstore.cli.app import open_repo
+    from mstore.ops.remote_config import list_remotes
+
+    remotes = list_remotes(open_repo())
+    if as_json:
+        output.emit_json([{"name": n, "url": u} for n, u in remotes.items()])
+        return
+    if remotes:
+        output.say(output.table(["NAME", "URL"], [[n, u] for n, u in remotes.items()]))
+
+
+def remote_remove(
+    name: Annotated[str, typer.Argument(metavar="NAME", help="Remote to forget.")],
+) -> None:
+    """Forget remote NAME (the remote itself is not touched)."""
+    from mstore.cli import output
+    from mstore.cli.app import open_repo
+    from mstore.ops.remote_config import remove_remote
+
+    url = remove_remote(open_repo(), name)
+    output.say(f"removed remote {name} ({url})")
+
+
+def _remote_for(repo: Any, words: list[str] | None) -> tuple[str, Any, list[str]]:
+    """(label shown, opened Remote, refs) for `[REMOTE] [REF...]`."""
+    from mstore.remotes import open_remote, select_remote
+
+    name, url, refs = select_remote(repo.config.remotes, words or [])
+    return name or url, open_remote(url), refs

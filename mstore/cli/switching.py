@@ -1,0 +1,84 @@
+"""Commands that change which version is served: checkout, promote, rollback."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from mstore.cli.app import (
+    DryRunOption,
+    ExpectOption,
+    JsonOption,
+    MessageOption,
+    app,
+    handled,
+    open_repo,
+    render_move,
+)
+
+
+@app.command()
+@handled
+def checkout(
+    ref: Annotated[str, typer.Argument(help="Ref to make active (e.g. archive/v3_2024-11-10).")],
+    dry_run: DryRunOption = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Make REF the active environment: materialize its view and set MODEL_ENVIRONMENT."""
+    from mstore.ops.switch import checkout as run
+
+    render_move(run(open_repo(), ref, dry_run), as_json)
+
+
+@app.command()
+@handled
+def promote(
+    source: Annotated[str, typer.Argument(help="Revision to promote (e.g. staging).")],
+    to: Annotated[str, typer.Option("--to", help="Ref to move.")] = "production",
+    archive_as: Annotated[
+        str | None,
+        typer.Option(
+            "--archive-as",
+            metavar="NAME",
+            help="Keep the current target as archive/NAME (default archive/<vN>_<date>).",
+        ),
+    ] = None,
+    message: MessageOption = "",
+    expect: ExpectOption = None,
+    no_verify: Annotated[
+        bool, typer.Option("--no-verify", help="Skip the pre-promote hook (recorded in the log).")
+    ] = False,
+    dry_run: DryRunOption = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Archive the current --to ref, move it to SOURCE, and make it active: one transaction.
+
+    The seed's deployment steps 4-6: the current target is kept as archive/<vN>_<date>
+    (or --archive-as), the target moves to SOURCE's version, views and .env follow, and
+    the log gets one entry per moved ref. An executable .mstore/hooks/pre-promote can
+    veto; .mstore/hooks/post-switch runs afterwards (e.g. to restart the application).
+    """
+    from mstore.ops.switch import promote as run
+
+    result = run(open_repo(), source, to, archive_as, expect, dry_run, message, no_verify)
+    render_move(result, as_json)
+
+
+@app.command()
+@handled
+def rollback(
+    ref: Annotated[str, typer.Argument(help="Ref to move back.")] = "production",
+    to: Annotated[
+        str | None,
+        typer.Option("--to", metavar="REV", help="Revision to move to (default: REF@{1})."),
+    ] = None,
+    message: MessageOption = "",
+    expect: ExpectOption = None,
+    dry_run: DryRunOption = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Move REF back to its previous value from the log, or to --to REV."""
+    from mstore.ops.switch import rollback as run
+
+    render_move(run(open_repo(), ref, to, expect, dry_run, message), as_json)

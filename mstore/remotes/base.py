@@ -1,0 +1,198 @@
+"""Remote: where stores exchange versions. Every kind of remote shows one layout:
+
+    <location>/                       a directory, or s3://<bucket>/<prefix>
+      mstore-remote.json              {"format":1}: what makes a location a remote
+      objects/<id[0:2]>/<id[2:]>      object bytes (manifests included), never rewritten
+      refs/<name>                     "<manifest id>\\n", replaced only by compare-and-swap
+
+Writers keep one order, so that a reader never finds a name without its bytes: data
+objects, then the manifests naming them, then the refs naming those manifests. A ref
+is moved only by `swap_ref`, which fails with RefMovedError when the ref no longer holds
+what the writer read (another writer moved it in between). Readers trust nothing a
+remote serves: every object is hashed against its id before it is stored locally, and
+manifests and ref files are validated like local ones.
+
+Subclasses implement the storage primitives; the marker logic and the parallel ref
+reads are shared here.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+
+from mstore.errors import IntegrityError, NotFoundError, RefusedError
+from mstore.hashing import is_object_id
+
+REMOTE_FORMAT = 1
+MARKER_NAME = "mstore-remote.json"
+MAX_REF_BYTES = 256
+DEFAULT_JOBS = 8
+
+Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class RemoteRef:
+    """A ref as read from a remote: the manifest it names, and the version `swap_ref`
+    compares against (the object's ETag on S3; the manifest id itself in a directory)."""
+
+    manifest_id: str
+    version: str
+
+
+def encode_marker() -> bytes:
+    return orjson.dumps({"format": REMOTE_FORMAT}) + b"\n"
+
+
+def check_marker(data: bytes, url: str) -> None:
+    """Refuse a marker this mstore cannot read: not JSON, or a newer format."""
+    try:
+        raw = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        raise IntegrityError(
+            f"{url}/{MARKER_NAME} is not valid JSON; the remote is damaged"
+        ) from None
+    version = raw.get("format") if isinstance(raw, dict) else None
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise IntegrityError(f"{url}/{MARKER_NAME} has no valid format version")
+    if version > REMOTE_FORMAT:
+        raise RefusedError(
+            f"remote {url} uses format {version}; this mstore reads format {REMOTE_FORMAT} "
+            f"(upgrade mstore)"
+        )
+
+
+def decode_ref(data: bytes, where: str) -> str:
+    """The manifest id in a remote ref file ("<64 hex>\\n"); IntegrityError otherwise."""
+    text = data.decode("ascii", errors="replace")
+    if not text.endswith("\n") or not is_object_id(text[:-1]):
+        raise IntegrityError(
+            f"ref {where} is corrupt: expected one manifest id, found {data[:80]!r}"
+        )
+    return text[:-1]
+
+
+def moved_message(name: str, url: str, expected: str | None, found: str | None) -> str:
+    """The RefMovedError text for a compare-and-swap lost on a remote."""
+
+    def short(value: str | None) -> str:
+        return value[:12] if value else "(no ref)"
+
+    return (
+        f"ref {name} moved on the remote {url}: expected {short(expected)}, found "
+        f"{short(found)}; another push won (pull, then push again)"
+    )
+
+
+class Remote(ABC):
+    """One remote location. Methods may be called from several threads at once."""
+
+    url: str
+
+    # -- the marker ------------------------------------------------------------
+
+    def probe(self) -> bool:
+        """True if the location is a remote this mstore reads; False if it is empty.
+
+        RefusedError if it holds other files (not a remote) or a newer format.
+        """
+        data = self._read_marker()
+        if data is None and self._is_empty():
+            return False
+        if data is None:
+            # Another pusher may have created the remote between the two looks.
+            data = self._read_marker()
+        if data is None:
+            raise RefusedError(
+                f"{self.url} holds files but no {MARKER_NAME}: it is not an mstore "
+                f"remote (choose an empty location)"
+            )
+        check_marker(data, self.url)
+        return True
+
+    def require(self) -> None:
+        """Refuse unless the location is a remote (pull and clone read from one)."""
+        if not self.probe():
+            raise NotFoundError(
+                f"no mstore remote at {self.url} ({MARKER_NAME} is missing); "
+                f"check the URL, or push to it first"
+            )
+
+    def ensure(self) -> None:
+        """Make the location a remote if it is empty (push does); check it otherwise."""
+        if self.probe():
+            return
+        self._create_marker(encode_marker())
+        # Another pusher may have created it first: what counts is the one stored.
+        if not self.probe():
+            raise IntegrityError(f"{self.url}/{MARKER_NAME} vanished right after it was created")
+
+    @abstractmethod
+    def _read_marker(self) -> bytes | None:
+        """The marker's bytes, or None if absent."""
+
+    @abstractmethod
+    def _create_marker(self, data: bytes) -> None:
+        """Store the marker unless it exists (losing that race to another writer is fine)."""
+
+    @abstractmethod
+    def _is_empty(self) -> bool:
+        """True if nothing at all is stored at the location."""
+
+    # -- objects ---------------------------------------------------------------
+
+    @abstractmethod
+    def has_object(self, object_id: str) -> bool:
+        """True if the remote stores `object_id`."""
+
+    @abstractmethod
+    def put_object(self, object_id: str, source: Path, progress: Progress | None = None) -> None:
+        """Store the local file `source`, whose bytes the caller checked are `object_id`.
+
+        Callers send only objects `has_object` found missing; storing one that exists
+        is harmless (the same name always holds the same bytes).
+        """
+
+    @abstractmethod
+    def get_object(self, object_id: str, dest: Path, progress: Progress | None = None) -> None:
+        """Write the object's bytes into the new file `dest` (fsynced).
+
+        NotFoundError if the remote lacks it. The bytes are not checked here: the caller
+        hashes them before storing them (`ObjectStore.check_received`).
+        """
+
+    # -- refs ------------------------------------------------------------------
+
+    @abstractmethod
+    def ref_names(self) -> list[str]:
+        """Every name found under refs/, sorted, as stored (callers validate them)."""
+
+    @abstractmethod
+    def read_ref(self, name: str) -> RemoteRef | None:
+        """The ref `name` (a validated name), or None if the remote has no such ref."""
+
+    @abstractmethod
+    def swap_ref(self, name: str, expected: RemoteRef | None, manifest_id: str) -> RemoteRef:
+        """Point `name` at `manifest_id` if it still is `expected` (None: must not exist).
+
+        RefMovedError ("ref moved on the remote") if another writer moved it since it was
+        read; nothing is written then.
+        """
+
+    def read_refs(self, names: Iterable[str], jobs: int = DEFAULT_JOBS) -> dict[str, RemoteRef]:
+        """The refs among `names` that exist on the remote (read in parallel)."""
+        wanted = sorted(set(names))
+        if not wanted:
+            return {}
+        with ThreadPoolExecutor(max_workers=min(jobs, len(wanted))) as pool:
+            values = list(pool.map(self.read_ref, wanted))
+        return {name: value for name, value in zip(wanted, values, strict=True) if value}
+
+    def close(self) -> None:  # noqa: B027 (optional hook: most remotes hold nothing)
+        """Release connections; the remote is not used afterwards."""

@@ -1,0 +1,293 @@
+"""S3Remote: a remote in an S3 bucket under a prefix (boto3: `pip install 'mstore[s3]'`).
+
+    s3://<bucket>/<prefix>/
+      mstore-remote.json            {"format":1}
+      objects/<id[0:2]>/<id[2:]>    object bytes; multipart uploads above the part size
+      refs/<name>                   "<manifest id>\\n"
+
+Refs are moved with S3 conditional writes, the compare-and-swap: `If-None-Match: *`
+creates a ref only if it does not exist, `If-Match: <ETag>` replaces it only if it
+still holds the bytes that were read. A lost race is HTTP 412 (or 409 when two writes
+overlap) and becomes RefMovedError. Objects go through boto3's managed transfers
+(`upload_fileobj`/`download_fileobj`: multipart, parts in parallel, byte callbacks).
+
+boto3 is imported only when an s3:// remote is opened, never by `mstore --help`.
+Settings, from the environment:
+
+    MSTORE_S3_ENDPOINT_URL      an S3-compatible server (else botocore's own
+                                AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL, else AWS)
+    MSTORE_S3_CHECKSUM          when_required: send and check checksums only where the
+                                API requires them, for servers that reject boto's
+                                default CRC checksums (when_supported is the default)
+    MSTORE_S3_ADDRESSING_STYLE  path, virtual or auto (default auto)
+
+Credentials and region come from the usual AWS sources (environment, profile, role).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from mstore.errors import InvalidInputError, MstoreError, NotFoundError, RefMovedError
+from mstore.remotes.base import (
+    MARKER_NAME,
+    MAX_REF_BYTES,
+    Progress,
+    Remote,
+    RemoteRef,
+    decode_ref,
+    moved_message,
+)
+
+ENDPOINT_VARIABLE = "MSTORE_S3_ENDPOINT_URL"
+CHECKSUM_VARIABLE = "MSTORE_S3_CHECKSUM"
+ADDRESSING_VARIABLE = "MSTORE_S3_ADDRESSING_STYLE"
+CHECKSUM_MODES = ("when_supported", "when_required")
+ADDRESSING_STYLES = ("auto", "path", "virtual")
+DEFAULT_PART_SIZE = 16 << 20
+PART_CONCURRENCY = 4
+MAX_CONNECTIONS = 32
+# What S3 answers when a conditional write loses: 412 Precondition Failed, 409 when
+# another conditional write to the key is in flight, 404 when If-Match meets no object.
+LOST_RACE = frozenset({"PreconditionFailed", "ConditionalRequestConflict", "NoSuchKey", "412"})
+NOT_FOUND = frozenset({"NoSuchKey", "404", "NotFound"})
+
+
+def make_client() -> Any:
+    """A boto3 S3 client configured from the environment (see the module docstring)."""
+    try:
+        import boto3
+        from botocore.config import Config
+    except ImportError:
+        raise MstoreError(
+            "s3:// remotes need boto3: pip install 'mstore[s3]' (or pip install boto3)"
+        ) from None
+    options: dict[str, Any] = {"max_pool_connections": MAX_CONNECTIONS}
+    checksum = os.environ.get(CHECKSUM_VARIABLE)
+    if checksum:
+        if checksum not in CHECKSUM_MODES:
+            raise InvalidInputError(
+                f"{CHECKSUM_VARIABLE}={checksum!r}: use one of {', '.join(CHECKSUM_MODES)}"
+            )
+        options["request_checksum_calculation"] = checksum
+        options["response_checksum_validation"] = checksum
+    style = os.environ.get(ADDRESSING_VARIABLE)
+    if style:
+        if style not in ADDRESSING_STYLES:
+            raise InvalidInputError(
+                f"{ADDRESSING_VARIABLE}={style!r}: use one of {', '.join(ADDRESSING_STYLES)}"
+            )
+        options["s3"] = {"addressing_style": style}
+    endpoint = os.environ.get(ENDPOINT_VARIABLE) or None
+    return _session(boto3).client("s3", endpoint_url=endpoint, config=Config(**options))
+
+
+@functools.cache
+def _session(boto3: Any) -> Any:
+    """One session per process: each new one re-reads botocore's service models."""
+    return boto3.session.Session()
+
+
+class S3Remote(Remote):
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str = "",
+        client: Any = None,
+        part_size: int = DEFAULT_PART_SIZE,
+    ) -> None:
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+        self.url = f"s3://{bucket}/{self.prefix}" if self.prefix else f"s3://{bucket}"
+        self.client = client if client is not None else make_client()
+        from boto3.s3.transfer import TransferConfig
+
+        self.transfer = TransferConfig(
+            multipart_threshold=part_size,
+            multipart_chunksize=part_size,
+            max_concurrency=PART_CONCURRENCY,
+        )
+
+    def key(self, relative: str) -> str:
+        return f"{self.prefix}/{relative}" if self.prefix else relative
+
+    def object_key(self, object_id: str) -> str:
+        return self.key(f"objects/{object_id[:2]}/{object_id[2:]}")
+
+    def ref_key(self, name: str) -> str:
+        return self.key(f"refs/{name}")
+
+    # -- the marker ------------------------------------------------------------
+
+    def _read_marker(self) -> bytes | None:
+        with self._errors("reading the remote's marker"):
+            try:
+                response = self.client.get_object(Bucket=self.bucket, Key=self.key(MARKER_NAME))
+            except self._client_error() as err:
+                if _code(err) in NOT_FOUND:
+                    return None
+                raise
+            return bytes(response["Body"].read(MAX_REF_BYTES))
+
+    def _is_empty(self) -> bool:
+        with self._errors("listing the remote"):
+            prefix = f"{self.prefix}/" if self.prefix else ""
+            response = self.client.list_objects_v2(Bucket=self.bucket, Prefix=prefix, MaxKeys=1)
+            return int(response.get("KeyCount", 0)) == 0
+
+    def _create_marker(self, data: bytes) -> None:
+        with self._errors("creating the remote's marker"):
+            try:
+                self.client.put_object(
+                    Bucket=self.bucket, Key=self.key(MARKER_NAME), Body=data, IfNoneMatch="*"
+                )
+            except self._client_error() as err:
+                if _code(err) not in LOST_RACE:
+                    raise
+
+    # -- objects ---------------------------------------------------------------
+
+    def has_object(self, object_id: str) -> bool:
+        with self._errors(f"looking for object {object_id[:12]}"):
+            try:
+                self.client.head_object(Bucket=self.bucket, Key=self.object_key(object_id))
+            except self._client_error() as err:
+                if _code(err) in NOT_FOUND:
+                    return False
+                raise
+            return True
+
+    def put_object(self, object_id: str, source: Path, progress: Progress | None = None) -> None:
+        with self._errors(f"sending object {object_id[:12]}"), open(source, "rb") as f:
+            self.client.upload_fileobj(
+                f, self.bucket, self.object_key(object_id), Callback=progress, Config=self.transfer
+            )
+
+    def get_object(self, object_id: str, dest: Path, progress: Progress | None = None) -> None:
+        with self._errors(f"receiving object {object_id[:12]}"), open(dest, "xb") as f:
+            try:
+                self.client.download_fileobj(
+                    self.bucket,
+                    self.object_key(object_id),
+                    f,
+                    Callback=progress,
+                    Config=self.transfer,
+                )
+            except self._client_error() as err:
+                if _code(err) in NOT_FOUND:
+                    raise NotFoundError(
+                        f"object {object_id} is missing from remote {self.url}"
+                    ) from None
+                raise
+            f.flush()
+            os.fsync(f.fileno())
+
+    # -- refs ------------------------------------------------------------------
+
+    def ref_names(self) -> list[str]:
+        base = self.ref_key("")
+        names: list[str] = []
+        with self._errors("listing refs"):
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=base
+            )
+            for page in pages:
+                names += [item["Key"][len(base) :] for item in page.get("Contents", [])]
+        return sorted(name for name in names if name and not name.endswith("/"))
+
+    def read_ref(self, name: str) -> RemoteRef | None:
+        with self._errors(f"reading ref {name}"):
+            try:
+                response = self.client.get_object(Bucket=self.bucket, Key=self.ref_key(name))
+            except self._client_error() as err:
+                if _code(err) in NOT_FOUND:
+                    return None
+                raise
+            data = response["Body"].read(MAX_REF_BYTES + 1)
+        return RemoteRef(decode_ref(data, f"{name} on {self.url}"), response["ETag"])
+
+    def swap_ref(self, name: str, expected: RemoteRef | None, manifest_id: str) -> RemoteRef:
+        condition = {"IfNoneMatch": "*"} if expected is None else {"IfMatch": expected.version}
+        with self._errors(f"moving ref {name}"):
+            try:
+                response = self.client.put_object(
+                    Bucket=self.bucket,
+                    Key=self.ref_key(name),
+                    Body=f"{manifest_id}\n".encode("ascii"),
+                    ContentType="text/plain",
+                    **condition,
+                )
+            except self._client_error() as err:
+                if _code(err) not in LOST_RACE:
+                    raise
+                found = self.read_ref(name)
+                raise RefMovedError(
+                    moved_message(
+                        name,
+                        self.url,
+                        expected.manifest_id if expected else None,
+                        found.manifest_id if found else None,
+                    )
+                ) from None
+        return RemoteRef(manifest_id, response["ETag"])
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.client.close()
+
+    # -- errors ----------------------------------------------------------------
+
+    @staticmethod
+    def _client_error() -> type[Exception]:
+        from botocore.exceptions import ClientError
+
+        return ClientError  # type: ignore[no-any-return]
+
+    @contextlib.contextmanager
+    def _errors(self, doing: str) -> Iterator[None]:
+        """Turn boto3's exceptions into MstoreErrors that name the remote and a way out."""
+        from boto3.exceptions import Boto3Error
+        from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+        from s3transfer.exceptions import RetriesExceededError, S3UploadFailedError
+
+        try:
+            yield
+        except NoCredentialsError:
+            raise MstoreError(
+                f"no AWS credentials for {self.url} (set AWS_ACCESS_KEY_ID and "
+                f"AWS_SECRET_ACCESS_KEY, or AWS_PROFILE)"
+            ) from None
+        except ClientError as err:
+            code = _code(err)
+            message = err.response.get("Error", {}).get("Message", "")
+            if code == "NoSuchBucket":
+                raise NotFoundError(
+                    f"bucket {self.bucket} does not exist ({self.url}); create it or fix the URL"
+                ) from None
+            if code in ("AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
+                raise MstoreError(
+                    f"access denied to {self.url} while {doing} ({code}); check the AWS "
+                    f"credentials and the bucket's policy"
+                ) from None
+            hint = ""
+            if "checksum" in f"{code} {message}".lower():
+                hint = (
+                    f" (for servers without boto's checksums set {CHECKSUM_VARIABLE}=when_required)"
+                )
+            raise MstoreError(
+                f"S3 error while {doing} at {self.url}: {code} {message}{hint}"
+            ) from None
+        except (BotoCoreError, Boto3Error, RetriesExceededError, S3UploadFailedError) as err:
+            raise MstoreError(
+                f"S3 transfer failed while {doing} at {self.url}: {err} (retry: objects "
+                f"already sent are not sent again)"
+            ) from None
+
+
+def _code(err: Any) -> str:
+    return str(err.response.get("Error", {}).get("Code", ""))

@@ -1,0 +1,107 @@
+"""A transfer cut off midway (the S3 server stops during a multipart upload) leaves
+the remote consistent, and the retried push completes it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from mstore.errors import MstoreError
+from mstore.ops.transfer import clone, push
+from mstore.remotes import open_remote
+from mstore.remotes.s3 import S3Remote
+from tests.helpers import assert_consistent, write_version
+from tests.remote.conftest import S3Server
+from tests.remote.support import mstore, new_store, ok, remote_state, view_bytes
+
+PART = 5 << 20  # S3's smallest part size
+
+
+def _large_version(tmp_path: Path) -> Path:
+    return write_version(tmp_path / "src" / "v1", "v1", model=os.urandom(3 * PART + 12345))
+
+
+def test_push_interrupted_by_a_server_stop_is_retried(
+    s3_server: S3Server, bucket: str, tmp_path: Path
+) -> None:
+    a = new_store(tmp_path / "a")
+    ok(mstore(a.root, "commit", _large_version(tmp_path), "--to", "production"))
+    url = f"s3://{bucket}/models"
+    remote = S3Remote(bucket, "models", part_size=PART)
+    sent = 0
+
+    def stop_midway(n: int) -> None:
+        nonlocal sent
+        sent += n
+        if sent > PART and s3_server.server is not None:
+            s3_server.stop()
+
+    with pytest.raises(MstoreError, match=r"S3 transfer failed|S3 error"):
+        push(a, remote, progress=stop_midway)
+
+    s3_server.start()
+    s3_server.create_bucket(bucket)  # in case the new server starts empty
+    assert remote_state(url) == {}  # no ref names a missing object
+
+    result = push(a, S3Remote(bucket, "models", part_size=PART))
+
+    assert result.changed
+    assert remote_state(url) == a.refs.read_all()
+    b, _ = clone(open_remote(url), tmp_path / "b")
+    assert view_bytes(b) == view_bytes(a)
+    assert_consistent(b)
+
+
+def test_push_interrupted_by_a_crash_is_retried(remote_url: str, tmp_path: Path) -> None:
+    """The pusher dies (here: an exception from its progress callback) mid-transfer."""
+    a = new_store(tmp_path / "a")
+    ok(mstore(a.root, "commit", _large_version(tmp_path), "--to", "production"))
+    sent = 0
+
+    class Crash(Exception):
+        pass
+
+    def crash_midway(n: int) -> None:
+        nonlocal sent
+        sent += n
+        if sent > PART:
+            raise Crash
+
+    remote = open_remote(remote_url)
+    if isinstance(remote, S3Remote):
+        remote = S3Remote(remote.bucket, remote.prefix, part_size=PART)
+    with pytest.raises(Crash):
+        push(a, remote, progress=crash_midway)
+    assert remote_state(remote_url) == {}
+
+    push(a, open_remote(remote_url))
+
+    assert remote_state(remote_url) == a.refs.read_all()
+
+
+def test_pull_interrupted_leaves_the_store_unchanged(remote_url: str, tmp_path: Path) -> None:
+    from tests.helpers import store_digest
+
+    a = new_store(tmp_path / "a")
+    ok(mstore(a.root, "commit", _large_version(tmp_path), "--to", "production"))
+    push(a, open_remote(remote_url))
+    b = new_store(tmp_path / "b")
+    before = store_digest(b)
+
+    class Crash(Exception):
+        pass
+
+    def crash(n: int) -> None:
+        raise Crash
+
+    with pytest.raises(Crash):
+        from mstore.ops.transfer import pull
+
+        pull(b, open_remote(remote_url), progress=crash)
+
+    assert store_digest(b) == before
+    assert list(b.layout.tmp.iterdir()) == []
+    ok(mstore(b.root, "pull", remote_url))
+    assert view_bytes(b) == view_bytes(a)
