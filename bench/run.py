@@ -201,6 +201,12 @@ class Bench:
         self.runs = runs
         self.rows: list[Row] = []
         self.notes: list[str] = []
+        # The floor of any typer command on this machine: the interpreter plus typer.
+        self.floor = repeat(
+            "python -c 'import typer'",
+            lambda: [sys.executable, "-c", "import typer"],
+            max(runs, 10),
+        )
 
     def row(
         self,

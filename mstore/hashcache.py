@@ -12,9 +12,12 @@ clean" in git's words), so a changed file is never trusted.
 from __future__ import annotations
 
 import os
-import sqlite3
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import sqlite3
 
 # Files whose mtime is this close to "now" are not cached: a write in the same clock
 # tick would leave their stat unchanged.
@@ -27,6 +30,8 @@ class HashCache:
         self._db: sqlite3.Connection | None = None
 
     def _connect(self) -> sqlite3.Connection | None:
+        import sqlite3  # lazily: commands that never consult the cache skip the import
+
         if self._db is None:
             try:
                 self._db = sqlite3.connect(self.path, timeout=5.0, isolation_level=None)
@@ -43,6 +48,8 @@ class HashCache:
 
     def lookup(self, st: os.stat_result) -> str | None:
         """The cached id of the file with stat `st`, or None."""
+        import sqlite3
+
         db = self._connect()
         if db is None:
             return None
@@ -61,6 +68,8 @@ class HashCache:
         """Cache `object_id` for the file with stat `st` (unless it changed too recently)."""
         if max(st.st_mtime_ns, st.st_ctime_ns) / 1e9 > time.time() - RACY_SECONDS:
             return
+        import sqlite3
+
         db = self._connect()
         if db is None:
             return
