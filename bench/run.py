@@ -399,7 +399,7 @@ class Bench:
                 "re-commit unchanged directory",
                 label,
                 sample,
-                None,
+                self.floor,
                 "reads no file bytes; <= 90 ms",
                 sample.median <= 0.090 and opened == 0,
             )
@@ -509,7 +509,7 @@ class Bench:
                 f"mstore {name}, 100 versions",
                 "-",
                 sample,
-                None,
+                self.floor,
                 "<= 90 ms",
                 sample.median <= 0.090,
             )
@@ -520,7 +520,7 @@ class Bench:
             f"mstore list, {versions} versions",
             "-",
             sample,
-            None,
+            self.floor,
             "<= 300 ms",
             sample.median <= 0.300,
         )
@@ -529,7 +529,7 @@ class Bench:
             f"mstore log -n 20, {log_entries} entries",
             "-",
             sample,
-            None,
+            self.floor,
             "<= 100 ms",
             sample.median <= 0.100,
         )
