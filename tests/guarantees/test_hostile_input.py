@@ -693,11 +693,24 @@ def test_hostile_source_directory_is_refused(
 
 
 def test_unreadable_file_is_refused(project: Project) -> None:
-    if os.geteuid() == 0:
-        pytest.skip("root reads a mode-000 file: there is no unreadable file to test")
-    source = write_version(project.src / "v6", "v6", model=b"v6")
-    (source / "model.pth").chmod(0)
-    refused(project.root, 6, ["commit", source, "--to", "staging"], "model.pth", "readable")
+    if os.geteuid() != 0:
+        source = write_version(project.src / "v6", "v6", model=b"v6")
+        (source / "model.pth").chmod(0)
+        refused(project.root, 6, ["commit", source, "--to", "staging"], "model.pth", "readable")
+        return
+    # Root reads a mode-000 file, so no real file is unreadable here: check the refusal
+    # on a faked filesystem that applies permissions to root too.
+    from pyfakefs.fake_filesystem_unittest import Patcher
+
+    from mstore.errors import InvalidInputError
+    from mstore.ops.commit import scan_source
+
+    with Patcher(allow_root_user=False) as patcher:
+        patcher.fs.create_file("/src/model.pth", contents=b"v6")
+        patcher.fs.create_file("/src/metadata.json", contents=b"{}")
+        os.chmod("/src/model.pth", 0)
+        with pytest.raises(InvalidInputError, match=r"model\.pth.*readable"):
+            scan_source(Path("/src"))
 
 
 @pytest.mark.parametrize(
