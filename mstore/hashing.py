@@ -5,7 +5,7 @@ object's bytes, the same string `b3sum` prints.
 
 Ingest (`copy_into`) reads the source once: small files are hashed while copied through
 a buffer; large files are copied by the kernel (`copy_file_range`) into a temporary file
-the store owns and hashed from there with `update_mmap` (multi-threaded). Only
+the store owns and hashed from there through 32 MiB memory-mapped windows (multi-threaded). Only
 store-owned files are ever memory-mapped: a user file that shrinks while mapped would
 kill the process with SIGBUS, and the bytes that count are the ones stored anyway.
 """
@@ -13,6 +13,7 @@ kill the process with SIGBUS, and the bytes that count are the ones stored anywa
 from __future__ import annotations
 
 import errno
+import mmap
 import os
 import re
 from collections.abc import Callable
@@ -26,6 +27,7 @@ BUFFER_SIZE = 1 << 20
 # Below this size a plain read beats mmap and thread start-up; it also keeps tests that
 # fake the filesystem (where mmap would read the real disk) on the plain path.
 MMAP_THRESHOLD = 16 << 20
+MMAP_WINDOW = 32 << 20  # a multiple of mmap.ALLOCATIONGRANULARITY
 
 Progress = Callable[[int], None]
 
@@ -49,9 +51,18 @@ def hash_file(path: Path, progress: Progress | None = None, owned: bool = True) 
     size = os.stat(path).st_size
     hasher = blake3(max_threads=blake3.AUTO)
     if owned and size >= MMAP_THRESHOLD:
-        hasher.update_mmap(os.fspath(path))
-        if progress:
-            progress(size)
+        # Mapped in 32 MiB windows rather than with update_mmap: as fast within ~10%
+        # (blake3 still spreads each window over its threads), and the process's resident
+        # memory stays near one window instead of growing to the file's size.
+        with open(path, "rb") as f:
+            offset = 0
+            while offset < size:
+                length = min(MMAP_WINDOW, size - offset)
+                with mmap.mmap(f.fileno(), length, offset=offset, access=mmap.ACCESS_READ) as w:
+                    hasher.update(w)
+                offset += length
+                if progress:
+                    progress(length)
         return hasher.hexdigest()
     with open(path, "rb", buffering=0) as f:
         buffer = bytearray(BUFFER_SIZE)

@@ -15,6 +15,7 @@ Paths are relative POSIX paths that stay inside the view (see `check_manifest_pa
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,6 +34,7 @@ MAX_PATH_BYTES = 4096
 MAX_COMPONENT_BYTES = 255
 MAX_METADATA_DEPTH = 32
 RESERVED_COMPONENTS = frozenset({".mstore", ".git"})
+_BAD_PATH_CHARACTER = re.compile(r"[\x00-\x1f\x7f\\]")
 # Every canonical manifest starts with these bytes (sorted keys put "files" first): a
 # cheap test before a full decode.
 MANIFEST_PREFIX = b'{"files":{'
@@ -69,6 +71,10 @@ class Manifest:
         check_files(self.files)
         if self.metadata is not None:
             check_metadata(self.metadata)
+        return self._encode_checked()
+
+    def _encode_checked(self) -> bytes:
+        """`encode` without re-validating (for `decode_manifest`, which just did)."""
         document = {
             "files": {
                 path: {"id": e.id, "mode": e.mode, "size": e.size} for path, e in self.files.items()
@@ -122,7 +128,9 @@ def decode_manifest(data: bytes, object_id: str = "?") -> Manifest:
         raise InvalidInputError(f"{where}: metadata must be a JSON object or null")
     lineage = _decode_lineage(document["lineage"], where)
     manifest = Manifest(files=files, metadata=metadata, lineage=lineage, format=version)
-    if manifest.encode() != data:
+    if metadata is not None:
+        check_metadata(metadata)
+    if manifest._encode_checked() != data:
         raise InvalidInputError(f"{where} is not in canonical form (duplicate keys or reformatted)")
     return manifest
 
@@ -178,7 +186,7 @@ def check_manifest_path(path: object) -> str:
         )
     if path.startswith("/"):
         raise InvalidInputError(f"manifest path {path!r} is absolute")
-    if "\\" in path or any(ord(c) < 0x20 or ord(c) == 0x7F for c in path):
+    if _BAD_PATH_CHARACTER.search(path):
         raise InvalidInputError(f"manifest path {path!r} holds a backslash or control character")
     for component in path.split("/"):
         if component in ("", ".", ".."):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +29,7 @@ from mstore.layout import Layout
 MAX_REF_BYTES = 1024
 MAX_COMPONENT_BYTES = 255
 FORBIDDEN_CHARACTERS = frozenset(" ~^:?*[\\")
+_BAD_REF_CHARACTER = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]")
 
 
 def check_ref_name(name: str) -> str:
@@ -48,12 +50,13 @@ def check_ref_name(name: str) -> str:
         raise InvalidInputError(f"ref name {name[:40]!r}... is longer than {MAX_REF_BYTES} bytes")
     if name == "@":
         raise InvalidInputError("ref name '@' is reserved")
-    for character in name:
-        if ord(character) < 0x20 or ord(character) == 0x7F or character in FORBIDDEN_CHARACTERS:
-            raise InvalidInputError(
-                f"ref name {shown} contains {character!r} (not allowed: control characters, "
-                f"space, ~ ^ : ? * [ \\)"
-            )
+    bad = _BAD_REF_CHARACTER.search(name)
+    if bad:
+        character = bad.group()
+        raise InvalidInputError(
+            f"ref name {shown} contains {character!r} (not allowed: control characters, "
+            f"space, ~ ^ : ? * [ \\)"
+        )
     if ".." in name or "@{" in name:
         raise InvalidInputError(f"ref name {shown} contains '..' or '@{{'")
     if name.startswith("/") or name.endswith("/") or "//" in name:
@@ -159,11 +162,12 @@ class RefStore:
                     f"choose another name"
                 )
 
-    def _safe_path(self, name: str) -> Path | None:
+    def _safe_path(self, name: str) -> str | None:
         """The ref's path, or None if a directory on the way is missing; refuse symlinks."""
-        current = self.layout.refs
-        for component in name.split("/")[:-1]:
-            current = current / component
+        current = os.fspath(self.layout.refs)
+        *directories, leaf = name.split("/")
+        for component in directories:
+            current = f"{current}/{component}"
             try:
                 mode = os.lstat(current).st_mode
             except FileNotFoundError:
@@ -174,23 +178,23 @@ class RefStore:
                         f"ref directory {current} is a symlink; refusing to follow it"
                     )
                 return None
-        return current / name.split("/")[-1]
+        return f"{current}/{leaf}"
 
     def _walk(self) -> Iterator[tuple[str, Path]]:
         root = self.layout.refs
         if not root.is_dir():
             return
-        stack = [root]
+        # Plain strings, not pathlib: listing thousands of refs is on `mstore list`'s path.
+        stack = [("", os.fspath(root))]
         while stack:
-            directory = stack.pop()
+            prefix, directory = stack.pop()
             for entry in os.scandir(directory):
                 if entry.name.startswith(fsutil.TEMP_PREFIX):
                     continue
-                path = Path(entry.path)
                 if entry.is_dir(follow_symlinks=False):
-                    stack.append(path)
+                    stack.append((f"{prefix}{entry.name}/", entry.path))
                 else:
-                    yield path.relative_to(root).as_posix(), path
+                    yield f"{prefix}{entry.name}", Path(entry.path)
 
     def iter_files(self) -> Iterator[tuple[str, Path]]:
         """(name, path) of every file under refs/, valid name or not (for verify)."""
