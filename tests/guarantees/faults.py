@@ -629,3 +629,31 @@ def summary(problems: list[str], attempts: int, shown: int = 12) -> str:
     lines = "\n".join(f"- {p.splitlines()[0][:700]}" for p in problems[:shown])
     more = f"\n- ... and {len(problems) - shown} more" if len(problems) > shown else ""
     return f"{len(problems)} problems in {attempts} runs:\n{lines}{more}"
+
+
+def finish_like_uninterrupted(
+    root: Path, run: Path, expected: Any, where: str, state: Any, verb: str
+) -> None:
+    """Run the operation again when it did not take effect (or is meant to be re-run),
+    then insist the store ends exactly where an uninterrupted run ends and is consistent.
+    `verb` names the second run in messages ("running it again", "the retry")."""
+    from mstore.repo import Repo
+    from tests.helpers import assert_consistent
+
+    redo = not state.same_moves(expected.after)
+    if redo or retry_is_redo(expected.operation):
+        try:
+            prepare_operation(run)()
+        except Exception as err:
+            raise AssertionError(f"{where}: {verb} failed: {err!r}") from err
+    final = State.of(root)
+    assert final == expected.after, (
+        f"{where}: {verb} did not end where an uninterrupted run ends: "
+        f"{difference(final.models, expected.after.models)} "
+        f"{difference(final.ref_files, expected.after.ref_files)}"
+    )
+    if redo:
+        try:
+            assert_consistent(Repo(root))
+        except AssertionError as err:
+            raise AssertionError(f"{where}: after {verb}: {err}") from None

@@ -48,13 +48,12 @@ from tests.guarantees.faults import (
     child_environment,
     commit_point,
     difference,
+    finish_like_uninterrupted,
     fresh_copy,
     operation_of,
-    prepare_operation,
     project,
     recover,
     remove_tree,
-    retry_is_redo,
     sample,
     scratch_directory,
     start_child,
@@ -109,23 +108,7 @@ def check_after_kill(
         state = check_invariants(
             root, expected, where, journal_written=journal, check_temporaries=False
         )
-        redo = not state.same_moves(expected.after)
-        if redo or retry_is_redo(expected.operation):
-            try:
-                prepare_operation(run)()
-            except Exception as err:
-                raise AssertionError(f"{where}: running it again failed: {err!r}") from err
-        final = State.of(root)
-        assert final == expected.after, (
-            f"{where}: running it again did not end where an uninterrupted run ends: "
-            f"{difference(final.models, expected.after.models)} "
-            f"{difference(final.ref_files, expected.after.ref_files)}"
-        )
-        if redo:
-            try:
-                assert_consistent(Repo(root))
-            except AssertionError as err:
-                raise AssertionError(f"{where}: after running it again: {err}") from None
+        finish_like_uninterrupted(root, run, expected, where, state, "running it again")
     except AssertionError as failure:
         return [str(failure)]
     except Exception as failure:

@@ -34,7 +34,6 @@ from pathlib import Path
 
 import pytest
 
-from mstore.repo import Repo
 from tests.guarantees.faults import (
     FIXED_EPOCH,
     OPERATIONS,
@@ -46,7 +45,7 @@ from tests.guarantees.faults import (
     build_template,
     check_invariants,
     commit_point,
-    difference,
+    finish_like_uninterrupted,
     fresh_copy,
     operation_of,
     prepare_operation,
@@ -54,12 +53,10 @@ from tests.guarantees.faults import (
     raise_errno,
     recover,
     remove_tree,
-    retry_is_redo,
     sample,
     scratch_directory,
     summary,
 )
-from tests.helpers import assert_consistent
 
 ERRNOS = {"ENOSPC": errno.ENOSPC, "EIO": errno.EIO, "EACCES": errno.EACCES}
 # Quick mode: every N for ENOSPC, about this many sampled N for EIO and EACCES.
@@ -132,23 +129,7 @@ def attempt(run: Path, number: int, code: int, expected: Expectation) -> list[st
             assert state.same_moves(expected.after), (
                 f"{where}: the operation returned normally but did not take effect"
             )
-        redo = not state.same_moves(expected.after)
-        if redo or retry_is_redo(expected.operation):
-            try:
-                prepare_operation(run)()
-            except Exception as err:
-                raise AssertionError(f"{where}: the retry failed: {err!r}") from err
-        final = State.of(root)
-        assert final == expected.after, (
-            f"{where}: the retry did not end where an uninterrupted run ends: "
-            f"{difference(final.models, expected.after.models)} "
-            f"{difference(final.ref_files, expected.after.ref_files)}"
-        )
-        if redo:
-            try:
-                assert_consistent(Repo(root))
-            except AssertionError as err:
-                raise AssertionError(f"{where}: after the retry: {err}") from None
+        finish_like_uninterrupted(root, run, expected, where, state, "the retry")
     except AssertionError as failure:
         problems.append(str(failure))
     except Exception as failure:
