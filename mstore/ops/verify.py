@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from mstore.errors import MstoreError
-from mstore.hashing import hash_file, is_object_id
+from mstore.hashing import MMAP_THRESHOLD, hash_file, is_object_id
 from mstore.history import decode_entry
 from mstore.repo import Repo
 
@@ -118,8 +118,13 @@ def _check_objects(
             return object_id, f"cannot be read: {err.strerror}"
         return object_id, None if actual == object_id else f"bytes hash to {actual}"
 
+    # Large objects one after another (blake3 already spreads each over every core);
+    # small ones in parallel, where per-file overhead dominates.
+    large = [i for i in ids if sizes[i] >= MMAP_THRESHOLD]
+    small = [i for i in ids if sizes[i] < MMAP_THRESHOLD]
     with ThreadPoolExecutor(HASH_THREADS) as pool:
-        for object_id, problem in pool.map(check, ids):
+        results = [*map(check, large), *pool.map(check, small)]
+        for object_id, problem in results:
             if problem:
                 report.add(
                     "object_corrupt",
