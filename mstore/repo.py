@@ -12,7 +12,7 @@ import os
 import re
 import shutil
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 
 from mstore import fsutil
@@ -124,6 +124,10 @@ class Repo:
             if self.recovered:
                 self.notices.append(f"finished interrupted transaction {self.recovered}")
             yield self
+
+    def locked_unless(self, dry_run: bool, command: str) -> AbstractContextManager[Repo]:
+        """`locked(command)`, or no lock for a dry run (which reads and writes nothing)."""
+        return nullcontext(self) if dry_run else self.locked(command)
 
     # -- reading ---------------------------------------------------------------
 

@@ -10,7 +10,6 @@ and the ref move all happen under that one lock (gc cannot run in between).
 
 from __future__ import annotations
 
-import contextlib
 import os
 import stat
 from collections.abc import Callable
@@ -163,7 +162,7 @@ def commit(
     total = sum(f.size for f in files)
     if on_start:
         on_start(total)
-    with repo.locked(action) if not dry_run else contextlib.nullcontext(repo):
+    with repo.locked_unless(dry_run, action):
         current = repo.refs.read(ref)
         check_expected(ref, current, expect)
         entries, new_objects = store_files(repo, files, dry_run, progress, move)

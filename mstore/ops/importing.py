@@ -16,7 +16,6 @@ same content is kept.
 
 from __future__ import annotations
 
-import contextlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -104,7 +103,7 @@ def import_tree(
     adopting = models == repo.layout.models.resolve()
     for candidate in candidates:
         repo.refs.check_new_name(candidate.ref)
-    with repo.locked("import") if not dry_run else contextlib.nullcontext(repo):
+    with repo.locked_unless(dry_run, "import"):
         existing = {c.ref: repo.refs.read(c.ref) for c in candidates}
         if any(existing.values()):
             # Hash first (storing nothing) so that a conflict leaves the store untouched.

@@ -7,8 +7,6 @@ would find no model. Renaming the active ref moves MODEL_ENVIRONMENT with it.
 
 from __future__ import annotations
 
-import contextlib
-
 from mstore.errors import NotFoundError, RefusedError
 from mstore.ops.moves import MoveResult, check_expected, result_of
 from mstore.refs import check_ref_name
@@ -25,7 +23,7 @@ def delete_ref(
     message: str = "",
 ) -> MoveResult:
     check_ref_name(name)
-    with contextlib.nullcontext(repo) if dry_run else repo.locked("ref delete"):
+    with repo.locked_unless(dry_run, "ref delete"):
         current = repo.refs.read(name)
         if current is None:
             raise NotFoundError(f"ref {name!r} does not exist")
@@ -54,7 +52,7 @@ def rename_ref(
 ) -> MoveResult:
     check_ref_name(old)
     check_ref_name(new)
-    with contextlib.nullcontext(repo) if dry_run else repo.locked("ref rename"):
+    with repo.locked_unless(dry_run, "ref rename"):
         current = repo.refs.read(old)
         if current is None:
             raise NotFoundError(f"ref {old!r} does not exist")

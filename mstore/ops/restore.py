@@ -48,7 +48,7 @@ class RestoreResult:
 
 def restore(repo: Repo, refs: list[str] | None = None, dry_run: bool = False) -> RestoreResult:
     result = RestoreResult(dry_run=dry_run)
-    lock = contextlib.nullcontext(repo) if dry_run else repo.locked("restore")
+    lock = repo.locked_unless(dry_run, "restore")
     with lock:
         report = status(repo)
         for view in report.views:

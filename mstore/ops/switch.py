@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import re
 from collections.abc import Iterator
@@ -24,16 +23,10 @@ _VERSION = re.compile(r"^(v\d+)")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
 
 
-def _maybe_locked(
-    repo: Repo, command: str, dry_run: bool
-) -> contextlib.AbstractContextManager[Repo]:
-    return contextlib.nullcontext(repo) if dry_run else repo.locked(command)
-
-
 def checkout(repo: Repo, ref: str, dry_run: bool = False) -> MoveResult:
     """Make `ref` the active environment; its view is (re)materialized if needed."""
     check_ref_name(ref)
-    with _maybe_locked(repo, "checkout", dry_run):
+    with repo.locked_unless(dry_run, "checkout"):
         current = repo.refs.read(ref)
         if current is None:
             raise NotFoundError(
@@ -55,13 +48,11 @@ def checkout(repo: Repo, ref: str, dry_run: bool = False) -> MoveResult:
             if repairs:
                 result.notes.append(f"view models/{ref} was out of date; refreshed")
     if not dry_run and (result.changed or repairs):
-        _post_switch(repo, result, ref, current, current)
+        post_switch(repo, result, ref, current, current)
     return result
 
 
-def _post_switch(
-    repo: Repo, result: MoveResult, ref: str, old: str | None, new: str | None
-) -> None:
+def post_switch(repo: Repo, result: MoveResult, ref: str, old: str | None, new: str | None) -> None:
     """Run the post-switch hook after the active version changed; report a failure."""
     run = hooks.run_hook(
         repo.layout,
@@ -140,7 +131,7 @@ def promote(
     if archive_as is not None:
         archive_as = archive_as if archive_as.startswith("archive/") else f"archive/{archive_as}"
         check_ref_name(archive_as)
-    with _maybe_locked(repo, "promote", dry_run):
+    with repo.locked_unless(dry_run, "promote"):
         candidate = repo.resolve(source)
         repo.manifest(candidate)  # validate the candidate before anything is written
         current = repo.refs.read(target)
@@ -186,7 +177,7 @@ def promote(
         if not dry_run:
             apply(repo, transaction)
     if not dry_run and result.changed:
-        _post_switch(repo, result, target, current, candidate)
+        post_switch(repo, result, target, current, candidate)
     return result
 
 
@@ -223,7 +214,7 @@ def rollback(
 ) -> MoveResult:
     """Move `ref` to its previous value in the log (`ref@{1}`), or to revision `to`."""
     check_ref_name(ref)
-    with _maybe_locked(repo, "rollback", dry_run):
+    with repo.locked_unless(dry_run, "rollback"):
         current = repo.refs.read(ref)
         if current is None:
             raise NotFoundError(f"ref {ref!r} does not exist; nothing to roll back")
@@ -245,5 +236,5 @@ def rollback(
         if not dry_run:
             apply(repo, transaction)
     if not dry_run and result.changed and repo.active_environment() == ref:
-        _post_switch(repo, result, ref, current, target)
+        post_switch(repo, result, ref, current, target)
     return result

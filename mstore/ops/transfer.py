@@ -261,7 +261,7 @@ def pull(
     remote.require()
     theirs, notes = _remote_refs(remote, refs, jobs)
     source = name or remote.url
-    with contextlib.nullcontext(repo) if dry_run else repo.locked("pull"):
+    with repo.locked_unless(dry_run, "pull"):
         updates = _plan_pull(repo, remote, theirs, force)
         receiver = _Receiver(repo, remote, jobs, _serialized(progress))
         try:
@@ -349,11 +349,11 @@ def _check_clashes(new_refs: list[str], url: str) -> None:
 
 def _after_switch(repo: Repo, result: MoveResult, active: str, updates: list[RefUpdate]) -> None:
     """Run the post-switch hook if the pull moved the active ref, as a rollback does."""
-    from mstore.ops.switch import _post_switch
+    from mstore.ops.switch import post_switch
 
     for update in updates:
         if update.ref == active:
-            _post_switch(repo, result, update.ref, update.old, update.new)
+            post_switch(repo, result, update.ref, update.old, update.new)
 
 
 class _Receiver:
