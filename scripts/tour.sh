@@ -31,9 +31,9 @@ path.write_text(json.dumps(meta, indent=2) + "\n")
 PY
 step "$mstore" commit candidate --to staging -m "v6: retrained on November data"
 step "$mstore" diff production staging
-step "$mstore" promote staging -m "v5 passed validation"
+step "$mstore" promote staging -m "v6 passed validation"
 step "$mstore" list
-step "$mstore" rollback production -m "v5 regressed on live traffic"
+step "$mstore" rollback production -m "v6 regressed on live traffic"
 step "$mstore" checkout archive/v3_2024-11-10
 step "$mstore" log -n 6
 step "$mstore" verify
