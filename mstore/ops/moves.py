@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from mstore.errors import InvalidInputError, RefMovedError
+from mstore.errors import InvalidInputError, NotFoundError, RefMovedError
 from mstore.transaction import Transaction
+
+if TYPE_CHECKING:
+    from mstore.repo import Repo
 
 
 @dataclass(frozen=True)
@@ -75,3 +79,12 @@ def check_expected(ref: str, current: str | None, expect: str | None) -> None:
     if current is None or not current.startswith(expect.lower()):
         shown = current[:12] if current else "(no ref)"
         raise RefMovedError(f"ref {ref} is {shown}, not {expect} as expected; nothing changed")
+
+
+def existing_ref(repo: Repo, ref: str, expect: str | None, why: str = "") -> str:
+    """The value of `ref`, which must exist and (with `--expect`) be what the script saw."""
+    current = repo.refs.read(ref)
+    if current is None:
+        raise NotFoundError(f"ref {ref!r} does not exist{why}")
+    check_expected(ref, current, expect)
+    return current

@@ -7,8 +7,8 @@ would find no model. Renaming the active ref moves MODEL_ENVIRONMENT with it.
 
 from __future__ import annotations
 
-from mstore.errors import NotFoundError, RefusedError
-from mstore.ops.moves import MoveResult, check_expected, result_of
+from mstore.errors import RefusedError
+from mstore.ops.moves import MoveResult, existing_ref, result_of
 from mstore.refs import check_ref_name
 from mstore.repo import Repo
 from mstore.transaction import RefUpdate, Transaction, apply
@@ -24,10 +24,7 @@ def delete_ref(
 ) -> MoveResult:
     check_ref_name(name)
     with repo.locked_unless(dry_run, "ref delete"):
-        current = repo.refs.read(name)
-        if current is None:
-            raise NotFoundError(f"ref {name!r} does not exist")
-        check_expected(name, current, expect)
+        current = existing_ref(repo, name, expect)
         if repo.active_environment() == name and not force:
             raise RefusedError(
                 f"ref {name!r} is the active environment (MODEL_ENVIRONMENT); check out "
@@ -53,10 +50,7 @@ def rename_ref(
     check_ref_name(old)
     check_ref_name(new)
     with repo.locked_unless(dry_run, "ref rename"):
-        current = repo.refs.read(old)
-        if current is None:
-            raise NotFoundError(f"ref {old!r} does not exist")
-        check_expected(old, current, expect)
+        current = existing_ref(repo, old, expect)
         if repo.refs.read(new) is not None:
             raise RefusedError(f"ref {new!r} already exists; delete it first or pick another name")
         repo.refs.check_new_name(new)

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 from mstore import hooks
 from mstore.errors import NotFoundError, RefusedError, UsageError
-from mstore.ops.moves import MoveResult, check_expected, result_of
+from mstore.ops.moves import MoveResult, check_expected, existing_ref, result_of
 from mstore.refs import check_ref_name
 from mstore.repo import Repo
 from mstore.transaction import RefUpdate, Transaction, apply
@@ -215,10 +215,7 @@ def rollback(
     """Move `ref` to its previous value in the log (`ref@{1}`), or to revision `to`."""
     check_ref_name(ref)
     with repo.locked_unless(dry_run, "rollback"):
-        current = repo.refs.read(ref)
-        if current is None:
-            raise NotFoundError(f"ref {ref!r} does not exist; nothing to roll back")
-        check_expected(ref, current, expect)
+        current = existing_ref(repo, ref, expect, "; nothing to roll back")
         if to is not None:
             target = repo.resolve(to)
         else:
