@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 try:
-    from mstore.errors import EXIT_CODES
+    from mstore.errors import EXIT_CODES, NOT_CLEAN_EXIT_CODE
 except ImportError as missing:
     sys.exit(f"error: {missing}; install mstore into this Python: pip install -e {PROJECT_ROOT}")
 
@@ -35,7 +35,11 @@ except ImportError as missing:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description="Switch the active model version (mstore).",
-        epilog="exit codes: " + "; ".join(f"{c} {text}" for c, text in EXIT_CODES.items()),
+        epilog="exit codes:\n"
+        + "".join(
+            f"  {c:<3} {text}\n" for c, text in EXIT_CODES.items() if c != NOT_CLEAN_EXIT_CODE
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     action = parser.add_mutually_exclusive_group(required=True)
     action.add_argument("--list", action="store_true", help="list available versions")
