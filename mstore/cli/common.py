@@ -103,12 +103,14 @@ LinkModeOption = Annotated[
 
 def ref_argument(help: str, metavar: str = "REF") -> Any:
     """A positional ref (or revision) whose value the shell completes from .mstore/refs/."""
-    return typer.Argument(metavar=metavar, help=help, autocompletion=completion.ref_names)
+    complete = completion.when_completing(completion.ref_names)
+    return typer.Argument(metavar=metavar, help=help, autocompletion=complete)
 
 
 def ref_option(*names: str, help: str, metavar: str = "REF") -> Any:
     """An option naming a ref (or revision), completed like `ref_argument`."""
-    return typer.Option(*names, metavar=metavar, help=help, autocompletion=completion.ref_names)
+    complete = completion.when_completing(completion.ref_names)
+    return typer.Option(*names, metavar=metavar, help=help, autocompletion=complete)
 
 
 # -- the command class: error handling and usage lines --------------------------------------

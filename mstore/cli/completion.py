@@ -11,12 +11,24 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import typer
 
 STORE_DIR_NAME = ".mstore"  # mstore.layout.STORE_DIR_NAME, without importing the store
 STORE_ENVIRONMENT = "MSTORE_DIR"
+COMPLETE_VARIABLE = "_MSTORE_COMPLETE"  # set by the shell's completion script
+
+
+def when_completing(callback: Callable[..., list[str]]) -> Callable[..., list[str]] | None:
+    """`callback`, only in a process the shell runs to complete a word; else None.
+
+    typer inspects the signature of every parameter's completion callback each time it
+    builds a command (about 0.4 ms apiece, 22 of them in the full app): attaching them
+    only when completing keeps that off every other run.
+    """
+    return callback if os.environ.get(COMPLETE_VARIABLE) else None
 
 
 def ref_names(ctx: typer.Context, incomplete: str) -> list[str]:

@@ -23,7 +23,7 @@ RemoteWords = Annotated[
     typer.Argument(
         metavar="[REMOTE] [REF]...",
         help="A configured remote or a URL (default: origin), then refs (default: all).",
-        autocompletion=completion.remote_or_ref_names,
+        autocompletion=completion.when_completing(completion.remote_or_ref_names),
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
@@ -236,7 +236,9 @@ def remote_remove(
     name: Annotated[
         str,
         typer.Argument(
-            metavar="REMOTE", help="Remote to forget.", autocompletion=completion.remote_names
+            metavar="REMOTE",
+            help="Remote to forget.",
+            autocompletion=completion.when_completing(completion.remote_names),
         ),
     ],
 ) -> None:
