@@ -20,13 +20,16 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from typer.core import TyperArgument, TyperCommand
 
 from mstore.cli import completion, output
 from mstore.errors import MstoreError
+
+if TYPE_CHECKING:
+    from mstore.repo import Repo
 
 
 @dataclass
@@ -37,7 +40,7 @@ class Session:
     debug: bool = False
     quiet: bool = False
     lock_timeout: float = 10.0
-    repo: Any = field(default=None, repr=False)
+    repo: Repo | None = field(default=None, repr=False)
 
 
 def session(ctx: typer.Context) -> Session:
@@ -48,7 +51,7 @@ def session(ctx: typer.Context) -> Session:
     return found
 
 
-def open_repo(ctx: typer.Context) -> Any:
+def open_repo(ctx: typer.Context) -> Repo:
     """Find the store (--store, MSTORE_DIR or upwards from here) and remember it."""
     from mstore.repo import Repo
 
