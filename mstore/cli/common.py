@@ -3,7 +3,7 @@
 The layers of mstore/cli, bottom up (nothing imports app.py):
 
     output.py      how text, tables, JSON and progress reach the terminal
-    completion.py  shell completion of ref and remote names (standard library only)
+    completion.py  shell completion of ref and remote names (no store modules)
     common.py      this module: Session, shared options, MstoreCommand, render_move
     versions.py, switching.py, upkeep.py, remote_commands.py
                    the commands; each module's `register(app)` adds them
