@@ -59,6 +59,9 @@ class LockedError(MstoreError):
     exit_code = 11
 
 
+# Not an error: `mstore status` found models/ differing from the refs (1 stays "error").
+NOT_CLEAN_EXIT_CODE = 8
+
 EXIT_CODES: dict[int, str] = {
     0: "success",
     1: "error (I/O or unexpected failure)",
@@ -68,5 +71,6 @@ EXIT_CODES: dict[int, str] = {
     5: "ref moved (compare-and-swap failed; re-read and retry)",
     6: "invalid input (bad ref name, manifest path, JSON, special file)",
     7: "refused (hook veto, newer store format, conflicting ref)",
+    NOT_CLEAN_EXIT_CODE: "not clean (status: models/ is not what the refs say)",
     11: "locked (another mstore process holds the store lock)",
 }

@@ -8,12 +8,15 @@
 
 `--env` does what `mstore checkout` does: it materializes that version's view under
 models/ and sets MODEL_ENVIRONMENT in .env (other lines kept), under the store lock.
-Exit codes are mstore's (see `mstore --help`).
+Exit codes are mstore's (listed by --help; docs/FORMAT.md, "Exit codes"): an error
+prints one line on stderr, and a failure that is not one of mstore's errors is reported
+as "internal error: ...; rerun with --debug" (exit 1). Tracebacks only with --debug.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,30 +26,74 @@ if TYPE_CHECKING:
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
+try:
+    from mstore.errors import EXIT_CODES, NOT_CLEAN_EXIT_CODE
+except ImportError as missing:
+    sys.exit(f"error: {missing}; install mstore into this Python: pip install -e {PROJECT_ROOT}")
+
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Switch the active model version (mstore).")
+    parser = argparse.ArgumentParser(
+        description="Switch the active model version (mstore).",
+        epilog="exit codes:\n"
+        + "".join(
+            f"  {c:<3} {text}\n" for c, text in EXIT_CODES.items() if c != NOT_CLEAN_EXIT_CODE
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     action = parser.add_mutually_exclusive_group(required=True)
     action.add_argument("--list", action="store_true", help="list available versions")
     action.add_argument("--info", metavar="ENV", help="show one version's details")
     action.add_argument("--env", metavar="ENV", help="make ENV the active version")
     parser.add_argument("--dry-run", action="store_true", help="show what would change")
-    parser.add_argument("--store", default=None, help="project root (default: this project)")
+    parser.add_argument(
+        "--store", metavar="DIRECTORY", default=None, help="project root (default: this project)"
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
     args = parser.parse_args(argv)
+    try:
+        try:
+            return run(args)
+        finally:
+            sys.stdout.flush()  # here, not at exit: a closed pipe is then caught below
+    except BrokenPipeError:
+        # The reader went away (`--list | head -1`): end quietly, as mstore does.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:
+        if args.debug:
+            raise
+        code, message = explain(err)
+        print(f"error: {message}", file=sys.stderr)
+        return code
 
-    from mstore.errors import MstoreError
+
+def run(args: argparse.Namespace) -> int:
     from mstore.repo import Repo
 
-    try:
-        repo = Repo.discover(store=args.store or str(PROJECT_ROOT))
-        if args.list:
-            return list_versions(repo)
-        if args.info:
-            return show_info(repo, args.info)
-        return switch(repo, args.env, args.dry_run)
-    except MstoreError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return err.exit_code
+    repo = Repo.discover(store=args.store or str(PROJECT_ROOT))
+    if args.list:
+        return list_versions(repo)
+    if args.info:
+        return show_info(repo, args.info)
+    return switch(repo, args.env, args.dry_run)
+
+
+def explain(err: Exception) -> tuple[int, str]:
+    """Exit code and one-line message, as `mstore` gives them (mstore/cli/common.py)."""
+    from mstore.errors import MstoreError
+
+    if isinstance(err, MstoreError):
+        return err.exit_code, str(err)
+    if isinstance(err, OSError):
+        where = f" ({err.filename})" if err.filename else ""
+        return 1, f"{err.strerror or err}{where}"
+    text = " ".join(str(err).split())
+    what = f"{type(err).__name__}: {text}" if text else type(err).__name__
+    return 1, f"internal error: {what}; rerun with --debug"
 
 
 def list_versions(repo: Repo) -> int:

@@ -1,22 +1,25 @@
 """The `mstore` command: a thin typer layer over the library (mstore.ops).
 
-Each command parses its options, calls one library function and renders the result.
-Errors are `MstoreError`s: printed as one line on stderr, with the exit code the class
-defines (tracebacks only with --debug).
+This module assembles the app: the global options (kept in a `Session` in `ctx.obj`),
+then each command module's `register(app)`, whose order is the order of
+`mstore --help`. Commands parse their options, call one library function and render
+the result; errors become one stderr line and their exit code in
+`common.MstoreCommand` (tracebacks only with --debug). No command module imports
+this one.
 """
 
 from __future__ import annotations
 
-import functools
+import os
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Annotated, Any, TypeVar
+from collections.abc import Mapping
+from typing import Annotated, Any
 
 import typer
 
-from mstore.cli import output
-from mstore.errors import EXIT_CODES, MstoreError
+from mstore.cli import remote_commands, switching, upkeep, versions
+from mstore.cli.common import Session, finite
+from mstore.errors import EXIT_CODES
 
 EXIT_CODE_HELP = "Exit codes: " + "; ".join(f"{code} {text}" for code, text in EXIT_CODES.items())
 
@@ -24,90 +27,21 @@ APP_SETTINGS: dict[str, Any] = {
     "name": "mstore",
     "help": "A Git-style, content-addressed store for ML model versions.\n\n" + EXIT_CODE_HELP,
     "no_args_is_help": True,
-    "add_completion": False,
+    "add_completion": True,
     "pretty_exceptions_enable": False,
     "rich_markup_mode": None,
 }
-app = typer.Typer(**APP_SETTINGS)
 
 
-@dataclass
-class Options:
-    store: str | None = None
-    repo: Any = None
-    debug: bool = False
-    quiet: bool = False
-    lock_timeout: float = 10.0
-
-
-OPTIONS = Options()
-F = TypeVar("F", bound=Callable[..., Any])
-
-JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
-DryRunOption = Annotated[bool, typer.Option("--dry-run", help="Show the plan; change nothing.")]
-ExpectOption = Annotated[
-    str | None,
-    typer.Option(
-        "--expect",
-        metavar="ID",
-        help="Only if the ref is still this manifest id (>= 6 hex digits), or 'none'.",
-    ),
-]
-MessageOption = Annotated[str, typer.Option("--message", "-m", help="Why, recorded in the log.")]
-
-
-def handled(function: F) -> F:
-    """Turn library errors into one stderr line and their exit code."""
-
-    @functools.wraps(function)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return function(*args, **kwargs)
-        except MstoreError as err:
-            show_notices()
-            if OPTIONS.debug:
-                raise
-            output.note(f"error: {err}")
-            raise typer.Exit(err.exit_code) from None
-        except OSError as err:
-            show_notices()
-            if OPTIONS.debug:
-                raise
-            where = f" ({err.filename})" if err.filename else ""
-            output.note(f"error: {err.strerror or err}{where}")
-            raise typer.Exit(1) from None
-        finally:
-            show_notices()
-
-    return wrapper  # type: ignore[return-value]
-
-
-def open_repo() -> Any:
-    from mstore.repo import Repo
-
-    repo = Repo.discover(store=OPTIONS.store)
-    repo.lock_timeout = OPTIONS.lock_timeout
-    OPTIONS.repo = repo
-    return repo
-
-
-def show_notices() -> None:
-    """Print (once) what the library asked the user to hear about."""
-    repo = OPTIONS.repo
-    if repo is None:
-        return
-    notices, repo.notices = repo.notices, []
-    if not OPTIONS.quiet:
-        for text in notices:
-            output.note(text)
-
-
-@app.callback()
 def main_options(
+    ctx: typer.Context,
     store: Annotated[
         str | None,
         typer.Option(
-            "--store", envvar="MSTORE_DIR", help="Project root or .mstore directory to use."
+            "--store",
+            envvar="MSTORE_DIR",
+            metavar="DIRECTORY",
+            help="Project root or .mstore directory to use.",
         ),
     ] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
@@ -117,44 +51,30 @@ def main_options(
     lock_timeout: Annotated[
         float,
         typer.Option(
-            "--lock-timeout", metavar="SECONDS", help="How long to wait for the store lock."
+            "--lock-timeout",
+            metavar="SECONDS",
+            min=0,
+            callback=finite,
+            help="How long to wait for the store lock.",
         ),
     ] = 10.0,
 ) -> None:
     """Global options."""
-    OPTIONS.store, OPTIONS.debug, OPTIONS.quiet, OPTIONS.lock_timeout = (
-        store,
-        debug,
-        quiet,
-        lock_timeout,
-    )
+    ctx.obj = Session(store=store, debug=debug, quiet=quiet, lock_timeout=lock_timeout)
 
 
-def render_move(result: Any, as_json: bool, extra: dict[str, Any] | None = None) -> None:
-    if as_json:
-        output.emit_json({**result.to_json(), **(extra or {})})
-        return
-    prefix = "would " if result.dry_run else ""
-    for move in result.moves:
-        if move.old == move.new:
-            continue
-        if move.old is None:
-            output.say(f"{prefix}create {move.ref} -> {output.short(move.new)}")
-        elif move.new is None:
-            output.say(f"{prefix}delete {move.ref} (was {output.short(move.old)})")
-        else:
-            output.say(
-                f"{prefix}move {move.ref}: {output.short(move.old)} -> {output.short(move.new)}"
-            )
-    if result.environment is not None and result.environment != result.previous_environment:
-        output.say(
-            f"{prefix}set MODEL_ENVIRONMENT={result.environment} "
-            f"(was {result.previous_environment})"
-        )
-    if not OPTIONS.quiet:
-        for text in result.notes:
-            output.note(text)
+def build_app() -> typer.Typer:
+    """The full app: every command, in the order `mstore --help` lists them."""
+    app = typer.Typer(**APP_SETTINGS)
+    app.callback()(main_options)
+    versions.register(app)  # init commit list info log diff import
+    switching.register(app)  # checkout promote rollback
+    upkeep.register(app)  # verify status restore gc, ref
+    remote_commands.register(app)  # push pull clone, remote
+    return app
 
+
+app = build_app()
 
 GLOBAL_OPTIONS_WITH_VALUE = frozenset({"--store", "--lock-timeout"})
 
@@ -189,25 +109,45 @@ def invoked_app(argv: list[str]) -> typer.Typer:
     return slim
 
 
+def completed_words(environ: Mapping[str, str]) -> list[str] | None:
+    """The words before the one being completed, when the shell asks for completions.
+
+    typer's completion scripts set _MSTORE_COMPLETE and pass the command line in
+    COMP_WORDS/COMP_CWORD (bash) or _TYPER_COMPLETE_ARGS (zsh, fish, PowerShell), whose
+    last word is still being typed unless the line ends with a space.
+    """
+    if not environ.get("_MSTORE_COMPLETE"):
+        return None
+    import shlex
+
+    try:
+        if "COMP_WORDS" in environ:
+            words = shlex.split(environ["COMP_WORDS"])
+            return words[1 : int(environ.get("COMP_CWORD", len(words)))]
+        line = environ.get("_TYPER_COMPLETE_ARGS", "")
+        words = shlex.split(line)[1:]
+    except ValueError:  # an open quote, or a COMP_CWORD that is not a number
+        return []
+    return words if line.endswith(" ") else words[:-1]
+
+
 def main() -> None:
     """Console entry point."""
+    argv = completed_words(os.environ)
     try:
-        invoked_app(sys.argv[1:])()
+        try:
+            invoked_app(sys.argv[1:] if argv is None else argv)()
+        finally:
+            # Flush here, not at exit: a reader that went away (`mstore log | head -1`)
+            # is then an exception we can end quietly on.
+            sys.stdout.flush()
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(1)
     except KeyboardInterrupt:
         sys.stderr.write("mstore: interrupted\n")
         sys.exit(130)
 
 
-# The commands register themselves on `app` when imported (after everything above
-# exists); the order of these imports is the order of `mstore --help`.
-# isort: off
-from mstore.cli import versions  # noqa: E402
-from mstore.cli import switching  # noqa: E402
-from mstore.cli import upkeep  # noqa: E402
-
-# isort: on
-
-__all__ = ["app", "main", "switching", "upkeep", "versions"]
-from mstore.cli import remote_commands  # noqa: E402 (push, pull, clone, remote)
-
-remote_commands.register(app)
+__all__ = ["app", "build_app", "invoked_app", "main"]

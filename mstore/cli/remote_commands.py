@@ -1,13 +1,13 @@
 """The remote commands: push, pull, clone, and `mstore remote add|list|remove`.
 
-`register(app)` adds them to the `mstore` typer app (called on the last line of
-mstore/cli/app.py). Like app.py, each command parses, calls one library function
+`register(app)` adds them to the `mstore` typer app (called by mstore/cli/app.py).
+Like the other command modules, each command parses, calls one library function
 (mstore.ops.transfer, mstore.ops.remote_config) and renders the result. Everything
 beyond typer is imported inside the commands, so `mstore --help` loads none of it
 (boto3 is imported only when an s3:// remote is opened).
 
 This module deliberately has no `from __future__ import annotations`: typer reads the
-annotations of functions defined here but wrapped in app.py's `handled`.
+annotations of the functions defined here.
 """
 
 from pathlib import Path
@@ -15,38 +15,42 @@ from typing import Annotated, Any
 
 import typer
 
+from mstore.cli import completion
+from mstore.cli.common import add_command
+
 RemoteWords = Annotated[
     list[str] | None,
     typer.Argument(
         metavar="[REMOTE] [REF]...",
         help="A configured remote or a URL (default: origin), then refs (default: all).",
+        autocompletion=completion.when_completing(completion.remote_or_ref_names),
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 DryRunOption = Annotated[bool, typer.Option("--dry-run", help="Show the plan; change nothing.")]
 JobsOption = Annotated[
-    int, typer.Option("--jobs", "-j", min=1, max=64, help="Objects transferred at once.")
+    int,
+    typer.Option("--jobs", "-j", metavar="N", min=1, max=64, help="Objects transferred at once."),
 ]
 
 
 def register(app: typer.Typer) -> None:
     """Add push, pull, clone and the `remote` group to `app`."""
-    from mstore.cli.app import handled
-
-    app.command("push")(handled(push))
-    app.command("pull")(handled(pull))
-    app.command("clone")(handled(clone))
+    add_command(app, "push", push)
+    add_command(app, "pull", pull)
+    add_command(app, "clone", clone)
     remote_app = typer.Typer(
         help="Name remotes (S3 buckets or directories) to push to and pull from.",
         no_args_is_help=True,
     )
-    remote_app.command("add")(handled(remote_add))
-    remote_app.command("list")(handled(remote_list))
-    remote_app.command("remove")(handled(remote_remove))
+    add_command(remote_app, "add", remote_add)
+    add_command(remote_app, "list", remote_list)
+    add_command(remote_app, "remove", remote_remove)
     app.add_typer(remote_app, name="remote")
 
 
 def push(
+    ctx: typer.Context,
     words: RemoteWords = None,
     force: Annotated[
         bool,
@@ -64,13 +68,13 @@ def push(
     another push moved it first, exit 5 (pull, then push again).
     """
     from mstore.cli import output
-    from mstore.cli.app import OPTIONS, open_repo
+    from mstore.cli.common import open_repo, session
     from mstore.ops.transfer import push as run
 
-    repo = open_repo()
+    repo = open_repo(ctx)
     label, remote, refs = _remote_for(repo, words)
     try:
-        with output.byte_progress("pushing", OPTIONS.quiet) as (start, advance):
+        with output.byte_progress("pushing", session(ctx).quiet) as (start, advance):
             result = run(repo, remote, refs or None, force, dry_run, advance, start, jobs)
     finally:
         remote.close()
@@ -96,6 +100,7 @@ def push(
 
 
 def pull(
+    ctx: typer.Context,
     words: RemoteWords = None,
     checkout: Annotated[
         bool,
@@ -116,19 +121,19 @@ def pull(
     production` (or `mstore pull production --checkout`) deploys what was promoted.
     """
     from mstore.cli import output
-    from mstore.cli.app import OPTIONS, open_repo, render_move
+    from mstore.cli.common import open_repo, render_move, session
     from mstore.errors import UsageError
     from mstore.ops.switch import checkout as checkout_ref
     from mstore.ops.transfer import pull as run
 
-    repo = open_repo()
+    repo = open_repo(ctx)
     label, remote, refs = _remote_for(repo, words)
     if checkout and len(refs) != 1:
         raise UsageError(
             "--checkout needs exactly one REF, e.g. `mstore pull production --checkout`"
         )
     try:
-        with output.byte_progress("pulling", OPTIONS.quiet) as (start, advance):
+        with output.byte_progress("pulling", session(ctx).quiet) as (start, advance):
             result = run(repo, remote, refs or None, force, dry_run, advance, start, jobs, label)
     finally:
         remote.close()
@@ -139,7 +144,7 @@ def pull(
             document["checkout"] = switched.to_json()
         output.emit_json(document)
         return
-    render_move(result.move, False)
+    render_move(ctx, result.move, False)
     if not result.move.changed:
         output.say(f"already up to date with {label}")
     verb = "would receive" if dry_run else "received"
@@ -148,12 +153,13 @@ def pull(
         f"({output.human_bytes(result.bytes_received)} of data) from {label}"
     )
     if switched is not None:
-        render_move(switched, False)
+        render_move(ctx, switched, False)
     elif checkout:
         output.say(f"would check out {refs[0]}")
 
 
 def clone(
+    ctx: typer.Context,
     url: Annotated[
         str,
         typer.Argument(metavar="URL", help="s3://BUCKET/PREFIX, file:///PATH or a directory."),
@@ -164,7 +170,9 @@ def clone(
     link_mode: Annotated[
         str,
         typer.Option(
-            "--link-mode", help="How views show files: auto, copy, reflink, hardlink, symlink."
+            "--link-mode",
+            metavar="MODE",
+            help="How views show files: auto, copy, reflink, hardlink, symlink.",
         ),
     ] = "auto",
     jobs: JobsOption = 8,
@@ -172,17 +180,17 @@ def clone(
 ) -> None:
     """Create a store in DIRECTORY with every ref of the remote at URL (as origin)."""
     from mstore.cli import output
-    from mstore.cli.app import OPTIONS
+    from mstore.cli.common import session
     from mstore.ops.transfer import clone as run
     from mstore.remotes import open_remote
 
     remote = open_remote(url)
     try:
-        with output.byte_progress("cloning", OPTIONS.quiet) as (start, advance):
+        with output.byte_progress("cloning", session(ctx).quiet) as (start, advance):
             repo, result = run(remote, directory, link_mode, advance, start, jobs)
     finally:
         remote.close()
-    OPTIONS.repo = repo
+    session(ctx).repo = repo
     if as_json:
         output.emit_json({**result.to_json(), "directory": str(repo.root)})
         return
@@ -193,6 +201,7 @@ def clone(
 
 
 def remote_add(
+    ctx: typer.Context,
     name: Annotated[str, typer.Argument(metavar="NAME", help="Name for the remote, e.g. origin.")],
     url: Annotated[
         str,
@@ -201,20 +210,20 @@ def remote_add(
 ) -> None:
     """Add remote NAME at URL (nothing is contacted until push or pull)."""
     from mstore.cli import output
-    from mstore.cli.app import open_repo
+    from mstore.cli.common import open_repo
     from mstore.ops.remote_config import add_remote
 
-    stored = add_remote(open_repo(), name, url)
+    stored = add_remote(open_repo(ctx), name, url)
     output.say(f"added remote {name}: {stored}")
 
 
-def remote_list(as_json: JsonOption = False) -> None:
+def remote_list(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Every configured remote and its URL."""
     from mstore.cli import output
-    from mstore.cli.app import open_repo
+    from mstore.cli.common import open_repo
     from mstore.ops.remote_config import list_remotes
 
-    remotes = list_remotes(open_repo())
+    remotes = list_remotes(open_repo(ctx))
     if as_json:
         output.emit_json([{"name": n, "url": u} for n, u in remotes.items()])
         return
@@ -223,14 +232,22 @@ def remote_list(as_json: JsonOption = False) -> None:
 
 
 def remote_remove(
-    name: Annotated[str, typer.Argument(metavar="NAME", help="Remote to forget.")],
+    ctx: typer.Context,
+    name: Annotated[
+        str,
+        typer.Argument(
+            metavar="REMOTE",
+            help="Remote to forget.",
+            autocompletion=completion.when_completing(completion.remote_names),
+        ),
+    ],
 ) -> None:
     """Forget remote NAME (the remote itself is not touched)."""
     from mstore.cli import output
-    from mstore.cli.app import open_repo
+    from mstore.cli.common import open_repo
     from mstore.ops.remote_config import remove_remote
 
-    url = remove_remote(open_repo(), name)
+    url = remove_remote(open_repo(ctx), name)
     output.say(f"removed remote {name} ({url})")
 
 

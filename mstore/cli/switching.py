@@ -6,36 +6,42 @@ from typing import Annotated
 
 import typer
 
-from mstore.cli.app import (
+from mstore.cli.common import (
     DryRunOption,
     ExpectOption,
     JsonOption,
     MessageOption,
-    app,
-    handled,
+    add_command,
     open_repo,
+    ref_argument,
+    ref_option,
     render_move,
 )
 
 
-@app.command()
-@handled
+def register(app: typer.Typer) -> None:
+    """Add checkout, promote and rollback to `app`, in that order."""
+    add_command(app, "checkout", checkout)
+    add_command(app, "promote", promote)
+    add_command(app, "rollback", rollback)
+
+
 def checkout(
-    ref: Annotated[str, typer.Argument(help="Ref to make active (e.g. archive/v3_2024-11-10).")],
+    ctx: typer.Context,
+    ref: Annotated[str, ref_argument("Ref to make active (e.g. archive/v3_2024-11-10).")],
     dry_run: DryRunOption = False,
     as_json: JsonOption = False,
 ) -> None:
     """Make REF the active environment: materialize its view and set MODEL_ENVIRONMENT."""
     from mstore.ops.switch import checkout as run
 
-    render_move(run(open_repo(), ref, dry_run), as_json)
+    render_move(ctx, run(open_repo(ctx), ref, dry_run), as_json)
 
 
-@app.command()
-@handled
 def promote(
-    source: Annotated[str, typer.Argument(help="Revision to promote (e.g. staging).")],
-    to: Annotated[str, typer.Option("--to", help="Ref to move.")] = "production",
+    ctx: typer.Context,
+    source: Annotated[str, ref_argument("Revision to promote (e.g. staging).", metavar="REV")],
+    to: Annotated[str, ref_option("--to", help="Ref to move.")] = "production",
     archive_as: Annotated[
         str | None,
         typer.Option(
@@ -52,26 +58,25 @@ def promote(
     dry_run: DryRunOption = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Archive the current --to ref, move it to SOURCE, and make it active: one transaction.
+    """Archive the current --to ref, move it to REV, and make it active: one transaction.
 
     The seed's deployment steps 4-6: the current target is kept as archive/<vN>_<date>
-    (or --archive-as), the target moves to SOURCE's version, views and .env follow, and
+    (or --archive-as), the target moves to REV's version, views and .env follow, and
     the log gets one entry per moved ref. An executable .mstore/hooks/pre-promote can
     veto; .mstore/hooks/post-switch runs afterwards (e.g. to restart the application).
     """
     from mstore.ops.switch import promote as run
 
-    result = run(open_repo(), source, to, archive_as, expect, dry_run, message, no_verify)
-    render_move(result, as_json)
+    result = run(open_repo(ctx), source, to, archive_as, expect, dry_run, message, no_verify)
+    render_move(ctx, result, as_json)
 
 
-@app.command()
-@handled
 def rollback(
-    ref: Annotated[str, typer.Argument(help="Ref to move back.")] = "production",
+    ctx: typer.Context,
+    ref: Annotated[str, ref_argument("Ref to move back.")] = "production",
     to: Annotated[
         str | None,
-        typer.Option("--to", metavar="REV", help="Revision to move to (default: REF@{1})."),
+        ref_option("--to", metavar="REV", help="Revision to move to (default: REF@{1})."),
     ] = None,
     message: MessageOption = "",
     expect: ExpectOption = None,
@@ -81,4 +86,4 @@ def rollback(
     """Move REF back to its previous value from the log, or to --to REV."""
     from mstore.ops.switch import rollback as run
 
-    render_move(run(open_repo(), ref, to, expect, dry_run, message), as_json)
+    render_move(ctx, run(open_repo(ctx), ref, to, expect, dry_run, message), as_json)

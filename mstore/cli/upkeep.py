@@ -7,22 +7,40 @@ from typing import Annotated
 import typer
 
 from mstore.cli import output
-from mstore.cli.app import (
-    OPTIONS,
+from mstore.cli.common import (
     DryRunOption,
     ExpectOption,
     JsonOption,
     MessageOption,
-    app,
-    handled,
+    add_command,
+    finite,
     open_repo,
+    ref_argument,
     render_move,
+    session,
 )
+from mstore.errors import NOT_CLEAN_EXIT_CODE
+
+# Longer windows mean "keep everything"; past this the cut-off date is out of range.
+MAX_DAYS = 36500.0
 
 
-@app.command()
-@handled
+def register(app: typer.Typer) -> None:
+    """Add verify, status, restore, gc and the `ref` group to `app`, in that order."""
+    add_command(app, "verify", verify)
+    add_command(app, "status", status)
+    add_command(app, "restore", restore)
+    add_command(app, "gc", gc)
+    ref_app = typer.Typer(
+        help="Delete or rename refs (logged like any other move).", no_args_is_help=True
+    )
+    add_command(ref_app, "delete", ref_delete)
+    add_command(ref_app, "rename", ref_rename)
+    app.add_typer(ref_app, name="ref")
+
+
 def verify(
+    ctx: typer.Context,
     quick: Annotated[
         bool, typer.Option("--quick", help="Check structure and sizes; skip re-hashing.")
     ] = False,
@@ -31,8 +49,8 @@ def verify(
     """Re-hash every object; check manifests, refs and the log. Exit 3 on any fault."""
     from mstore.ops.verify import verify as run
 
-    repo = open_repo()
-    with output.byte_progress("verifying", OPTIONS.quiet) as (start, advance):
+    repo = open_repo(ctx)
+    with output.byte_progress("verifying", session(ctx).quiet) as (start, advance):
         report = run(repo, quick, advance, start)
     if as_json:
         output.emit_json(report.to_json())
@@ -49,17 +67,15 @@ def verify(
         raise typer.Exit(3)
 
 
-@app.command()
-@handled
-def status(as_json: JsonOption = False) -> None:
+def status(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Is models/ what the refs say? Missing, stale, modified, extra; the active environment.
 
-    Exit 0 when clean, 1 when not (so scripts can test it). Unchanged files are not
+    Exit 0 when clean, 8 when not (so scripts can test it; 1 is an error). Unchanged files are not
     re-hashed (a stat-keyed hash cache). `mstore restore` repairs what it reports.
     """
     from mstore.ops.status import status as run
 
-    report = run(open_repo())
+    report = run(open_repo(ctx))
     if as_json:
         output.emit_json(report.to_json())
     else:
@@ -87,20 +103,19 @@ def status(as_json: JsonOption = False) -> None:
         else:
             output.say("not clean: run `mstore restore` to rebuild views from the store")
     if not report.clean:
-        raise typer.Exit(1)
+        raise typer.Exit(NOT_CLEAN_EXIT_CODE)
 
 
-@app.command()
-@handled
 def restore(
-    refs: Annotated[list[str] | None, typer.Argument(help="Refs to repair (default: all).")] = None,
+    ctx: typer.Context,
+    refs: Annotated[list[str] | None, ref_argument("Refs to repair (default: all).")] = None,
     dry_run: DryRunOption = False,
     as_json: JsonOption = False,
 ) -> None:
     """Rebuild views that are missing, stale or modified, from the stored objects."""
     from mstore.ops.restore import restore as run
 
-    result = run(open_repo(), refs or None, dry_run)
+    result = run(open_repo(ctx), refs or None, dry_run)
     if as_json:
         output.emit_json(result.to_json())
     else:
@@ -122,9 +137,8 @@ def restore(
         raise typer.Exit(3)
 
 
-@app.command()
-@handled
 def gc(
+    ctx: typer.Context,
     dry_run: DryRunOption = False,
     now: Annotated[
         bool,
@@ -135,10 +149,25 @@ def gc(
     ] = False,
     retention_days: Annotated[
         float,
-        typer.Option("--retention-days", help="Keep versions named by log entries this recent."),
+        typer.Option(
+            "--retention-days",
+            metavar="DAYS",
+            min=0,
+            max=MAX_DAYS,
+            callback=finite,
+            help="Keep versions named by log entries this recent.",
+        ),
     ] = 90.0,
     grace_days: Annotated[
-        float, typer.Option("--grace-days", help="Keep anything written or released this recently.")
+        float,
+        typer.Option(
+            "--grace-days",
+            metavar="DAYS",
+            min=0,
+            max=MAX_DAYS,
+            callback=finite,
+            help="Keep anything written or released this recently.",
+        ),
     ] = 14.0,
     as_json: JsonOption = False,
 ) -> None:
@@ -146,7 +175,7 @@ def gc(
     write needs. Runs under the exclusive store lock."""
     from mstore.ops.gc import gc as run
 
-    plan = run(open_repo(), retention_days, grace_days, now, dry_run)
+    plan = run(open_repo(ctx), retention_days, grace_days, now, dry_run)
     if as_json:
         output.emit_json({**plan.to_json(), "dry_run": dry_run})
         return
@@ -159,16 +188,9 @@ def gc(
     )
 
 
-ref_app = typer.Typer(
-    help="Delete or rename refs (logged like any other move).", no_args_is_help=True
-)
-app.add_typer(ref_app, name="ref")
-
-
-@ref_app.command("delete")
-@handled
 def ref_delete(
-    name: Annotated[str, typer.Argument(help="Ref to delete, e.g. archive/v1_2024-10-15.")],
+    ctx: typer.Context,
+    name: Annotated[str, ref_argument("Ref to delete, e.g. archive/v1_2024-10-15.")],
     force: Annotated[
         bool, typer.Option("--force", help="Even if it is the active environment.")
     ] = False,
@@ -180,14 +202,13 @@ def ref_delete(
     """Delete a ref; its version becomes reclaimable by gc after the retention window."""
     from mstore.ops.refs import delete_ref
 
-    render_move(delete_ref(open_repo(), name, expect, force, dry_run, message), as_json)
+    render_move(ctx, delete_ref(open_repo(ctx), name, expect, force, dry_run, message), as_json)
 
 
-@ref_app.command("rename")
-@handled
 def ref_rename(
-    old: Annotated[str, typer.Argument(help="Existing ref.")],
-    new: Annotated[str, typer.Argument(help="New name.")],
+    ctx: typer.Context,
+    old: Annotated[str, ref_argument("Existing ref.", metavar="OLD")],
+    new: Annotated[str, typer.Argument(metavar="NEW", help="New name.")],
     message: MessageOption = "",
     expect: ExpectOption = None,
     dry_run: DryRunOption = False,
@@ -196,4 +217,4 @@ def ref_rename(
     """Rename a ref (MODEL_ENVIRONMENT follows if it was the active one)."""
     from mstore.ops.refs import rename_ref
 
-    render_move(rename_ref(open_repo(), old, new, expect, dry_run, message), as_json)
+    render_move(ctx, rename_ref(open_repo(ctx), old, new, expect, dry_run, message), as_json)

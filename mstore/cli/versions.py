@@ -8,29 +8,37 @@ from typing import Annotated
 import typer
 
 from mstore.cli import output
-from mstore.cli.app import (
-    OPTIONS,
+from mstore.cli.common import (
     DryRunOption,
     ExpectOption,
     JsonOption,
+    LinkModeOption,
     MessageOption,
-    app,
-    handled,
+    add_command,
     open_repo,
+    ref_argument,
+    ref_option,
     render_move,
+    session,
 )
 
 
-@app.command()
-@handled
+def register(app: typer.Typer) -> None:
+    """Add init, commit, list, info, log, diff and import to `app`, in that order."""
+    add_command(app, "init", init)
+    add_command(app, "commit", commit)
+    add_command(app, "list", list_command)
+    add_command(app, "info", info)
+    add_command(app, "log", log)
+    add_command(app, "diff", diff)
+    add_command(app, "import", import_command)
+
+
 def init(
-    link_mode: Annotated[
-        str,
-        typer.Option(
-            "--link-mode", help="How views show files: auto, copy, reflink, hardlink, symlink."
-        ),
-    ] = "auto",
-    directory: Annotated[Path, typer.Argument(help="Project root (default: here).")] = Path("."),
+    link_mode: LinkModeOption = "auto",
+    directory: Annotated[
+        Path, typer.Argument(metavar="DIRECTORY", help="Project root (default: here).")
+    ] = Path("."),
 ) -> None:
     """Create .mstore/ and models/ in DIRECTORY (idempotent)."""
     from mstore.repo import Repo
@@ -39,11 +47,12 @@ def init(
     output.say(f"{'initialized' if created else 'already initialized'}: {repo.layout.store}")
 
 
-@app.command()
-@handled
 def commit(
-    directory: Annotated[Path, typer.Argument(help="Model directory to snapshot.")],
-    to: Annotated[str, typer.Option("--to", help="Ref to move to the new version (e.g. staging).")],
+    ctx: typer.Context,
+    directory: Annotated[
+        Path, typer.Argument(metavar="DIRECTORY", help="Model directory to snapshot.")
+    ],
+    to: Annotated[str, ref_option("--to", help="Ref to move to the new version (e.g. staging).")],
     message: MessageOption = "",
     expect: ExpectOption = None,
     move: Annotated[
@@ -60,8 +69,8 @@ def commit(
     """Snapshot DIRECTORY (metadata.json becomes the version's metadata) and move --to REF."""
     from mstore.ops.commit import commit as run
 
-    repo = open_repo()
-    with output.byte_progress("hashing" if dry_run else "storing", OPTIONS.quiet) as (
+    repo = open_repo(ctx)
+    with output.byte_progress("hashing" if dry_run else "storing", session(ctx).quiet) as (
         start,
         advance,
     ):
@@ -69,20 +78,18 @@ def commit(
     if as_json:
         output.emit_json(result.to_json())
         return
-    render_move(result.move, False)
+    render_move(ctx, result.move, False)
     output.say(
         f"{result.files} files, {output.human_bytes(result.bytes)}, "
         f"{result.new_objects} new objects; manifest {output.short(result.manifest_id)}"
     )
 
 
-@app.command("list")
-@handled
-def list_command(as_json: JsonOption = False) -> None:
+def list_command(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Every ref: version, created, deployed, status, headline metrics; * marks the active one."""
     from mstore.ops.inspect import list_refs
 
-    summaries = list_refs(open_repo())
+    summaries = list_refs(open_repo(ctx))
     if as_json:
         output.emit_json([s.to_json() for s in summaries])
         return
@@ -108,16 +115,15 @@ def list_command(as_json: JsonOption = False) -> None:
     )
 
 
-@app.command()
-@handled
 def info(
-    revision: Annotated[str, typer.Argument(help="Ref, REF@{N} or id prefix.")],
+    ctx: typer.Context,
+    revision: Annotated[str, ref_argument("Ref, REF@{N} or id prefix.", metavar="REV")],
     as_json: JsonOption = False,
 ) -> None:
     """Metadata and files (name, size, object id) of one revision."""
     from mstore.ops.inspect import info as run
 
-    result = run(open_repo(), revision)
+    result = run(open_repo(ctx), revision)
     if as_json:
         output.emit_json(result.to_json())
         return
@@ -143,19 +149,19 @@ def info(
         output.say(orjson.dumps(m.metadata, option=orjson.OPT_INDENT_2).decode())
 
 
-@app.command()
-@handled
 def log(
-    ref: Annotated[str | None, typer.Argument(help="Only this ref's moves.")] = None,
+    ctx: typer.Context,
+    ref: Annotated[str | None, ref_argument("Only this ref's moves.")] = None,
     limit: Annotated[
-        int | None, typer.Option("--max-count", "-n", help="At most N entries.")
+        int | None,
+        typer.Option("--max-count", "-n", metavar="N", min=0, help="At most N entries."),
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """History of ref moves, newest first (all refs when none is named)."""
     from mstore.ops.inspect import log as run
 
-    entries = run(open_repo(), ref, limit)
+    entries = run(open_repo(ctx), ref, limit)
     if as_json:
         output.emit_json([e.to_json() for e in entries])
         return
@@ -173,17 +179,16 @@ def log(
     output.say(output.table(["WHEN", "ACTION", "REF", "MOVE", "WHO", "MESSAGE"], rows))
 
 
-@app.command()
-@handled
 def diff(
-    old: Annotated[str, typer.Argument(help="Old revision.")],
-    new: Annotated[str, typer.Argument(help="New revision.")],
+    ctx: typer.Context,
+    old: Annotated[str, ref_argument("Old revision: ref, REF@{N} or id prefix.", "OLD")],
+    new: Annotated[str, ref_argument("New revision: ref, REF@{N} or id prefix.", "NEW")],
     as_json: JsonOption = False,
 ) -> None:
     """Metadata, metrics and file changes between two revisions."""
     from mstore.ops.diff import diff as run
 
-    result = run(open_repo(), old, new)
+    result = run(open_repo(ctx), old, new)
     if as_json:
         output.emit_json(result.to_json())
         return
@@ -203,11 +208,11 @@ def diff(
         output.say(f"  {kind:8} {c.key}")
 
 
-@app.command("import")
-@handled
 def import_command(
+    ctx: typer.Context,
     models: Annotated[
-        Path | None, typer.Argument(help="Seed-style models/ tree (default: ./models).")
+        Path | None,
+        typer.Argument(metavar="MODELS_DIR", help="Seed-style models/ tree (default: ./models)."),
     ] = None,
     dry_run: DryRunOption = False,
     as_json: JsonOption = False,
@@ -215,13 +220,13 @@ def import_command(
     """Adopt production/, staging/ and archive/*/ of a models/ tree into refs (idempotent)."""
     from mstore.ops.importing import import_tree
 
-    repo = open_repo()
-    with output.byte_progress("importing", OPTIONS.quiet) as (_start, advance):
+    repo = open_repo(ctx)
+    with output.byte_progress("importing", session(ctx).quiet) as (_start, advance):
         result = import_tree(repo, models, dry_run, advance)
     if as_json:
         output.emit_json(result.to_json())
         return
-    render_move(result.move, False)
+    render_move(ctx, result.move, False)
     for text in result.skipped:
         output.note(f"skipped {text}")
     if not result.move.changed:

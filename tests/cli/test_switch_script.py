@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
+from mstore.errors import EXIT_CODES
+from mstore.ops import inspect as inspect_ops
+from mstore.ops import switch as switch_ops
 from mstore.ops.importing import import_tree
 from mstore.repo import Repo
 from tests.helpers import LOCAL_STATE, assert_consistent, store_digest, tree_digest
@@ -167,3 +172,96 @@ def test_example_store_copy(tmp_path: Path) -> None:
     assert (copy / ".env").read_text().count("MODEL_ENVIRONMENT=staging") == 1
     assert_consistent(repo)
     assert project_state() == shipped
+
+
+# -- failures: one line, a documented exit code, no traceback without --debug ------------
+
+
+def load_script() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("switch_model_version", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("error", [KeyError("production"), RuntimeError("boom")])
+def test_an_internal_error_is_one_line_and_exit_1(
+    store: Repo,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    error: Exception,
+) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
+        raise error
+
+    monkeypatch.setattr(inspect_ops, "list_refs", broken)
+    script = load_script()
+
+    code = script.main(["--store", str(store.root), "--list"])
+
+    assert code == 1
+    captured = capsys.readouterr()
+    assert captured.err == (
+        f"error: internal error: {type(error).__name__}: {error}; rerun with --debug\n"
+    )
+    with pytest.raises(type(error)):
+        script.main(["--store", str(store.root), "--list", "--debug"])
+
+
+def test_an_os_error_names_the_path(
+    store: Repo, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
+        raise PermissionError(13, "Permission denied", str(store.root / ".env"))
+
+    monkeypatch.setattr(switch_ops, "checkout", broken)
+
+    code = load_script().main(["--store", str(store.root), "--env", "staging"])
+
+    assert code == 1
+    assert capsys.readouterr().err == f"error: Permission denied ({store.root / '.env'})\n"
+
+
+@pytest.mark.parametrize("buffered", [True, False])
+def test_a_closed_stdout_ends_quietly(store: Repo, buffered: bool) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    if not buffered:
+        env["PYTHONUNBUFFERED"] = "1"
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        done = subprocess.run(
+            [sys.executable, str(SCRIPT), "--store", str(store.root), "--list"],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            env=env,
+        )
+    finally:
+        os.close(write_end)
+
+    assert (done.returncode, done.stderr) == (1, "")
+
+
+def test_help_lists_the_exit_codes() -> None:
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+
+    assert done.returncode == 0
+    assert "--debug" in done.stdout
+    for code, text in EXIT_CODES.items():
+        listed = f"  {code:<3} {text}\n" in done.stdout
+        assert listed is (code != 8), code  # the script has no status check
+
+
+def test_usage_errors_exit_2(store: Repo) -> None:
+    done = switch(store.root, "--env")
+
+    assert done.returncode == 2 and "Traceback" not in done.stderr

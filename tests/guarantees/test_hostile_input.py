@@ -823,14 +823,14 @@ def test_ambiguous_prefix_is_refused(project: Project) -> None:
 
 
 def test_active_environment_naming_no_ref_is_reported(project: Project) -> None:
-    """status says so (exit 1); settings do not fall back: the app gets models/ghost."""
+    """status says so (exit 8); settings do not fall back: the app gets models/ghost."""
     (project.root / ".env").write_text("MODEL_ENVIRONMENT=ghost\n")
     before = store_digest(project.repo())
 
     text = invoke(project.root, "status")
     document = invoke(project.root, "status", "--json")
 
-    assert text.exit_code == 1 and document.exit_code == 1
+    assert text.exit_code == 8 and document.exit_code == 8
     assert "ghost" in text.stdout and "no such ref" in text.stdout
     assert "Traceback" not in text.stdout + text.stderr
     report = orjson.loads(document.stdout)
@@ -848,7 +848,7 @@ def test_active_environment_escaping_models_is_reported(project: Project) -> Non
 
     result = invoke(project.root, "status")
 
-    assert result.exit_code == 1 and "no such ref" in result.stdout
+    assert result.exit_code == 8 and "no such ref" in result.stdout
     assert "Traceback" not in result.stdout + result.stderr
     assert store_digest(project.repo()) == before
     with pytest.raises(ValueError, match="does not name a model environment"):

@@ -133,9 +133,9 @@ def test_cli_status_exit_codes_and_json(repo: Repo, ids: dict[str, str]) -> None
     dirty = cli(repo.root, "status")
     as_json = cli(repo.root, "status", "--json")
 
-    assert dirty.exit_code == 1, (dirty.stdout, dirty.stderr)
+    assert dirty.exit_code == 8, (dirty.stdout, dirty.stderr)
     assert "missing  models/staging" in dirty.stdout
-    assert as_json.exit_code == 1
+    assert as_json.exit_code == 8
     document = json.loads(as_json.stdout)
     assert document["clean"] is False
     assert {v["ref"]: v["state"] for v in document["views"]} == {
@@ -289,7 +289,7 @@ def test_active_environment_naming_a_missing_ref(repo: Repo, ids: dict[str, str]
     assert not report.clean
     assert all(v.clean for v in report.views)
     done = cli(repo.root, "status")
-    assert done.exit_code == 1
+    assert done.exit_code == 8
     assert "(no such ref!)" in done.stdout
     # Observed: restore cannot pick a ref for the user; nothing changes.
     before = store_digest(repo)

@@ -1,0 +1,215 @@
+"""What every mstore command shares: the session, options, error handling, rendering.
+
+The layers of mstore/cli, bottom up (nothing imports app.py):
+
+    output.py      how text, tables, JSON and progress reach the terminal
+    completion.py  shell completion of ref and remote names (no store modules)
+    common.py      this module: Session, shared options, MstoreCommand, render_move
+    versions.py, switching.py, upkeep.py, remote_commands.py
+                   the commands; each module's `register(app)` adds them
+    app.py         the `mstore` app: global options, the order of the commands, main()
+
+A `Session` holds the global options and the opened repository. The app's callback
+puts it in `ctx.obj`; commands take `ctx: typer.Context` and reach it through
+`session(ctx)` or `open_repo(ctx)`. Every command is an `MstoreCommand`, whose
+`invoke` is the one place errors become messages and exit codes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from typer.core import TyperArgument, TyperCommand
+
+from mstore.cli import completion, output
+from mstore.errors import MstoreError
+
+if TYPE_CHECKING:
+    from mstore.repo import Repo
+
+
+@dataclass
+class Session:
+    """The global options of one `mstore` run and the repository it opened."""
+
+    store: str | None = None
+    debug: bool = False
+    quiet: bool = False
+    lock_timeout: float = 10.0
+    repo: Repo | None = field(default=None, repr=False)
+
+
+def session(ctx: typer.Context) -> Session:
+    """The Session the app's callback put in `ctx.obj` (of this or a parent context)."""
+    found = ctx.find_object(Session)
+    if found is None:
+        raise RuntimeError("no mstore session: commands run only inside the mstore app")
+    return found
+
+
+def open_repo(ctx: typer.Context) -> Repo:
+    """Find the store (--store, MSTORE_DIR or upwards from here) and remember it."""
+    from mstore.repo import Repo
+
+    state = session(ctx)
+    repo = Repo.discover(store=state.store)
+    repo.lock_timeout = state.lock_timeout
+    state.repo = repo
+    return repo
+
+
+def show_notices(state: Session) -> None:
+    """Print (once) what the library asked the user to hear about."""
+    if state.repo is None:
+        return
+    notices, state.repo.notices = state.repo.notices, []
+    if not state.quiet:
+        for text in notices:
+            output.note(text)
+
+
+def finite(value: float | None) -> float | None:
+    """Option callback: refuse nan, which every range check lets through."""
+    if value is not None and math.isnan(value):
+        raise typer.BadParameter("must be a number, not nan")
+    return value
+
+
+# -- options and arguments shared by several commands ------------------------------------
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+DryRunOption = Annotated[bool, typer.Option("--dry-run", help="Show the plan; change nothing.")]
+ExpectOption = Annotated[
+    str | None,
+    typer.Option(
+        "--expect",
+        metavar="ID",
+        help="Only if the ref is still this manifest id (>= 6 hex digits), or 'none'.",
+    ),
+]
+MessageOption = Annotated[
+    str, typer.Option("--message", "-m", metavar="MSG", help="Why, recorded in the log.")
+]
+LinkModeOption = Annotated[
+    str,
+    typer.Option(
+        "--link-mode",
+        metavar="MODE",
+        help="How views show files: auto, copy, reflink, hardlink, symlink.",
+    ),
+]
+
+
+def ref_argument(help: str, metavar: str = "REF") -> Any:
+    """A positional ref (or revision) whose value the shell completes from .mstore/refs/."""
+    complete = completion.when_completing(completion.ref_names)
+    return typer.Argument(metavar=metavar, help=help, autocompletion=complete)
+
+
+def ref_option(*names: str, help: str, metavar: str = "REF") -> Any:
+    """An option naming a ref (or revision), completed like `ref_argument`."""
+    complete = completion.when_completing(completion.ref_names)
+    return typer.Option(*names, metavar=metavar, help=help, autocompletion=complete)
+
+
+# -- the command class: error handling and usage lines --------------------------------------
+
+
+class MstoreCommand(TyperCommand):
+    """A typer command that turns every failure into one stderr line and its exit code.
+
+    MstoreError: its message and exit code (errors.py). OSError: its text and the path,
+    exit 1. Anything else is a bug: "internal error: ...; rerun with --debug", exit 1.
+    With --debug the exception propagates and Python prints the traceback. A broken
+    pipe on stdout propagates too: typer and `app.main` end quietly on it.
+    """
+
+    def invoke(self, ctx: Any) -> Any:
+        state = session(ctx)
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, typer.Abort, typer.BadParameter, BrokenPipeError):
+            raise
+        except Exception as err:
+            show_notices(state)
+            if state.debug:
+                raise
+            exit_code, message = explain(err)
+            output.note(f"error: {message}")
+            raise typer.Exit(exit_code) from None
+        finally:
+            show_notices(state)
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        """`mstore log [OPTIONS] [REF]`: arguments by metavar, [optional], repeated...
+
+        (typer 0.28 writes required arguments as `{REF}`; this is click's usual form.)
+        """
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for param in self.get_params(ctx):
+            if isinstance(param, TyperArgument):
+                name = param.metavar or (param.name or "").upper()
+                if not name.startswith("["):
+                    name += "..." if param.nargs != 1 else ""
+                    name = name if param.required else f"[{name}]"
+                pieces.append(name)
+            else:
+                pieces.extend(param.get_usage_pieces(ctx))
+        return pieces
+
+
+def explain(err: Exception) -> tuple[int, str]:
+    """The exit code and the one-line message for a failure (the only such mapping)."""
+    if isinstance(err, MstoreError):
+        return err.exit_code, str(err)
+    if isinstance(err, OSError):
+        where = f" ({err.filename})" if err.filename else ""
+        return 1, f"{err.strerror or err}{where}"
+    return 1, f"internal error: {describe(err)}; rerun with --debug"
+
+
+def describe(err: BaseException) -> str:
+    """`KeyError: 'x'`: the exception's type and text, on one line."""
+    text = " ".join(str(err).split())
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
+
+
+def add_command(app: typer.Typer, name: str, function: Callable[..., Any]) -> None:
+    """Register `function` as `mstore <name>`: the one way commands join an app."""
+    app.command(name, cls=MstoreCommand)(function)
+
+
+# -- rendering shared by several commands ---------------------------------------------------
+
+
+def render_move(
+    ctx: typer.Context, result: Any, as_json: bool, extra: dict[str, Any] | None = None
+) -> None:
+    """A Move (ops.transaction): one line per moved ref, the .env change, the notes."""
+    if as_json:
+        output.emit_json({**result.to_json(), **(extra or {})})
+        return
+    prefix = "would " if result.dry_run else ""
+    for move in result.moves:
+        if move.old == move.new:
+            continue
+        if move.old is None:
+            output.say(f"{prefix}create {move.ref} -> {output.short(move.new)}")
+        elif move.new is None:
+            output.say(f"{prefix}delete {move.ref} (was {output.short(move.old)})")
+        else:
+            output.say(
+                f"{prefix}move {move.ref}: {output.short(move.old)} -> {output.short(move.new)}"
+            )
+    if result.environment is not None and result.environment != result.previous_environment:
+        output.say(
+            f"{prefix}set MODEL_ENVIRONMENT={result.environment} "
+            f"(was {result.previous_environment})"
+        )
+    if not session(ctx).quiet:
+        for text in result.notes:
+            output.note(text)
