@@ -168,8 +168,7 @@ class _Machine:
             stack.append(())
         elif op in ("TUPLE1", "TUPLE2", "TUPLE3"):
             count = int(op[-1])
-            items = tuple(self.pop() for _ in range(count))[::-1]
-            stack.append(items)
+            stack.append(tuple(self.pop() for _ in range(count))[::-1])
         elif op == "TUPLE":
             stack.append(tuple(self.pop_mark()))
         elif op == "EMPTY_LIST":
