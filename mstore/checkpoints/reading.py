@@ -27,7 +27,7 @@ def read_checkpoint(path: Path) -> Checkpoint:
             prefix = f.read(16)
             if is_zip(prefix):
                 return read_torch_zip(f, size, path.name)
-            if looks_like_safetensors(prefix, size):
+            if looks_like_safetensors(prefix):
                 return read_safetensors(f, size, path.name)
     except FileNotFoundError:
         raise NotFoundError(f"{path}: no such file") from None

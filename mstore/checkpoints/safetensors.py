@@ -32,11 +32,13 @@ METADATA_KEY = "__metadata__"
 MAX_DIMENSIONS = 64
 
 
-def looks_like_safetensors(prefix: bytes, size: int) -> bool:
-    """True if the file's first bytes announce a safetensors header (length, then '{')."""
+def looks_like_safetensors(prefix: bytes) -> bool:
+    """True if the file's first bytes announce a safetensors header: a plausible length
+    (under 4 GiB: the 8 bytes of other formats almost never are), then '{'. Whether the
+    length fits the file is for the reader to check (and refuse)."""
     if len(prefix) < 9 or prefix[8:9] != b"{":
         return False
-    return 2 <= int.from_bytes(prefix[:8], "little") <= size - 8
+    return 2 <= int.from_bytes(prefix[:8], "little") < 1 << 32
 
 
 def read_safetensors(f: BinaryIO, size: int, name: str) -> Checkpoint:
