@@ -19,7 +19,8 @@ from typing import Any, BinaryIO
 
 from mstore.checkpoints.dtypes import BITS
 from mstore.checkpoints.model import Checkpoint, TensorInfo, UnreadableCheckpointError
-from mstore.checkpoints.pickles import TensorRef, walk_pickle
+from mstore.checkpoints.pickles import walk_pickle
+from mstore.checkpoints.torchrefs import TensorRef
 from mstore.checkpoints.zipdir import ZipDirectory, ZipEntry, read_zip_directory
 from mstore.errors import InvalidInputError
 

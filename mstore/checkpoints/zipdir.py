@@ -34,6 +34,7 @@ LOCAL_SIGNATURE = 0x04034B50
 ZIP64_EXTRA_ID = 0x0001
 STORED = 0
 MAX_COMMENT = 0xFFFF
+TAIL_GUESS = 4096
 MAX_DIRECTORY_BYTES = 64 << 20
 """Refuse directories larger than this (about a million entries)."""
 
@@ -64,11 +65,14 @@ class ZipDirectory:
 def read_zip_directory(f: BinaryIO, size: int, name: str) -> ZipDirectory:
     """The entries of the zip archive open as `f` (`size` bytes, called `name`)."""
     reader = _Reader(f, size, name)
-    tail_start = max(0, size - END_RECORD.size - MAX_COMMENT)
-    tail = reader.read(tail_start, size - tail_start)
-    at = tail.rfind(END_SIGNATURE.to_bytes(4, "little"))
-    while at >= 0 and not _is_end_record(tail, at):
-        at = tail.rfind(END_SIGNATURE.to_bytes(4, "little"), 0, at)
+    # The end record sits in the last 22 bytes unless the archive has a comment (torch
+    # writes none): look in a small tail first, then in the largest a comment allows.
+    for window in (TAIL_GUESS, END_RECORD.size + MAX_COMMENT):
+        tail_start = max(0, size - window)
+        tail = reader.read(tail_start, size - tail_start)
+        at = _find_end_record(tail)
+        if at >= 0 or tail_start == 0:
+            break
     if at < 0:
         raise InvalidInputError(f"{name}: no zip end-of-central-directory record found")
     end_offset = tail_start + at
@@ -116,6 +120,13 @@ class _Reader:
         if len(data) != length:
             raise InvalidInputError(f"{self.name}: ended at byte {offset + len(data)} while read")
         return data
+
+
+def _find_end_record(tail: bytes) -> int:
+    at = tail.rfind(END_SIGNATURE.to_bytes(4, "little"))
+    while at >= 0 and not _is_end_record(tail, at):
+        at = tail.rfind(END_SIGNATURE.to_bytes(4, "little"), 0, at)
+    return at
 
 
 def _is_end_record(tail: bytes, at: int) -> bool:

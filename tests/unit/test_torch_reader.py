@@ -277,3 +277,12 @@ def test_fuzz_pickle_streams_never_escape_the_walk(tmp_path: Path, pieces: list[
         walk_pickle(payload, "fuzz.pt")
     with contextlib.suppress(InvalidInputError):
         read_checkpoint(with_pickle(BASE, tmp_path / "fuzz.pt", payload))
+
+
+def test_an_archive_comment_longer_than_the_first_look_is_found(tmp_path: Path) -> None:
+    path = tmp_path / "commented.pt"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as archive:
+        for name, data in zip_entries(BASE):
+            archive.writestr(name, data)
+        archive.comment = b"PK\x05\x06 not the end record " * 300  # ~8 KiB, with decoys
+    assert read_checkpoint(path).by_name().keys() == BASE_TENSORS.keys()
