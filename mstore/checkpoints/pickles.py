@@ -53,7 +53,9 @@ def walk_pickle(data: bytes, name: str) -> Any:
         for opcode, arg, _ in pickletools.genops(io.BytesIO(data)):
             if machine.step(opcode.name, arg):
                 return machine.result()
-    except (ValueError, TypeError, IndexError, KeyError, OverflowError, UnicodeError) as err:
+    except (
+        ValueError, TypeError, IndexError, KeyError, OverflowError, UnicodeError, RecursionError
+    ) as err:  # fmt: skip
         raise InvalidInputError(f"{name}: data.pkl is not a valid pickle ({err})") from None
     raise InvalidInputError(f"{name}: data.pkl ends without a STOP opcode")
 
@@ -143,7 +145,7 @@ class _Machine:
         elif op == "DICT":
             stack.append(_pairs(self.pop_mark()))
         elif op == "SETITEM":
-            value, key = self.pop(), self.pop()
+            value, key = self.pop(), _plain(self.pop())
             self.target(dict)[key] = value
         elif op == "SETITEMS":
             pairs = _pairs(self.pop_mark())
@@ -151,10 +153,10 @@ class _Machine:
         elif op == "EMPTY_SET":
             stack.append(set())
         elif op == "ADDITEMS":
-            items = self.pop_mark()
+            items = [_plain(item) for item in self.pop_mark()]
             self.target(set).update(items)
         elif op == "FROZENSET":
-            stack.append(frozenset(self.pop_mark()))
+            stack.append(frozenset(_plain(item) for item in self.pop_mark()))
         elif op == "GLOBAL":
             module, _, attribute = str(arg).partition(" ")
             stack.append(self.global_(module, attribute))
@@ -277,4 +279,21 @@ def _pair(item: Any) -> tuple[Any, Any]:
 def _pairs(items: list[Any]) -> dict[Any, Any]:
     if len(items) % 2:
         raise ValueError("a dict item without a value")
-    return dict(zip(items[::2], items[1::2], strict=True))
+    return dict(zip(map(_plain, items[::2]), items[1::2], strict=True))
+
+
+_SCALARS = (str, int, float, bytes, type(None))
+
+
+def _plain(key: Any) -> Any:
+    """A dict key or set member: a scalar or a flat tuple of scalars.
+
+    Hashing is the one thing done to pickled values, and CPython hashes nested tuples
+    recursively in C: a key nested a million deep would crash the process, not raise.
+    State dicts key by strings (optimizer states by integers), so nothing real is lost.
+    """
+    if isinstance(key, _SCALARS) or (
+        isinstance(key, tuple) and all(isinstance(item, _SCALARS) for item in key)
+    ):
+        return key
+    raise ValueError(f"a dict key or set member that is a {type(key).__name__}")

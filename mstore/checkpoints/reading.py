@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 from mstore.checkpoints.model import Checkpoint, UnreadableCheckpointError
@@ -22,6 +23,8 @@ def read_checkpoint(path: Path) -> Checkpoint:
     directory that is corrupt or claims bytes the file does not have.
     """
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO would block the open
+            raise InvalidInputError(f"{path}: not a regular file")
         with open(path, "rb") as f:
             size = os.fstat(f.fileno()).st_size
             prefix = f.read(16)

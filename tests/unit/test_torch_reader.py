@@ -4,8 +4,11 @@ scripts/make_checkpoint_fixtures.py) and on archives tampered with by hand."""
 from __future__ import annotations
 
 import contextlib
+import os
 import pickle
 import struct
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -286,3 +289,33 @@ def test_an_archive_comment_longer_than_the_first_look_is_found(tmp_path: Path) 
             archive.writestr(name, data)
         archive.comment = b"PK\x05\x06 not the end record " * 300  # ~8 KiB, with decoys
     assert read_checkpoint(path).by_name().keys() == BASE_TENSORS.keys()
+
+
+def test_a_deeply_nested_dict_key_is_refused_without_crashing(tmp_path: Path) -> None:
+    """CPython hashes nested tuples recursively in C; such a key must never be hashed.
+    Run in a child process, so that a regression crashes it and not the test run."""
+    deep = b"\x80\x02}" + b")" + b"\x85" * 300_000 + b"K\x01s."  # {((((...)))): 1}
+    path = with_pickle(BASE, tmp_path / "deep.pt", deep)
+    child = subprocess.run(
+        [sys.executable, "-c", CHILD, str(path)], capture_output=True, text=True, timeout=120
+    )
+    assert child.returncode == 0, child.stderr
+    assert child.stdout.startswith("InvalidInputError") and "dict key" in child.stdout
+
+
+CHILD = """
+import sys
+from pathlib import Path
+from mstore.checkpoints import read_checkpoint
+try:
+    read_checkpoint(Path(sys.argv[1]))
+except Exception as err:
+    print(type(err).__name__, err)
+"""
+
+
+def test_special_files_are_refused(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe.pt"
+    os.mkfifo(fifo)
+    with pytest.raises(InvalidInputError, match="not a regular file"):
+        read_checkpoint(fifo)
