@@ -82,6 +82,21 @@ class GroupSummary:
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
+    def describe(self, size_text: Callable[[int], str]) -> str:
+        """One line such as `encoder.*: 101 unchanged (86.7 MiB); 4 changed (1.0 MiB)`,
+        sizes rendered by `size_text` (the caller's unit formatting)."""
+        parts = [
+            f"{count} {kind} ({size_text(size)})"
+            for kind, count, size in (
+                ("changed", self.changed, self.changed_bytes),
+                ("added", self.added, self.added_bytes),
+                ("removed", self.removed, self.removed_bytes),
+                ("unchanged", self.unchanged, self.unchanged_bytes),
+            )
+            if count
+        ]
+        return f"{self.prefix}: " + "; ".join(parts)
+
 
 @dataclass(frozen=True)
 class TensorDiff:
@@ -132,20 +147,26 @@ class TensorDiff:
 
 
 def diff_checkpoints(
-    old_path: Path, new_path: Path, group_depth: int | None = None, progress: Progress | None = None
+    old_path: Path,
+    new_path: Path,
+    group_depth: int | None = None,
+    progress: Progress | None = None,
+    labels: tuple[str, str] | None = None,
 ) -> TensorDiff:
     """Compare the checkpoints at `old_path` and `new_path` tensor by tensor.
 
     Never raises for what the files hold: a file that is not a readable checkpoint gives
     a TensorDiff with `reason` set. `group_depth` is how many dotted name components
     make a group (default: one more than the components every tensor name shares).
-    `progress` is called with the number of bytes of each range hashed.
+    `progress` is called with the number of bytes of each range hashed. `labels` name
+    the two files in reasons (e.g. `v3:model.pth`); by default their file names.
     """
+    old_label, new_label = labels or (None, None)
     formats: list[str | None] = [None, None]
     try:
-        old = read_checkpoint(old_path)
+        old = read_checkpoint(old_path, old_label)
         formats[0] = old.format
-        new = read_checkpoint(new_path)
+        new = read_checkpoint(new_path, new_label)
         formats[1] = new.format
         with open(old_path, "rb") as old_file, open(new_path, "rb") as new_file:
             return _compare(old, new, old_file, new_file, group_depth, progress)

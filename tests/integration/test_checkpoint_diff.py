@@ -212,3 +212,18 @@ def test_zip64_offsets_past_4_gib_in_a_sparse_file(tmp_path: Path) -> None:
     assert [t.name for t in tensors] == [t.name for t in read_checkpoint(BASE).tensors]
     assert all(t.begin > 1 << 32 for t in tensors)
     assert diff_checkpoints(BASE, path).identical  # the bytes past 4 GiB hash as in base.pt
+
+
+def test_groups_describe_themselves_in_one_line() -> None:
+    groups = {g.prefix: g for g in diff_checkpoints(BASE, TUNED).groups}
+    assert groups["encoder.*"].describe(lambda n: f"{n} B") == "encoder.*: 5 unchanged (736 B)"
+    assert groups["head.*"].describe(lambda n: f"{n} B") == (
+        "head.*: 2 changed (108 B); 1 added (4 B)"
+    )
+
+
+def test_reasons_name_files_by_their_labels(tmp_path: Path) -> None:
+    object_file = tmp_path / "3f9a0c"  # how a store object is named on disk
+    object_file.write_bytes(b"\x80\x04}\x94.")
+    diff = diff_checkpoints(BASE, object_file, labels=("v1:model.pth", "v2:model.pth"))
+    assert (diff.reason or "").startswith("v2:model.pth: a bare pickle")
