@@ -227,3 +227,22 @@ def test_reasons_name_files_by_their_labels(tmp_path: Path) -> None:
     object_file.write_bytes(b"\x80\x04}\x94.")
     diff = diff_checkpoints(BASE, object_file, labels=("v1:model.pth", "v2:model.pth"))
     assert (diff.reason or "").startswith("v2:model.pth: a bare pickle")
+
+
+MODELS = Path(__file__).resolve().parent.parent.parent / "models"
+SHIPPED = ["production", "staging", *(f"archive/{p.name}" for p in (MODELS / "archive").iterdir())]
+
+
+@pytest.mark.parametrize("ref", sorted(SHIPPED))
+def test_the_example_store_s_models_read_as_state_dicts(ref: str) -> None:
+    checkpoint = read_checkpoint(MODELS / ref / "model.pth")
+    assert checkpoint.format == "torch-zip" and checkpoint.tensors
+    assert all(t.dtype == "float32" for t in checkpoint.tensors)
+    encoders = diff_checkpoints(MODELS / ref / "encoders.pkl", MODELS / ref / "encoders.pkl")
+    assert not encoders.readable and "bare pickle" in (encoders.reason or "")
+
+
+def test_staging_against_production_in_the_example_store() -> None:
+    diff = diff_checkpoints(MODELS / "production" / "model.pth", MODELS / "staging" / "model.pth")
+    assert diff.readable and diff.format == "torch-zip"
+    assert diff.changed or diff.added or diff.removed  # v5 retrained with a new feature
