@@ -50,10 +50,6 @@ class TensorInfo:
         """The tensor's logical size (elements x width), which a strided view's span may exceed."""
         return self.numel * BITS[self.dtype] // 8
 
-    def layout(self) -> tuple[str, tuple[int, ...], tuple[int, ...] | None, int]:
-        """What besides the bytes decides the tensor's value: dtype, shape, stride, span."""
-        return self.dtype, self.shape, self.stride, self.end - self.begin
-
 
 @dataclass(frozen=True)
 class Checkpoint:
