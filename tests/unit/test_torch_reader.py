@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from mstore.checkpoints import UnreadableCheckpointError, read_checkpoint
 from mstore.checkpoints.pickles import walk_pickle
+from mstore.checkpoints.zipdir import ZipEntry, read_zip_directory
 from mstore.errors import InvalidInputError
 from tests.checkpoint_files import with_pickle, write_zip, zip_entries
 
@@ -319,3 +320,29 @@ def test_special_files_are_refused(tmp_path: Path) -> None:
     os.mkfifo(fifo)
     with pytest.raises(InvalidInputError, match="not a regular file"):
         read_checkpoint(fifo)
+
+
+BASE_PICKLE = dict(zip_entries(BASE))["archive/data.pkl"]
+
+
+@FUZZ
+@given(st.data())
+def test_fuzz_mutated_pickles_with_valid_crcs(tmp_path: Path, data: st.DataObject) -> None:
+    """Lies inside data.pkl itself (storage sizes, offsets, shapes, keys) past the CRC."""
+    raw = bytearray(BASE_PICKLE)
+    for _ in range(data.draw(st.integers(1, 3))):
+        raw[data.draw(st.integers(0, len(raw) - 1))] = data.draw(st.integers(0, 255))
+    path = with_pickle(BASE, tmp_path / "fuzz.pt", bytes(raw))
+    try:
+        checkpoint = read_checkpoint(path)
+    except InvalidInputError:
+        return
+    entries = read_zip_entries_by_name(path)
+    for tensor in checkpoint.tensors:  # every accepted view lies inside its storage
+        storage = entries[f"archive/{tensor.storage}"]
+        assert storage.offset <= tensor.begin <= tensor.end <= storage.end
+
+
+def read_zip_entries_by_name(path: Path) -> dict[str, ZipEntry]:
+    with open(path, "rb") as f:
+        return read_zip_directory(f, path.stat().st_size, path.name).entries
