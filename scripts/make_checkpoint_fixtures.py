@@ -13,6 +13,11 @@ buffer so the archive folder is always ``archive/``)::
     dtypes.pt      float16, bfloat16, int64, uint16, bool, a view sharing a storage,
                    a transposed (strided) view, an empty tensor, a scalar
     module.pt      a whole pickled nn.Module (mstore must refuse it, naming the class)
+
+and, when the safetensors package is installed (it is no dependency of mstore)::
+
+    base.safetensors, tuned.safetensors   the same two state dicts
+    dtypes.safetensors                    float8_e4m3fn, uint16, bfloat16, int64, bool, empty
 """
 
 from __future__ import annotations
@@ -102,10 +107,34 @@ def build(dest: Path) -> dict[str, bytes]:
         "dtypes.pt": _saved(dtypes),
         "module.pt": _saved(module),
     }
+    files.update(_safetensors_files(_base_state(seed=1), tuned_state))
     dest.mkdir(parents=True, exist_ok=True)
     for name, data in files.items():
         (dest / name).write_bytes(data)
     return files
+
+
+def _safetensors_files(
+    base: dict[str, torch.Tensor], tuned: dict[str, torch.Tensor]
+) -> dict[str, bytes]:
+    try:
+        from safetensors.torch import save
+    except ImportError:
+        print("safetensors is not installed: the .safetensors fixtures are not rewritten")
+        return {}
+    dtypes = {
+        "f8": torch.tensor([0.5, 1.0, -2.0]).to(torch.float8_e4m3fn),
+        "u16": torch.tensor([1, 2], dtype=torch.int32).to(torch.uint16),
+        "bf16": torch.tensor([1.0, 2.0], dtype=torch.bfloat16),
+        "i64": torch.tensor([7, 8, 9]),
+        "flags": torch.tensor([True, False]),
+        "empty": torch.zeros(0, 3),
+    }
+    return {
+        "base.safetensors": save(base),
+        "tuned.safetensors": save(tuned),
+        "dtypes.safetensors": save(dtypes, metadata={"format": "pt"}),
+    }
 
 
 def _base_state(seed: int) -> dict[str, torch.Tensor]:

@@ -246,3 +246,24 @@ def test_staging_against_production_in_the_example_store() -> None:
     diff = diff_checkpoints(MODELS / "production" / "model.pth", MODELS / "staging" / "model.pth")
     assert diff.readable and diff.format == "torch-zip"
     assert diff.changed or diff.added or diff.removed  # v5 retrained with a new feature
+
+
+def test_files_written_by_the_safetensors_library() -> None:
+    """base/tuned/dtypes.safetensors come from safetensors 0.8's own writer."""
+    dtypes = read_checkpoint(FIXTURES / "dtypes.safetensors")
+    assert dtypes.metadata == (("format", "pt"),)
+    assert {t.name: (t.dtype, t.shape) for t in dtypes.tensors} == {
+        "f8": ("float8_e4m3fn", (3,)),
+        "u16": ("uint16", (2,)),
+        "bf16": ("bfloat16", (2,)),
+        "i64": ("int64", (3,)),
+        "flags": ("bool", (2,)),
+        "empty": ("float32", (0, 3)),
+    }
+    as_torch = diff_checkpoints(BASE, FIXTURES / "base.safetensors")
+    assert as_torch.format == "mixed" and as_torch.identical and len(as_torch.unchanged) == 7
+    diff = diff_checkpoints(FIXTURES / "base.safetensors", FIXTURES / "tuned.safetensors")
+    assert diff.format == "safetensors"
+    assert sorted(c.name for c in diff.changed) == ["head.bias", "head.weight"]
+    assert sorted(t.name for t in diff.unchanged) == sorted(ENCODER)
+    assert [t.name for t in diff.added] == ["head.temperature"]
