@@ -8,15 +8,10 @@ bytes each tensor views. See docs/CHECKPOINTS.md for what is read and what is re
 
 from __future__ import annotations
 
-from mstore.checkpoints.diff import (
-    GroupSummary,
-    TensorChange,
-    TensorDiff,
-    TensorSummary,
-    diff_checkpoints,
-)
+from mstore.checkpoints.diff import diff_checkpoints
 from mstore.checkpoints.model import Checkpoint, TensorInfo, UnreadableCheckpointError
 from mstore.checkpoints.reading import read_checkpoint
+from mstore.checkpoints.results import GroupSummary, TensorChange, TensorDiff, TensorSummary
 
 __all__ = [
     "Checkpoint",
