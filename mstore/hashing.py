@@ -18,8 +18,11 @@ import os
 import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 from blake3 import blake3
+
+from mstore.errors import InvalidInputError
 
 ID_LENGTH = 64
 ID_PATTERN = re.compile(r"[0-9a-f]{64}")
@@ -28,6 +31,7 @@ BUFFER_SIZE = 1 << 20
 # fake the filesystem (where mmap would read the real disk) on the plain path.
 MMAP_THRESHOLD = 16 << 20
 MMAP_WINDOW = 32 << 20  # a multiple of mmap.ALLOCATIONGRANULARITY
+RANGE_BUFFER_SIZE = 8 << 20  # large enough for blake3's threads to pay off
 
 Progress = Callable[[int], None]
 
@@ -127,3 +131,28 @@ def _hash_while_copying(src_fd: int, dst_fd: int, progress: Progress | None) -> 
             progress(len(data))
     os.fsync(dst_fd)
     return hasher.hexdigest(), total
+
+
+def hash_range(f: BinaryIO, offset: int, length: int) -> str:
+    """The blake3 hex digest of `length` bytes of the open file `f` from `offset`.
+
+    Reads through a bounded buffer with positional reads (the file's position is left
+    alone); a file shorter than it claimed is an error, never a digest of fewer bytes.
+    """
+    hasher = blake3(max_threads=blake3.AUTO) if length >= MMAP_THRESHOLD else blake3()
+    fd = f.fileno()
+    buffer = bytearray(min(length, RANGE_BUFFER_SIZE))
+    view = memoryview(buffer)
+    done = 0
+    while done < length:
+        want = min(len(buffer), length - done)
+        n = os.preadv(fd, [view[:want]], offset + done)
+        if n == 0:
+            name = getattr(f, "name", "the file")
+            raise InvalidInputError(
+                f"{name} ended at byte {offset + done}, before the {length} bytes from byte "
+                f"{offset} it was read for (was it truncated while being read?)"
+            )
+        hasher.update(view[:n])
+        done += n
+    return str(hasher.hexdigest())

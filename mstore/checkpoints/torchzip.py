@@ -1,0 +1,157 @@
+"""Read a torch.save checkpoint's index: zip directory, then the pickled structure.
+
+The archive torch.save writes (zip, every entry STORED, data 64-byte aligned)::
+
+    <archive>/data.pkl                the pickled object, storages as persistent ids
+    <archive>/.format_version, .storage_alignment, byteorder, version
+    <archive>/data/0 .. data/N        one entry per storage: its raw bytes
+    <archive>/.data/serialization_id
+
+`<archive>` is whatever name the file was saved under. Tensors are named by their key
+path in the pickled object: a state dict's keys as they are, a state dict nested in a
+dict as `model_state_dict.encoder.weight`, list items by index.
+"""
+
+from __future__ import annotations
+
+import zlib
+from typing import Any, BinaryIO
+
+from mstore.checkpoints.dtypes import BITS
+from mstore.checkpoints.model import Checkpoint, TensorInfo, UnreadableCheckpointError
+from mstore.checkpoints.pickles import walk_pickle
+from mstore.checkpoints.torchrefs import TensorRef
+from mstore.checkpoints.zipdir import ZipDirectory, ZipEntry, read_zip_directory
+from mstore.errors import InvalidInputError
+
+MAX_PICKLE_BYTES = 64 << 20
+"""A state dict's structure is a few bytes per tensor; refuse larger pickles."""
+MAX_NODES = 10_000_000
+"""Values visited while naming tensors: a pickle can share one list many times over,
+which a walk would otherwise visit exponentially often."""
+MAX_DEPTH = 1_000
+"""Nesting depth; a container that holds itself (a pickle can build one) exceeds it."""
+ROOT_NAME = "(tensor)"
+"""The name of a tensor saved on its own (`torch.save(tensor, f)`)."""
+
+
+def is_zip(prefix: bytes) -> bool:
+    return prefix[:4] in (b"PK\x03\x04", b"PK\x05\x06")
+
+
+def read_torch_zip(f: BinaryIO, size: int, name: str) -> Checkpoint:
+    """The tensors of the torch.save archive open as `f` (`size` bytes, called `name`)."""
+    directory = read_zip_directory(f, size, name)
+    archive = _archive_prefix(directory, name)
+    bytes_read = directory.bytes_read
+    byteorder = directory.entries.get(archive + "byteorder")
+    if byteorder is not None:
+        order = _read_entry(f, byteorder, name, limit=16)
+        bytes_read += len(order)
+        if order != b"little":
+            raise UnreadableCheckpointError(f"{name}: saved with byte order {order!r:.20}")
+    pickle_entry = directory.entries[archive + "data.pkl"]
+    if pickle_entry.size > MAX_PICKLE_BYTES:
+        raise UnreadableCheckpointError(
+            f"{name}: data.pkl is {pickle_entry.size} bytes, over the {MAX_PICKLE_BYTES} limit"
+        )
+    data = _read_entry(f, pickle_entry, name, limit=MAX_PICKLE_BYTES)
+    bytes_read += len(data)
+    root = walk_pickle(data, name)
+    tensors = tuple(
+        _locate(path, ref, directory, archive, name) for path, ref in _named_tensors(root, name)
+    )
+    return Checkpoint("torch-zip", tensors, bytes_read)
+
+
+def _archive_prefix(directory: ZipDirectory, name: str) -> str:
+    pickles = [key for key in directory.entries if key.endswith("/data.pkl")]
+    prefixes = {key[: -len("data.pkl")] for key in pickles if key.count("/") == 1}
+    if len(prefixes) != 1:
+        raise UnreadableCheckpointError(
+            f"{name}: a zip archive but not a torch.save checkpoint "
+            f"({'no' if not prefixes else 'more than one'} <archive>/data.pkl entry)"
+        )
+    prefix = prefixes.pop()
+    stray = next((key for key in directory.entries if not key.startswith(prefix)), None)
+    if stray is not None:
+        raise UnreadableCheckpointError(
+            f"{name}: zip entry {stray!r} is outside the archive folder {prefix!r}"
+        )
+    return prefix
+
+
+def _read_entry(f: BinaryIO, entry: ZipEntry, name: str, limit: int) -> bytes:
+    f.seek(entry.offset)
+    data = f.read(min(entry.size, limit))
+    if len(data) != entry.size:
+        raise InvalidInputError(f"{name}: zip entry {entry.name!r} is cut short")
+    if zlib.crc32(data) != entry.crc32:
+        raise InvalidInputError(f"{name}: zip entry {entry.name!r} fails its CRC-32 check")
+    return data
+
+
+def _locate(
+    path: str, ref: TensorRef, directory: ZipDirectory, archive: str, name: str
+) -> TensorInfo:
+    """Turn a tensor's view of a storage into the byte range of the file it reads."""
+    key = f"data/{ref.storage.key}"
+    entry = directory.entries.get(archive + key)
+    where = f"{name}: tensor {path!r}"
+    if entry is None:
+        raise InvalidInputError(f"{where} views storage {key!r}, which the archive lacks")
+    storage_width = BITS[ref.storage.dtype] // 8
+    if ref.storage.numel * storage_width != entry.size:
+        raise InvalidInputError(
+            f"{where}: storage {key!r} claims {ref.storage.numel} x {storage_width} bytes, "
+            f"the entry holds {entry.size}"
+        )
+    width = BITS[ref.dtype] // 8
+    if 0 in ref.shape:
+        first = last = ref.offset
+    else:
+        first = ref.offset
+        last = ref.offset + sum((n - 1) * s for n, s in zip(ref.shape, ref.stride, strict=True)) + 1
+    begin, end = entry.offset + first * width, entry.offset + last * width
+    if end > entry.end:
+        raise InvalidInputError(
+            f"{where} views elements {first}..{last} of storage {key!r}, which holds "
+            f"{entry.size // width}"
+        )
+    return TensorInfo(path, ref.dtype, ref.shape, begin, end, ref.stride, key)
+
+
+def _named_tensors(root: Any, name: str) -> list[tuple[str, TensorRef]]:
+    """(key path, tensor) for every tensor reachable from the pickled object."""
+    if isinstance(root, TensorRef):
+        return [(ROOT_NAME, root)]
+    found: dict[str, TensorRef] = {}
+    visited = 0
+    pending: list[tuple[str, Any, int]] = [("", root, 0)]
+    while pending:
+        path, value, depth = pending.pop()
+        visited += 1
+        if visited > MAX_NODES:
+            raise UnreadableCheckpointError(f"{name}: data.pkl nests over {MAX_NODES} values")
+        if isinstance(value, TensorRef):
+            if path in found:
+                raise UnreadableCheckpointError(f"{name}: two tensors are named {path!r}")
+            found[path] = value
+            continue
+        if isinstance(value, dict):
+            children = [(_key_text(k), v) for k, v in value.items()]
+        elif isinstance(value, list | tuple):
+            children = [(str(i), v) for i, v in enumerate(value)]
+        else:
+            continue
+        if depth >= MAX_DEPTH:
+            raise UnreadableCheckpointError(
+                f"{name}: data.pkl nests deeper than {MAX_DEPTH} (or holds a container in itself)"
+            )
+        for key, child in reversed(children):
+            pending.append((f"{path}.{key}" if path else key, child, depth + 1))
+    return list(found.items())
+
+
+def _key_text(key: Any) -> str:
+    return key if isinstance(key, str) else repr(key)
