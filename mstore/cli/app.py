@@ -196,18 +196,3 @@ def main() -> None:
     except KeyboardInterrupt:
         sys.stderr.write("mstore: interrupted\n")
         sys.exit(130)
-
-
-# The commands register themselves on `app` when imported (after everything above
-# exists); the order of these imports is the order of `mstore --help`.
-# isort: off
-from mstore.cli import versions  # noqa: E402
-from mstore.cli import switching  # noqa: E402
-from mstore.cli import upkeep  # noqa: E402
-
-# isort: on
-
-__all__ = ["app", "main", "switching", "upkeep", "versions"]
-from mstore.cli import remote_commands  # noqa: E402 (push, pull, clone, remote)
-
-remote_commands.register(app)
