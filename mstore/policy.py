@@ -50,21 +50,15 @@ def deployment(entry: LogEntry) -> tuple[str, str] | None:
     return entry.new, entry.when[:10]
 
 
-def shown_status(ref: str, metadata: dict[str, Any]) -> str | None:
-    """The status `mstore list` shows for a version under `ref`."""
+def shown_status(ref: str, own: str | None) -> str | None:
+    """The status `mstore list` shows for a version under `ref` (`own`: its metadata's)."""
     status = role_status(ref)
-    if status is not None:
-        return status
-    value = metadata.get("status")
-    return None if value is None else str(value)
+    return own if status is None else status
 
 
-def shown_deployed(deployed_date: str | None, metadata: dict[str, Any]) -> str | None:
+def shown_deployed(deployed_date: str | None, own: str | None) -> str | None:
     """The deployed date shown for a version: its last deployment, else its own field."""
-    if deployed_date is not None:
-        return deployed_date
-    value = metadata.get("deployed_date")
-    return None if value is None else str(value)
+    return own if deployed_date is None else deployed_date
 
 
 def render_metadata(original: bytes, ref: str, deployed_date: str | None) -> bytes | None:

@@ -1,6 +1,6 @@
 """The summary cache: what `mstore list` shows of each manifest, keyed by its id.
 
-    .mstore/summaries.db    SQLite: manifest id -> JSON summary
+    .mstore/summaries.db    SQLite: manifest id -> JSON array of a Summary's fields
 
 A summary holds facts of the manifest alone (its metadata's version, created date,
 status, deployed date and metrics); what the policy shows under a ref is applied on top
@@ -15,9 +15,8 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import orjson
 
@@ -29,15 +28,15 @@ if TYPE_CHECKING:
 QUERY_BATCH = 900
 
 
-@dataclass(frozen=True)
-class Summary:
-    """A manifest's own facts, as its metadata states them."""
+class Summary(NamedTuple):
+    """A manifest's own facts, as its metadata states them (a tuple: `list` makes
+    thousands of them, and it is stored as a JSON array of these fields in order)."""
 
     version: str | None
     created: str | None
     status: str | None
     deployed_date: str | None
-    metrics: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any]
 
 
 def _text(metadata: Mapping[str, Any], key: str) -> str | None:
@@ -79,7 +78,7 @@ class SummaryCache:
                 rows = db.execute(f"SELECT id, body FROM summaries WHERE id IN ({marks})", batch)
                 for manifest_id, body in rows:
                     with contextlib.suppress(orjson.JSONDecodeError, TypeError):
-                        found[str(manifest_id)] = Summary(**orjson.loads(body))
+                        found[str(manifest_id)] = Summary(*orjson.loads(body))
         except sqlite3.Error:
             return found
         return found
@@ -91,7 +90,7 @@ class SummaryCache:
         db = self._connect()
         if db is None or not summaries:
             return
-        rows = [(mid, orjson.dumps(asdict(s))) for mid, s in summaries.items()]
+        rows = [(mid, orjson.dumps(list(s))) for mid, s in summaries.items()]
         with contextlib.suppress(sqlite3.Error):
             db.execute("BEGIN")
             db.executemany("INSERT OR REPLACE INTO summaries VALUES (?, ?)", rows)

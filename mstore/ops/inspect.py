@@ -50,14 +50,13 @@ def summarize(
     ref: str, manifest_id: str, summary: Summary, active: str, deployments: dict[str, str]
 ) -> RefSummary:
     """One line of `list`: the manifest's own facts with the policy's view of `ref`."""
-    own = {"status": summary.status, "deployed_date": summary.deployed_date}
     return RefSummary(
         ref=ref,
         manifest_id=manifest_id,
         version=summary.version,
         created=summary.created,
-        deployed=shown_deployed(deployments.get(manifest_id), own),
-        status=shown_status(ref, own),
+        deployed=shown_deployed(deployments.get(manifest_id), summary.deployed_date),
+        status=shown_status(ref, summary.status),
         metrics=dict(summary.metrics),
         active=ref == active,
     )

@@ -30,8 +30,7 @@ def entry(ref: str, new: str | None, action: str, when: str = "2024-11-15T10:00:
 )
 def test_status_follows_the_ref(ref: str, status: str | None) -> None:
     assert role_status(ref) == status
-    own = {"status": "candidate"}
-    assert shown_status(ref, own) == (status or "candidate")
+    assert shown_status(ref, "candidate") == (status or "candidate")
 
 
 @pytest.mark.parametrize("action", ["promote", "rollback", "commit", "rename", "pull"])
@@ -53,9 +52,9 @@ def test_other_moves_are_not_deployments(moved: LogEntry) -> None:
 
 
 def test_deployed_date_shown_is_the_last_deployment_else_the_versions_own() -> None:
-    assert shown_deployed("2024-12-01", {"deployed_date": "2024-11-12"}) == "2024-12-01"
-    assert shown_deployed(None, {"deployed_date": "2024-11-12"}) == "2024-11-12"
-    assert shown_deployed(None, {}) is None
+    assert shown_deployed("2024-12-01", "2024-11-12") == "2024-12-01"
+    assert shown_deployed(None, "2024-11-12") == "2024-11-12"
+    assert shown_deployed(None, None) is None
 
 
 def test_rendering_changes_only_status_and_date_and_keeps_key_order() -> None:
