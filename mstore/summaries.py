@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     import sqlite3
 
 QUERY_BATCH = 900
+SCAN_AT = 2000
 
 
 class Summary(NamedTuple):
@@ -70,18 +71,29 @@ class SummaryCache:
         if db is None:
             return {}
         found: dict[str, Summary] = {}
-        ordered = sorted(set(manifest_ids))
+        wanted = set(manifest_ids)
         try:
-            for start in range(0, len(ordered), QUERY_BATCH):
-                batch = ordered[start : start + QUERY_BATCH]
-                marks = ",".join("?" * len(batch))
-                rows = db.execute(f"SELECT id, body FROM summaries WHERE id IN ({marks})", batch)
-                for manifest_id, body in rows:
-                    with contextlib.suppress(orjson.JSONDecodeError, TypeError):
-                        found[str(manifest_id)] = Summary(*orjson.loads(body))
+            if len(wanted) >= SCAN_AT:
+                # Listing many refs: one pass over the table beats thousands of lookups.
+                rows = db.execute("SELECT id, body FROM summaries")
+                selected = ((mid, body) for mid, body in rows if mid in wanted)
+                self._decode(selected, found)
+            else:
+                ordered = sorted(wanted)
+                for start in range(0, len(ordered), QUERY_BATCH):
+                    batch = ordered[start : start + QUERY_BATCH]
+                    marks = ",".join("?" * len(batch))
+                    query = f"SELECT id, body FROM summaries WHERE id IN ({marks})"
+                    self._decode(db.execute(query, batch), found)
         except sqlite3.Error:
             return found
         return found
+
+    @staticmethod
+    def _decode(rows: Iterable[tuple[str, bytes]], found: dict[str, Summary]) -> None:
+        for manifest_id, body in rows:
+            with contextlib.suppress(orjson.JSONDecodeError, TypeError):
+                found[str(manifest_id)] = Summary(*orjson.loads(body))
 
     def put_many(self, summaries: Mapping[str, Summary]) -> None:
         """Remember summaries (silently nothing if the cache cannot be written)."""
