@@ -667,6 +667,10 @@ def write_report(bench: Bench, out: Path, args: argparse.Namespace, took: float)
     lines += ["", "## Notes", ""] + [f"- {note}" for note in bench.notes]
     if args.notes and Path(args.notes).exists():
         lines += ["", Path(args.notes).read_text().rstrip()]
+    # bench/history.py writes its own section; a full run keeps it.
+    previous = out.read_text() if out.exists() else ""
+    if "\n## History independence" in previous:
+        lines += ["", previous[previous.index("\n## History independence") :].strip()]
     out.write_text("\n".join(lines) + "\n")
     print(f"wrote {out}")
 

@@ -96,6 +96,10 @@ class History:
             if ref is None or entry.ref == ref:
                 yield entry
 
+    def lines_newest_first(self) -> Iterator[bytes]:
+        """Raw complete lines, newest first."""
+        return self._lines_backwards()
+
     def lines(self) -> Iterator[tuple[int, bytes]]:
         """(line number, raw line) oldest first, including a torn last line (for verify)."""
         try:
@@ -103,6 +107,62 @@ class History:
                 yield from enumerate(f, start=1)
         except FileNotFoundError:
             return
+
+    def end(self) -> int:
+        """Offset just after the last complete line: the part of the log that counts."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except FileNotFoundError:
+            return 0
+        try:
+            return _end_of_last_line(fd)
+        finally:
+            os.close(fd)
+
+    def last_line_before(self, offset: int) -> bytes | None:
+        """The complete line that ends at byte `offset` (without its newline), or None
+        if no line ends there. Identifies a log position: see index.py."""
+        if offset <= 0:
+            return b"" if offset == 0 else None
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except FileNotFoundError:
+            return None
+        try:
+            if os.pread(fd, 1, offset - 1) != b"\n":
+                return None
+            line = b""
+            position = offset - 1
+            while position > 0:
+                start = max(0, position - BLOCK_SIZE)
+                chunk = os.pread(fd, position - start, start)
+                index = chunk.rfind(b"\n")
+                if index >= 0:
+                    return chunk[index + 1 :] + line
+                line = chunk + line
+                position = start
+            return line
+        finally:
+            os.close(fd)
+
+    def lines_after(self, offset: int, end: int) -> Iterator[bytes]:
+        """Raw lines oldest first from byte `offset` (a line start) to `end` (a line end)."""
+        if offset >= end:
+            return
+        with open(self.path, "rb") as f:
+            f.seek(offset)
+            remaining = end - offset
+            pending = b""
+            while remaining > 0:
+                block = f.read(min(BLOCK_SIZE << 4, remaining))
+                if not block:
+                    break
+                remaining -= len(block)
+                lines = (pending + block).split(b"\n")
+                pending = lines.pop()
+                for line in lines:
+                    if line:
+                        yield line
 
     def value_at(self, ref: str, steps_back: int) -> str | None:
         """`ref@{N}`: the value `ref` had N moves ago (N=0 is the newest logged value)."""

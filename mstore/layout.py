@@ -13,6 +13,8 @@
     views/<view id>/        one materialized view, immutable once renamed in
     copies/<id[:2]>/<id[2:]>    writable-mode copies of objects shared by views
     hooks/pre-promote, hooks/post-switch
+    index/deployments.db    log index: manifest id -> date of its last deployment
+    summaries.db            cache of what `list` shows of each manifest (local)
     tmp/                    temporary files of writers (removed by gc)
 """
 
@@ -79,6 +81,14 @@ class Layout:
     @property
     def hooks(self) -> Path:
         return self.store / "hooks"
+
+    @property
+    def index(self) -> Path:
+        return self.store / "index"
+
+    @property
+    def summaries(self) -> Path:
+        return self.store / "summaries.db"
 
     @property
     def hash_cache(self) -> Path:

@@ -90,28 +90,7 @@ class RefStore:
         path = self._safe_path(check_ref_name(name))
         if path is None:
             return None
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)  # a FIFO must not hang
-        except FileNotFoundError:
-            return None
-        except OSError as err:
-            raise IntegrityError(f"ref {name} ({path}) cannot be read: {err.strerror}") from None
-        try:
-            if stat.S_ISDIR(os.fstat(fd).st_mode):
-                if os.listdir(path):
-                    return None  # a directory of refs (`archive` when `archive/x` exists)
-                raise IntegrityError(f"ref {name} ({path}) is an empty directory, not a ref file")
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                raise IntegrityError(f"ref {name} ({path}) is not a regular file")
-            data = os.read(fd, 256)
-        finally:
-            os.close(fd)
-        text = data.decode("ascii", errors="replace")
-        if not text.endswith("\n") or not is_object_id(text[:-1]):
-            raise IntegrityError(
-                f"ref {name} ({path}) is corrupt: expected one manifest id, found {data[:80]!r}"
-            )
-        return text[:-1]
+        return _read_ref_file(name, path)
 
     def names(self) -> list[str]:
         """Every ref name, sorted; temporary files and invalid names are skipped."""
@@ -119,11 +98,14 @@ class RefStore:
 
     def read_all(self) -> dict[str, str]:
         """Every ref and its manifest id (refs that cannot be read raise IntegrityError)."""
+        # One walk of refs/ that never follows a symlink, each file opened once: this is
+        # `mstore list`'s path over thousands of refs.
         result: dict[str, str] = {}
-        for name in self.names():
-            value = self.read(name)
-            if value is not None:
-                result[name] = value
+        for name, path in sorted(self._walk()):
+            if _is_valid(name):
+                value = _read_ref_file(name, path)
+                if value is not None:
+                    result[name] = value
         return result
 
     def write(self, name: str, manifest_id: str) -> None:
@@ -180,7 +162,7 @@ class RefStore:
                 return None
         return f"{current}/{leaf}"
 
-    def _walk(self) -> Iterator[tuple[str, Path]]:
+    def _walk(self) -> Iterator[tuple[str, str]]:
         root = self.layout.refs
         if not root.is_dir():
             return
@@ -194,11 +176,38 @@ class RefStore:
                 if entry.is_dir(follow_symlinks=False):
                     stack.append((f"{prefix}{entry.name}/", entry.path))
                 else:
-                    yield f"{prefix}{entry.name}", Path(entry.path)
+                    yield f"{prefix}{entry.name}", entry.path
 
     def iter_files(self) -> Iterator[tuple[str, Path]]:
         """(name, path) of every file under refs/, valid name or not (for verify)."""
-        return self._walk()
+        return ((name, Path(path)) for name, path in self._walk())
+
+
+def _read_ref_file(name: str, path: str) -> str | None:
+    """The id in ref file `path`; None if it is absent or a directory of refs."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)  # a FIFO must not hang
+    except FileNotFoundError:
+        return None
+    except OSError as err:
+        raise IntegrityError(f"ref {name} ({path}) cannot be read: {err.strerror}") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            if os.listdir(path):
+                return None  # a directory of refs (`archive` when `archive/x` exists)
+            raise IntegrityError(f"ref {name} ({path}) is an empty directory, not a ref file")
+        if not stat.S_ISREG(mode):
+            raise IntegrityError(f"ref {name} ({path}) is not a regular file")
+        data = os.read(fd, 256)
+    finally:
+        os.close(fd)
+    text = data.decode("ascii", errors="replace")
+    if not text.endswith("\n") or not is_object_id(text[:-1]):
+        raise IntegrityError(
+            f"ref {name} ({path}) is corrupt: expected one manifest id, found {data[:80]!r}"
+        )
+    return text[:-1]
 
 
 def _is_valid(name: str) -> bool:

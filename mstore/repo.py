@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 
@@ -27,10 +27,14 @@ from mstore.errors import (
 from mstore.hashcache import HashCache
 from mstore.hashing import is_object_id
 from mstore.history import History, LogEntry
+from mstore.index import LogIndex
 from mstore.layout import STORE_DIR_NAME, Layout
-from mstore.manifests import MANIFEST_PREFIX, Manifest, decode_manifest
+from mstore.manifests import MANIFEST_PREFIX, METADATA_FILE, Manifest, decode_manifest
 from mstore.objects import ObjectStore
+from mstore.policy import DEPLOYMENTS_INDEX, deployment, render_metadata
 from mstore.refs import RefStore, check_ref_name
+from mstore.summaries import SummaryCache
+from mstore.transaction import recover
 from mstore.views import Views, ViewSpec
 
 STORE_ENVIRONMENT = "MSTORE_DIR"
@@ -47,9 +51,14 @@ class Repo:
         self.refs = RefStore(self.layout)
         self.history = History(self.layout.log)
         self.views = Views(self.layout, self.objects, self.config.link_mode)
+        # The policy's view of history (policy.py): each manifest's last deployment.
+        self.index = LogIndex(
+            self.layout.index / f"{DEPLOYMENTS_INDEX}.db", self.history, deployment
+        )
         self.lock_timeout = lock_timeout
         self._manifests: dict[str, Manifest] = {}
         self._hash_cache: HashCache | None = None
+        self._summaries: SummaryCache | None = None
         self.recovered: str | None = None
         # Things a user should hear about (a dead lock holder, a finished transaction);
         # the library never prints, the CLI shows them on stderr.
@@ -80,7 +89,10 @@ class Repo:
             fsutil.makedirs_durable(layout.models)
             # The config is written last: its presence is what makes a store a store.
             write_config(layout.config, Config(link_mode=views.resolve_auto()))
-        return cls(layout.root), created
+        repo = cls(layout.root)
+        if created:
+            repo.index.update()  # an empty index, so that the first command writes none
+        return repo, created
 
     @classmethod
     def discover(cls, start: Path | None = None, store: str | None = None) -> Repo:
@@ -106,13 +118,18 @@ class Repo:
             self._hash_cache = HashCache(self.layout.hash_cache)
         return self._hash_cache
 
+    @property
+    def summaries(self) -> SummaryCache:
+        if self._summaries is None:
+            self._summaries = SummaryCache(self.layout.summaries)
+        return self._summaries
+
     # -- locking ---------------------------------------------------------------
 
     @contextmanager
     def locked(self, command: str) -> Iterator[Repo]:
-        """Hold the exclusive store lock; first finish any interrupted transaction."""
-        from mstore.transaction import recover
-
+        """Hold the exclusive store lock; first finish any interrupted transaction and
+        bring the log index up to the log (rebuilding it if it is missing or wrong)."""
         with fsutil.StoreLock(self.layout.lock, command, self.lock_timeout) as lock:
             if lock.previous_holder is not None:
                 self.notices.append(
@@ -123,6 +140,7 @@ class Repo:
             self.recovered = recover(self)
             if self.recovered:
                 self.notices.append(f"finished interrupted transaction {self.recovered}")
+            self.index.update()
             yield self
 
     def locked_unless(self, dry_run: bool, command: str) -> AbstractContextManager[Repo]:
@@ -218,28 +236,26 @@ class Repo:
     def deployments(
         self, wanted: Iterable[str], pending: Iterable[LogEntry] = ()
     ) -> dict[str, str]:
-        """For each manifest in `wanted`, the date it was last moved to production.
+        """For each manifest in `wanted` that was deployed, the date of its last
+        deployment (policy.py), from the log index; `pending` entries (not yet in the
+        log) count as the newest."""
+        return self.index.lookup(wanted, pending)
 
-        Import is not a deployment (the version keeps its own deployed_date). `pending`
-        entries (not yet in the log) count as the newest.
-        """
-        remaining = set(wanted)
-        found: dict[str, str] = {}
-
-        def consider(entry: LogEntry) -> None:
-            if entry.ref == "production" and entry.action != "import" and entry.new in remaining:
-                found[entry.new] = entry.when[:10]
-                remaining.discard(entry.new)
-
-        for entry in reversed(list(pending)):
-            consider(entry)
-        if remaining:
-            for entry in self.history.newest_first("production"):
-                consider(entry)
-                if not remaining:
-                    break
-        return found
-
-    def view_spec(self, ref: str, manifest_id: str, pending: Iterable[LogEntry] = ()) -> ViewSpec:
-        dates = self.deployments([manifest_id], pending)
-        return self.views.spec(ref, self.manifest(manifest_id), dates.get(manifest_id))
+    def view_spec(
+        self,
+        ref: str,
+        manifest_id: str,
+        pending: Iterable[LogEntry] = (),
+        dates: Mapping[str, str] | None = None,
+    ) -> ViewSpec:
+        """The view `ref` shows for the manifest, its metadata rendered by the policy.
+        `dates`: deployment dates already looked up (see `deployments`)."""
+        manifest = self.manifest(manifest_id)
+        if dates is None:
+            dates = self.deployments([manifest_id], pending)
+        entry = manifest.files.get(METADATA_FILE)
+        shown = None
+        if entry is not None:
+            original = self.objects.read_bytes(entry.id)
+            shown = render_metadata(original, ref, dates.get(manifest_id))
+        return self.views.spec(manifest, shown)

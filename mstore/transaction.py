@@ -3,17 +3,25 @@ the active environment, all or nothing.
 
 Order of a transaction (the store lock is held throughout):
 
-1. build every view the moved refs will show (idempotent, invisible until linked);
+1. build every view the moved refs will show (idempotent, invisible until linked), and
+   the views of unmoved refs whose manifest's index value the moves change;
 2. re-read each ref and compare with the value the caller saw (compare-and-swap);
 3. write the journal `.mstore/transaction` atomically (the commit point);
 4. append the log entries (one write, fsync);
-5. write or delete each ref file (atomic replace);
-6. switch each `models/<ref>` symlink, then set MODEL_ENVIRONMENT in `.env`;
-7. delete the journal.
+5. bring the log index up to the log's end (one SQLite transaction; see index.py);
+6. write or delete each ref file (atomic replace);
+7. switch each `models/<ref>` symlink, then set MODEL_ENVIRONMENT in `.env`;
+8. delete the journal.
 
 A crash before 3 changes nothing a reader can see. A crash after 3 is rolled forward by
 the next command that takes the lock (`recover`): it appends the entries unless the log
-already ends with them, and redoes 5-7, which are idempotent.
+already ends with them, and redoes 5-8, which are idempotent.
+
+A transaction works on the narrow stores of `Stores` (refs, log, index, views, and a
+function giving the view a ref shows for a manifest); it knows nothing of what a ref
+means. How a version's metadata is shown is the policy's business (policy.py): the
+transaction only knows that a view shows its manifest with that manifest's value in the
+log index, so when the moves change that value, every ref holding it is re-rendered.
 """
 
 from __future__ import annotations
@@ -21,21 +29,43 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import orjson
 
 from mstore import envfile, fsutil
 from mstore.errors import IntegrityError, RefMovedError
 from mstore.hashing import hash_bytes
-from mstore.history import LogEntry, decode_entry
+from mstore.history import History, LogEntry, decode_entry
 from mstore.identity import author, now
+from mstore.index import LogIndex
+from mstore.layout import Layout
+from mstore.manifests import Manifest
+from mstore.refs import RefStore
+from mstore.views import Views, ViewSpec
 
-PRODUCTION = "production"
 
-if TYPE_CHECKING:
-    from mstore.repo import Repo
+class Stores(Protocol):
+    """What a transaction needs (a Repo provides it): the stores, no policy."""
+
+    @property
+    def layout(self) -> Layout: ...
+    @property
+    def refs(self) -> RefStore: ...
+    @property
+    def history(self) -> History: ...
+    @property
+    def index(self) -> LogIndex: ...
+    @property
+    def views(self) -> Views: ...
+
+    def manifest(self, manifest_id: str) -> Manifest: ...
+
+    def view_spec(
+        self, ref: str, manifest_id: str, pending: Iterable[LogEntry] = ()
+    ) -> ViewSpec: ...
 
 
 @dataclass(frozen=True)
@@ -97,8 +127,8 @@ class Transaction:
         )
 
 
-def apply(repo: Repo, transaction: Transaction) -> None:
-    """Carry out `transaction` (caller holds `repo.locked`). RefMovedError if a ref moved."""
+def apply(repo: Stores, transaction: Transaction) -> None:
+    """Carry out `transaction` (caller holds the store lock). RefMovedError if a ref moved."""
     entries = transaction.entries()
     transaction.refresh = _sharing_refs(repo, entries)
     # Everything that can be refused or can fail for lack of space happens here, before
@@ -127,21 +157,21 @@ def apply(repo: Repo, transaction: Transaction) -> None:
     _finish(repo, entries, transaction.environment, transaction.adopt, list(transaction.refresh))
 
 
-def _sharing_refs(repo: Repo, entries: list[LogEntry]) -> dict[str, str]:
-    """Refs not moved here whose version is being deployed to production: their views
-    must re-render metadata.json, whose deployed_date changes with the deployment."""
-    deployed = {e.new for e in entries if e.ref == PRODUCTION and e.action != "import" and e.new}
-    if not deployed:
+def _sharing_refs(repo: Stores, entries: list[LogEntry]) -> dict[str, str]:
+    """Refs not moved here whose manifest's index value the moves change (such as a
+    version deployed to production under another ref): their views must re-render."""
+    changed = repo.index.changes(entries)
+    if not changed:
         return {}
     moved = {e.ref for e in entries}
     return {
         name: value
         for name, value in repo.refs.read_all().items()
-        if value in deployed and name not in moved
+        if value in changed and name not in moved
     }
 
 
-def recover(repo: Repo) -> str | None:
+def recover(repo: Stores) -> str | None:
     """Roll an interrupted transaction forward; return its id, or None if none was pending."""
     path = repo.layout.transaction
     try:
@@ -168,13 +198,14 @@ def recover(repo: Repo) -> str | None:
 
 
 def _finish(
-    repo: Repo,
+    repo: Stores,
     entries: list[LogEntry],
     environment: str | None,
     adopt: list[str],
     refresh: list[str],
 ) -> None:
-    """Steps 5-7: refs, views, .env, journal. Idempotent, so recovery can redo it."""
+    """Steps 5-8: index, refs, views, .env, journal. Idempotent, so recovery can redo it."""
+    repo.index.update()
     # Create refs before moving or deleting others, so a reader never finds a version
     # (such as the production being archived) reachable from no ref at all.
     ordered = sorted(entries, key=lambda e: (e.old is not None, e.new is None))

@@ -10,11 +10,9 @@ renamed into `views/`; `models/<ref>` is then switched with `os.replace` of a fr
 symlink, so a reader resolving `models/<ref>` sees one complete version, and a reader
 that resolved it earlier keeps reading its old view until gc removes it.
 
-`metadata.json` tells the truth about where the version sits: `status` follows the ref
-(production: active, staging: staging, archive/*: archived) and `deployed_date` is the
-date it was last moved to production (other than by import). When nothing changes the
-original bytes are kept; otherwise the file is re-rendered (keys in the original order)
-and stored as an object like any other file.
+A view may show `metadata.json` with other bytes than the manifest's (rendered for the
+ref by the policy, policy.py); those bytes are stored as an object like any other file.
+This module knows nothing of what a ref means.
 
 Link modes, per file of a view:
 - copy: a private copy of the object under `.mstore/copies/`, shared by hardlinks among
@@ -36,7 +34,6 @@ import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import orjson
 
@@ -48,17 +45,6 @@ from mstore.manifests import METADATA_FILE, MODE_EXECUTABLE, FileEntry, Manifest
 from mstore.objects import ObjectStore
 
 LINK_MODES = ("auto", "copy", "reflink", "hardlink", "symlink")
-ROLE_STATUS = {"production": "active", "staging": "staging"}
-ARCHIVE_PREFIX = "archive/"
-
-
-def role_status(ref: str) -> str | None:
-    """The `status` a version shows under `ref`, or None to keep its own."""
-    if ref in ROLE_STATUS:
-        return ROLE_STATUS[ref]
-    if ref.startswith(ARCHIVE_PREFIX):
-        return "archived"
-    return None
 
 
 @dataclass(frozen=True)
@@ -77,26 +63,6 @@ class ViewSpec:
         return hash_bytes(orjson.dumps({"files": listing, "link": self.link_mode}))
 
 
-def render_metadata(original: bytes, ref: str, deployed_date: str | None) -> bytes | None:
-    """Re-rendered metadata.json for `ref`, or None if the original bytes already fit."""
-    try:
-        document = orjson.loads(original)
-    except orjson.JSONDecodeError:
-        return None
-    if not isinstance(document, dict):
-        return None
-    wanted: dict[str, Any] = {}
-    status = role_status(ref)
-    if status is not None:
-        wanted["status"] = status
-    if deployed_date is not None:
-        wanted["deployed_date"] = deployed_date
-    if all(document.get(key) == value for key, value in wanted.items()):
-        return None
-    document.update(wanted)
-    return orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n"
-
-
 class Views:
     def __init__(self, layout: Layout, objects: ObjectStore, link_mode: str) -> None:
         if link_mode not in LINK_MODES:
@@ -107,17 +73,16 @@ class Views:
         self.objects = objects
         self.link_mode = link_mode
 
-    def spec(self, ref: str, manifest: Manifest, deployed_date: str | None) -> ViewSpec:
-        """The view `ref` shows for `manifest` (computed only; nothing is written)."""
+    def spec(self, manifest: Manifest, metadata: bytes | None = None) -> ViewSpec:
+        """The view of `manifest` (computed only; nothing is written), showing
+        `metadata.json` as the bytes `metadata` when given."""
         files = dict(manifest.files)
         extra: dict[str, bytes] = {}
         entry = files.get(METADATA_FILE)
-        if entry is not None:
-            rendered = render_metadata(self.objects.read_bytes(entry.id), ref, deployed_date)
-            if rendered is not None:
-                rendered_id = hash_bytes(rendered)
-                extra[rendered_id] = rendered
-                files[METADATA_FILE] = FileEntry(rendered_id, len(rendered), entry.mode)
+        if entry is not None and metadata is not None:
+            rendered_id = hash_bytes(metadata)
+            extra[rendered_id] = metadata
+            files[METADATA_FILE] = FileEntry(rendered_id, len(metadata), entry.mode)
         return ViewSpec(files=files, link_mode=self.link_mode, rendered=extra)
 
     def resolve_auto(self) -> str:

@@ -10,8 +10,8 @@ import orjson
 
 from mstore.manifests import METADATA_FILE
 from mstore.ops.verify import verify
+from mstore.policy import role_status
 from mstore.repo import Repo
-from mstore.views import role_status
 
 
 def write_version(
@@ -46,7 +46,10 @@ def write_version(
 
 # Local state that commands may touch without changing the store: the lock file, the
 # hash cache and writers' temporary directory.
-LOCAL_STATE = ("lock", "hashcache.db", "hashcache.db-wal", "hashcache.db-shm", "tmp")
+LOCAL_STATE = (
+    *("lock", "hashcache.db", "hashcache.db-wal", "hashcache.db-shm", "tmp"),
+    *("summaries.db", "summaries.db-wal", "summaries.db-shm"),
+)
 
 
 def tree_digest(*roots: Path, skip: tuple[str, ...] = ()) -> str:

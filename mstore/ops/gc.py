@@ -124,7 +124,7 @@ def plan_gc(
     refs = repo.refs.read_all()
     dates = repo.deployments(set(refs.values()))
     for ref, manifest_id in refs.items():
-        spec = repo.views.spec(ref, repo.manifest(manifest_id), dates.get(manifest_id))
+        spec = repo.view_spec(ref, manifest_id, dates=dates)
         live.update(e.id for e in spec.files.values())
 
     kept_views = _linked_views(repo)

@@ -8,9 +8,10 @@ from typing import Any
 
 from mstore.history import LogEntry
 from mstore.manifests import Manifest
+from mstore.policy import shown_deployed, shown_status
 from mstore.refs import check_ref_name
 from mstore.repo import Repo
-from mstore.views import role_status
+from mstore.summaries import Summary, summarize_manifest
 
 
 @dataclass(frozen=True)
@@ -45,35 +46,39 @@ def headline(metrics: dict[str, Any], count: int = 2) -> dict[str, Any]:
     return {key: metrics[key] for key in ordered[:count]}
 
 
-def _text(metadata: dict[str, Any], key: str) -> str | None:
-    value = metadata.get(key)
-    return None if value is None else str(value)
-
-
 def summarize(
-    repo: Repo, ref: str, manifest_id: str, active: str, deployments: dict[str, str]
+    ref: str, manifest_id: str, summary: Summary, active: str, deployments: dict[str, str]
 ) -> RefSummary:
-    manifest = repo.manifest(manifest_id)
-    metadata = dict(manifest.metadata or {})
-    metrics = metadata.get("metrics")
+    """One line of `list`: the manifest's own facts with the policy's view of `ref`."""
     return RefSummary(
         ref=ref,
         manifest_id=manifest_id,
-        version=_text(metadata, "version"),
-        created=_text(metadata, "created_date") or manifest.lineage.time[:10],
-        deployed=deployments.get(manifest_id) or _text(metadata, "deployed_date"),
-        status=role_status(ref) or _text(metadata, "status"),
-        metrics=dict(metrics) if isinstance(metrics, dict) else {},
+        version=summary.version,
+        created=summary.created,
+        deployed=shown_deployed(deployments.get(manifest_id), summary.deployed_date),
+        status=shown_status(ref, summary.status),
+        metrics=dict(summary.metrics),
         active=ref == active,
     )
+
+
+def summaries(repo: Repo, manifest_ids: set[str]) -> dict[str, Summary]:
+    """Each manifest's summary: from the summary cache, else from the manifest (cached
+    for next time; manifests are immutable, so a cached summary is never stale)."""
+    found = repo.summaries.get_many(manifest_ids)
+    missing = {mid: summarize_manifest(repo.manifest(mid)) for mid in manifest_ids - found.keys()}
+    repo.summaries.put_many(missing)
+    return found | missing
 
 
 def list_refs(repo: Repo) -> list[RefSummary]:
     """Every ref with its version's headline facts, and which one is active."""
     refs = repo.refs.read_all()
     active = repo.active_environment()
-    deployments = repo.deployments(set(refs.values()))
-    return [summarize(repo, name, mid, active, deployments) for name, mid in refs.items()]
+    ids = set(refs.values())
+    known = summaries(repo, ids)
+    deployments = repo.deployments(ids)
+    return [summarize(name, mid, known[mid], active, deployments) for name, mid in refs.items()]
 
 
 @dataclass(frozen=True)

@@ -92,7 +92,7 @@ def status(repo: Repo) -> StatusReport:
         link_mode=repo.config.link_mode,
     )
     for ref, manifest_id in refs.items():
-        spec = repo.views.spec(ref, repo.manifest(manifest_id), deployments.get(manifest_id))
+        spec = repo.view_spec(ref, manifest_id, dates=deployments)
         report.views.append(check_view(repo, ref, manifest_id, spec))
     _scan_models(repo, set(refs), report)
     return report

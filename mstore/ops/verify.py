@@ -8,7 +8,8 @@ Checks, each fault reported by kind and subject:
   still stored (gc prunes those only old log entries name) parses, validates and names
   existing objects of the right size;
 - log: every line parses; each ref's value equals its newest log entry's `new`;
-- transaction: no journal is left behind (verify first rolls one forward, under lock).
+- transaction: no journal is left behind (verify first rolls one forward, under lock);
+- index: the log index (index.py) covers the whole log and agrees with it.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from mstore.history import decode_entry
 from mstore.repo import Repo
 
 HASH_THREADS = 2
+INDEX_WAY_OUT = "delete it: the next command that takes the store lock rebuilds it from the log"
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,8 @@ def verify(
         _check_objects(repo, report, quick, progress, on_start)
         manifests = _check_refs_and_log(repo, report)
         _check_manifests(repo, report, manifests)
+        for problem in repo.index.check():
+            report.add("index_wrong", str(repo.index.path), f"{problem}; {INDEX_WAY_OUT}")
         if repo.layout.transaction.exists():
             report.add("transaction", str(repo.layout.transaction), "journal left behind")
     return report
