@@ -7,9 +7,11 @@
 
 Refs are moved with S3 conditional writes, the compare-and-swap: `If-None-Match: *`
 creates a ref only if it does not exist, `If-Match: <ETag>` replaces it only if it
-still holds the bytes that were read. A lost race is HTTP 412 (or 409 when two writes
-overlap) and becomes RefMovedError. Objects go through boto3's managed transfers
-(`upload_fileobj`/`download_fileobj`: multipart, parts in parallel, byte callbacks).
+still holds the bytes that were read, in the ETag form the server compares (probed
+once, mstore.remotes.s3_cas). A refused write is re-read: a ref that moved is
+RefMovedError; a ref that did not is the server's fault, and push is refused.
+Objects go through boto3's managed transfers (`upload_fileobj`/`download_fileobj`:
+multipart, parts in parallel, byte callbacks).
 
 boto3 is imported only when an s3:// remote is opened, never by `mstore --help`.
 Settings, from the environment:
@@ -33,7 +35,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from mstore.errors import InvalidInputError, MstoreError, NotFoundError, RefMovedError
+from mstore.errors import (
+    InvalidInputError,
+    MstoreError,
+    NotFoundError,
+    RefMovedError,
+    RefusedError,
+)
+from mstore.remotes import s3_cas
 from mstore.remotes.base import (
     MARKER_NAME,
     MAX_REF_BYTES,
@@ -41,7 +50,8 @@ from mstore.remotes.base import (
     Remote,
     RemoteRef,
     decode_ref,
-    moved_message,
+    lost_race_message,
+    short,
 )
 
 ENDPOINT_VARIABLE = "MSTORE_S3_ENDPOINT_URL"
@@ -52,9 +62,7 @@ ADDRESSING_STYLES = ("auto", "path", "virtual")
 DEFAULT_PART_SIZE = 16 << 20
 PART_CONCURRENCY = 4
 MAX_CONNECTIONS = 32
-# What S3 answers when a conditional write loses: 412 Precondition Failed, 409 when
-# another conditional write to the key is in flight, 404 when If-Match meets no object.
-LOST_RACE = frozenset({"PreconditionFailed", "ConditionalRequestConflict", "NoSuchKey", "412"})
+LOST_RACE = s3_cas.REFUSED | s3_cas.MISSING
 NOT_FOUND = frozenset({"NoSuchKey", "404", "NotFound"})
 
 
@@ -211,8 +219,14 @@ class S3Remote(Remote):
             data = response["Body"].read(MAX_REF_BYTES + 1)
         return RemoteRef(decode_ref(data, f"{name} on {self.url}"), response["ETag"])
 
+    def check_swap(self) -> None:
+        self._etag_form()
+
     def swap_ref(self, name: str, expected: RemoteRef | None, manifest_id: str) -> RemoteRef:
-        condition = {"IfNoneMatch": "*"} if expected is None else {"IfMatch": expected.version}
+        if expected is None:
+            condition = {"IfNoneMatch": "*"}
+        else:
+            condition = {"IfMatch": s3_cas.shaped(expected.version, self._etag_form())}
         with self._errors(f"moving ref {name}"):
             try:
                 response = self.client.put_object(
@@ -225,16 +239,32 @@ class S3Remote(Remote):
             except self._client_error() as err:
                 if _code(err) not in LOST_RACE:
                     raise
-                found = self.read_ref(name)
-                raise RefMovedError(
-                    moved_message(
-                        name,
-                        self.url,
-                        expected.manifest_id if expected else None,
-                        found.manifest_id if found else None,
-                    )
-                ) from None
+                raise self._refused(name, expected, self.read_ref(name)) from None
         return RemoteRef(manifest_id, response["ETag"])
+
+    def _etag_form(self) -> str:
+        with self._errors("checking the server's conditional writes"):
+            key = self.key(s3_cas.probe_key_name())
+            return s3_cas.etag_form(self.client, self.bucket, key, self.url)
+
+    def _refused(
+        self, name: str, expected: RemoteRef | None, found: RemoteRef | None
+    ) -> MstoreError:
+        """Why a conditional write of ref `name` was refused, from a fresh read of it."""
+        read = expected.manifest_id if expected else None
+        now = found.manifest_id if found else None
+        if read != now:
+            return RefMovedError(lost_race_message(name, self.url, read, now))
+        if expected is not None and found is not None and expected.version != found.version:
+            return RefMovedError(
+                f"ref {name} was rewritten on the remote {self.url} while this push ran (it "
+                f"still names {short(now)}); push again"
+            )
+        return RefusedError(
+            f"the S3 server behind {self.url} refused to move ref {name} although it still "
+            f"holds {short(now)}, the value this push read: the server's conditional writes "
+            f"are not reliable; nothing was moved (see docs/REMOTES.md, 'Conditional writes')"
+        )
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
