@@ -75,7 +75,7 @@ paxos min wait = 0.001
 mon lease = 1
 mon osd full ratio = 0.97
 rgw data = $dir/rgw
-rgw frontends = beast endpoint=127.0.0.1:$rgw_port
+rgw frontends = beast endpoint=127.0.0.1:$rgw_port tcp_nodelay=1
 rgw dns name = 127.0.0.1
 EOF
   local conf=(-c "$dir/ceph.conf")

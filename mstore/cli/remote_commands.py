@@ -43,6 +43,7 @@ def register(app: typer.Typer) -> None:
     remote_app.command("add")(handled(remote_add))
     remote_app.command("list")(handled(remote_list))
     remote_app.command("remove")(handled(remote_remove))
+    remote_app.command("show")(handled(remote_show))
     app.add_typer(remote_app, name="remote")
 
 
@@ -51,7 +52,9 @@ def push(
     force: Annotated[
         bool,
         typer.Option(
-            "--force", help="Move remote refs even to replace versions this store never had."
+            "--force",
+            help="Move remote refs even from values this store has not seen there "
+            "(recorded in the push log, see `mstore remote show`).",
         ),
     ] = False,
     jobs: JobsOption = 8,
@@ -60,8 +63,10 @@ def push(
 ) -> None:
     """Send refs and the objects they need to a remote; only what it lacks is sent.
 
-    Data objects go first, then manifests, then refs, each ref by compare-and-swap: if
-    another push moved it first, exit 5 (pull, then push again).
+    A remote ref moves only from the value this store last saw there (at its last push,
+    pull or clone; `mstore remote show`): if another store moved it since, exit 5
+    (pull, then push again). Data objects go first, then manifests, then refs, each by
+    compare-and-swap.
     """
     from mstore.cli import output
     from mstore.cli.app import OPTIONS, open_repo
@@ -232,6 +237,44 @@ def remote_remove(
 
     url = remove_remote(open_repo(), name)
     output.say(f"removed remote {name} ({url})")
+
+
+def remote_show(
+    name: Annotated[str, typer.Argument(metavar="NAME", help="A configured remote or a URL.")],
+    as_json: JsonOption = False,
+) -> None:
+    """What this store last saw on remote NAME (contacts nothing): the value of each
+    remote ref at the last push, pull or clone, which push moves it from; recent pushes."""
+    from mstore.cli import output
+    from mstore.cli.app import open_repo
+    from mstore.ops.remote_config import show_remote
+
+    status = show_remote(open_repo(), name)
+    if as_json:
+        output.emit_json(status.to_json())
+        return
+    output.say(f"remote {status.name or status.url}: {status.url}")
+    seen = status.tracking.seen
+    pending = status.tracking.pushing
+    if seen or pending:
+        rows = [
+            [ref, output.short(seen[ref]) if ref in seen else "-", _pending(pending.get(ref))]
+            for ref in sorted(set(seen) | set(pending))
+        ]
+        output.say(output.table(["REF", "LAST SEEN", "NOTE"], rows))
+    else:
+        output.say("no ref seen there yet (push, pull or clone records them)")
+    for entry in status.pushes:
+        output.say(
+            f"{entry.when}  {entry.action:<12} {entry.ref}: {output.short(entry.old)} -> "
+            f"{output.short(entry.new)}  ({entry.who})"
+        )
+
+
+def _pending(value: str | None) -> str:
+    from mstore.cli import output
+
+    return f"push of {output.short(value)} unfinished" if value else ""
 
 
 def _remote_for(repo: Any, words: list[str] | None) -> tuple[str, Any, list[str]]:

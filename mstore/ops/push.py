@@ -170,8 +170,9 @@ def _foreign_message(url: str, foreign: list[RefPush]) -> str:
             )
     refs = " ".join(p.ref for p in foreign)
     return (
-        f"{'; '.join(reasons)}. Pushing would undo that move unseen: pull it "
-        f"(mstore pull {refs}), then push again; or push --force to replace it"
+        f"{'; '.join(reasons)}. Pushing would undo that move unseen: pull first "
+        f"(mstore pull {refs}; --force if your version is not on the remote, it stays in "
+        f"your log), then push again; or push --force to replace it"
     )
 
 

@@ -92,12 +92,18 @@ def make_client() -> Any:
             )
         options["s3"] = {"addressing_style": style}
     endpoint = os.environ.get(ENDPOINT_VARIABLE) or None
-    return _session(boto3).client("s3", endpoint_url=endpoint, config=Config(**options))
+    credentials = tuple(os.environ.get(v) for v in CREDENTIAL_VARIABLES)
+    session = _session(boto3, credentials)
+    return session.client("s3", endpoint_url=endpoint, config=Config(**options))
+
+
+# A session resolves credentials once; a new one is made only when these change.
+CREDENTIAL_VARIABLES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE")
 
 
 @functools.cache
-def _session(boto3: Any) -> Any:
-    """One session per process: each new one re-reads botocore's service models."""
+def _session(boto3: Any, credentials: tuple[str | None, ...]) -> Any:
+    """One session per process and credentials: each new one re-reads botocore's models."""
     return boto3.session.Session()
 
 
