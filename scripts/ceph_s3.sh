@@ -120,17 +120,18 @@ EOF
 stop() {
   local dir=$1 pids=() pid file
   [ -d "$dir/run" ] || return 0
-  # radosgw first, then the osd, then the monitor (the order they depend on each other).
   for file in "$dir/run/client.rgw.pid" "$dir/run/osd.0.pid" "$dir/run/mon.a.pid"; do
     [ -f "$file" ] || continue
     pid=$(cat "$file")
     kill "$pid" 2>/dev/null && pids+=("$pid")
   done
+  # Each daemon takes ~2 s to shut down cleanly; the data is in memory and thrown away,
+  # so after a short grace the remaining ones are killed.
   local tries=0
   for pid in "${pids[@]}"; do
     while kill -0 "$pid" 2>/dev/null; do
       tries=$((tries + 1))
-      if [ "$tries" -gt 100 ]; then kill -9 "$pid" 2>/dev/null || true; fi
+      if [ "$tries" -gt 10 ]; then kill -9 "$pid" 2>/dev/null || true; fi
       sleep 0.05
     done
   done
@@ -150,13 +151,11 @@ run() {
   # shellcheck disable=SC2064
   trap "stop '$dir'; rm -rf '$dir'" EXIT
   trap 'exit 130' INT TERM
-  local began=$SECONDS
   local started
   started=$(date +%s.%N)
   start "$dir"
   echo "ceph_s3: RGW up in $(python3 -c "import time; print(f'{time.time() - $started:.2f}')") s" \
     "at $(sed -n 's/^MSTORE_TEST_RGW_ENDPOINT=//p' "$dir/env")" >&2
-  : "$began"
   set -a
   # shellcheck disable=SC1091
   . "$dir/env"

@@ -13,30 +13,19 @@ RefMovedError; a ref that did not is the server's fault, and push is refused.
 Objects go through boto3's managed transfers (`upload_fileobj`/`download_fileobj`:
 multipart, parts in parallel, byte callbacks).
 
-boto3 is imported only when an s3:// remote is opened, never by `mstore --help`.
-Settings, from the environment:
-
-    MSTORE_S3_ENDPOINT_URL      an S3-compatible server (else botocore's own
-                                AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL, else AWS)
-    MSTORE_S3_CHECKSUM          when_required: send and check checksums only where the
-                                API requires them, for servers that reject boto's
-                                default CRC checksums (when_supported is the default)
-    MSTORE_S3_ADDRESSING_STYLE  path, virtual or auto (default auto)
-
-Credentials and region come from the usual AWS sources (environment, profile, role).
+boto3 is imported only when an s3:// remote is opened, never by `mstore --help`; the
+client and its settings (MSTORE_S3_* variables) are in mstore.remotes.s3_client.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from mstore.errors import (
-    InvalidInputError,
     MstoreError,
     NotFoundError,
     RefMovedError,
@@ -53,58 +42,12 @@ from mstore.remotes.base import (
     lost_race_message,
     short,
 )
+from mstore.remotes.s3_client import CHECKSUM_VARIABLE, make_client
 
-ENDPOINT_VARIABLE = "MSTORE_S3_ENDPOINT_URL"
-CHECKSUM_VARIABLE = "MSTORE_S3_CHECKSUM"
-ADDRESSING_VARIABLE = "MSTORE_S3_ADDRESSING_STYLE"
-CHECKSUM_MODES = ("when_supported", "when_required")
-ADDRESSING_STYLES = ("auto", "path", "virtual")
 DEFAULT_PART_SIZE = 16 << 20
 PART_CONCURRENCY = 4
-MAX_CONNECTIONS = 32
 LOST_RACE = s3_cas.REFUSED | s3_cas.MISSING
 NOT_FOUND = frozenset({"NoSuchKey", "404", "NotFound"})
-
-
-def make_client() -> Any:
-    """A boto3 S3 client configured from the environment (see the module docstring)."""
-    try:
-        import boto3
-        from botocore.config import Config
-    except ImportError:
-        raise MstoreError(
-            "s3:// remotes need boto3: pip install 'mstore[s3]' (or pip install boto3)"
-        ) from None
-    options: dict[str, Any] = {"max_pool_connections": MAX_CONNECTIONS}
-    checksum = os.environ.get(CHECKSUM_VARIABLE)
-    if checksum:
-        if checksum not in CHECKSUM_MODES:
-            raise InvalidInputError(
-                f"{CHECKSUM_VARIABLE}={checksum!r}: use one of {', '.join(CHECKSUM_MODES)}"
-            )
-        options["request_checksum_calculation"] = checksum
-        options["response_checksum_validation"] = checksum
-    style = os.environ.get(ADDRESSING_VARIABLE)
-    if style:
-        if style not in ADDRESSING_STYLES:
-            raise InvalidInputError(
-                f"{ADDRESSING_VARIABLE}={style!r}: use one of {', '.join(ADDRESSING_STYLES)}"
-            )
-        options["s3"] = {"addressing_style": style}
-    endpoint = os.environ.get(ENDPOINT_VARIABLE) or None
-    credentials = tuple(os.environ.get(v) for v in CREDENTIAL_VARIABLES)
-    session = _session(boto3, credentials)
-    return session.client("s3", endpoint_url=endpoint, config=Config(**options))
-
-
-# A session resolves credentials once; a new one is made only when these change.
-CREDENTIAL_VARIABLES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE")
-
-
-@functools.cache
-def _session(boto3: Any, credentials: tuple[str | None, ...]) -> Any:
-    """One session per process and credentials: each new one re-reads botocore's models."""
-    return boto3.session.Session()
 
 
 class S3Remote(Remote):
