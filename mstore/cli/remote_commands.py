@@ -87,9 +87,10 @@ def push(
         if change.old is None:
             output.say(f"{prefix}create {label}/{change.ref} -> {output.short(change.new)}")
         elif change.changed:
+            forced = " (forced: not the value last seen there)" if change.forced else ""
             output.say(
                 f"{prefix}move {label}/{change.ref}: {output.short(change.old)} -> "
-                f"{output.short(change.new)}"
+                f"{output.short(change.new)}{forced}"
             )
     if not result.changed:
         output.say(f"{label} is up to date")

@@ -250,3 +250,17 @@ def test_a_lost_race_names_both_values(remote_url: str, tmp_path: Path) -> None:
     assert remote_state(remote_url)["production"] == vb
     # Losing records nothing as seen: the next push is refused before sending anything.
     assert RemoteTracking(a.layout, racing.url).read().seen == {"production": v1}
+
+
+def test_remote_show_names_and_urls(tmp_path: Path) -> None:
+    url = str(tmp_path / "remote")
+    a = new_store(tmp_path / "a")
+    v1 = _commit(a, tmp_path / "src", "v1")
+    ok(mstore(a.root, "push", url))
+
+    by_url = as_json(mstore(a.root, "remote", "show", url, "--json"))
+    assert (by_url["name"], by_url["url"], by_url["seen"]) == (None, url, {"production": v1})
+    fails(mstore(a.root, "remote", "show", "nosuch"), 4, "nosuch")
+    ok(mstore(a.root, "remote", "add", "backup", url))
+    assert as_json(mstore(a.root, "remote", "show", "backup", "--json"))["seen"] == by_url["seen"]
+    assert "up to date" in ok(mstore(a.root, "push", url, "--dry-run")).stdout
