@@ -264,3 +264,38 @@ def test_remote_show_names_and_urls(tmp_path: Path) -> None:
     ok(mstore(a.root, "remote", "add", "backup", url))
     assert as_json(mstore(a.root, "remote", "show", "backup", "--json"))["seen"] == by_url["seen"]
     assert "up to date" in ok(mstore(a.root, "push", url, "--dry-run")).stdout
+
+
+def _delete_remote_ref(url: str, name: str) -> None:
+    """Delete a remote ref behind mstore's back (nothing in mstore deletes one)."""
+    remote = open_remote(url)
+    if url.startswith("s3://"):
+        from mstore.remotes.s3 import S3Remote
+
+        assert isinstance(remote, S3Remote)
+        remote.client.delete_object(Bucket=remote.bucket, Key=remote.ref_key(name))
+    else:
+        (Path(url) / "refs" / name).unlink()
+
+
+def test_a_ref_deleted_during_a_push_is_a_lost_race(remote_url: str, tmp_path: Path) -> None:
+    """If-Match on a missing key is 404 on moto and AWS, 412 on RGW: both are re-read
+    and reported as what they are."""
+    src = tmp_path / "src"
+    a = new_store(tmp_path / "a")
+    v1 = _commit(a, src, "v1")
+    push(a, open_remote(remote_url))
+    _commit(a, src, "v2")
+    racing = Proxy(open_remote(remote_url))
+    racing.before_swap = lambda: _delete_remote_ref(remote_url, "production")
+
+    with pytest.raises(RefMovedError) as caught:
+        push(a, racing)
+
+    assert str(caught.value).startswith(
+        f"ref production moved on the remote {racing.url} while this push ran: it held "
+        f"{v1[:12]} when read, it now has no ref production"
+    )
+    assert "production" not in remote_state(remote_url)
+    # The next push sees the deletion before sending anything.
+    fails(mstore(a.root, "push", remote_url), 5, "deleted from the remote", v1[:12])
