@@ -117,6 +117,13 @@ MSTORE_TEST_RGW_SECRET_KEY=$secret
 EOF
 }
 
+running() {  # a zombie has exited: its parent (init, for a daemon) reaps it when it can
+  local state
+  [ -r "/proc/$1/stat" ] || return 1
+  read -r _ _ state _ <"/proc/$1/stat" 2>/dev/null || return 1
+  [ "$state" != Z ] && [ "$state" != X ]
+}
+
 stop() {
   local dir=$1 pids=() pid file
   [ -d "$dir/run" ] || return 0
@@ -129,7 +136,7 @@ stop() {
   # so after a short grace the remaining ones are killed.
   local tries=0
   for pid in "${pids[@]}"; do
-    while kill -0 "$pid" 2>/dev/null; do
+    while running "$pid"; do
       tries=$((tries + 1))
       if [ "$tries" -gt 10 ]; then kill -9 "$pid" 2>/dev/null || true; fi
       sleep 0.05
