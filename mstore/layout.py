@@ -16,6 +16,8 @@
     index/deployments.db    log index: manifest id -> date of its last deployment
     summaries.db            cache of what `list` shows of each manifest (local)
     tmp/                    temporary files of writers (removed by gc)
+    remotes/<remote key>/   per remote URL: tracking (JSON) and log (pushes), see
+                            docs/REMOTES.md, "Remote-tracking values"
 """
 
 from __future__ import annotations
@@ -97,6 +99,14 @@ class Layout:
     @property
     def tmp(self) -> Path:
         return self.store / "tmp"
+
+    @property
+    def remotes(self) -> Path:
+        return self.store / "remotes"
+
+    def remote_dir(self, remote_key: str) -> Path:
+        """`.mstore/remotes/<remote key>/`: what this store knows of one remote URL."""
+        return self.remotes / remote_key
 
     def object_path(self, object_id: str) -> Path:
         return self.objects / object_id[:2] / object_id[2:]

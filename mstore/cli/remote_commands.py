@@ -1,4 +1,4 @@
-"""The remote commands: push, pull, clone, and `mstore remote add|list|remove`.
+"""The remote commands: push, pull, clone, and `mstore remote add|list|remove|show`.
 
 `register(app)` adds them to the `mstore` typer app (called by mstore/cli/app.py).
 Like the other command modules, each command parses, calls one library function
@@ -46,6 +46,7 @@ def register(app: typer.Typer) -> None:
     add_command(remote_app, "add", remote_add)
     add_command(remote_app, "list", remote_list)
     add_command(remote_app, "remove", remote_remove)
+    add_command(remote_app, "show", remote_show)
     app.add_typer(remote_app, name="remote")
 
 
@@ -55,7 +56,9 @@ def push(
     force: Annotated[
         bool,
         typer.Option(
-            "--force", help="Move remote refs even to replace versions this store never had."
+            "--force",
+            help="Move remote refs even from values this store has not seen there "
+            "(recorded in the push log, see `mstore remote show`).",
         ),
     ] = False,
     jobs: JobsOption = 8,
@@ -64,8 +67,10 @@ def push(
 ) -> None:
     """Send refs and the objects they need to a remote; only what it lacks is sent.
 
-    Data objects go first, then manifests, then refs, each ref by compare-and-swap: if
-    another push moved it first, exit 5 (pull, then push again).
+    A remote ref moves only from the value this store last saw there (at its last push,
+    pull or clone; `mstore remote show`): if another store moved it since, exit 5
+    (pull, then push again). Data objects go first, then manifests, then refs, each by
+    compare-and-swap.
     """
     from mstore.cli import output
     from mstore.cli.common import open_repo, session
@@ -86,9 +91,10 @@ def push(
         if change.old is None:
             output.say(f"{prefix}create {label}/{change.ref} -> {output.short(change.new)}")
         elif change.changed:
+            forced = " (forced: not the value last seen there)" if change.forced else ""
             output.say(
                 f"{prefix}move {label}/{change.ref}: {output.short(change.old)} -> "
-                f"{output.short(change.new)}"
+                f"{output.short(change.new)}{forced}"
             )
     if not result.changed:
         output.say(f"{label} is up to date")
@@ -249,6 +255,52 @@ def remote_remove(
 
     url = remove_remote(open_repo(ctx), name)
     output.say(f"removed remote {name} ({url})")
+
+
+def remote_show(
+    ctx: typer.Context,
+    name: Annotated[
+        str,
+        typer.Argument(
+            metavar="REMOTE",
+            help="A configured remote or a URL.",
+            autocompletion=completion.when_completing(completion.remote_names),
+        ),
+    ],
+    as_json: JsonOption = False,
+) -> None:
+    """What this store last saw on remote NAME (contacts nothing): the value of each
+    remote ref at the last push, pull or clone, which push moves it from; recent pushes."""
+    from mstore.cli import output
+    from mstore.cli.common import open_repo
+    from mstore.ops.remote_config import show_remote
+
+    status = show_remote(open_repo(ctx), name)
+    if as_json:
+        output.emit_json(status.to_json())
+        return
+    output.say(f"remote {status.name or status.url}: {status.url}")
+    seen = status.tracking.seen
+    pending = status.tracking.pushing
+    if seen or pending:
+        rows = [
+            [ref, output.short(seen[ref]) if ref in seen else "-", _pending(pending.get(ref))]
+            for ref in sorted(set(seen) | set(pending))
+        ]
+        output.say(output.table(["REF", "LAST SEEN", "NOTE"], rows))
+    else:
+        output.say("no ref seen there yet (push, pull or clone records them)")
+    for entry in status.pushes:
+        output.say(
+            f"{entry.when}  {entry.action:<12} {entry.ref}: {output.short(entry.old)} -> "
+            f"{output.short(entry.new)}  ({entry.who})"
+        )
+
+
+def _pending(value: str | None) -> str:
+    from mstore.cli import output
+
+    return f"push of {output.short(value)} unfinished" if value else ""
 
 
 def _remote_for(repo: Any, words: list[str] | None) -> tuple[str, Any, list[str]]:

@@ -78,15 +78,17 @@ def decode_ref(data: bytes, where: str) -> str:
     return text[:-1]
 
 
-def moved_message(name: str, url: str, expected: str | None, found: str | None) -> str:
-    """The RefMovedError text for a compare-and-swap lost on a remote."""
+def short(value: str | None) -> str:
+    """A manifest id as messages show it (12 hex digits), or "(no ref)"."""
+    return value[:12] if value else "(no ref)"
 
-    def short(value: str | None) -> str:
-        return value[:12] if value else "(no ref)"
 
+def lost_race_message(name: str, url: str, read: str | None, found: str | None) -> str:
+    """The RefMovedError text for a compare-and-swap lost on a remote (`read` != `found`)."""
+    now = f"it now holds {short(found)}" if found else f"it now has no ref {name}"
     return (
-        f"ref {name} moved on the remote {url}: expected {short(expected)}, found "
-        f"{short(found)}; another push won (pull, then push again)"
+        f"ref {name} moved on the remote {url} while this push ran: it held {short(read)} "
+        f"when read, {now} (another push won); pull, then push again"
     )
 
 
@@ -184,6 +186,11 @@ class Remote(ABC):
         RefMovedError ("ref moved on the remote") if another writer moved it since it was
         read; nothing is written then.
         """
+
+    def check_swap(self) -> None:  # noqa: B027 (a directory's flock needs no check)
+        """Refuse (RefusedError) unless `swap_ref` is a safe compare-and-swap here.
+
+        Push calls it once before it moves any ref."""
 
     def read_refs(self, names: Iterable[str], jobs: int = DEFAULT_JOBS) -> dict[str, RemoteRef]:
         """The refs among `names` that exist on the remote (read in parallel)."""

@@ -34,7 +34,7 @@ from mstore.remotes.base import (
     Progress,
     Remote,
     RemoteRef,
-    moved_message,
+    lost_race_message,
 )
 
 LOCK_TIMEOUT = 10.0
@@ -158,7 +158,7 @@ class DirectoryRemote(Remote):
             current = self.refs.read(name)
             wanted = expected.manifest_id if expected is not None else None
             if current != wanted:
-                raise RefMovedError(moved_message(name, self.url, wanted, current))
+                raise RefMovedError(lost_race_message(name, self.url, wanted, current))
             if current is None:
                 self.refs.check_new_name(name)
             self.refs.write(name, manifest_id)

@@ -7,33 +7,31 @@
 
 Refs are moved with S3 conditional writes, the compare-and-swap: `If-None-Match: *`
 creates a ref only if it does not exist, `If-Match: <ETag>` replaces it only if it
-still holds the bytes that were read. A lost race is HTTP 412 (or 409 when two writes
-overlap) and becomes RefMovedError. Objects go through boto3's managed transfers
-(`upload_fileobj`/`download_fileobj`: multipart, parts in parallel, byte callbacks).
+still holds the bytes that were read, in the ETag form the server compares (probed
+once, mstore.remotes.s3_cas). A refused write is re-read: a ref that moved is
+RefMovedError; a ref that did not is the server's fault, and push is refused.
+Objects go through boto3's managed transfers (`upload_fileobj`/`download_fileobj`:
+multipart, parts in parallel, byte callbacks).
 
-boto3 is imported only when an s3:// remote is opened, never by `mstore --help`.
-Settings, from the environment:
-
-    MSTORE_S3_ENDPOINT_URL      an S3-compatible server (else botocore's own
-                                AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL, else AWS)
-    MSTORE_S3_CHECKSUM          when_required: send and check checksums only where the
-                                API requires them, for servers that reject boto's
-                                default CRC checksums (when_supported is the default)
-    MSTORE_S3_ADDRESSING_STYLE  path, virtual or auto (default auto)
-
-Credentials and region come from the usual AWS sources (environment, profile, role).
+boto3 is imported only when an s3:// remote is opened, never by `mstore --help`; the
+client and its settings (MSTORE_S3_* variables) are in mstore.remotes.s3_client.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from mstore.errors import InvalidInputError, MstoreError, NotFoundError, RefMovedError
+from mstore.errors import (
+    MstoreError,
+    NotFoundError,
+    RefMovedError,
+    RefusedError,
+)
+from mstore.remotes import s3_cas
 from mstore.remotes.base import (
     MARKER_NAME,
     MAX_REF_BYTES,
@@ -41,56 +39,15 @@ from mstore.remotes.base import (
     Remote,
     RemoteRef,
     decode_ref,
-    moved_message,
+    lost_race_message,
+    short,
 )
+from mstore.remotes.s3_client import CHECKSUM_VARIABLE, make_client
 
-ENDPOINT_VARIABLE = "MSTORE_S3_ENDPOINT_URL"
-CHECKSUM_VARIABLE = "MSTORE_S3_CHECKSUM"
-ADDRESSING_VARIABLE = "MSTORE_S3_ADDRESSING_STYLE"
-CHECKSUM_MODES = ("when_supported", "when_required")
-ADDRESSING_STYLES = ("auto", "path", "virtual")
 DEFAULT_PART_SIZE = 16 << 20
 PART_CONCURRENCY = 4
-MAX_CONNECTIONS = 32
-# What S3 answers when a conditional write loses: 412 Precondition Failed, 409 when
-# another conditional write to the key is in flight, 404 when If-Match meets no object.
-LOST_RACE = frozenset({"PreconditionFailed", "ConditionalRequestConflict", "NoSuchKey", "412"})
+LOST_RACE = s3_cas.REFUSED | s3_cas.MISSING
 NOT_FOUND = frozenset({"NoSuchKey", "404", "NotFound"})
-
-
-def make_client() -> Any:
-    """A boto3 S3 client configured from the environment (see the module docstring)."""
-    try:
-        import boto3
-        from botocore.config import Config
-    except ImportError:
-        raise MstoreError(
-            "s3:// remotes need boto3: pip install 'mstore[s3]' (or pip install boto3)"
-        ) from None
-    options: dict[str, Any] = {"max_pool_connections": MAX_CONNECTIONS}
-    checksum = os.environ.get(CHECKSUM_VARIABLE)
-    if checksum:
-        if checksum not in CHECKSUM_MODES:
-            raise InvalidInputError(
-                f"{CHECKSUM_VARIABLE}={checksum!r}: use one of {', '.join(CHECKSUM_MODES)}"
-            )
-        options["request_checksum_calculation"] = checksum
-        options["response_checksum_validation"] = checksum
-    style = os.environ.get(ADDRESSING_VARIABLE)
-    if style:
-        if style not in ADDRESSING_STYLES:
-            raise InvalidInputError(
-                f"{ADDRESSING_VARIABLE}={style!r}: use one of {', '.join(ADDRESSING_STYLES)}"
-            )
-        options["s3"] = {"addressing_style": style}
-    endpoint = os.environ.get(ENDPOINT_VARIABLE) or None
-    return _session(boto3).client("s3", endpoint_url=endpoint, config=Config(**options))
-
-
-@functools.cache
-def _session(boto3: Any) -> Any:
-    """One session per process: each new one re-reads botocore's service models."""
-    return boto3.session.Session()
 
 
 class S3Remote(Remote):
@@ -211,8 +168,14 @@ class S3Remote(Remote):
             data = response["Body"].read(MAX_REF_BYTES + 1)
         return RemoteRef(decode_ref(data, f"{name} on {self.url}"), response["ETag"])
 
+    def check_swap(self) -> None:
+        self._etag_form()
+
     def swap_ref(self, name: str, expected: RemoteRef | None, manifest_id: str) -> RemoteRef:
-        condition = {"IfNoneMatch": "*"} if expected is None else {"IfMatch": expected.version}
+        if expected is None:
+            condition = {"IfNoneMatch": "*"}
+        else:
+            condition = {"IfMatch": s3_cas.shaped(expected.version, self._etag_form())}
         with self._errors(f"moving ref {name}"):
             try:
                 response = self.client.put_object(
@@ -225,16 +188,32 @@ class S3Remote(Remote):
             except self._client_error() as err:
                 if _code(err) not in LOST_RACE:
                     raise
-                found = self.read_ref(name)
-                raise RefMovedError(
-                    moved_message(
-                        name,
-                        self.url,
-                        expected.manifest_id if expected else None,
-                        found.manifest_id if found else None,
-                    )
-                ) from None
+                raise self._refused(name, expected, self.read_ref(name)) from None
         return RemoteRef(manifest_id, response["ETag"])
+
+    def _etag_form(self) -> str:
+        with self._errors("checking the server's conditional writes"):
+            key = self.key(s3_cas.probe_key_name())
+            return s3_cas.etag_form(self.client, self.bucket, key, self.url)
+
+    def _refused(
+        self, name: str, expected: RemoteRef | None, found: RemoteRef | None
+    ) -> MstoreError:
+        """Why a conditional write of ref `name` was refused, from a fresh read of it."""
+        read = expected.manifest_id if expected else None
+        now = found.manifest_id if found else None
+        if read != now:
+            return RefMovedError(lost_race_message(name, self.url, read, now))
+        if expected is not None and found is not None and expected.version != found.version:
+            return RefMovedError(
+                f"ref {name} was rewritten on the remote {self.url} while this push ran (it "
+                f"still names {short(now)}); push again"
+            )
+        return RefusedError(
+            f"the S3 server behind {self.url} refused to move ref {name} although it still "
+            f"holds {short(now)}, the value this push read: the server's conditional writes "
+            f"are not reliable; nothing was moved (see docs/REMOTES.md, 'Conditional writes')"
+        )
 
     def close(self) -> None:
         with contextlib.suppress(Exception):

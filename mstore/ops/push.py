@@ -1,0 +1,262 @@
+"""push: send local refs, and the objects they need, to a remote.
+
+    local refs ──▶ remote        .mstore/remotes/<key>/tracking: what we last saw there
+
+1. read the remote refs (with the version each compare-and-swap will check);
+2. plan each ref: up to date, create, move, or refuse -- before any transfer. A remote
+   ref moves only from the value this store last saw there (its remote-tracking
+   value, mstore.remotes.tracking); anything else was put there by another store, and
+   replacing it would undo their promote or rollback unseen. --force replaces it
+   anyway, and the push log says so;
+3. check that the remote's compare-and-swap is safe (S3: probed once per process);
+4. send the data objects the remote lacks, then the manifests naming them;
+5. record the values about to be pushed (`pushing`), swap each remote ref by
+   compare-and-swap against what step 1 read, then record what was pushed as seen
+   and append it to the push log.
+
+A crash between the swap and the record leaves the remote holding our own new value:
+the next push finds it in `pushing` and takes it as seen, not as someone else's move.
+Push reads the local store without its lock (objects are immutable, the refs it sends
+are the values it read); it takes the lock only to write the tracking file and log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+from mstore.errors import IntegrityError, NotFoundError, RefMovedError
+from mstore.fsutil import random_suffix
+from mstore.hashing import Progress, hash_file
+from mstore.history import LogEntry
+from mstore.identity import author, now
+from mstore.ops.parallel import Start, parallel, serialized
+from mstore.refs import check_ref_name
+from mstore.remotes.base import DEFAULT_JOBS, Remote, RemoteRef, short
+from mstore.remotes.tracking import FORCED_PUSH, PUSH, RemoteTracking, Tracking
+from mstore.repo import Repo
+
+
+@dataclass(frozen=True)
+class RefPush:
+    """One ref of a push: the remote's value before (`old`), the local one (`new`), the
+    value this store last saw there (`seen`), and whether moving it needs --force."""
+
+    ref: str
+    old: str | None
+    new: str
+    seen: str | None = None
+    forced: bool = False
+
+    @property
+    def changed(self) -> bool:
+        return self.old != self.new
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "ref": self.ref,
+            "old": self.old,
+            "new": self.new,
+            "seen": self.seen,
+            "forced": self.forced,
+        }
+
+
+@dataclass(frozen=True)
+class PushResult:
+    remote: str
+    refs: list[RefPush]
+    objects_sent: int
+    bytes_sent: int
+    objects_present: int
+    dry_run: bool = False
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return any(r.changed for r in self.refs)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "action": "push",
+            "remote": self.remote,
+            "dry_run": self.dry_run,
+            "changed": self.changed,
+            "refs": [r.to_json() for r in self.refs],
+            "objects_sent": self.objects_sent,
+            "bytes_sent": self.bytes_sent,
+            "objects_present": self.objects_present,
+            "notes": self.notes,
+        }
+
+
+def push(
+    repo: Repo,
+    remote: Remote,
+    refs: Sequence[str] | None = None,
+    force: bool = False,
+    dry_run: bool = False,
+    progress: Progress | None = None,
+    on_start: Start | None = None,
+    jobs: int = DEFAULT_JOBS,
+) -> PushResult:
+    """Send `refs` (default: every local ref) and the objects they need to `remote`."""
+    local = _local_refs(repo, refs)
+    exists = remote.probe()
+    theirs = remote.read_refs(local, jobs) if exists else {}
+    tracking = RemoteTracking(repo.layout, remote.url)
+    known = tracking.read()
+    plan = [_plan(name, value, theirs.get(name), known) for name, value in local.items()]
+    moving = [p for p in plan if p.changed]
+    foreign = [p for p in moving if p.forced]
+    if foreign and not force:
+        raise RefMovedError(_foreign_message(remote.url, foreign))
+    data, manifests = _objects_of(repo, {p.new for p in moving})
+    missing_data = _missing(remote, data, exists, jobs)
+    missing_manifests = _missing(remote, manifests, exists, jobs)
+    sizes = {**data, **{m: repo.objects.size(m) for m in missing_manifests}}
+    total = sum(sizes[i] for i in missing_data + missing_manifests)
+    if on_start:
+        on_start(total)
+    if not dry_run and moving:
+        remote.ensure()
+        remote.check_swap()  # before anything is sent: an unsafe server gets nothing
+        send = _sender(repo, remote, serialized(progress))
+        parallel(send, missing_data, jobs)
+        parallel(send, missing_manifests, jobs)
+        with repo.locked("push"):
+            tracking.record_pushing({p.ref: p.new for p in moving})
+        pushed, lost = _swap_refs(remote, moving, theirs)
+        _record(repo, tracking, plan, pushed)
+        if lost:
+            done = f" (pushed: {', '.join(p.ref for p in pushed)})" if pushed else ""
+            raise RefMovedError("; ".join(lost) + done)
+    elif not dry_run and any(known.seen.get(p.ref) != p.new for p in plan):
+        _record(repo, tracking, plan, [])
+    sent = len(missing_data) + len(missing_manifests)
+    return PushResult(
+        remote=remote.url,
+        refs=plan,
+        objects_sent=sent,
+        bytes_sent=total,
+        objects_present=len(data) + len(manifests) - sent,
+        dry_run=dry_run,
+    )
+
+
+def _plan(name: str, value: str, theirs: RemoteRef | None, known: Tracking) -> RefPush:
+    old = theirs.manifest_id if theirs is not None else None
+    allowed = old == value or known.allows(name, old)
+    return RefPush(name, old, value, known.seen.get(name), forced=not allowed)
+
+
+def _foreign_message(url: str, foreign: list[RefPush]) -> str:
+    reasons = []
+    for p in foreign:
+        if p.seen is None:
+            reasons.append(
+                f"ref {p.ref} on the remote {url} holds {short(p.old)}, which this store has "
+                f"never seen there (no push, pull or clone of it from here)"
+            )
+        elif p.old is None:
+            reasons.append(
+                f"ref {p.ref} was deleted from the remote {url} since this store last saw "
+                f"it there at {short(p.seen)}"
+            )
+        else:
+            reasons.append(
+                f"ref {p.ref} moved on the remote {url} since this store last saw it: last "
+                f"seen {short(p.seen)}, now {short(p.old)}"
+            )
+    refs = " ".join(p.ref for p in foreign)
+    return (
+        f"{'; '.join(reasons)}. Pushing would undo that move unseen: pull first "
+        f"(mstore pull {refs}; --force if your version is not on the remote, it stays in "
+        f"your log), then push again; or push --force to replace it"
+    )
+
+
+def _local_refs(repo: Repo, refs: Sequence[str] | None) -> dict[str, str]:
+    if not refs:
+        return repo.refs.read_all()
+    local: dict[str, str] = {}
+    for name in refs:
+        value = repo.refs.read(check_ref_name(name))
+        if value is None:
+            raise NotFoundError(f"ref {name!r} does not exist here (see `mstore list`)")
+        local[name] = value
+    return local
+
+
+def _objects_of(repo: Repo, manifest_ids: Iterable[str]) -> tuple[dict[str, int], list[str]]:
+    """The data objects (id -> size) the manifests name, and the manifests themselves."""
+    data: dict[str, int] = {}
+    manifests = sorted(manifest_ids)
+    for manifest_id in manifests:
+        for entry in repo.manifest(manifest_id).files.values():
+            data[entry.id] = entry.size
+    return data, manifests
+
+
+def _missing(remote: Remote, ids: Iterable[str], exists: bool, jobs: int) -> list[str]:
+    wanted = sorted(ids)
+    if not exists:
+        return wanted
+    present = parallel(remote.has_object, wanted, jobs)
+    return [i for i, there in zip(wanted, present, strict=True) if not there]
+
+
+def _sender(repo: Repo, remote: Remote, progress: Progress | None) -> Callable[[str], None]:
+    def send(object_id: str) -> None:
+        path = repo.objects.path(object_id)
+        # A corrupt local object (possible in hardlink and symlink link modes) must never
+        # be published under its name: every reader would refuse it.
+        if hash_file(path, owned=True) != object_id:
+            raise IntegrityError(
+                f"object {object_id} is corrupt here (its bytes do not hash to its name); "
+                f"not sent (run `mstore verify`)"
+            )
+        remote.put_object(object_id, path, progress)
+
+    return send
+
+
+def _swap_refs(
+    remote: Remote, moving: list[RefPush], theirs: dict[str, RemoteRef]
+) -> tuple[list[RefPush], list[str]]:
+    """Move each remote ref by compare-and-swap; (refs pushed, messages of races lost)."""
+    lost: list[str] = []
+    pushed: list[RefPush] = []
+    for change in moving:
+        try:
+            remote.swap_ref(change.ref, theirs.get(change.ref), change.new)
+        except RefMovedError as err:
+            lost.append(str(err))
+        else:
+            pushed.append(change)
+    return pushed, lost
+
+
+def _record(
+    repo: Repo, tracking: RemoteTracking, plan: list[RefPush], pushed: list[RefPush]
+) -> None:
+    """After the swaps: what the remote now holds is seen; the push log gets the moves."""
+    values: dict[str, str | None] = {p.ref: p.new for p in plan if not p.changed}
+    values.update({p.ref: p.new for p in pushed})
+    who, when, txn = author(), now(), random_suffix(8)
+    entries = [
+        LogEntry(
+            ref=p.ref,
+            old=p.old,
+            new=p.new,
+            who=who,
+            when=when,
+            action=FORCED_PUSH if p.forced else PUSH,
+            message=f"{FORCED_PUSH if p.forced else PUSH} to {tracking.url}",
+            txn=txn,
+        )
+        for p in pushed
+    ]
+    with repo.locked("push"):
+        tracking.record_seen(values, done=[p.ref for p in plan if p.changed])
+        tracking.record_pushes(entries)

@@ -1,0 +1,112 @@
+"""Receiving objects from a remote into a store: all checked, then all installed, or none.
+
+    remote objects ──▶ .mstore/tmp/<random>  ──(hashed, sizes checked)──▶ .mstore/objects/
+
+Manifests arrive first and are validated (`decode_manifest`) before any of their paths
+or ids is used; then the data objects they name that the store lacks. Each is hashed
+from the file written in tmp/, once complete (`ObjectStore.check_received`); only when
+every object has arrived and matched its id are they installed, data before manifests.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from pathlib import Path
+
+from mstore.errors import IntegrityError
+from mstore.hashing import Progress
+from mstore.manifests import Manifest, decode_manifest
+from mstore.ops.parallel import Start, parallel
+from mstore.remotes.base import Remote
+from mstore.repo import Repo
+
+# Far above any real manifest; a remote serving more is not served in full into memory.
+MAX_MANIFEST_BYTES = 64 << 20
+
+
+class Receiver:
+    """Receives objects into `.mstore/tmp/`, checks each, installs them all or none."""
+
+    def __init__(self, repo: Repo, remote: Remote, jobs: int, progress: Progress | None):
+        self.repo = repo
+        self.remote = remote
+        self.jobs = jobs
+        self.progress = progress
+        self._lock = threading.Lock()
+        self._pending: dict[str, Path] = {}
+
+    def fetch(
+        self, manifest_ids: list[str], dry_run: bool, on_start: Start | None
+    ) -> tuple[int, int]:
+        """Receive the manifests and the data objects they need; install them unless
+        `dry_run`. Returns (objects received, bytes of data received)."""
+        manifests = self._manifests(sorted(set(manifest_ids)))
+        data = _data_sizes(manifests)
+        wanted = sorted(i for i in data if not self.repo.objects.has(i))
+        total = sum(data[i] for i in wanted)
+        if on_start:
+            on_start(total)
+        if dry_run:
+            return len(wanted) + len(self._pending), total
+        parallel(lambda i: self._receive(i, data[i]), wanted, self.jobs)
+        received = len(self._pending)
+        # Every object has arrived and passed: install data objects, then manifests.
+        for object_id in wanted + [m for m in manifests if m in self._pending]:
+            self.repo.objects.install_verified(self._pending.pop(object_id), object_id)
+        return received, total
+
+    def _manifests(self, manifest_ids: list[str]) -> dict[str, Manifest]:
+        absent = [m for m in manifest_ids if not self.repo.objects.has(m)]
+        parallel(lambda m: self._receive(m, None), absent, self.jobs)
+        manifests: dict[str, Manifest] = {}
+        for manifest_id in manifest_ids:
+            if manifest_id in self._pending:
+                path = self._pending[manifest_id]
+                if path.stat().st_size > MAX_MANIFEST_BYTES:
+                    raise IntegrityError(
+                        f"manifest {manifest_id} from {self.remote.url} is larger than "
+                        f"{MAX_MANIFEST_BYTES >> 20} MiB; refused (the remote is damaged)"
+                    )
+                data = path.read_bytes()
+                # Validated before any of its paths or ids is used.
+                manifests[manifest_id] = decode_manifest(data, manifest_id)
+            else:
+                manifests[manifest_id] = self.repo.manifest(manifest_id)
+        return manifests
+
+    def _receive(self, object_id: str, size: int | None) -> None:
+        tmp = self.repo.objects.temp_path()
+        with self._lock:
+            self._pending[object_id] = tmp
+        self.remote.get_object(object_id, tmp, self.progress)
+        actual = os.stat(tmp).st_size
+        if size is not None and actual != size:
+            raise IntegrityError(
+                f"object {object_id} from {self.remote.url} has {actual} bytes, its manifest "
+                f"says {size}; refused (the remote is damaged)"
+            )
+        try:
+            self.repo.objects.check_received(tmp, object_id)
+        except IntegrityError as err:
+            raise IntegrityError(f"{err} [from {self.remote.url}]") from None
+
+    def discard(self) -> None:
+        """Delete every received file not installed (after a failure or a dry run)."""
+        for tmp in self._pending.values():
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+        self._pending.clear()
+
+
+def _data_sizes(manifests: dict[str, Manifest]) -> dict[str, int]:
+    sizes: dict[str, int] = {}
+    for manifest_id, manifest in manifests.items():
+        for path, entry in manifest.files.items():
+            if sizes.setdefault(entry.id, entry.size) != entry.size:
+                raise IntegrityError(
+                    f"manifest {manifest_id} gives {path} ({entry.id[:12]}) a size other "
+                    f"manifests do not; the remote is damaged"
+                )
+    return sizes
