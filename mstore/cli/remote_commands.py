@@ -1,4 +1,4 @@
-"""The remote commands: push, pull, clone, and `mstore remote add|list|remove|show`.
+"""The remote commands: push, pull, clone (and, from remote_names, `mstore remote`).
 
 `register(app)` adds them to the `mstore` typer app (called by mstore/cli/app.py).
 Like the other command modules, each command parses, calls one library function
@@ -15,8 +15,8 @@ from typing import Annotated, Any
 
 import typer
 
-from mstore.cli import completion
-from mstore.cli.common import add_command
+from mstore.cli import completion, remote_names
+from mstore.cli.common import DryRunOption, JsonOption, add_command
 
 RemoteWords = Annotated[
     list[str] | None,
@@ -26,8 +26,6 @@ RemoteWords = Annotated[
         autocompletion=completion.when_completing(completion.remote_or_ref_names),
     ),
 ]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
-DryRunOption = Annotated[bool, typer.Option("--dry-run", help="Show the plan; change nothing.")]
 JobsOption = Annotated[
     int,
     typer.Option("--jobs", "-j", metavar="N", min=1, max=64, help="Objects transferred at once."),
@@ -39,15 +37,7 @@ def register(app: typer.Typer) -> None:
     add_command(app, "push", push)
     add_command(app, "pull", pull)
     add_command(app, "clone", clone)
-    remote_app = typer.Typer(
-        help="Name remotes (S3 buckets or directories) to push to and pull from.",
-        no_args_is_help=True,
-    )
-    add_command(remote_app, "add", remote_add)
-    add_command(remote_app, "list", remote_list)
-    add_command(remote_app, "remove", remote_remove)
-    add_command(remote_app, "show", remote_show)
-    app.add_typer(remote_app, name="remote")
+    remote_names.register(app)
 
 
 def push(
@@ -204,103 +194,6 @@ def clone(
         f"cloned {remote.url} into {repo.root}: {len(result.move.moves)} refs, "
         f"{result.objects_received} objects ({output.human_bytes(result.bytes_received)} of data)"
     )
-
-
-def remote_add(
-    ctx: typer.Context,
-    name: Annotated[str, typer.Argument(metavar="NAME", help="Name for the remote, e.g. origin.")],
-    url: Annotated[
-        str,
-        typer.Argument(metavar="URL", help="s3://BUCKET/PREFIX, file:///PATH or a directory."),
-    ],
-) -> None:
-    """Add remote NAME at URL (nothing is contacted until push or pull)."""
-    from mstore.cli import output
-    from mstore.cli.common import open_repo
-    from mstore.ops.remote_config import add_remote
-
-    stored = add_remote(open_repo(ctx), name, url)
-    output.say(f"added remote {name}: {stored}")
-
-
-def remote_list(ctx: typer.Context, as_json: JsonOption = False) -> None:
-    """Every configured remote and its URL."""
-    from mstore.cli import output
-    from mstore.cli.common import open_repo
-    from mstore.ops.remote_config import list_remotes
-
-    remotes = list_remotes(open_repo(ctx))
-    if as_json:
-        output.emit_json([{"name": n, "url": u} for n, u in remotes.items()])
-        return
-    if remotes:
-        output.say(output.table(["NAME", "URL"], [[n, u] for n, u in remotes.items()]))
-
-
-def remote_remove(
-    ctx: typer.Context,
-    name: Annotated[
-        str,
-        typer.Argument(
-            metavar="REMOTE",
-            help="Remote to forget.",
-            autocompletion=completion.when_completing(completion.remote_names),
-        ),
-    ],
-) -> None:
-    """Forget remote NAME (the remote itself is not touched)."""
-    from mstore.cli import output
-    from mstore.cli.common import open_repo
-    from mstore.ops.remote_config import remove_remote
-
-    url = remove_remote(open_repo(ctx), name)
-    output.say(f"removed remote {name} ({url})")
-
-
-def remote_show(
-    ctx: typer.Context,
-    name: Annotated[
-        str,
-        typer.Argument(
-            metavar="REMOTE",
-            help="A configured remote or a URL.",
-            autocompletion=completion.when_completing(completion.remote_names),
-        ),
-    ],
-    as_json: JsonOption = False,
-) -> None:
-    """What this store last saw on remote NAME (contacts nothing): the value of each
-    remote ref at the last push, pull or clone, which push moves it from; recent pushes."""
-    from mstore.cli import output
-    from mstore.cli.common import open_repo
-    from mstore.ops.remote_config import show_remote
-
-    status = show_remote(open_repo(ctx), name)
-    if as_json:
-        output.emit_json(status.to_json())
-        return
-    output.say(f"remote {status.name or status.url}: {status.url}")
-    seen = status.tracking.seen
-    pending = status.tracking.pushing
-    if seen or pending:
-        rows = [
-            [ref, output.short(seen[ref]) if ref in seen else "-", _pending(pending.get(ref))]
-            for ref in sorted(set(seen) | set(pending))
-        ]
-        output.say(output.table(["REF", "LAST SEEN", "NOTE"], rows))
-    else:
-        output.say("no ref seen there yet (push, pull or clone records them)")
-    for entry in status.pushes:
-        output.say(
-            f"{entry.when}  {entry.action:<12} {entry.ref}: {output.short(entry.old)} -> "
-            f"{output.short(entry.new)}  ({entry.who})"
-        )
-
-
-def _pending(value: str | None) -> str:
-    from mstore.cli import output
-
-    return f"push of {output.short(value)} unfinished" if value else ""
 
 
 def _remote_for(repo: Any, words: list[str] | None) -> tuple[str, Any, list[str]]:
