@@ -134,9 +134,15 @@ def chunk_bytes(
 
 
 def chunk_file(
-    path: Path | str, params: ChunkParams = DEFAULT_PARAMS, buffer_size: int = BUFFER_SIZE
+    path: Path | str,
+    params: ChunkParams = DEFAULT_PARAMS,
+    buffer_size: int = BUFFER_SIZE,
+    hash_in_thread: bool = True,
 ) -> Iterator[Chunk]:
     """Stream the chunks of the file at `path`, in order; memory ~2 x `buffer_size`.
+
+    With `hash_in_thread`, a worker thread hashes one buffer's chunks while the next
+    buffer is read and cut; without it, one buffer is read, cut and hashed in turn.
 
     Raises IntegrityError if the file changes size or modification time while read.
     """
@@ -166,23 +172,26 @@ def chunk_file(
                 if final:
                     _check_unchanged(f.fileno(), path, before)
                 spans, used = _cut(cutter, view[:fill], base, boundaries, final)
-                if pool is None and final:  # one buffer held the whole file
+                if pool is None and (final or not hash_in_thread):
                     yield from _hash_spans(view, base, spans)
-                    return
-                if pool is None:
-                    pool = ThreadPoolExecutor(1, "mstore-chunk-hash")
-                    buffers.append(bytearray(buffer_size))
-                batch = pool.submit(_hash_spans, view, base, spans)
-                if pending is not None:
-                    yield from pending.result()
-                pending = batch
-                if final:
-                    break
-                # The unfinished chunk moves to the front of the other buffer, which is
-                # free: its chunks were hashed and handed out just above.
-                turn ^= 1
-                buffers[turn][: fill - used] = view[used:fill]
+                    if final:
+                        return
+                else:
+                    if pool is None:
+                        pool = ThreadPoolExecutor(1, "mstore-chunk-hash")
+                        buffers.append(bytearray(buffer_size))
+                    batch = pool.submit(_hash_spans, view, base, spans)
+                    if pending is not None:
+                        yield from pending.result()
+                    pending = batch
+                    if final:
+                        break
+                    # The unfinished chunk moves to the front of the other buffer, which
+                    # is free: its chunks were hashed and handed out just above.
+                    turn ^= 1
+                buffers[turn][: fill - used] = bytes(view[used:fill])
                 base, fill = base + used, fill - used
+            assert pending is not None
             yield from pending.result()
         finally:
             if pool is not None:
@@ -200,8 +209,10 @@ def _cutter(params: ChunkParams) -> FastCDC:
 
 
 def _fill(f: FileIO, view: memoryview, fill: int, remaining: int) -> int:
-    """Read into view[fill:] until it is full, the file's expected end, or end of file."""
-    limit = min(len(view), fill + remaining)
+    """Read into view[fill:] until it is full, or holds the `remaining` bytes the file had
+    from view[0] on when opened (never past them: a file that grew must not look whole),
+    or the file ends."""
+    limit = min(len(view), remaining)
     while fill < limit:
         n = f.readinto(view[fill:limit])
         if not n:
