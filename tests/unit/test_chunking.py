@@ -11,7 +11,14 @@ from blake3 import blake3
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mstore.chunking import DEFAULT_PARAMS, Chunk, ChunkParams, chunk_bytes, chunk_file
+from mstore.chunking import (
+    ACCELERATED,
+    DEFAULT_PARAMS,
+    Chunk,
+    ChunkParams,
+    chunk_bytes,
+    chunk_file,
+)
 from mstore.errors import UsageError
 from mstore.hashing import hash_bytes
 
@@ -97,6 +104,11 @@ def test_golden_chunks_safetensors_tensor_cuts() -> None:
     assert digest_of(chunks) == "dc669998527377f986902978989ff8472104aec71965d4fee79ce15af70e7e65"
 
 
+def test_the_compiled_cutter_is_installed() -> None:
+    # The wheels cover CPython 3.11+ on x86_64 and aarch64; a missing one means a slow install.
+    assert ACCELERATED
+
+
 def test_parameter_names_are_canonical_and_round_trip() -> None:
     assert DEFAULT_PARAMS.name == "fastcdc2020-nc1-seed0/min=65536,avg=262144,max=1048576/tensor1"
     assert PLAIN_64K.name == "fastcdc2020-nc1-seed0/min=16384,avg=65536,max=262144/plain"
@@ -161,6 +173,7 @@ def test_empty_input_has_no_chunks(tmp_path: Path) -> None:
     path.write_bytes(b"")
     assert chunk_bytes(b"") == []
     assert list(chunk_file(path)) == []
+    assert list(chunk_file(path, owned=True)) == []
 
 
 @pytest.mark.parametrize("size", [1, 7, 63, 64, 65, 1000, 65_536])
@@ -171,6 +184,7 @@ def test_tiny_input_is_one_chunk_with_the_object_id(tmp_path: Path, size: int) -
     expected = [Chunk(0, size, hash_bytes(data))]
     assert chunk_bytes(data) == expected
     assert list(chunk_file(path)) == expected
+    assert list(chunk_file(path, owned=True)) == expected
 
 
 def test_same_bytes_give_the_same_chunks_every_time() -> None:
@@ -225,10 +239,17 @@ def test_tensor_cuts_start_a_chunk_at_each_large_tensor() -> None:
 # -- the file path streams exactly what the in-memory path computes ------------------------
 
 
+READ_MODES = [
+    {"hash_in_thread": False},
+    {"hash_in_thread": True},
+    {"owned": True},  # memory-mapped windows
+]
+
+
 @pytest.mark.parametrize("params", [PLAIN_64K, ChunkParams(16 << 10, 64 << 10, 256 << 10)])
-@pytest.mark.parametrize("hash_in_thread", [True, False])
+@pytest.mark.parametrize("mode", READ_MODES)
 def test_chunk_file_matches_chunk_bytes_across_buffer_refills(
-    tmp_path: Path, params: ChunkParams, hash_in_thread: bool
+    tmp_path: Path, params: ChunkParams, mode: dict[str, bool]
 ) -> None:
     tensors = {f"t{i}": pseudo_random(f"t{i}", 150_000 + 4099 * i) for i in range(12)}
     data = safetensors_file(tensors) + pseudo_random("tail", 1_234_567)
@@ -237,7 +258,7 @@ def test_chunk_file_matches_chunk_bytes_across_buffer_refills(
     expected = chunk_bytes(data, params)
     assert_covers(expected, data)
     for buffer_size in (1, 600_000, 1 << 20, 16 << 20):
-        chunks = list(chunk_file(path, params, buffer_size, hash_in_thread))
+        chunks = list(chunk_file(path, params, buffer_size, **mode))
         assert chunks == expected, buffer_size
 
 
@@ -269,3 +290,4 @@ def test_property_file_and_bytes_agree(
     assert_covers(expected, data)
     assert all(c.length <= SMALL_TENSOR.max_size for c in expected)
     assert list(chunk_file(path, SMALL_TENSOR, buffer_size)) == expected
+    assert list(chunk_file(path, SMALL_TENSOR, buffer_size, owned=True)) == expected
