@@ -19,12 +19,13 @@ records it, since other parameters or another library version would cut elsewher
 give every chunk a new id. tests/unit/test_chunking.py holds golden ids that fail if the
 cut points ever move.
 
-Files are streamed through two buffers of `BUFFER_SIZE` bytes, never mapped (a user's
-file that shrinks while mapped kills the process) and never read whole: while one buffer
-is cut (pyfastcdc releases the GIL), a worker thread hashes the chunks of the other
-(blake3 releases it too), so cutting and hashing use both cores. A file that changes size
-or modification time while it is read raises IntegrityError rather than describing bytes
-that never existed together.
+Files are streamed through one buffer of `BUFFER_SIZE` bytes, cut and hashed in turn,
+never read whole. Only files the store owns may be memory-mapped instead (`owned`): a
+user's file that shrinks while mapped kills the process. Hashing in a worker thread
+while the next buffer is cut measured slower here than hashing in turn (GIL hand-offs;
+docs/CHUNKING.md), so there is none. A file that changes size or modification time while
+it is read raises IntegrityError rather than describing bytes that never existed
+together.
 """
 
 from __future__ import annotations
@@ -32,7 +33,6 @@ from __future__ import annotations
 import mmap
 import os
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from io import FileIO
 from pathlib import Path
@@ -141,17 +141,15 @@ def chunk_file(
     path: Path | str,
     params: ChunkParams = DEFAULT_PARAMS,
     buffer_size: int = BUFFER_SIZE,
-    hash_in_thread: bool = False,
     owned: bool = False,
 ) -> Iterator[Chunk]:
-    """Stream the chunks of the file at `path`, in order; memory ~2 x `buffer_size`.
+    """Stream the chunks of the file at `path`, in order; memory ~`buffer_size`.
 
-    The file is read through a buffer of `buffer_size` bytes, cut and hashed in turn. With
-    `hash_in_thread`, a worker thread hashes one buffer's chunks while the next is read and
-    cut (on this project's shared 2-core machines it measured no faster: docs/CHUNKING.md).
-    `owned` files (the store's read-only objects) are memory-mapped in windows of
-    `buffer_size` instead, which saves copying them: never pass it for a file that anyone
-    may truncate, since reading a mapped page past a new end kills the process (SIGBUS).
+    The file is read through one buffer of `buffer_size` bytes (at least 2 x max_size),
+    which is cut and hashed in turn. `owned` files (the store's read-only objects) are
+    memory-mapped in windows of `buffer_size` instead, which saves copying them: never
+    pass it for a file that anyone may truncate, since reading a mapped page past a new
+    end kills the process (SIGBUS).
 
     Raises IntegrityError if the file changes size or modification time while read.
     """
@@ -169,45 +167,23 @@ def chunk_file(
         if owned and size:
             yield from _mapped_chunks(f, path, before, cutter, boundaries, buffer_size)
             return
-        buffers = [bytearray(min(buffer_size, size))]
-        pool: ThreadPoolExecutor | None = None
-        pending: Future[list[Chunk]] | None = None
-        base = fill = 0  # the file offset of buffers[turn][0]; the bytes held in it
-        turn = 0
-        try:
-            while True:
-                view = memoryview(buffers[turn])
-                fill = _fill(f, view, fill, size - base)
-                if fill < min(len(view), size - base):
-                    _raise_changed(path, before, os.fstat(f.fileno()))
-                final = base + fill == size
-                if final:
-                    _check_unchanged(f.fileno(), path, before)
-                spans, used = _cut(cutter, view[:fill], base, boundaries, final)
-                if pool is None and (final or not hash_in_thread):
-                    yield from _hash_spans(view, base, spans)
-                    if final:
-                        return
-                else:
-                    if pool is None:
-                        pool = ThreadPoolExecutor(1, "mstore-chunk-hash")
-                        buffers.append(bytearray(buffer_size))
-                    batch = pool.submit(_hash_spans, view, base, spans)
-                    if pending is not None:
-                        yield from pending.result()
-                    pending = batch
-                    if final:
-                        break
-                    # The unfinished chunk moves to the front of the other buffer, which
-                    # is free: its chunks were hashed and handed out just above.
-                    turn ^= 1
-                buffers[turn][: fill - used] = bytes(view[used:fill])
-                base, fill = base + used, fill - used
-            assert pending is not None
-            yield from pending.result()
-        finally:
-            if pool is not None:
-                pool.shutdown(wait=True, cancel_futures=True)
+        buffer = bytearray(min(buffer_size, size))
+        view = memoryview(buffer)
+        base = fill = 0  # the file offset of buffer[0]; the bytes held in it
+        while True:
+            fill = _fill(f, view, fill, size - base)
+            if fill < min(len(view), size - base):
+                _raise_changed(path, before, os.fstat(f.fileno()))
+            final = base + fill == size
+            if final:
+                _check_unchanged(f.fileno(), path, before)
+            spans, used = _cut(cutter, view[:fill], base, boundaries, final)
+            yield from _hash_spans(view, base, spans)
+            if final:
+                return
+            # The unfinished chunk moves to the front; the next read appends to it.
+            buffer[: fill - used] = bytes(view[used:fill])
+            base, fill = base + used, fill - used
 
 
 def _mapped_chunks(

@@ -240,8 +240,7 @@ def test_tensor_cuts_start_a_chunk_at_each_large_tensor() -> None:
 
 
 READ_MODES = [
-    {"hash_in_thread": False},
-    {"hash_in_thread": True},
+    {"owned": False},  # read into a buffer
     {"owned": True},  # memory-mapped windows
 ]
 
