@@ -40,7 +40,7 @@ from pathlib import Path
 from blake3 import blake3
 from pyfastcdc import FastCDC
 
-from mstore.errors import IntegrityError, UsageError
+from mstore.errors import IntegrityError, RefusedError, UsageError
 from mstore.tensor_cuts import CUTS_VERSION, tensor_cut_points
 
 ALGORITHM = "fastcdc2020-nc1-seed0"
@@ -88,7 +88,10 @@ class ChunkParams:
 
     @classmethod
     def from_name(cls, name: str) -> ChunkParams:
-        """The parameters a `name` spells; UsageError for a name this version cannot cut by."""
+        """The parameters a `name` spells (as a remote recorded it).
+
+        RefusedError for a name this version of mstore cannot cut by (a newer format).
+        """
         parts = name.split("/")
         try:
             if len(parts) != 3 or parts[0] != ALGORITHM or parts[2] not in (CUTS_VERSION, "plain"):
@@ -99,13 +102,13 @@ class ChunkParams:
             params = cls(
                 int(sizes["min"]), int(sizes["avg"]), int(sizes["max"]), parts[2] == CUTS_VERSION
             )
-        except ValueError:
-            raise UsageError(
+        except (ValueError, UsageError):
+            raise RefusedError(
                 f"unknown chunking parameters {name!r}: this mstore cuts only by {ALGORITHM}"
                 f" with tensor cuts {CUTS_VERSION!r} or 'plain'; upgrade mstore to read it"
             ) from None
         if params.name != name:
-            raise UsageError(f"chunking parameters {name!r} are not in canonical form")
+            raise RefusedError(f"chunking parameters {name!r} are not in canonical form")
         return params
 
 

@@ -19,7 +19,7 @@ from mstore.chunking import (
     chunk_bytes,
     chunk_file,
 )
-from mstore.errors import UsageError
+from mstore.errors import RefusedError, UsageError
 from mstore.hashing import hash_bytes
 
 SMALL = ChunkParams(min_size=64, avg_size=256, max_size=1024, tensor_cuts=False)
@@ -125,11 +125,13 @@ def test_parameter_names_are_canonical_and_round_trip() -> None:
         "fastcdc2020-nc1-seed0/min=65536,avg=262144/tensor1",
         "fastcdc2020-nc1-seed0/min=x,avg=262144,max=1048576/tensor1",
         "fastcdc2020-nc1-seed0/min=065536,avg=262144,max=1048576/tensor1",
+        "fastcdc2020-nc1-seed0/min=65536,avg=300000,max=1048576/tensor1",
+        "fastcdc2020-nc1-seed0/min=65536,avg=262144,max=1048576,max=1/tensor1",
         "",
     ],
 )
 def test_unknown_or_non_canonical_names_are_refused(name: str) -> None:
-    with pytest.raises(UsageError):
+    with pytest.raises(RefusedError):
         ChunkParams.from_name(name)
 
 
