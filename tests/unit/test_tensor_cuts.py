@@ -136,3 +136,24 @@ def test_property_a_damaged_zip_still_chunks_exactly(position: int, flip: int) -
         assert chunk.offset == position_sum
         position_sum += chunk.length
     assert position_sum == len(data)
+
+
+def test_zip64_end_record_is_followed() -> None:
+    # More than 65,535 entries: the end record says 0xFFFF and the zip64 one has the count,
+    # as in a torch.save archive over 4 GiB or with that many storages.
+    entries = {f"data/{i}": b"" for i in range(65_536)}
+    entries["data/big"] = random_bytes("big storage", 5_000)
+    data = torch_like_zip(entries)
+    assert b"PK\x06\x06" in data[-200:]  # the zip64 end of central directory record
+    start, end = entry_spans(data)["archive/data/big"]
+    assert cut_points(data, 1024) == [start, end]
+
+
+def test_zip64_extra_field_replaces_placeholders() -> None:
+    from mstore.tensor_cuts import _zip64_sizes
+
+    both = struct.pack("<HHQQQ", 1, 24, 5 << 30, 6 << 30, 7 << 30)
+    assert _zip64_sizes(both, 0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF) == (6 << 30, 7 << 30)
+    only_offset = struct.pack("<HHI", 0x5455, 4, 0) + struct.pack("<HHQ", 1, 8, 9 << 30)
+    assert _zip64_sizes(only_offset, 10, 20, 0xFFFFFFFF) == (20, 9 << 30)
+    assert _zip64_sizes(b"", 10, 20, 30) == (20, 30)
