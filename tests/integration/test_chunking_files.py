@@ -72,16 +72,18 @@ def test_abandoning_the_iterator_stops_cleanly(data_file: Path) -> None:
 
 MEMORY_PROBE = textwrap.dedent(
     """
-    import os, resource, sys
+    import sys
     from mstore.chunking import ChunkParams, chunk_file
 
+    def status(field):  # kB; VmHWM is this process's peak (ru_maxrss would count the parent)
+        with open("/proc/self/status") as f:
+            line = next(line for line in f if line.startswith(field + ":"))
+        return int(line.split()[1]) * 1024
+
     path, buffer_size = sys.argv[1], int(sys.argv[2])
-    params = ChunkParams()
-    with open("/proc/self/statm") as statm:  # resident now, not the start-up peak
-        before = int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    covered = sum(chunk.length for chunk in chunk_file(path, params, buffer_size))
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    print(covered, peak - before)
+    before = status("VmRSS")
+    covered = sum(chunk.length for chunk in chunk_file(path, ChunkParams(), buffer_size))
+    print(covered, status("VmHWM") - before)
     """
 )
 
