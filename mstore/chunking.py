@@ -37,10 +37,10 @@ from dataclasses import dataclass
 from io import FileIO
 from pathlib import Path
 
-from blake3 import blake3
 from pyfastcdc import FastCDC
 
 from mstore.errors import IntegrityError, RefusedError, UsageError
+from mstore.hashing import hash_bytes
 from mstore.tensor_cuts import CUTS_VERSION, tensor_cut_points
 
 ALGORITHM = "fastcdc2020-nc1-seed0"
@@ -137,7 +137,7 @@ def chunk_bytes(
     cutter = _cutter(params)
     points = tensor_cut_points(read_at, size, params.min_size) if params.tensor_cuts else []
     spans, _ = _cut(cutter, view, 0, [*points, size], final=True)
-    return [Chunk(o, n, blake3(view[o : o + n]).hexdigest()) for o, n in spans]
+    return [Chunk(o, n, hash_bytes(view[o : o + n])) for o, n in spans]
 
 
 def chunk_file(
@@ -292,4 +292,4 @@ def _cut(
 
 
 def _hash_spans(view: memoryview, base: int, spans: list[tuple[int, int]]) -> list[Chunk]:
-    return [Chunk(base + o, n, blake3(view[o : o + n]).hexdigest()) for o, n in spans]
+    return [Chunk(base + o, n, hash_bytes(view[o : o + n])) for o, n in spans]

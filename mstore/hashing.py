@@ -41,8 +41,8 @@ def is_object_id(text: str) -> bool:
     return len(text) == ID_LENGTH and ID_PATTERN.fullmatch(text) is not None
 
 
-def hash_bytes(data: bytes) -> str:
-    """The object id of `data`."""
+def hash_bytes(data: bytes | memoryview) -> str:
+    """The object id of `data` (bytes, or a view of a buffer: no copy is made)."""
     return blake3(data).hexdigest()
 
 
