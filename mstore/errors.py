@@ -74,3 +74,21 @@ EXIT_CODES: dict[int, str] = {
     NOT_CLEAN_EXIT_CODE: "not clean (status: models/ is not what the refs say)",
     11: "locked (another mstore process holds the store lock)",
 }
+
+
+def explain(err: BaseException) -> tuple[int, str]:
+    """The exit code and the one-line message for any failure, as every command-line
+    entry point shows it (the only such mapping): an MstoreError's own code and text, an
+    OSError's text and path with 1, anything else as an internal error with 1."""
+    if isinstance(err, MstoreError):
+        return err.exit_code, str(err)
+    if isinstance(err, OSError):
+        where = f" ({err.filename})" if err.filename else ""
+        return 1, f"{err.strerror or err}{where}"
+    return 1, f"internal error: {describe(err)}; rerun with --debug"
+
+
+def describe(err: BaseException) -> str:
+    """`KeyError: 'x'`: the exception's type and text, on one line."""
+    text = " ".join(str(err).split())
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 try:
-    from mstore.errors import EXIT_CODES, NOT_CLEAN_EXIT_CODE
+    from mstore.errors import EXIT_CODES, NOT_CLEAN_EXIT_CODE, explain
 except ImportError as missing:
     sys.exit(f"error: {missing}; install mstore into this Python: pip install -e {PROJECT_ROOT}")
 
@@ -80,20 +80,6 @@ def run(args: argparse.Namespace) -> int:
     if args.info:
         return show_info(repo, args.info)
     return switch(repo, args.env, args.dry_run)
-
-
-def explain(err: Exception) -> tuple[int, str]:
-    """Exit code and one-line message, as `mstore` gives them (mstore/cli/common.py)."""
-    from mstore.errors import MstoreError
-
-    if isinstance(err, MstoreError):
-        return err.exit_code, str(err)
-    if isinstance(err, OSError):
-        where = f" ({err.filename})" if err.filename else ""
-        return 1, f"{err.strerror or err}{where}"
-    text = " ".join(str(err).split())
-    what = f"{type(err).__name__}: {text}" if text else type(err).__name__
-    return 1, f"internal error: {what}; rerun with --debug"
 
 
 def list_versions(repo: Repo) -> int:

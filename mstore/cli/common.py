@@ -26,7 +26,7 @@ import typer
 from typer.core import TyperArgument, TyperCommand
 
 from mstore.cli import completion, output
-from mstore.errors import MstoreError
+from mstore.errors import explain
 
 if TYPE_CHECKING:
     from mstore.repo import Repo
@@ -160,22 +160,6 @@ class MstoreCommand(TyperCommand):
             else:
                 pieces.extend(param.get_usage_pieces(ctx))
         return pieces
-
-
-def explain(err: Exception) -> tuple[int, str]:
-    """The exit code and the one-line message for a failure (the only such mapping)."""
-    if isinstance(err, MstoreError):
-        return err.exit_code, str(err)
-    if isinstance(err, OSError):
-        where = f" ({err.filename})" if err.filename else ""
-        return 1, f"{err.strerror or err}{where}"
-    return 1, f"internal error: {describe(err)}; rerun with --debug"
-
-
-def describe(err: BaseException) -> str:
-    """`KeyError: 'x'`: the exception's type and text, on one line."""
-    text = " ".join(str(err).split())
-    return f"{type(err).__name__}: {text}" if text else type(err).__name__
 
 
 def add_command(app: typer.Typer, name: str, function: Callable[..., Any]) -> None:
