@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Install what the tests need, then run them: the README's test command, and CI's.
+#
+#   scripts/test.sh [PYTEST ARGS...]
+#
+# 1. Debian packages, when missing (as root): b3sum (tests compare object names with
+#    it) and ceph-mon, ceph-osd, radosgw, ceph-common (the remote suite runs against a
+#    real S3 server, Ceph's RADOS Gateway, as well as moto and a directory).
+# 2. .venv with mstore and its test tools (`pip install -e '.[dev]'`).
+# 3. pytest, with the gateway started for the run and stopped by PID however it ends
+#    (scripts/ceph_s3.sh run). Without the Ceph packages (not root, no apt) the RGW
+#    cases skip and say why in pytest's summary; under CI=true they fail instead.
+#
+# Exits with pytest's status, except that "no tests collected" (5) is a failure too.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+missing=()
+command -v b3sum >/dev/null 2>&1 || missing+=(b3sum)
+for tool in ceph-mon ceph-osd radosgw radosgw-admin monmaptool ceph; do
+  if ! command -v "$tool" >/dev/null 2>&1; then
+    missing+=(ceph-mon ceph-osd radosgw ceph-common)
+    break
+  fi
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "test.sh: installing ${missing[*]}" >&2
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      "${missing[@]}" >/dev/null
+  else
+    echo "test.sh: missing ${missing[*]} (install them as root for the full suite)" >&2
+  fi
+fi
+
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/pip install -q -e '.[dev]'
+
+set +e
+scripts/ceph_s3.sh run -- .venv/bin/python -m pytest -rs "$@"
+status=$?
+set -e
+if [ "$status" -eq 5 ]; then
+  echo "test.sh: pytest collected no tests: failing" >&2
+  exit 1
+fi
+exit "$status"
