@@ -48,8 +48,14 @@ def gated_promote(
         result = promote(open_repo(ctx), require=rules, on_gates=checks.append, **options)
     except GateRefusedError as refusal:
         if as_json:
-            output.emit_json({"action": "promote", "dry_run": dry_run, "refused": True,
-                              "gates": refusal.check.to_json()})  # fmt: skip
+            output.emit_json(
+                {
+                    "action": "promote",
+                    "dry_run": dry_run,
+                    "refused": True,
+                    "gates": refusal.check.to_json(),
+                }
+            )
         else:
             render_verdicts(refusal.check)
         raise

@@ -85,10 +85,18 @@ def promote(
     gated_promote(
         ctx,
         as_json,
-        dict(source=source, target=to, archive_as=archive_as, expect=expect, dry_run=dry_run,
-             message=message, no_verify=no_verify, override_gates=override_gates),
+        dict(
+            source=source,
+            target=to,
+            archive_as=archive_as,
+            expect=expect,
+            dry_run=dry_run,
+            message=message,
+            no_verify=no_verify,
+            override_gates=override_gates,
+        ),
         require or [],
-    )  # fmt: skip
+    )
 
 
 def rollback(
