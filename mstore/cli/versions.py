@@ -183,9 +183,29 @@ def diff(
     ctx: typer.Context,
     old: Annotated[str, ref_argument("Old revision: ref, REF@{N} or id prefix.", "OLD")],
     new: Annotated[str, ref_argument("New revision: ref, REF@{N} or id prefix.", "NEW")],
+    tensors: Annotated[
+        bool,
+        typer.Option(
+            "--tensors", help="Compare changed checkpoints (safetensors, torch.save) by tensor."
+        ),
+    ] = False,
+    group_depth: Annotated[
+        int | None,
+        typer.Option(
+            "--group-depth",
+            metavar="N",
+            min=1,
+            help="With --tensors: summarise by the first N name components.",
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Metadata, metrics and file changes between two revisions."""
+    """Metadata, metrics and file changes between two revisions (--tensors: by tensor)."""
+    if tensors:
+        from mstore.cli.tensor_diff_view import show_tensor_diff
+
+        show_tensor_diff(ctx, old, new, group_depth, as_json)
+        return
     from mstore.ops.diff import diff as run
 
     result = run(open_repo(ctx), old, new)
