@@ -156,9 +156,22 @@ def log(
         int | None,
         typer.Option("--max-count", "-n", metavar="N", min=0, help="At most N entries."),
     ] = None,
+    metric: Annotated[
+        str | None,
+        typer.Option(
+            "--metric",
+            metavar="NAME",
+            help="Chart how metric NAME moved across REF's history (default REF: production).",
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """History of ref moves, newest first (all refs when none is named)."""
+    if metric is not None:
+        from mstore.cli.metric_chart import show_metric_history
+
+        show_metric_history(ctx, ref or "production", metric, limit, as_json)
+        return
     from mstore.ops.inspect import log as run
 
     entries = run(open_repo(ctx), ref, limit)
