@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -171,3 +173,22 @@ def test_a_damaged_gates_field_is_an_integrity_error(staged: Repo) -> None:
     for gates in ({"production": ["x = 1"]}, {"production": []}, {"..": ["x<1"]}, ["x<1"]):
         config.write_text(json.dumps({**document_, "gates": gates}))
         assert_error(mstore(staged, "gate", "list"), 3, "gate")
+
+
+def test_concurrent_gate_adds_lose_no_rule(staged: Repo) -> None:
+    """Each `gate add` re-reads the config under the lock: no process drops another's rule."""
+    mstore_bin = Path(sys.executable).parent / "mstore"
+    rules = [f"metric_{n}<={n}" for n in range(8)]
+    processes = [
+        subprocess.Popen(
+            [str(mstore_bin), "--store", str(staged.root), "gate", "add", "production", rule],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        for rule in rules
+    ]
+    for process in processes:
+        _, stderr = process.communicate(timeout=120)
+        assert process.returncode == 0, stderr
+    kept = document(mstore(staged, "gate", "list", "--json"))["production"]
+    assert sorted(kept) == sorted(rules)
