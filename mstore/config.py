@@ -2,10 +2,13 @@
 
     {"format": 1, "link_mode": "auto"}
     {"format": 1, "link_mode": "copy", "remotes": {"origin": "s3://bucket/prefix"}}
+    {"format": 1, "gates": {"production": ["final_val_mae<=production"]}, "link_mode": "auto"}
 
 `format` is the on-disk format version; a store written by a newer mstore is refused
 rather than misread. `remotes` (name -> URL, see docs/REMOTES.md) is optional and only
 written when a remote is configured, so configs without remotes keep their bytes.
+`gates` (ref -> the rules every promote to that ref must pass, in canonical text, see
+mstore.gates) likewise only when a gate is kept.
 """
 
 from __future__ import annotations
@@ -17,8 +20,10 @@ from pathlib import Path
 import orjson
 
 from mstore import fsutil
-from mstore.errors import IntegrityError, RefusedError
+from mstore.errors import IntegrityError, MstoreError, RefusedError
+from mstore.gates import parse_gate
 from mstore.manifests import FORMAT_VERSION
+from mstore.refs import check_ref_name
 from mstore.views import LINK_MODES
 
 DEFAULT_LINK_MODE = "auto"
@@ -29,16 +34,23 @@ class Config:
     format: int = FORMAT_VERSION
     link_mode: str = DEFAULT_LINK_MODE
     remotes: Mapping[str, str] = field(default_factory=dict)
+    gates: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     def encode(self) -> bytes:
         document: dict[str, object] = {"format": self.format, "link_mode": self.link_mode}
         if self.remotes:
             document["remotes"] = dict(self.remotes)
+        if self.gates:
+            document["gates"] = {ref: list(rules) for ref, rules in self.gates.items()}
         return orjson.dumps(document, option=orjson.OPT_SORT_KEYS) + b"\n"
 
     def with_remotes(self, remotes: Mapping[str, str]) -> Config:
         """A copy of this config with `remotes` (name -> URL) instead of the current ones."""
         return replace(self, remotes=dict(remotes))
+
+    def with_gates(self, gates: Mapping[str, tuple[str, ...]]) -> Config:
+        """A copy with `gates` (ref -> rules); refs without rules are left out."""
+        return replace(self, gates={ref: tuple(rules) for ref, rules in gates.items() if rules})
 
 
 def read_config(path: Path) -> Config:
@@ -64,7 +76,31 @@ def read_config(path: Path) -> Config:
         isinstance(name, str) and isinstance(url, str) for name, url in remotes.items()
     ):
         raise IntegrityError(f"{path}: remotes must map names to URLs (strings)")
-    return Config(format=raw["format"], link_mode=link_mode, remotes=remotes)
+    gates = _read_gates(path, raw.get("gates", {}))
+    return Config(format=raw["format"], link_mode=link_mode, remotes=remotes, gates=gates)
+
+
+def _read_gates(path: Path, raw: object) -> dict[str, tuple[str, ...]]:
+    """`gates` as stored: ref name -> non-empty list of rules, each in canonical text."""
+    if not isinstance(raw, dict):
+        raise IntegrityError(f"{path}: gates must map ref names to lists of rules")
+    gates: dict[str, tuple[str, ...]] = {}
+    for ref, rules in raw.items():
+        if not isinstance(rules, list) or not rules:
+            raise IntegrityError(f"{path}: gates of {ref!r} must be a non-empty list of rules")
+        for rule in rules:
+            try:
+                canonical = isinstance(rule, str) and parse_gate(rule).text() == rule
+            except MstoreError:
+                canonical = False
+            if not canonical:
+                raise IntegrityError(f"{path}: gate {rule!r} of {ref!r} is not a valid rule")
+        try:
+            check_ref_name(ref)
+        except MstoreError as err:
+            raise IntegrityError(f"{path}: gates name an invalid ref ({err})") from None
+        gates[ref] = tuple(rules)
+    return gates
 
 
 def write_config(path: Path, config: Config) -> None:

@@ -17,7 +17,7 @@ from typing import Annotated, Any
 
 import typer
 
-from mstore.cli import remote_commands, switching, upkeep, versions
+from mstore.cli import gate_commands, remote_commands, switching, upkeep, versions
 from mstore.cli.common import Session, finite
 from mstore.errors import EXIT_CODES
 
@@ -69,6 +69,7 @@ def build_app() -> typer.Typer:
     app.callback()(main_options)
     versions.register(app)  # init commit list info log diff import
     switching.register(app)  # checkout promote rollback
+    gate_commands.register(app)  # gate
     upkeep.register(app)  # verify status restore gc, ref
     remote_commands.register(app)  # push pull clone, remote
     return app

@@ -55,6 +55,19 @@ def promote(
     no_verify: Annotated[
         bool, typer.Option("--no-verify", help="Skip the pre-promote hook (recorded in the log).")
     ] = False,
+    require: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--require",
+            metavar="RULE",
+            help="A gate for this promote, e.g. 'final_val_mae<=6' or "
+            "'final_val_loss<production' (repeatable).",
+        ),
+    ] = None,
+    override_gates: Annotated[
+        bool,
+        typer.Option("--override-gates", help="Promote even if gates fail (recorded in the log)."),
+    ] = False,
     dry_run: DryRunOption = False,
     as_json: JsonOption = False,
 ) -> None:
@@ -64,11 +77,26 @@ def promote(
     (or --archive-as), the target moves to REV's version, views and .env follow, and
     the log gets one entry per moved ref. An executable .mstore/hooks/pre-promote can
     veto; .mstore/hooks/post-switch runs afterwards (e.g. to restart the application).
+    Gates (--require, and those kept with `mstore gate add`) run first; a failing one
+    refuses with exit 7 unless --override-gates.
     """
-    from mstore.ops.switch import promote as run
+    from mstore.cli.gate_commands import gated_promote
 
-    result = run(open_repo(ctx), source, to, archive_as, expect, dry_run, message, no_verify)
-    render_move(ctx, result, as_json)
+    gated_promote(
+        ctx,
+        as_json,
+        dict(
+            source=source,
+            target=to,
+            archive_as=archive_as,
+            expect=expect,
+            dry_run=dry_run,
+            message=message,
+            no_verify=no_verify,
+            override_gates=override_gates,
+        ),
+        require or [],
+    )
 
 
 def rollback(

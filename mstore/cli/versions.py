@@ -156,9 +156,22 @@ def log(
         int | None,
         typer.Option("--max-count", "-n", metavar="N", min=0, help="At most N entries."),
     ] = None,
+    metric: Annotated[
+        str | None,
+        typer.Option(
+            "--metric",
+            metavar="NAME",
+            help="Chart how metric NAME moved across REF's history (default REF: production).",
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """History of ref moves, newest first (all refs when none is named)."""
+    if metric is not None:
+        from mstore.cli.metric_chart import show_metric_history
+
+        show_metric_history(ctx, ref or "production", metric, limit, as_json)
+        return
     from mstore.ops.inspect import log as run
 
     entries = run(open_repo(ctx), ref, limit)
@@ -183,9 +196,29 @@ def diff(
     ctx: typer.Context,
     old: Annotated[str, ref_argument("Old revision: ref, REF@{N} or id prefix.", "OLD")],
     new: Annotated[str, ref_argument("New revision: ref, REF@{N} or id prefix.", "NEW")],
+    tensors: Annotated[
+        bool,
+        typer.Option(
+            "--tensors", help="Compare changed checkpoints (safetensors, torch.save) by tensor."
+        ),
+    ] = False,
+    group_depth: Annotated[
+        int | None,
+        typer.Option(
+            "--group-depth",
+            metavar="N",
+            min=1,
+            help="With --tensors: summarise by the first N name components.",
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Metadata, metrics and file changes between two revisions."""
+    """Metadata, metrics and file changes between two revisions (--tensors: by tensor)."""
+    if tensors:
+        from mstore.cli.tensor_diff_view import show_tensor_diff
+
+        show_tensor_diff(ctx, old, new, group_depth, as_json)
+        return
     from mstore.ops.diff import diff as run
 
     result = run(open_repo(ctx), old, new)

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import datetime
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 from mstore import hooks
 from mstore.errors import NotFoundError, RefusedError, UsageError
+from mstore.gates import Gate
+from mstore.ops.gating import GateCheck, check_promote
 from mstore.ops.moves import MoveResult, check_expected, existing_ref, result_of
 from mstore.refs import check_ref_name
 from mstore.repo import Repo
@@ -121,11 +123,15 @@ def promote(
     dry_run: bool = False,
     message: str = "",
     no_verify: bool = False,
+    require: Sequence[Gate] = (),
+    override_gates: bool = False,
+    on_gates: Callable[[GateCheck], None] | None = None,
 ) -> MoveResult:
     """Archive the current `target`, move `target` to `source`'s manifest, set .env.
 
     The pre-promote hook (if installed) sees the candidate's view first and can veto;
-    `no_verify` skips it, and the log entry says so.
+    `no_verify` skips it, and the log entry says so. Before it, the target's kept gates
+    and `require` are checked (ops.gating); `on_gates` receives their verdicts.
     """
     check_ref_name(target)
     if archive_as is not None:
@@ -163,7 +169,13 @@ def promote(
                 else:
                     updates.append(RefUpdate(name, None, current))
             updates.append(RefUpdate(target, current, candidate))
+        gates = check_promote(
+            repo, source, target, candidate, current, require, override_gates, bool(updates)
+        )
+        if on_gates is not None:
+            on_gates(gates)
         text = message or f"promote {source} to {target}"
+        text += gates.log_note()
         hook = hooks.hook_path(repo.layout, hooks.PRE_PROMOTE)
         if hook is not None and no_verify and updates:
             text += " [pre-promote hook skipped: --no-verify]"
