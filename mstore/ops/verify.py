@@ -8,7 +8,8 @@ Checks, each fault reported by kind and subject:
   still stored (gc prunes those only old log entries name) parses, validates and names
   existing objects of the right size;
 - log: every line parses; each ref's value equals its newest log entry's `new`;
-- transaction: no journal is left behind (verify first rolls one forward, under lock).
+- transaction: no journal is left behind (verify first rolls one forward, under lock);
+- views: every view is complete and intact, named with its ref (view_checks.py).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 from mstore.errors import MstoreError
 from mstore.hashing import MMAP_THRESHOLD, hash_file, is_object_id
 from mstore.history import decode_entry
+from mstore.ops.view_checks import check_views
 from mstore.repo import Repo
 
 HASH_THREADS = 2
@@ -44,6 +46,7 @@ class VerifyReport:
     manifests: int = 0
     refs: int = 0
     log_entries: int = 0
+    views: int = 0
     recovered: str | None = None
 
     @property
@@ -62,6 +65,7 @@ class VerifyReport:
             "manifests": self.manifests,
             "refs": self.refs,
             "log_entries": self.log_entries,
+            "views": self.views,
             "recovered_transaction": self.recovered,
         }
 
@@ -79,6 +83,7 @@ def verify(
         _check_objects(repo, report, quick, progress, on_start)
         manifests = _check_refs_and_log(repo, report)
         _check_manifests(repo, report, manifests)
+        report.views = check_views(repo, report, quick)
         if repo.layout.transaction.exists():
             report.add("transaction", str(repo.layout.transaction), "journal left behind")
     return report
