@@ -55,9 +55,7 @@ def source(tmp_path: Path) -> Path:
 # -- the reproduction --------------------------------------------------------------------
 
 
-def test_released_view_that_lost_a_file_is_named_and_never_reused(
-    repo: Repo, source: Path
-) -> None:
+def test_released_view_that_lost_a_file_is_named_and_never_reused(repo: Repo, source: Path) -> None:
     """What a gc killed inside its recursive delete used to leave under the final name."""
     commit(repo, source, "exp1")
     view = view_of(repo, "exp1")
@@ -144,9 +142,8 @@ def test_damaged_view_is_rebuilt_by_the_next_build(repo: Repo, source: Path, dam
     view = view_of(repo, "exp1")
     directory = view.stat().st_ino
     DAMAGE[damage](view / "model.pth")
-    assert not Repo(repo.root).views.check(
-        Repo(repo.root).view_spec("exp1", repo.refs.read("exp1") or "")
-    ).intact
+    fresh = Repo(repo.root)
+    assert not fresh.views.check(fresh.view_spec("exp1", fresh.refs.read("exp1") or "")).intact
 
     checkout(repo, "exp1")
 
@@ -210,9 +207,7 @@ def test_record_sits_beside_the_view_and_holds_what_it_was_built_with(
     assert STABLE_TIMES["copy"] == ("mtime_ns",)  # ctime moves with every new hard link
 
 
-def test_view_without_a_record_is_checked_by_stat_then_recorded(
-    repo: Repo, source: Path
-) -> None:
+def test_view_without_a_record_is_checked_by_stat_then_recorded(repo: Repo, source: Path) -> None:
     """A store made before records existed: its intact views keep working as they are."""
     commit(repo, source, "exp1")
     view = view_of(repo, "exp1")
