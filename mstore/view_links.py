@@ -58,15 +58,11 @@ def shared_copy(layout: Layout, entry: FileEntry) -> Path:
     return copy
 
 
-def drop_shared_copy(layout: Layout, entry: FileEntry, view_file: Path) -> None:
-    """Forget the shared copy that `view_file` is, if it is one (it may have been
-    written through): the next build makes a fresh copy from the object."""
+def drop_shared_copy(layout: Layout, entry: FileEntry) -> None:
+    """Forget the shared copy of an object (it may have been written through a view):
+    the next view built with it gets a fresh copy; views already linking it keep theirs."""
     copy = shared_copy_path(layout, entry)
-    try:
-        same = os.stat(copy).st_ino == os.stat(view_file).st_ino
-    except FileNotFoundError:
-        return
-    if same:
+    with contextlib.suppress(FileNotFoundError):
         os.unlink(copy)
         fsutil.fsync_dir(copy.parent)
 

@@ -159,6 +159,7 @@ class ViewCheck:
     problems: tuple[str, ...] = ()  # structural: missing, extra, wrong kind or size
     changed: tuple[str, ...] = ()  # mode, inode or a stable time differs from the record
     suspects: tuple[str, ...] = ()  # present files whose bytes may be wrong (size, changed)
+    modes: tuple[str, ...] = ()  # files whose mode (e.g. made writable) left the record's
 
     @property
     def complete(self) -> bool:
@@ -191,6 +192,7 @@ def check_view(
     problems: list[str] = []
     changed: list[str] = []
     suspects: list[str] = []
+    modes: list[str] = []
     if record is not None:
         if record.link_mode != link_mode:
             problems.append(f"record says link mode {record.link_mode}, not {link_mode}")
@@ -219,9 +221,13 @@ def check_view(
                 ):
                     changed.append(path)
                     suspects.append(path)
+                    if st.st_mode != record.files[path].mode:
+                        modes.append(path)
         if problem is not None:
             problems.append(f"{path}: {problem}")
-    return ViewCheck(True, record is not None, tuple(problems), tuple(changed), tuple(suspects))
+    return ViewCheck(
+        True, record is not None, tuple(problems), tuple(changed), tuple(suspects), tuple(modes)
+    )
 
 
 def _kind_problem(

@@ -160,8 +160,7 @@ class Views:
         final = self.layout.view_path(spec.id)
         for path in suspects:
             if spec.link_mode == "copy" and path in spec.files:
-                view_file = final.joinpath(*path.split("/"))
-                view_links.drop_shared_copy(self.layout, spec.files[path], view_file)
+                view_links.drop_shared_copy(self.layout, spec.files[path])
         for data in spec.rendered.values():
             self.objects.put_bytes(data)
         self.layout.tmp.mkdir(parents=True, exist_ok=True)

@@ -61,12 +61,12 @@ def restore(repo: Repo, refs: list[str] | None = None, dry_run: bool = False) ->
                 continue  # foreign: not mstore's to touch
             spec = repo.view_spec(view.ref, view.manifest_id)
             check = repo.views.check(spec)
-            if view.clean and check.intact:
-                continue
+            if view.clean and check.complete and not check.modes:
+                continue  # a file's inode or times alone moved (a copied store): bytes checked
             linking = repo.config.link_mode in ("hardlink", "symlink")
             lost = view.modified if linking else []
             result.unrecoverable.extend(f"{view.ref}/{path}" for path in lost)
-            fixed = sorted(set(view.missing + view.modified + list(check.suspects)) - set(lost))
+            fixed = sorted(set(view.missing + view.modified + list(check.modes)) - set(lost))
             if not (fixed or view.extra or check.problems):
                 continue  # only what the objects themselves lost
             result.replaced.extend(f"{view.ref}/{path}" for path in fixed)
