@@ -8,15 +8,18 @@ step (views.Views.rebuild). In copy mode the shared copy that was written throug
 dropped first, so the fresh view gets a new copy. In the hardlink and symlink modes a
 write through models/ went into the object itself: restore says so and leaves it to
 `verify` and the user (recommit the version, or fetch the object from another store).
+A damaged view that no link shows (released) is deleted, through the trash.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from mstore import view_removal
 from mstore.errors import IntegrityError
 from mstore.hashing import hash_file
 from mstore.ops.status import MISSING, OK, STALE, status
+from mstore.ops.view_checks import check_views
 from mstore.repo import Repo
 
 
@@ -26,11 +29,12 @@ class RestoreResult:
     replaced: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     unrecoverable: list[str] = field(default_factory=list)
+    discarded: list[str] = field(default_factory=list)  # damaged released views deleted
     dry_run: bool = False
 
     @property
     def changed(self) -> bool:
-        return bool(self.relinked or self.replaced or self.removed)
+        return bool(self.relinked or self.replaced or self.removed or self.discarded)
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -38,6 +42,7 @@ class RestoreResult:
             "replaced": self.replaced,
             "removed": self.removed,
             "unrecoverable": self.unrecoverable,
+            "discarded": self.discarded,
             "dry_run": self.dry_run,
             "changed": self.changed,
         }
@@ -75,7 +80,19 @@ def restore(repo: Repo, refs: list[str] | None = None, dry_run: bool = False) ->
                 for path in fixed:
                     _check_object(repo, spec.files[path].id)
                 repo.views.rebuild(spec, suspects=fixed)
+        if not refs:
+            # A damaged view no link shows is of no use to anyone: out of sight with it.
+            check_views(repo, _Ignored(), quick=False, bad_released=result.discarded)
+            for view_id in result.discarded if not dry_run else ():
+                view_removal.remove_view(repo.layout, view_id)
     return result
+
+
+class _Ignored:
+    """A fault sink: restore acts on what it finds; `verify` reports it."""
+
+    def add(self, kind: str, subject: str, detail: str) -> None:
+        pass
 
 
 def _check_object(repo: Repo, object_id: str) -> None:

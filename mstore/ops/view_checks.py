@@ -31,8 +31,11 @@ class Faults(Protocol):
     def add(self, kind: str, subject: str, detail: str) -> None: ...
 
 
-def check_views(repo: Repo, report: Faults, quick: bool) -> int:
-    """Check every view; return how many were checked."""
+def check_views(
+    repo: Repo, report: Faults, quick: bool, bad_released: list[str] | None = None
+) -> int:
+    """Check every view; return how many were checked. The ids of released views found
+    incomplete or damaged are added to `bad_released`, if given."""
     layout = repo.layout
     owners: dict[str, list[str]] = {}
     listings: dict[str, dict[str, FileEntry]] = {}
@@ -63,15 +66,16 @@ def check_views(repo: Repo, report: Faults, quick: bool) -> int:
         if not check.exists or (listing is None and record is None):
             continue
         checked += 1
+        changed = check.changed if record is not None else ()
+        damaged = [p for p in changed if record and _damaged(repo, view_id, record, p, quick)]
+        if bad_released is not None and owner == "released" and (check.problems or damaged):
+            bad_released.append(view_id)
         if check.problems:
             report.add(
                 "view_incomplete",
                 view_id,
-                f"view of {owner}: {'; '.join(check.problems)} "
-                f"({'run `mstore restore`' if owner != 'released' else 'gc removes it'})",
+                f"view of {owner}: {'; '.join(check.problems)} (run `mstore restore`)",
             )
-        changed = check.changed if record is not None else ()
-        damaged = [p for p in changed if record and _damaged(repo, view_id, record, p, quick)]
         if damaged:
             report.add(
                 "view_damaged",

@@ -55,11 +55,14 @@ def test_restore_swaps_in_a_fresh_view_and_leaves_the_damaged_one_untouched(
 
 
 def test_restore_finds_a_file_made_writable(tmp_path: Path) -> None:
-    """Same bytes (status sees nothing by hash), but the record's mode is gone."""
+    """Same bytes (no hash tells), but the record's mode is gone: status, verify and
+    restore all see it."""
     repo = store(tmp_path)
     target = view_dir(repo, "staging") / "encoders.pkl"
     os.chmod(target, 0o666)
     assert not verify(Repo(repo.root)).ok
+    staging = next(v for v in status(Repo(repo.root)).views if v.ref == "staging")
+    assert staging.modified == ["encoders.pkl"]
 
     result = restore(repo)
 
@@ -94,4 +97,21 @@ def test_relinking_replaces_a_damaged_target_view(tmp_path: Path) -> None:
 
     assert result.relinked == ["production"]
     assert (link / "encoders.pkl").read_bytes() == b"encoders-shared"
+    assert_consistent(repo)
+
+
+def test_restore_discards_a_damaged_released_view(tmp_path: Path) -> None:
+    repo = store(tmp_path)
+    commit(repo, write_version(tmp_path / "src" / "v6", "v6"), "staging")  # releases v5's
+    released = [p for p in repo.layout.views.iterdir() if p.is_dir() and p.name != ".trash"]
+    linked = {view_dir(repo, "production"), view_dir(repo, "staging")}
+    [old] = [p for p in released if p not in linked]
+    os.unlink(old / "model.pth")
+    assert not verify(Repo(repo.root)).ok
+
+    result = restore(repo)
+
+    assert result.discarded == [old.name]
+    assert not old.exists()
+    assert verify(Repo(repo.root)).ok
     assert_consistent(repo)
