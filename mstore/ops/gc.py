@@ -10,6 +10,10 @@ Kept (the rest of objects/, views/, copies/ and tmp/ is deleted):
   days, like git's gc.pruneExpire), so that a commit that has stored its objects but not
   yet moved its ref never loses them (storing an existing object refreshes its mtime).
 
+Views leave views/ through views/.trash/ before their files are deleted (a removal an
+earlier run did not finish is completed first), and gc returns what it really deleted,
+not what it planned.
+
 `now=True` (`mstore gc --now`) sets both windows to zero, for users who know nothing else
 is writing. gc runs under the exclusive store lock, and commit holds the same lock
 from its first object write to its ref move, so a commit never ends naming a missing

@@ -7,6 +7,9 @@ import os
 import stat
 from pathlib import Path
 
+from typer.testing import CliRunner
+
+from mstore.cli.app import app
 from mstore.ops.commit import commit
 from mstore.ops.restore import restore
 from mstore.ops.status import status
@@ -115,3 +118,16 @@ def test_restore_discards_a_damaged_released_view(tmp_path: Path) -> None:
     assert not old.exists()
     assert verify(Repo(repo.root)).ok
     assert_consistent(repo)
+
+
+def test_cli_restore_says_it_deleted_a_damaged_released_view(tmp_path: Path) -> None:
+    repo = store(tmp_path)
+    old = view_dir(repo, "staging")
+    commit(repo, write_version(tmp_path / "src" / "v6", "v6"), "staging")
+    (old / "notes.txt").write_bytes(b"dropped in by hand")
+
+    done = CliRunner().invoke(app, ["--store", str(repo.root), "restore"])
+
+    assert done.exit_code == 0, done.output
+    assert f"delete damaged released view {old.name[:12]}" in done.output
+    assert not old.exists()
