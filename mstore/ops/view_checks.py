@@ -39,15 +39,18 @@ def check_views(
     layout = repo.layout
     owners: dict[str, list[str]] = {}
     listings: dict[str, dict[str, FileEntry]] = {}
-    for ref, manifest_id in sorted(repo.refs.read_all().items()):
+    for ref, _path in sorted(repo.refs.iter_files()):
         view_id = repo.views.current_view_id(ref)
         if view_id is None:
             continue  # no link (or not mstore's): status reports it
         owners.setdefault(view_id, []).append(ref)
         try:
-            spec = repo.view_spec(ref, manifest_id)
+            manifest_id = repo.refs.read(ref)
+            spec = repo.view_spec(ref, manifest_id) if manifest_id else None
         except MstoreError:
-            continue  # its manifest is already reported
+            continue  # a corrupt ref or manifest: already reported
+        if spec is None:
+            continue
         if spec.id == view_id:
             listings[view_id] = dict(spec.files)
         if not os.path.lexists(layout.view_path(view_id)):
