@@ -5,6 +5,8 @@
 - reflink: a copy-on-write clone of the object (XFS, btrfs); as safe as copy, O(1).
 - hardlink: the object's own inode; fastest, but root can write through it.
 - symlink: a relative link to the object; root can write through it too.
+- auto: reflink where the filesystem supports it, else copy; resolved once, when the
+  store is created, and recorded in the config.
 """
 
 from __future__ import annotations
