@@ -2,27 +2,21 @@
 
     .mstore/views/<view id>/          immutable once renamed into place
       model.pth  encoders.pkl  metadata.json
+    .mstore/views/<view id>.json      its record (view_records.py)
     models/production -> ../.mstore/views/<view id>
 
 A view's id is the blake3 of its canonical listing (path -> object id, mode) and link
-mode, so a view is built once and reused. It is built under `.mstore/tmp/`, fsynced and
-renamed into `views/`; `models/<ref>` is then switched with `os.replace` of a fresh
-symlink, so a reader resolving `models/<ref>` sees one complete version, and a reader
-that resolved it earlier keeps reading its old view until gc removes it.
+mode, so a view is built once and reused, but only after it checked intact against its
+record. It is built under `.mstore/tmp/`, fsynced, recorded and renamed into `views/`;
+`models/<ref>` is then switched with `os.replace` of a fresh symlink, so a reader
+resolving `models/<ref>` sees one complete version, and a reader that resolved it
+earlier keeps reading its old view until gc removes it (view_removal.py).
 
 A view may show `metadata.json` with other bytes than the manifest's (rendered for the
 ref by the policy, policy.py); those bytes are stored as an object like any other file.
 This module knows nothing of what a ref means.
 
-Link modes, per file of a view:
-- copy: a private copy of the object under `.mstore/copies/`, shared by hardlinks among
-  the views that show it; writing through `models/` can never reach an object.
-- reflink: a copy-on-write clone of the object (XFS, btrfs); as safe as copy, O(1).
-- hardlink: the object's own inode; fastest, but root can write through it (verify
-  detects it).
-- symlink: a link to the object; root can write through it too.
-- auto: reflink where the filesystem supports it, else copy; resolved once, when the
-  store is created, and recorded in the config.
+Link modes (how each file is made from its object) are in view_links.py.
 """
 
 from __future__ import annotations
@@ -31,18 +25,19 @@ import contextlib
 import os
 import shutil
 import stat
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import orjson
 
-from mstore import fsutil
-from mstore.errors import InvalidInputError, RefusedError
+from mstore import fsutil, view_links, view_removal
+from mstore.errors import IntegrityError, InvalidInputError, RefusedError
 from mstore.hashing import hash_bytes
 from mstore.layout import Layout
-from mstore.manifests import METADATA_FILE, MODE_EXECUTABLE, FileEntry, Manifest
+from mstore.manifests import METADATA_FILE, FileEntry, Manifest
 from mstore.objects import ObjectStore
+from mstore.view_records import ViewCheck, check_view, read_record, record_of, write_record
 
 LINK_MODES = ("auto", "copy", "reflink", "hardlink", "symlink")
 
@@ -93,13 +88,44 @@ class Views:
         """`mode`, with `auto` and `reflink` checked against this filesystem."""
         if mode not in ("auto", "reflink"):
             return mode
-        return "reflink" if self._reflink_works() else "copy"
+        return "reflink" if view_links.reflink_works(self.layout) else "copy"
+
+    def check(self, spec: ViewSpec) -> ViewCheck:
+        """How `views/<id>` compares with `spec` and its record (reads only)."""
+        try:
+            record = read_record(self.layout, spec.id)
+        except IntegrityError as err:
+            return ViewCheck(True, True, (str(err),))
+        return check_view(self.layout, spec.id, spec.link_mode, spec.files, record)
 
     def build(self, spec: ViewSpec) -> Path:
-        """Materialize `spec` under `views/<id>` (idempotent); return its directory."""
+        """Materialize `spec` under `views/<id>`; return its directory.
+
+        A view already there is reused only if it checks intact against its record; one
+        made before records existed is checked against the listing, then recorded. Any
+        other directory under that name is damaged: it is replaced by a fresh build and
+        never linked again.
+        """
         final = self.layout.view_path(spec.id)
-        if final.is_dir():
+        check = self.check(spec)
+        if check.intact:
+            if not check.recorded:
+                write_record(self.layout, record_of(final, spec.id, spec.link_mode, spec.files))
             return final
+        return self.rebuild(spec, check.suspects if check.exists else ())
+
+    def rebuild(self, spec: ViewSpec, suspects: Iterable[str] = ()) -> Path:
+        """Build `spec` afresh and put it under `views/<id>`, replacing what is there.
+
+        Files in `suspects` may have been written through: in copy mode their shared
+        copies are dropped first, so the fresh view shows new copies of the objects.
+        The record is written before the directory is renamed into place, so a
+        directory under a final name always has the record of its own files.
+        """
+        final = self.layout.view_path(spec.id)
+        for path in suspects:
+            if spec.link_mode == "copy" and path in spec.files:
+                view_links.drop_shared_copy(self.layout, spec.files[path])
         for data in spec.rendered.values():
             self.objects.put_bytes(data)
         self.layout.tmp.mkdir(parents=True, exist_ok=True)
@@ -112,20 +138,34 @@ class Views:
                 target = staging.joinpath(*path.split("/"))
                 target.parent.mkdir(parents=True, exist_ok=True)
                 directories.add(target.parent)
-                self.place(entry, target, spec.link_mode)
+                view_links.place(self.layout, entry, target, spec.link_mode)
             for directory in sorted(directories, key=lambda p: len(p.parts), reverse=True):
                 fsutil.fsync_dir(directory)
-            try:
+            write_record(self.layout, record_of(staging, spec.id, spec.link_mode, spec.files))
+            if os.path.lexists(final):
+                self._replace(staging, final, spec.id)
+            else:
                 os.rename(staging, final)
-            except OSError:
-                if not final.is_dir():
-                    raise
-                shutil.rmtree(staging)  # another writer built the same view first
-            fsutil.fsync_dir(self.layout.views)
+                fsutil.fsync_dir(self.layout.views)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
         return final
+
+    def _replace(self, fresh: Path, final: Path, view_id: str) -> None:
+        """Put `fresh` under `final` in place of a damaged view, then delete that one.
+        renameat2 swaps them in one step; without it the damaged view goes to the
+        trash first (readers of a link to it see no view for a moment, never a partial
+        one)."""
+        if fsutil.exchange(fresh, final):
+            fsutil.fsync_dir(self.layout.views)
+            fsutil.fsync_dir(fresh.parent)
+            damaged = view_removal.move_to_trash(self.layout, fresh, view_id)
+        else:
+            damaged = view_removal.move_to_trash(self.layout, final, view_id)
+            os.rename(fresh, final)
+            fsutil.fsync_dir(self.layout.views)
+        view_removal.finish(damaged)
 
     def switch(self, ref: str, view_id: str, adopt: bool = False) -> bool:
         """Point `models/<ref>` at a built view atomically; False if it already did.
@@ -221,52 +261,4 @@ class Views:
 
     def place(self, entry: FileEntry, target: Path, mode: str | None = None) -> None:
         """Create view file `target` for `entry` in `mode` (default: the store's mode)."""
-        mode = mode or self.link_mode
-        source = self.layout.object_path(entry.id)
-        if mode == "symlink":
-            os.symlink(os.path.relpath(source, target.parent), target)
-        elif mode == "hardlink":
-            os.link(source, target)
-        elif mode == "reflink":
-            if not fsutil.try_reflink(source, target):
-                raise RefusedError(
-                    "link mode reflink is not supported on this filesystem; use auto"
-                )
-            os.chmod(target, 0o555 if entry.mode == MODE_EXECUTABLE else 0o444)
-        else:
-            os.link(self._shared_copy(entry), target)
-
-    def _shared_copy(self, entry: FileEntry) -> Path:
-        """A private copy of an object, made once and hardlinked into every view."""
-        executable = entry.mode == MODE_EXECUTABLE
-        copy = self.layout.copy_path(entry.id)
-        if executable:
-            copy = copy.with_name(copy.name + "-x")
-        if copy.is_file():
-            return copy
-        copy.parent.mkdir(parents=True, exist_ok=True)
-        tmp = fsutil.temp_name(copy)
-        try:
-            fsutil.copy_file(self.layout.object_path(entry.id), tmp)
-            os.chmod(tmp, 0o555 if executable else 0o444)
-            os.replace(tmp, copy)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
-        fsutil.fsync_dir(copy.parent)
-        return copy
-
-    def _reflink_works(self) -> bool:
-        self.layout.tmp.mkdir(parents=True, exist_ok=True)
-        probe = self.layout.tmp / f"{fsutil.TEMP_PREFIX}probe.{fsutil.random_suffix(4)}"
-        clone = probe.with_name(probe.name + ".clone")
-        probe.write_bytes(b"probe")
-        try:
-            return fsutil.try_reflink(probe, clone)
-        except OSError:
-            return False
-        finally:
-            for path in (probe, clone):
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(path)
+        view_links.place(self.layout, entry, target, mode or self.link_mode)

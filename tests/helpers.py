@@ -91,7 +91,8 @@ def store_digest(repo: Repo) -> str:
 
 
 def assert_consistent(repo: Repo) -> None:
-    """The verify invariants, plus: each ref's view shows exactly its manifest's files."""
+    """The verify invariants (every view complete and intact included), plus: each ref's
+    view shows exactly its view's files, byte-identical to their objects."""
     report = verify(Repo(repo.root))
     assert report.ok, [f.to_json() for f in report.faults]
     fresh = Repo(repo.root)
@@ -99,16 +100,17 @@ def assert_consistent(repo: Repo) -> None:
         link = fresh.layout.view_link(ref)
         assert link.is_symlink(), f"models/{ref} is not a view link"
         manifest = fresh.manifest(manifest_id)
+        spec = fresh.view_spec(ref, manifest_id)
         view = link.resolve()
         shown = {p.relative_to(view).as_posix() for p in view.rglob("*") if p.is_file()}
         assert shown == set(manifest.files), (ref, shown, set(manifest.files))
-        for path, entry in manifest.files.items():
+        for path, entry in spec.files.items():
             data = (link / path).read_bytes()
+            assert data == fresh.objects.read_bytes(entry.id), (ref, path)
             if path == METADATA_FILE:
                 rendered = orjson.loads(data)
                 status = role_status(ref)
                 if status is not None:
                     assert rendered["status"] == status, (ref, rendered["status"])
             else:
-                assert len(data) == entry.size
-                assert fresh.objects.read_bytes(entry.id) == data
+                assert len(data) == entry.size == manifest.files[path].size

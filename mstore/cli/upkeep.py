@@ -126,6 +126,8 @@ def restore(
             output.say(f"{prefix}restore models/{path}")
         for path in result.removed:
             output.say(f"{prefix}remove models/{path}")
+        for view_id in result.discarded:
+            output.say(f"{prefix}delete damaged released view {view_id[:12]}")
         for path in result.unrecoverable:
             output.say(
                 f"cannot restore models/{path}: in this link mode the write reached the "

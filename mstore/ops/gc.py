@@ -10,6 +10,10 @@ Kept (the rest of objects/, views/, copies/ and tmp/ is deleted):
   days, like git's gc.pruneExpire), so that a commit that has stored its objects but not
   yet moved its ref never loses them (storing an existing object refreshes its mtime).
 
+Views leave views/ through views/.trash/ before their files are deleted (a removal an
+earlier run did not finish is completed first), and gc returns what it really deleted,
+not what it planned.
+
 `now=True` (`mstore gc --now`) sets both windows to zero, for users who know nothing else
 is writing. gc runs under the exclusive store lock, and commit holds the same lock
 from its first object write to its ref move, so a commit never ends naming a missing
@@ -19,16 +23,16 @@ object.
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mstore import fsutil
+from mstore import fsutil, view_removal
 from mstore.errors import MstoreError
 from mstore.hashing import is_object_id
 from mstore.manifests import MANIFEST_PREFIX
 from mstore.repo import Repo
+from mstore.view_records import RECORD_SUFFIX
 
 DAY = 86400.0
 DEFAULT_RETENTION_DAYS = 90.0
@@ -37,11 +41,14 @@ DEFAULT_GRACE_DAYS = 14.0
 
 @dataclass
 class GcPlan:
-    """What gc would delete, and why the rest stays."""
+    """What gc would delete, and why the rest stays; `execute` returns another GcPlan
+    holding only what it really deleted."""
 
     objects: dict[str, int] = field(default_factory=dict)
     manifests: set[str] = field(default_factory=set)  # those of `objects` that are manifests
     views: list[str] = field(default_factory=list)
+    records: list[Path] = field(default_factory=list)  # records left without their view
+    unfinished: list[Path] = field(default_factory=list)  # views/.trash/: interrupted removals
     copies: list[Path] = field(default_factory=list)
     temporaries: list[Path] = field(default_factory=list)
     kept_objects: int = 0
@@ -56,44 +63,67 @@ class GcPlan:
             "objects": len(self.objects),
             "bytes": self.bytes,
             "views": len(self.views),
+            "unfinished_removals": len(self.unfinished),
             "copies": len(self.copies),
-            "temporaries": len(self.temporaries),
+            "temporaries": len(self.temporaries) + len(self.records),
             "kept_objects": self.kept_objects,
             "kept_recent": self.kept_recent,
             "object_ids": sorted(self.objects),
+            "view_ids": sorted(self.views),
         }
 
-    def execute(self, repo: Repo) -> None:
-        """Delete views first (they may link objects), then objects, copies, temporaries."""
+    def execute(self, repo: Repo) -> GcPlan:
+        """Delete views first (they may link objects), then objects, copies, temporaries.
+        Each view leaves views/ before its files are deleted (view_removal.py); an error
+        stops gc with what was deleted so far reported, the rest left for the next run."""
+        done = GcPlan(kept_objects=self.kept_objects, kept_recent=self.kept_recent)
+        layout = repo.layout
+        for path in self.unfinished:
+            view_removal.finish(path)
+            done.unfinished.append(path)
         for view_id in self.views:
-            shutil.rmtree(repo.layout.view_path(view_id), ignore_errors=True)
-        if self.views:
-            fsutil.fsync_dir(repo.layout.views)
+            if view_removal.remove_view(layout, view_id):
+                done.views.append(view_id)
+        for path in self.records:
+            if _unlink(path):
+                done.records.append(path)
+                fsutil.fsync_dir(path.parent)
         touched: set[Path] = set()
         # Manifests before the objects they name: an interrupted gc must never leave a
         # stored manifest whose files are gone.
         for object_id in sorted(self.objects, key=lambda i: i not in self.manifests):
-            path = repo.layout.object_path(object_id)
-            _unlink(path)
+            path = layout.object_path(object_id)
+            if _unlink(path):
+                done.objects[object_id] = self.objects[object_id]
+                if object_id in self.manifests:
+                    done.manifests.add(object_id)
             touched.add(path.parent)
-        for path in self.copies + self.temporaries:
+        for path in self.copies:
+            if _unlink(path):
+                done.copies.append(path)
+            touched.add(path.parent)
+        for path in self.temporaries:
             if path.is_dir() and not path.is_symlink():
-                shutil.rmtree(path, ignore_errors=True)  # a crashed writer's view build
-            else:
-                _unlink(path)
+                view_removal.delete_tree(path)  # a crashed writer's view build
+                done.temporaries.append(path)
+            elif _unlink(path):
+                done.temporaries.append(path)
             touched.add(path.parent)
         for directory in touched:
             if directory.exists():
                 fsutil.fsync_dir(directory)
+        return done
 
 
-def _unlink(path: Path) -> None:
+def _unlink(path: Path) -> bool:
+    """Delete one file; False if it was already gone."""
     try:
         os.unlink(path)
     except FileNotFoundError:
-        pass
+        return False
     except OSError as err:
         raise MstoreError(f"gc cannot delete {path}: {err.strerror}") from err
+    return True
 
 
 def plan_gc(
@@ -129,14 +159,24 @@ def plan_gc(
 
     kept_views = _linked_views(repo)
     views_root = repo.layout.views
-    for name in sorted(os.listdir(views_root)) if views_root.is_dir() else []:
+    plan.unfinished = view_removal.unfinished(repo.layout)
+    names = sorted(os.listdir(views_root)) if views_root.is_dir() else []
+    for name in names:
         path = views_root / name
-        if name in kept_views:
+        recent = clock - path.lstat().st_mtime < grace
+        if name.endswith(RECORD_SUFFIX) and is_object_id(name[: -len(RECORD_SUFFIX)]):
+            if name[: -len(RECORD_SUFFIX)] not in names and not recent:
+                plan.records.append(path)  # its view's build or removal was interrupted
+        elif name.startswith(fsutil.TEMP_PREFIX):
+            if clock - path.lstat().st_mtime >= min(grace, DAY):
+                plan.temporaries.append(path)  # a record's interrupted atomic write
+        elif name in kept_views:
             continue
-        if not is_object_id(name) or clock - path.lstat().st_mtime < grace:
+        elif not is_object_id(name) or recent:
             kept_views.add(name)
-            continue
-        plan.views.append(name)
+        else:
+            plan.views.append(name)
+    kept_views.discard(view_removal.TRASH)
     kept_inodes: set[tuple[int, int]] = set()
     for view_id in kept_views:
         for path in _files_below(views_root / view_id):
@@ -175,12 +215,10 @@ def gc(
     now: bool = False,
     dry_run: bool = False,
 ) -> GcPlan:
-    """Plan under the exclusive lock and, unless `dry_run`, execute the plan."""
+    """Plan under the exclusive lock; return the plan (`dry_run`) or what was deleted."""
     with repo.locked("gc"):
         plan = plan_gc(repo, retention_days, grace_days, now)
-        if not dry_run:
-            plan.execute(repo)
-    return plan
+        return plan if dry_run else plan.execute(repo)
 
 
 def _linked_views(repo: Repo) -> set[str]:

@@ -1,25 +1,25 @@
 """restore: make models/ match the refs again, from the objects.
 
-Missing or stale views are rebuilt and relinked; a view file that was modified in
-place (e.g. `cp` over `models/production/model.pth` as root) is replaced, atomically,
-by a fresh copy of its object. That works in the copy and reflink modes, where view
-files are separate from the objects. In the hardlink and symlink modes the write went
-into the object itself: restore says so and leaves it to `verify` and the user
-(recommit the version, or fetch the object from another store).
+Missing or stale views are rebuilt and relinked. A view that lost a file, gained one,
+or had one modified in place (e.g. `cp` over `models/production/model.pth` as root) is
+damaged: it is never repaired in place (a view never changes once renamed into place)
+but replaced by a fresh build from the objects, swapped in under the same name in one
+step (views.Views.rebuild). In copy mode the shared copy that was written through is
+dropped first, so the fresh view gets a new copy. In the hardlink and symlink modes a
+write through models/ went into the object itself: restore says so and leaves it to
+`verify` and the user (recommit the version, or fetch the object from another store).
+A damaged view that no link shows (released) is deleted, through the trash.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from mstore import fsutil
+from mstore import view_removal
 from mstore.errors import IntegrityError
 from mstore.hashing import hash_file
-from mstore.manifests import MODE_EXECUTABLE, FileEntry
-from mstore.ops.status import MISSING, STALE, status
+from mstore.ops.status import MISSING, OK, STALE, status
+from mstore.ops.view_checks import check_views
 from mstore.repo import Repo
 
 
@@ -29,11 +29,12 @@ class RestoreResult:
     replaced: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     unrecoverable: list[str] = field(default_factory=list)
+    discarded: list[str] = field(default_factory=list)  # damaged released views deleted
     dry_run: bool = False
 
     @property
     def changed(self) -> bool:
-        return bool(self.relinked or self.replaced or self.removed)
+        return bool(self.relinked or self.replaced or self.removed or self.discarded)
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -41,6 +42,7 @@ class RestoreResult:
             "replaced": self.replaced,
             "removed": self.removed,
             "unrecoverable": self.unrecoverable,
+            "discarded": self.discarded,
             "dry_run": self.dry_run,
             "changed": self.changed,
         }
@@ -60,36 +62,40 @@ def restore(repo: Repo, refs: list[str] | None = None, dry_run: bool = False) ->
                     built = repo.views.build(repo.view_spec(view.ref, view.manifest_id))
                     repo.views.switch(view.ref, built.name)
                 continue
+            if view.state != OK:
+                continue  # foreign: not mstore's to touch
             spec = repo.view_spec(view.ref, view.manifest_id)
-            directory = repo.layout.view_path(spec.id)
-            for path in view.modified + view.missing:
-                entry = spec.files[path]
-                target = directory.joinpath(*path.split("/"))
-                if repo.config.link_mode in ("hardlink", "symlink"):
-                    result.unrecoverable.append(f"{view.ref}/{path}")
-                    continue
-                result.replaced.append(f"{view.ref}/{path}")
-                if not dry_run:
-                    _replace_file(repo, entry.id, entry.mode, target)
-            for path in view.extra:
-                result.removed.append(f"{view.ref}/{path}")
-                if not dry_run:
-                    with contextlib.suppress(FileNotFoundError):
-                        os.unlink(directory.joinpath(*path.split("/")))
+            check = repo.views.check(spec)
+            if view.clean and check.complete and not check.modes:
+                continue  # a file's inode or times alone moved (a copied store): bytes checked
+            linking = repo.config.link_mode in ("hardlink", "symlink")
+            lost = view.modified if linking else []
+            result.unrecoverable.extend(f"{view.ref}/{path}" for path in lost)
+            fixed = sorted(set(view.missing + view.modified + list(check.modes)) - set(lost))
+            if not (fixed or view.extra or check.problems):
+                continue  # only what the objects themselves lost
+            result.replaced.extend(f"{view.ref}/{path}" for path in fixed)
+            result.removed.extend(f"{view.ref}/{path}" for path in view.extra)
+            if not dry_run:
+                for path in fixed:
+                    _check_object(repo, spec.files[path].id)
+                repo.views.rebuild(spec, suspects=fixed)
+        if not refs:
+            # A damaged view no link shows is of no use to anyone: out of sight with it.
+            check_views(repo, _Ignored(), quick=False, bad_released=result.discarded)
+            for view_id in result.discarded if not dry_run else ():
+                view_removal.remove_view(repo.layout, view_id)
     return result
 
 
-def _replace_file(repo: Repo, object_id: str, mode: int, target: Path) -> None:
-    """Put a fresh, checked copy of the object at `target` in one atomic rename."""
-    source = repo.layout.object_path(object_id)
-    if hash_file(source) != object_id:
+class _Ignored:
+    """A fault sink: restore acts on what it finds; `verify` reports it."""
+
+    def add(self, kind: str, subject: str, detail: str) -> None:
+        pass
+
+
+def _check_object(repo: Repo, object_id: str) -> None:
+    """A view is rebuilt only from intact objects."""
+    if hash_file(repo.layout.object_path(object_id)) != object_id:
         raise IntegrityError(f"object {object_id} is corrupt too; cannot restore from it")
-    shared = repo.layout.copy_path(object_id)
-    # The shared copy may be the very inode that was written to: drop it first.
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(shared.with_name(shared.name + ("-x" if mode == MODE_EXECUTABLE else "")))
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fresh = fsutil.temp_name(target)
-    repo.views.place(FileEntry(object_id, 0, mode), fresh)
-    os.replace(fresh, target)
-    fsutil.fsync_dir(target.parent)

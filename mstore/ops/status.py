@@ -2,10 +2,10 @@
 
 For each ref, `models/<ref>` should be a link to the view the ref's manifest gives
 under that ref. A view is checked file by file: missing and extra files, and modified
-files. A file is re-hashed only when its stat differs from the hash cache's record, so
-unchanged large files are not read. Also reported: links under models/ for refs that
-no longer exist, directories mstore does not manage, the active environment, and an
-unfinished transaction.
+files (bytes that differ, or a mode that left the view's record). A file is re-hashed
+only when its stat differs from the hash cache's record, so unchanged large files are
+not read. Also reported: links under models/ for refs that no longer exist, directories
+mstore does not manage, the active environment, and an unfinished transaction.
 """
 
 from __future__ import annotations
@@ -120,8 +120,12 @@ def check_view(repo: Repo, ref: str, manifest_id: str, spec: ViewSpec) -> ViewSt
     present = _files_below(view)
     result.extra = sorted(set(present) - set(spec.files))
     result.missing = sorted(set(spec.files) - set(present))
+    # A file whose mode left the view's record (e.g. made writable) is modified too,
+    # even while its bytes are still right.
+    modes = set(repo.views.check(spec).modes)
     for path in sorted(set(present) & set(spec.files)):
-        if not _file_matches(repo, present[path], spec.files[path].id, spec.files[path].size):
+        entry = spec.files[path]
+        if path in modes or not _file_matches(repo, present[path], entry.id, entry.size):
             result.modified.append(path)
     return result
 

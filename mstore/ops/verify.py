@@ -9,7 +9,8 @@ Checks, each fault reported by kind and subject:
   existing objects of the right size;
 - log: every line parses; each ref's value equals its newest log entry's `new`;
 - transaction: no journal is left behind (verify first rolls one forward, under lock);
-- index: the log index (index.py) covers the whole log and agrees with it.
+- index: the log index (index.py) covers the whole log and agrees with it;
+- views: every view is complete and intact, named with its ref (view_checks.py).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from dataclasses import dataclass, field
 from mstore.errors import MstoreError
 from mstore.hashing import MMAP_THRESHOLD, hash_file, is_object_id
 from mstore.history import decode_entry
+from mstore.ops.view_checks import check_views
 from mstore.repo import Repo
 
 HASH_THREADS = 2
@@ -46,6 +48,7 @@ class VerifyReport:
     manifests: int = 0
     refs: int = 0
     log_entries: int = 0
+    views: int = 0
     recovered: str | None = None
 
     @property
@@ -64,6 +67,7 @@ class VerifyReport:
             "manifests": self.manifests,
             "refs": self.refs,
             "log_entries": self.log_entries,
+            "views": self.views,
             "recovered_transaction": self.recovered,
         }
 
@@ -83,6 +87,7 @@ def verify(
         _check_manifests(repo, report, manifests)
         for problem in repo.index.check():
             report.add("index_wrong", str(repo.index.path), f"{problem}; {INDEX_WAY_OUT}")
+        report.views = check_views(repo, report, quick)
         if repo.layout.transaction.exists():
             report.add("transaction", str(repo.layout.transaction), "journal left behind")
     return report

@@ -61,7 +61,8 @@ def object_ids(repo: Repo) -> set[str]:
 
 
 def view_ids(repo: Repo) -> set[str]:
-    return {p.name for p in repo.layout.views.iterdir()}
+    """The view directories under views/ (not their records, nor the trash)."""
+    return {p.name for p in repo.layout.views.iterdir() if p.is_dir() and p.name != ".trash"}
 
 
 def needed_objects(repo: Repo, shown: bool) -> dict[str, set[str]]:
@@ -94,7 +95,7 @@ def backdate_store(repo: Repo) -> None:
     backdate(layout.object_path(i) for i in object_ids(repo))
     if layout.copies.is_dir():
         backdate(p for p in layout.copies.rglob("*") if p.is_file())
-    backdate(layout.views.iterdir())
+    backdate(layout.views.iterdir())  # view directories and their records
 
 
 @pytest.fixture

@@ -222,7 +222,8 @@ def test_file_overwritten_in_place_is_modified_then_restored(
 
     assert view_of(report, "production").modified == ["model.pth"]
     assert view_of(report, "staging").clean
-    assert verify(repo).ok, "copy mode: the write must not reach the object"
+    # Copy mode: the write must not reach the object; verify names the damaged view.
+    assert [f.kind for f in verify(repo).faults] == ["view_damaged"]
     assert_restored(repo)
     assert target.read_bytes() == b"weights v4"
 

@@ -1,0 +1,88 @@
+"""Removing views: out of `views/` first, deleted after.
+
+    .mstore/views/.trash/<view id>.<random>/   a view being deleted
+
+A view leaves `views/` by one `rename` into `views/.trash/` (both directories fsynced)
+before any of its files is deleted; its record is removed next. A kill or an I/O error
+in the middle of the delete therefore leaves a partial directory only under `.trash/`,
+never under a view's final name, and gc finishes whatever `.trash/` holds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+from mstore import fsutil
+from mstore.layout import Layout
+from mstore.view_records import record_path
+
+TRASH = ".trash"
+
+
+def trash_path(layout: Layout) -> Path:
+    return layout.views / TRASH
+
+
+def move_to_trash(layout: Layout, directory: Path, name: str) -> Path:
+    """Rename `directory` into `views/.trash/` (durably); return its new path."""
+    trash = trash_path(layout)
+    fsutil.makedirs_durable(trash)
+    moved = trash / f"{name}.{fsutil.random_suffix(4)}"
+    os.rename(directory, moved)
+    fsutil.fsync_dir(directory.parent)
+    fsutil.fsync_dir(trash)
+    return moved
+
+
+def remove_view(layout: Layout, view_id: str) -> bool:
+    """Take `views/<view_id>` out of `views/`, drop its record, delete its files.
+    True if a view directory was removed; errors are raised (the rest stays in the
+    trash for the next gc)."""
+    try:
+        moved: Path | None = move_to_trash(layout, layout.view_path(view_id), view_id)
+    except FileNotFoundError:
+        moved = None
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(record_path(layout, view_id))
+        fsutil.fsync_dir(layout.views)
+    if moved is not None:
+        delete_tree(moved)
+    return moved is not None
+
+
+def delete_tree(path: Path) -> None:
+    """Delete a directory tree bottom-up, raising on the first error (a partial tree
+    is only ever left where it is already out of sight: the trash, or tmp/)."""
+
+    def fail(err: OSError) -> None:
+        raise err
+
+    for directory, dirs, names in os.walk(path, topdown=False, onerror=fail):
+        for name in names:
+            os.unlink(os.path.join(directory, name))
+        for name in dirs:
+            inner = os.path.join(directory, name)
+            if os.path.islink(inner):
+                os.unlink(inner)
+            else:
+                os.rmdir(inner)
+    os.rmdir(path)
+    fsutil.fsync_dir(path.parent)
+
+
+def unfinished(layout: Layout) -> list[Path]:
+    """What interrupted removals left in the trash."""
+    trash = trash_path(layout)
+    return [trash / name for name in sorted(os.listdir(trash))] if trash.is_dir() else []
+
+
+def finish(path: Path) -> None:
+    """Delete one leftover of the trash (a directory, or a stray file)."""
+    if path.is_dir() and not path.is_symlink():
+        delete_tree(path)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        fsutil.fsync_dir(path.parent)
