@@ -107,7 +107,8 @@ def remove_empty_parents(path: Path, stop: Path) -> None:
         try:
             parent.rmdir()
         except FileNotFoundError:
-            pass
+            parent = parent.parent  # already gone (refs packed away): nothing to sync
+            continue
         except OSError as err:
             if err.errno in (errno.ENOTEMPTY, errno.EEXIST):
                 return

@@ -10,6 +10,7 @@
     transaction             present only while a ref transaction is applied
     objects/<id[:2]>/<id[2:]>   object bytes, read-only
     refs/<name>             "<manifest id>\\n"
+    packed-refs             many refs in one file ("<id> <name>" lines); loose refs win
     views/<view id>/        one materialized view, immutable once renamed in
     copies/<id[:2]>/<id[2:]>    writable-mode copies of objects shared by views
     hooks/pre-promote, hooks/post-switch
@@ -71,6 +72,10 @@ class Layout:
     @property
     def refs(self) -> Path:
         return self.store / "refs"
+
+    @property
+    def packed_refs(self) -> Path:
+        return self.store / "packed-refs"
 
     @property
     def views(self) -> Path:

@@ -21,7 +21,7 @@ import stat
 from collections.abc import Iterator
 from pathlib import Path
 
-from mstore import fsutil
+from mstore import fsutil, packed_refs
 from mstore.errors import IntegrityError, InvalidInputError, RefusedError
 from mstore.hashing import is_object_id
 from mstore.layout import Layout
@@ -30,6 +30,14 @@ MAX_REF_BYTES = 1024
 MAX_COMPONENT_BYTES = 255
 FORBIDDEN_CHARACTERS = frozenset(" ~^:?*[\\")
 _BAD_REF_CHARACTER = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]")
+# Names that pass every rule below at a glance: ASCII letters, digits, `_` and `-`, with
+# `.` inside a component (not first, not last, never `..`, no component ending `.lock`),
+# components joined by single `/`. Anything else takes the full check.
+_PLAIN = re.compile(
+    r"(?!.*\.\.)(?!.*\.lock(?:/|$))"
+    r"[A-Za-z0-9_-](?:[A-Za-z0-9_.-]*[A-Za-z0-9_-])?"
+    r"(?:/[A-Za-z0-9_-](?:[A-Za-z0-9_.-]*[A-Za-z0-9_-])?)*"
+)
 
 
 def check_ref_name(name: str) -> str:
@@ -39,6 +47,8 @@ def check_ref_name(name: str) -> str:
     ~ ^ : ? * [ \\; no leading or trailing "/"; no trailing "."; no component starting
     with "." or ending with ".lock"; components of at most 255 bytes.
     """
+    if isinstance(name, str) and len(name) <= MAX_COMPONENT_BYTES and _PLAIN.fullmatch(name):
+        return name  # the common case, decided by one regex (`list` checks thousands)
     shown = repr(name)
     if not isinstance(name, str) or not name:
         raise InvalidInputError("ref name is empty")
@@ -88,25 +98,53 @@ class RefStore:
     def read(self, name: str) -> str | None:
         """The manifest id `name` points at, or None if the ref does not exist."""
         path = self._safe_path(check_ref_name(name))
-        if path is None:
-            return None
-        return _read_ref_file(name, path)
+        value = None if path is None else _read_ref_file(name, path)
+        # The loose file first, the packed file second (see packed_refs.py for why).
+        return value if value is not None else self.packed().get(name)
+
+    def packed(self) -> dict[str, str]:
+        """The refs in `packed-refs` (name -> id), loose files not applied."""
+        return packed_refs.read_packed(self.layout.packed_refs, check_ref_name)
 
     def names(self) -> list[str]:
         """Every ref name, sorted; temporary files and invalid names are skipped."""
-        return sorted(name for name, _ in self._walk() if _is_valid(name))
+        loose = {name for name, _ in self._walk() if _is_valid(name)}
+        return sorted(loose | self.packed().keys())
 
     def read_all(self) -> dict[str, str]:
         """Every ref and its manifest id (refs that cannot be read raise IntegrityError)."""
-        # One walk of refs/ that never follows a symlink, each file opened once: this is
-        # `mstore list`'s path over thousands of refs.
+        # One walk of refs/ that never follows a symlink, each file opened once, then the
+        # packed refs under them: this is `mstore list`'s path over thousands of refs.
         result: dict[str, str] = {}
-        for name, path in sorted(self._walk()):
+        for name, path in self._walk():
             if _is_valid(name):
                 value = _read_ref_file(name, path)
                 if value is not None:
                     result[name] = value
-        return result
+        for name, value in self.packed().items():
+            result.setdefault(name, value)
+        return dict(sorted(result.items()))
+
+    def loose_count(self) -> int:
+        """How many refs are loose files (what `pack` would move)."""
+        return sum(1 for name, _ in self._walk() if _is_valid(name))
+
+    def pack(self) -> int:
+        """Move every loose ref into `packed-refs`; return how many loose files went.
+        Callers hold the store lock."""
+        current = self.read_all()
+        loose = [(name, path) for name, path in self._walk() if _is_valid(name)]
+        if not loose:
+            return 0
+        packed_refs.write_packed(self.layout.packed_refs, current)
+        # The packed file now holds every loose value (the lock keeps them unchanged), so
+        # each loose file may go: a reader that misses it finds the same value packed.
+        for _name, path in loose:
+            os.unlink(path)
+        for _name, path in loose:
+            fsutil.remove_empty_parents(Path(path), self.layout.refs)
+        fsutil.fsync_dir(self.layout.refs)
+        return len(loose)
 
     def write(self, name: str, manifest_id: str) -> None:
         """Point `name` at `manifest_id`. Callers hold the store lock (transaction.py)."""
@@ -119,6 +157,11 @@ class RefStore:
     def delete(self, name: str) -> None:
         """Remove `name` and any directories it leaves empty. Callers hold the store lock."""
         path = self.layout.ref_path(check_ref_name(name))
+        packed = self.packed()
+        if name in packed:
+            # The packed line first: until the loose file goes too, readers see its value.
+            del packed[name]
+            packed_refs.write_packed(self.layout.packed_refs, packed)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
             fsutil.fsync_dir(path.parent)
@@ -170,7 +213,11 @@ class RefStore:
         stack = [("", os.fspath(root))]
         while stack:
             prefix, directory = stack.pop()
-            for entry in os.scandir(directory):
+            try:
+                entries = list(os.scandir(directory))
+            except FileNotFoundError:
+                continue  # emptied and removed by a pack or a delete while we walked
+            for entry in entries:
                 if entry.name.startswith(fsutil.TEMP_PREFIX):
                     continue
                 if entry.is_dir(follow_symlinks=False):

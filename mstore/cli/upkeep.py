@@ -188,6 +188,9 @@ def gc(
         f"{len(plan.temporaries)} temporary files; kept {plan.kept_objects} objects "
         f"in use and {plan.kept_recent} recent ones"
     )
+    if plan.loose_refs:
+        verb = "would pack" if dry_run else "packed"
+        output.say(f"{verb} {plan.loose_refs} refs into .mstore/packed-refs")
 
 
 def ref_delete(

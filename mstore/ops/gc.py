@@ -51,6 +51,7 @@ class GcPlan:
     unfinished: list[Path] = field(default_factory=list)  # views/.trash/: interrupted removals
     copies: list[Path] = field(default_factory=list)
     temporaries: list[Path] = field(default_factory=list)
+    loose_refs: int = 0  # moved into packed-refs (refs.py: `RefStore.pack`)
     kept_objects: int = 0
     kept_recent: int = 0
 
@@ -66,6 +67,7 @@ class GcPlan:
             "unfinished_removals": len(self.unfinished),
             "copies": len(self.copies),
             "temporaries": len(self.temporaries) + len(self.records),
+            "refs_packed": self.loose_refs,
             "kept_objects": self.kept_objects,
             "kept_recent": self.kept_recent,
             "object_ids": sorted(self.objects),
@@ -78,6 +80,8 @@ class GcPlan:
         stops gc with what was deleted so far reported, the rest left for the next run."""
         done = GcPlan(kept_objects=self.kept_objects, kept_recent=self.kept_recent)
         layout = repo.layout
+        if self.loose_refs:
+            done.loose_refs = repo.refs.pack()
         for path in self.unfinished:
             view_removal.finish(path)
             done.unfinished.append(path)
@@ -136,7 +140,7 @@ def plan_gc(
     clock = time.time()
     retention = 0.0 if now else retention_days * DAY
     grace = 0.0 if now else grace_days * DAY
-    plan = GcPlan()
+    plan = GcPlan(loose_refs=repo.refs.loose_count())
 
     manifests = set(repo.refs.read_all().values())
     cutoff = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(clock - retention))

@@ -158,6 +158,17 @@ def _check_refs_and_log(repo: Repo, report: VerifyReport) -> dict[str, bool]:
             values[name] = value
             manifests.add(value)
             required.add(value)
+    try:
+        packed = repo.refs.packed()
+    except MstoreError as err:
+        report.add("ref_corrupt", str(repo.layout.packed_refs), str(err))
+        packed = {}
+    for name, value in packed.items():
+        if name not in values:  # a loose file wins over its packed line
+            report.refs += 1
+            values[name] = value
+            manifests.add(value)
+            required.add(value)
     newest: dict[str, str | None] = {}
     for number, line in repo.history.lines():
         if not line.endswith(b"\n"):
