@@ -179,9 +179,7 @@ def test_a_reader_never_misses_a_ref_while_another_process_packs(tmp_path: Path)
     assert len(reader.read_all()) == len(NAMES) + 300
 
 
-def test_gc_packs_refs_and_every_command_works_on_packed_refs(
-    repo: Repo, tmp_path: Path
-) -> None:
+def test_gc_packs_refs_and_every_command_works_on_packed_refs(repo: Repo, tmp_path: Path) -> None:
     from mstore.ops.commit import commit
     from mstore.ops.switch import promote, rollback
 
