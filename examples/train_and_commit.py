@@ -24,7 +24,9 @@ def run(project: Path, save: Callable[[Path], None], load: Callable[[BinaryIO], 
     for version, mae in (("v1", 6.2), ("v2", 5.4)):
         save(out / "model.pth")  # training would happen here
         commit = store.commit(
-            out, "staging", message=f"train {version}",
+            out,
+            "staging",
+            message=f"train {version}",
             metadata={"version": version, "final_val_mae": mae},
         )
         print(f"committed {version} as {str(commit.manifest_id)[:12]}")

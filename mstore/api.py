@@ -104,7 +104,10 @@ class Store:
         )
 
     def rollback(
-        self, ref: str = "production", to: str | None = None, message: str = "",
+        self,
+        ref: str = "production",
+        to: str | None = None,
+        message: str = "",
         expect: str | None = None,
     ) -> MoveResult:
         """Move `ref` back to its previous value (`ref@{1}`), or to revision `to`."""

@@ -34,7 +34,9 @@ def store(tmp_path: Path) -> mstore.Store:
 
 
 def test_import_mstore_does_not_load_the_api() -> None:
-    code = "import sys, mstore; print([m for m in ('mstore.api', 'mstore.repo') if m in sys.modules])"
+    code = (
+        "import sys, mstore; print([m for m in ('mstore.api', 'mstore.repo') if m in sys.modules])"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
     with pytest.raises(AttributeError, match="no attribute 'nothing'"):
