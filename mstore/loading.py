@@ -24,12 +24,15 @@ import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from mstore.errors import IntegrityError, NotFoundError
 from mstore.record_rules import STABLE_TIMES, compared_fields
 
-Verify = bool | Literal["hash"]
+if TYPE_CHECKING:  # not built at run time: this module's import cost is the application's
+    from typing import Literal, TypeAlias
+
+    Verify: TypeAlias = bool | Literal["hash"]
 RECORD_KIND = "mstore/view-record"
 RECORD_FORMAT = 1
 RECORD_FIELDS = ("ctime_ns", "id", "ino", "mode", "mtime_ns", "size")

@@ -36,12 +36,14 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mstore.envfile import DEFAULT_ENVIRONMENT, VARIABLE, read_environment
 from mstore.errors import IntegrityError, NotFoundError, UsageError
 from mstore.layout import ENV_FILE_NAME, MODELS_DIR_NAME, STORE_DIR_NAME
-from mstore.loading import Listing, Verify, check_view_files, listing_of
+
+if TYPE_CHECKING:
+    from mstore.loading import Listing, Verify
 
 DEFAULT_MODEL_NAME = "model.pth"
 DEFAULT_ENCODER_NAME = "encoders.pkl"
@@ -79,6 +81,7 @@ class ActiveVersion:
         """File `name` of this version for reading (binary), hashed while it is read:
         IntegrityError, at the latest from close(), if its bytes are not its object's
         (the exact guarantee: mstore.verified_file)."""
+        from mstore.loading import listing_of
         from mstore.verified_file import open_verified  # imports blake3
 
         listing = self.listing or listing_of(self.directory, self.environment)
@@ -145,6 +148,8 @@ class Settings:
         directory = self.model_dir.resolve(strict=True)
         if not verify:
             return ActiveVersion(environment, directory, _read_metadata(directory))
+        from mstore.loading import check_view_files  # imported only by those who verify
+
         listing = check_view_files(directory, environment, verify)
         return ActiveVersion(
             environment, directory, _read_metadata(directory), listing.checked, listing
