@@ -129,3 +129,9 @@ def test_the_example_runs_with_torch(tmp_path: Path) -> None:
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines()[-2:] == ["[6.2, 5.4]", "['encoder.weight', 'head.bias']"]
+
+
+def test_the_readme_shows_the_example_as_it_is() -> None:
+    example = EXAMPLE.read_text()
+    code = example[example.index("def run(") : example.index('\n\n\nif __name__ == "__main__"')]
+    assert code in (ROOT / "README.md").read_text()
