@@ -26,7 +26,7 @@ import orjson
 from mstore import fsutil
 from mstore.errors import InvalidInputError
 from mstore.history import LogEntry
-from mstore.manifests import METADATA_FILE
+from mstore.manifests import METADATA_FILE, check_metadata
 from mstore.ops import commit as commit_ops
 from mstore.ops import diff as diff_ops
 from mstore.ops import inspect, metrics, switch
@@ -69,10 +69,9 @@ class Store:
         version's metadata; `expect` is the ref's expected current id (compare-and-swap)."""
         directory = Path(directory)
         if metadata is not None:
-            try:
-                data = orjson.dumps(dict(metadata), option=orjson.OPT_SORT_KEYS)
-            except TypeError as err:
-                raise InvalidInputError(f"metadata cannot be stored as JSON: {err}") from None
+            document = dict(metadata)
+            check_metadata(document)  # before orjson, which would write NaN as null
+            data = orjson.dumps(document, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2)
             if not directory.is_dir():
                 raise InvalidInputError(f"{directory} is not a directory; nothing to commit")
             fsutil.atomic_write(directory / METADATA_FILE, data)

@@ -79,8 +79,11 @@ def test_errors_come_from_mstore_errors(store: mstore.Store, tmp_path: Path) -> 
     with pytest.raises(NotFoundError):
         mstore.open(tmp_path / "nowhere")
     assert mstore.open(store.root).root == store.root
-    with pytest.raises(InvalidInputError, match="JSON"):
+    with pytest.raises(InvalidInputError, match="not plain JSON"):
         store.commit(model_dir(tmp_path, b"w"), "staging", metadata={"bad": object()})
+    with pytest.raises(InvalidInputError, match="non-finite"):
+        store.commit(model_dir(tmp_path, b"w"), "staging", metadata={"mae": float("nan")})
+    assert not (tmp_path / "out" / "metadata.json").exists()  # nothing written
     with pytest.raises(NotFoundError):
         store.resolve("staging")
     with pytest.raises(InvalidInputError):
