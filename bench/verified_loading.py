@@ -12,12 +12,16 @@ model.pth of --mib MiB. Then, interleaved, the median of --runs runs of:
   through `version.open()` (hashed as read), and snapshot(verify="hash") of `large`;
   times and ratios to the plain read, files in the page cache (the common case when an
   application restarts; from disk, both are bound by the disk and the ratio shrinks).
+- with torch installed, `torch.load` of a --mib MiB checkpoint (one float32 tensor) from
+  its path and through `version.open()` (torch seeks to the zip directory at once, so the
+  opener hashes the whole file first, then torch reads it);
 - `python -c "import mstore.settings"` beside `python -c pass` (start-up cost).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import statistics
 import subprocess
@@ -60,6 +64,14 @@ def build(root: Path, mib: int) -> None:
     commit(repo, large, "large")
     checkout(repo, "large")
     checkout(repo, "small")
+    if importlib.util.find_spec("torch") is not None:
+        import torch
+
+        checkpoint = root.parent / "checkpoint"
+        checkpoint.mkdir()
+        torch.save({"weight": torch.rand(mib * MIB // 4)}, checkpoint / "model.pth")
+        commit(repo, checkpoint, "checkpoint")
+        checkout(repo, "checkpoint")
 
 
 def read_plain(path: Path, buffer: bytearray) -> None:
@@ -72,6 +84,30 @@ def read_verified(settings: Settings, buffer: bytearray) -> None:
     with settings.snapshot().open("model.pth") as f:
         while f.readinto(buffer):
             pass
+
+
+def torch_loads(settings: Settings, runs: int) -> list[str]:
+    """torch.load from the path and through version.open(), interleaved; [] without torch."""
+    if importlib.util.find_spec("torch") is None:
+        return ["torch.load: torch is not installed (pip install -e '.[example]')"]
+    import torch
+
+    version = settings.snapshot()
+
+    def through_opener() -> None:
+        with version.open("model.pth") as f:
+            torch.load(f)
+
+    torch.load(version.model_path)  # into the page cache
+    plain_t, opener_t = [], []
+    for _ in range(max(3, runs // 3)):
+        plain_t.append(median_ms(lambda: torch.load(version.model_path), 1))
+        opener_t.append(median_ms(through_opener, 1))
+    plain, opener = statistics.median(plain_t), statistics.median(opener_t)
+    return [
+        f"torch.load(path)                               {plain:8.1f} ms  1.00x",
+        f"torch.load(version.open())                     {opener:8.1f} ms  {opener / plain:.2f}x",
+    ]
 
 
 def startup_ms(code: str, runs: int) -> float:
@@ -110,6 +146,7 @@ def main() -> None:
             verified_t.append(median_ms(lambda: read_verified(large, buffer), 1))
             hashed_t.append(median_ms(lambda: large.snapshot("hash"), 1))
         plain, verified, hashed = (statistics.median(t) for t in (plain_t, verified_t, hashed_t))
+        torch_rows = torch_loads(Settings(root, "checkpoint"), args.runs)
         bare = startup_ms("pass", args.runs)
         settings_import = startup_ms("import mstore.settings", args.runs)
         api_import = startup_ms("import mstore", args.runs)
@@ -124,6 +161,8 @@ def main() -> None:
     print(
         f'snapshot(verify="hash") of {args.mib} MiB        {hashed:8.1f} ms  {hashed / plain:.2f}x'
     )
+    for line in torch_rows:
+        print(line)
     print(f"python -c pass                                {bare:8.1f} ms")
     print(f"python -c 'import mstore.settings'            {settings_import:8.1f} ms")
     print(f"python -c 'import mstore'                     {api_import:8.1f} ms")

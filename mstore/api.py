@@ -8,7 +8,7 @@
     store.promote("staging", require=["final_val_mae<=production"])
     store.rollback("production")
     store.refs(); store.history("production"); store.metric("production", "final_val_mae")
-    store.diff("production", "staging")
+    store.diff("production", "staging"); store.diff_tensors("archive/v1", "production")
 
 Each method is one operation of `mstore.ops` under the store's lock, returning its
 frozen result (CommitResult, MoveResult, Diff, ...); failures raise mstore.errors
@@ -29,13 +29,14 @@ from mstore.history import LogEntry
 from mstore.manifests import METADATA_FILE, check_metadata
 from mstore.ops import commit as commit_ops
 from mstore.ops import diff as diff_ops
-from mstore.ops import inspect, metrics, switch
+from mstore.ops import inspect, metrics, switch, tensor_diff
 from mstore.ops.commit import CommitResult
 from mstore.ops.diff import Diff
 from mstore.ops.gating import parse_rule
 from mstore.ops.inspect import Info, RefSummary
 from mstore.ops.metrics import MetricHistory
 from mstore.ops.moves import MoveResult
+from mstore.ops.tensor_diff import TensorDiffReport
 from mstore.repo import Repo
 from mstore.settings import Settings
 
@@ -143,6 +144,11 @@ class Store:
     def diff(self, old: str, new: str) -> Diff:
         """Files, metrics and metadata that differ between two revisions."""
         return diff_ops.diff(self.repo, old, new)
+
+    def diff_tensors(self, old: str, new: str) -> TensorDiffReport:
+        """The same, with changed checkpoints (torch.save zip, safetensors) compared tensor
+        by tensor from their headers and changed entries (nothing is unpickled)."""
+        return tensor_diff.diff_tensors(self.repo, old, new)
 
     def settings(self, environment: str | None = None) -> Settings:
         """The application's view of this project (mstore.settings), e.g. to verify."""

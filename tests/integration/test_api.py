@@ -65,6 +65,10 @@ def test_commit_promote_rollback_and_reads(
     assert store.metric("production", "final_val_mae").values == [6.0, 7.5]
     diff = store.diff(first.manifest_id, "production")  # type: ignore[arg-type]
     assert ("final_val_mae", 1.5) in [(c.key, c.delta) for c in diff.metadata + diff.metrics]
+    tensors = store.diff_tensors(first.manifest_id, "production")  # type: ignore[arg-type]
+    assert [(f.path, f.status) for f in tensors.files if f.path == "model.pth"] == [
+        ("model.pth", "changed")
+    ]
     back = store.rollback("production")
     assert [m.new for m in back.moves] == [first.manifest_id]
     assert {r.ref for r in store.refs()} >= {"production", "staging"}
