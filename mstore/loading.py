@@ -33,6 +33,8 @@ if TYPE_CHECKING:  # not built at run time: this module's import cost is the app
     from typing import Literal, TypeAlias
 
     Verify: TypeAlias = bool | Literal["hash"]
+
+Record = tuple[str, dict[str, dict[str, Any]]]  # (link mode, files) of a view record
 RECORD_KIND = "mstore/view-record"
 RECORD_FORMAT = 1
 RECORD_FIELDS = ("ctime_ns", "id", "ino", "mode", "mtime_ns", "size")
@@ -65,9 +67,6 @@ def listing_of(directory: Path, environment: str) -> Listing:
     return _listing(directory, environment)[0]
 
 
-Record = tuple[str, dict[str, dict[str, Any]]]  # (link mode, files) of a view record
-
-
 def _listing(directory: Path, environment: str) -> tuple[Listing, Record | None]:
     views = directory.parent
     if views.name != "views" or views.parent.name != ".mstore":
@@ -96,8 +95,9 @@ def check_view_files(directory: Path, environment: str, verify: Verify) -> Listi
     listing, record = _listing(directory, environment)
     where = f"models/{environment} ({directory.name[:12]})"
     present = _walk(directory)
-    for path in sorted(set(present) - set(listing.files)):
-        raise _damaged(where, path, "is not a file of this version", environment)
+    extra = sorted(set(present) - set(listing.files))
+    if extra:
+        raise _damaged(where, extra[0], "is not a file of this version", environment)
     for path, want in sorted(listing.files.items()):
         if path not in present:
             raise _damaged(where, path, "is missing", environment)
