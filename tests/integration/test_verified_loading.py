@@ -216,6 +216,16 @@ def test_importing_settings_loads_neither_typer_nor_blake3() -> None:
     assert out.stdout.strip() == "[]"
 
 
+def test_the_light_record_reader_reads_the_format_view_records_writes() -> None:
+    """mstore.loading parses records without orjson; its constants are the format's."""
+    from mstore import loading, view_records
+
+    assert loading.RECORD_KIND == view_records.RECORD_KIND
+    assert loading.RECORD_FORMAT == view_records.RECORD_FORMAT
+    assert loading.RECORD_FIELDS == view_records.FILE_FIELDS
+    assert loading.STABLE_TIMES is view_records.STABLE_TIMES
+
+
 torch = pytest.importorskip("torch", reason="torch is not installed (pip install -e '.[example]')")
 
 
