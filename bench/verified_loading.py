@@ -100,7 +100,7 @@ def torch_loads(settings: Settings, runs: int) -> list[str]:
 
     torch.load(version.model_path)  # into the page cache
     plain_t, opener_t = [], []
-    for _ in range(max(3, runs // 3)):
+    for _ in range(runs):
         plain_t.append(median_ms(lambda: torch.load(version.model_path), 1))
         opener_t.append(median_ms(through_opener, 1))
     plain, opener = statistics.median(plain_t), statistics.median(opener_t)
@@ -141,7 +141,7 @@ def main() -> None:
         plain_t: list[float] = []
         verified_t: list[float] = []
         hashed_t: list[float] = []
-        for _ in range(max(3, args.runs // 3)):
+        for _ in range(args.runs):
             plain_t.append(median_ms(lambda: read_plain(path, buffer), 1))
             verified_t.append(median_ms(lambda: read_verified(large, buffer), 1))
             hashed_t.append(median_ms(lambda: large.snapshot("hash"), 1))

@@ -36,7 +36,8 @@ from mstore.errors import IntegrityError
 from mstore.hashing import new_hasher
 
 READ_AHEAD = 1 << 20  # the buffered reader's size
-CATCH_UP = 8 << 20  # chunk size when hashing the rest of the file
+CATCH_UP = 1 << 20  # chunk size when hashing the rest of the file
+HASH_SLICE = 1 << 20  # a large read is read and hashed in slices that stay in the cache
 
 
 class VerifiedRaw(io.RawIOBase):
@@ -91,12 +92,21 @@ class VerifiedRaw(io.RawIOBase):
         view = memoryview(buffer).cast("B")
         if not self._verified and self._pos != self._frontier:
             self._finish()  # an out-of-order read: verify the whole file first
-        count = os.preadv(self._fd, [view], self._pos) if len(view) else 0
-        if not self._verified and count:
-            self._hasher.update(view[:count])
-            self._frontier += count
-            if self._frontier >= self._size:
-                self._finish()  # the last bytes: the verdict comes before they do
+        if self._verified:
+            count = os.preadv(self._fd, [view], self._pos) if len(view) else 0
+            self._pos += count
+            return count
+        count = 0
+        while count < len(view):  # slice by slice, each hashed while still in the CPU cache
+            piece = view[count : count + HASH_SLICE]
+            got = os.preadv(self._fd, [piece], self._pos + count)
+            if not got:
+                break
+            self._hasher.update(piece[:got])
+            self._frontier += got
+            count += got
+        if self._frontier >= self._size:
+            self._finish()  # the last bytes: the verdict comes before they do
         self._pos += count
         return count
 
