@@ -46,6 +46,11 @@ def hash_bytes(data: bytes | memoryview) -> str:
     return blake3(data).hexdigest()
 
 
+def new_hasher() -> blake3:
+    """An incremental hasher (`update`, `hexdigest`) whose digest is an object id."""
+    return blake3(max_threads=blake3.AUTO)
+
+
 def hash_file(path: Path, progress: Progress | None = None, owned: bool = True) -> str:
     """The object id of the file at `path`.
 

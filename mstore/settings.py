@@ -10,25 +10,40 @@
     version = settings.snapshot()  # one resolved version: load both files from it
     torch.load(version.model_path); pickle.load(open(version.encoder_path, "rb"))
 
+    version = settings.snapshot(verify=True)  # checked against the view's record
+    with version.open("model.pth") as f:      # hashed while read: IntegrityError, not
+        state = torch.load(f)                 # a damaged model (mstore.verified_file)
+
+`snapshot(verify=True)` compares every file of the view with its record (size, mode,
+inode, and the times mstore never changes; mstore.loading) and raises
+mstore.errors.IntegrityError naming the first file that differs; `verify="hash"`
+re-hashes every file as well. `version.checked` says what was checked.
+
 The environment is MODEL_ENVIRONMENT from the process environment first, then `.env`
 in the project root, then `production`. Paths go through `models/<env>`, so each access
 sees the version current at that moment; `snapshot()` resolves the view link once, so
 model and encoders come from one version even if a promote lands between two loads (the
 resolved view directory stays readable until gc).
 
-This module imports nothing heavy (no typer, no blake3): applications stay quick to start.
+This module imports nothing heavy (no typer, no blake3 until something is hashed):
+applications stay quick to start.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mstore.envfile import DEFAULT_ENVIRONMENT, VARIABLE, read_environment
+from mstore.errors import IntegrityError, NotFoundError, UsageError
 from mstore.layout import ENV_FILE_NAME, MODELS_DIR_NAME, STORE_DIR_NAME
+
+if TYPE_CHECKING:
+    from mstore.loading import Listing, Verify
 
 DEFAULT_MODEL_NAME = "model.pth"
 DEFAULT_ENCODER_NAME = "encoders.pkl"
@@ -42,6 +57,8 @@ class ActiveVersion:
     environment: str
     directory: Path
     metadata: dict[str, Any]
+    checked: str | None = None  # None, or what snapshot(verify=...) checked (mstore.loading)
+    listing: Listing | None = None
 
     @property
     def model_path(self) -> Path:
@@ -59,6 +76,28 @@ class ActiveVersion:
     def version(self) -> str | None:
         value = self.metadata.get("version")
         return None if value is None else str(value)
+
+    def open(self, name: str) -> io.BufferedReader:
+        """File `name` of this version for reading (binary), hashed while it is read:
+        IntegrityError, at the latest from close(), if its bytes are not its object's
+        (the exact guarantee: mstore.verified_file)."""
+        from mstore.loading import listing_of
+        from mstore.verified_file import open_verified  # imports blake3
+
+        listing = self.listing or listing_of(self.directory, self.environment)
+        want = listing.files.get(name)
+        if want is None:
+            raise NotFoundError(
+                f"{name!r} is not a file of models/{self.environment} "
+                f"(it has: {', '.join(sorted(listing.files))})"
+            )
+        if want.id is None or want.size is None:
+            raise IntegrityError(
+                f"{name} of models/{self.environment} cannot be verified: its view has no "
+                f"record and the file is rendered; run `mstore restore {self.environment}`"
+            )
+        path = self.directory.joinpath(*name.split("/"))
+        return open_verified(str(path), want.id, want.size, f"models/{self.environment}/{name}")
 
 
 class Settings:
@@ -96,10 +135,25 @@ class Settings:
     def model_metadata_path(self) -> Path:
         return self.model_dir / METADATA_NAME
 
-    def snapshot(self) -> ActiveVersion:
-        """Resolve the active view once; load every file of one version from the result."""
+    def snapshot(self, verify: Verify = False) -> ActiveVersion:
+        """Resolve the active view once; load every file of one version from the result.
+
+        `verify=True`: every file is checked against the view's record first (size,
+        mode, inode, stable times; a view without a record: listing and size), and
+        IntegrityError names the first that differs; `verify="hash"`: every file is
+        also re-hashed against its object id."""
+        if verify not in (False, True, "hash"):
+            raise UsageError(f"verify={verify!r}: use False, True or 'hash'")
+        environment = self.model_environment
         directory = self.model_dir.resolve(strict=True)
-        return ActiveVersion(self.model_environment, directory, _read_metadata(directory))
+        if not verify:
+            return ActiveVersion(environment, directory, _read_metadata(directory))
+        from mstore.loading import check_view_files  # imported only by those who verify
+
+        listing = check_view_files(directory, environment, verify)
+        return ActiveVersion(
+            environment, directory, _read_metadata(directory), listing.checked, listing
+        )
 
     def _name(self, key: str, default: str) -> str:
         return str(_read_metadata(self.model_dir).get(key) or default)

@@ -50,16 +50,11 @@ from mstore.errors import IntegrityError
 from mstore.hashing import is_object_id
 from mstore.layout import Layout
 from mstore.manifests import FileEntry
+from mstore.record_rules import STABLE_TIMES, compared_fields
 
 RECORD_SUFFIX = ".json"
 RECORD_KIND = "mstore/view-record"
 RECORD_FORMAT = 1
-STABLE_TIMES: dict[str, tuple[str, ...]] = {
-    "reflink": ("mtime_ns", "ctime_ns"),
-    "copy": ("mtime_ns",),
-    "hardlink": (),
-    "symlink": (),
-}
 FILE_FIELDS = ("ctime_ns", "id", "ino", "mode", "mtime_ns", "size")
 
 
@@ -243,5 +238,4 @@ def _kind_problem(
 
 def _differs(recorded: FileRecord, st: os.stat_result, link_mode: str) -> bool:
     current = FileRecord.of(recorded.id, st)
-    fields = ("mode", "ino", *STABLE_TIMES.get(link_mode, ()))
-    return any(getattr(recorded, n) != getattr(current, n) for n in fields)
+    return any(getattr(recorded, n) != getattr(current, n) for n in compared_fields(link_mode))

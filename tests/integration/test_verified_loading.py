@@ -1,0 +1,254 @@
+"""Verified loading: `snapshot(verify=...)` and `version.open()` refuse damaged views.
+
+Real temporary directories (inode numbers, times, hard links): the check is made of them.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mstore.errors import IntegrityError, NotFoundError, UsageError
+from mstore.hashing import hash_bytes
+from mstore.ops.commit import commit
+from mstore.ops.switch import checkout
+from mstore.repo import Repo
+from mstore.settings import Settings
+from mstore.verified_file import READ_AHEAD, open_verified
+from mstore.view_records import record_path
+from tests.helpers import write_version
+
+ENCODERS = pickle.dumps({"scaler": [1.0, 2.0, 3.0], "labels": list(range(50))}, protocol=4)
+
+
+def make_store(tmp_path: Path, link_mode: str) -> tuple[Repo, Settings]:
+    root = tmp_path / "project"
+    root.mkdir()
+    repo, _ = Repo.init(root, link_mode=link_mode)
+    source = write_version(tmp_path / "src", "v1", model=b"weights v1" * 1000, encoders=ENCODERS)
+    commit(repo, source, "production")
+    checkout(repo, "production")
+    return repo, Settings(root, "production")
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> tuple[Repo, Settings]:
+    return make_store(tmp_path, "copy")
+
+
+def overwrite(path: Path, data: bytes, keep_times: bool = False) -> None:
+    """Write `path` in place behind mstore's back, as root can (it ignores 0444)."""
+    before = os.stat(path)
+    os.chmod(path, 0o644)
+    with open(path, "r+b") as f:
+        f.write(data)
+    os.chmod(path, before.st_mode & 0o7777)
+    if keep_times:
+        os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+
+
+def test_an_intact_version_passes_every_level(store: tuple[Repo, Settings]) -> None:
+    _, settings = store
+    assert settings.snapshot().checked is None
+    version = settings.snapshot(verify=True)
+    assert version.checked == "record"
+    assert sorted(version.listing.files) == ["encoders.pkl", "metadata.json", "model.pth"]  # type: ignore[union-attr]
+    assert settings.snapshot(verify="hash").checked == "hash"
+    with version.open("encoders.pkl") as f:
+        assert pickle.load(f) == pickle.loads(ENCODERS)
+
+
+def test_an_overwritten_copy_mode_file_is_named(store: tuple[Repo, Settings]) -> None:
+    _, settings = store
+    target = settings.snapshot().model_path
+    overwrite(target, b"evil")  # same size: only the record's mtime tells
+    with pytest.raises(IntegrityError, match=r"model\.pth was changed .*mtime"):
+        settings.snapshot(verify=True)
+
+
+def test_a_same_size_same_mtime_overwrite_needs_the_hash(store: tuple[Repo, Settings]) -> None:
+    _, settings = store
+    target = settings.snapshot().model_path
+    overwrite(target, b"EVIL", keep_times=True)
+    assert settings.snapshot(verify=True).checked == "record"  # the stat cannot tell
+    with pytest.raises(IntegrityError, match=r"model\.pth does not hash to its object id"):
+        settings.snapshot(verify="hash")
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        ("truncate", r"model\.pth has 3 bytes, not 10000"),
+        ("remove", r"model\.pth is missing"),
+        ("extra", r"stray\.bin is not a file of this version"),
+        ("record", r"record of view .* is unreadable"),
+    ],
+)
+def test_incomplete_versions_are_refused(
+    store: tuple[Repo, Settings], damage: str, message: str
+) -> None:
+    repo, settings = store
+    directory = settings.snapshot().directory
+    os.chmod(directory, 0o755)
+    if damage == "truncate":
+        os.chmod(directory / "model.pth", 0o644)
+        os.truncate(directory / "model.pth", 3)
+    elif damage == "remove":
+        os.unlink(directory / "model.pth")
+    elif damage == "extra":
+        (directory / "stray.bin").write_bytes(b"x")
+    else:
+        record = record_path(repo.layout, directory.name)
+        os.chmod(record, 0o644)
+        record.write_bytes(b"{not json")
+    with pytest.raises(IntegrityError, match=message):
+        settings.snapshot(verify=True)
+
+
+def test_a_view_without_record_is_checked_by_listing_and_size(
+    store: tuple[Repo, Settings],
+) -> None:
+    repo, settings = store
+    directory = settings.snapshot().directory
+    os.unlink(record_path(repo.layout, directory.name))
+    version = settings.snapshot(verify=True)
+    assert version.checked == "listing"
+    assert settings.snapshot(verify="hash").checked == "hash"
+    with version.open("model.pth") as f:
+        assert f.read() == b"weights v1" * 1000
+    os.chmod(directory, 0o755)
+    os.chmod(directory / "model.pth", 0o644)
+    os.truncate(directory / "model.pth", 3)
+    with pytest.raises(IntegrityError, match=r"model\.pth has 3 bytes"):
+        settings.snapshot(verify=True)
+
+
+@pytest.mark.parametrize("link_mode", ["hardlink", "symlink"])
+def test_other_link_modes_use_their_rules(tmp_path: Path, link_mode: str) -> None:
+    _, settings = make_store(tmp_path, link_mode)
+    assert settings.snapshot(verify=True).checked == "record"
+    target = settings.snapshot().model_path
+    overwrite(target, b"EVIL")  # reaches the object: times are not compared in this mode
+    assert settings.snapshot(verify=True).checked == "record"
+    with pytest.raises(IntegrityError, match=r"model\.pth does not hash"):
+        settings.snapshot(verify="hash")
+
+
+def test_a_bad_verify_value_and_an_unknown_file(store: tuple[Repo, Settings]) -> None:
+    _, settings = store
+    with pytest.raises(UsageError):
+        settings.snapshot(verify="size")  # type: ignore[arg-type]
+    with pytest.raises(NotFoundError, match=r"model\.pth"):
+        settings.snapshot().open("../config")
+
+
+def test_pickle_load_through_the_opener_raises_on_a_tampered_file(
+    store: tuple[Repo, Settings],
+) -> None:
+    _, settings = store
+    target = settings.snapshot().encoder_path
+    tampered = ENCODERS.replace(b"labels", b"lebals")
+    overwrite(target, tampered, keep_times=True)
+    assert pickle.loads(tampered) != pickle.loads(ENCODERS)  # a plain load would succeed
+    version = settings.snapshot(verify=True)
+    with version.open("encoders.pkl") as f, pytest.raises(IntegrityError, match=r"encoders\.pkl"):
+        pickle.load(f)  # the read that reaches the end raises: pickle returns nothing
+
+
+def test_a_reader_that_stops_early_gets_the_error_at_close(tmp_path: Path) -> None:
+    data = os.urandom(3 * READ_AHEAD)
+    path = tmp_path / "big.bin"
+    path.write_bytes(b"X" + data[1:])  # the first byte differs from the object's
+    f = open_verified(str(path), hash_bytes(data), len(data), "big.bin")
+    assert f.read(5) == b"X" + data[1:5]  # the buffer read 1 MiB: not the end yet
+    with pytest.raises(IntegrityError, match=r"big\.bin does not hash"):
+        f.close()  # hashes the 2 MiB never read, then compares
+    assert f.closed
+    f.close()  # raises once
+    path.write_bytes(data)
+    with open_verified(str(path), hash_bytes(data), len(data), "big.bin") as g:
+        assert g.read(5) == data[:5]
+    path.write_bytes(data[:-1])
+    with pytest.raises(IntegrityError, match=r"big\.bin has"):
+        open_verified(str(path), hash_bytes(data), len(data), "big.bin")
+
+
+def test_a_seek_verifies_the_whole_file_before_returning_bytes(
+    store: tuple[Repo, Settings],
+) -> None:
+    _, settings = store
+    target = settings.snapshot().model_path
+    overwrite(target, b"W", keep_times=True)
+    with settings.snapshot().open("model.pth") as f:
+        f.seek(-10, os.SEEK_END)
+        with pytest.raises(IntegrityError, match=r"model\.pth does not hash"):
+            f.read(10)
+        with pytest.raises(IntegrityError):
+            f.read(1)  # and every later read
+    # closing raised nothing more: the failure was reported once
+
+
+def test_an_intact_file_reads_the_same_through_any_access_pattern(
+    store: tuple[Repo, Settings],
+) -> None:
+    _, settings = store
+    data = b"weights v1" * 1000
+    with settings.snapshot().open("model.pth") as f:
+        assert f.read(7) == data[:7]
+        f.seek(9000)
+        assert f.read(100) == data[9000:9100]
+        f.seek(0)
+        assert f.read() == data
+        assert f.raw.verified  # type: ignore[attr-defined]
+
+
+def test_importing_settings_loads_neither_typer_nor_blake3() -> None:
+    code = (
+        "import sys, mstore.settings; "
+        "print(sorted(m for m in ('typer', 'blake3', 'orjson', 'mstore.repo') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_the_light_record_reader_reads_the_format_view_records_writes() -> None:
+    """mstore.loading parses records without orjson; its constants are the format's."""
+    from mstore import loading, view_records
+
+    assert loading.RECORD_KIND == view_records.RECORD_KIND
+    assert loading.RECORD_FORMAT == view_records.RECORD_FORMAT
+    assert loading.RECORD_FIELDS == view_records.FILE_FIELDS
+    assert loading.STABLE_TIMES is view_records.STABLE_TIMES
+
+
+torch = pytest.importorskip("torch", reason="torch is not installed (pip install -e '.[example]')")
+
+
+def test_torch_load_through_the_opener(tmp_path: Path) -> None:
+    state = {"encoder.weight": torch.arange(64, dtype=torch.float32), "head.bias": torch.ones(4)}
+    root = tmp_path / "project"
+    root.mkdir()
+    repo, _ = Repo.init(root, link_mode="copy")
+    source = write_version(tmp_path / "src", "v1", encoders=ENCODERS)
+    torch.save(state, source / "model.pth")
+    commit(repo, source, "production")
+    checkout(repo, "production")
+    settings = Settings(root, "production")
+    with settings.snapshot(verify=True).open("model.pth") as f:
+        loaded = torch.load(f)
+    assert torch.equal(loaded["encoder.weight"], state["encoder.weight"])
+    target = settings.snapshot().model_path
+    data = bytearray(target.read_bytes())
+    spot = data.index(b"\x00\x00\x80\x3f")  # a 1.0 of head.bias, stored uncompressed
+    data[spot : spot + 4] = b"\x00\x00\x00\x40"  # 2.0
+    overwrite(target, bytes(data), keep_times=True)
+    with (
+        settings.snapshot(verify=True).open("model.pth") as f,
+        pytest.raises(IntegrityError, match=r"model\.pth does not hash"),
+    ):
+        torch.load(f)
