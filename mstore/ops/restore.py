@@ -84,7 +84,7 @@ def restore(repo: Repo, refs: list[str] | None = None, dry_run: bool = False) ->
             # A damaged view no link shows is of no use to anyone: out of sight with it.
             check_views(repo, _Ignored(), quick=False, bad_released=result.discarded)
             for view_id in result.discarded if not dry_run else ():
-                view_removal.remove_view(repo.layout, view_id)
+                view_removal.remove_view(repo.layout, view_id, repo.views.guard)
     return result
 
 
