@@ -270,9 +270,12 @@ class Guard:
         fd = protection.open_inode(path)
         try:
             protection.set_immutable_fd(fd, False, path)
-            os.unlink(path)
-            if os.fstat(fd).st_nlink > 0:
-                protection.set_immutable_fd(fd, True, path)
+            try:
+                os.unlink(path)
+            finally:
+                # Removed or not, an inode that still has a name is sealed again.
+                if os.fstat(fd).st_nlink > 0:
+                    protection.set_immutable_fd(fd, True, path)
         finally:
             os.close(fd)
 
