@@ -66,6 +66,8 @@ def restore(repo: Repo, refs: list[str] | None = None, dry_run: bool = False) ->
                 continue  # foreign: not mstore's to touch
             spec = repo.view_spec(view.ref, view.manifest_id)
             check = repo.views.check(spec)
+            if check.unprotected and not dry_run:
+                repo.views.guard.seal_tree(repo.layout.view_path(spec.id))
             if view.clean and check.complete and not check.modes:
                 continue  # a file's inode or times alone moved (a copied store): bytes checked
             linking = repo.config.link_mode in ("hardlink", "symlink")

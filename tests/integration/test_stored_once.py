@@ -406,3 +406,21 @@ def test_a_plain_users_store_refuses_that_users_writes(plain_home: Path) -> None
         done = _as_user(user, *cli, *args, cwd=home / "project")
         assert done.returncode == 0, (args, done.stderr)
     assert poison and not poison & set(_objects(Repo(home / "project")))
+
+
+def test_a_view_unsealed_by_hand_is_named_by_verify_and_sealed_by_restore(
+    sealed: Repo, tmp_path: Path
+) -> None:
+    from mstore.ops.restore import restore
+
+    commit(sealed, write_version(tmp_path / "v1", "v1"), "production")
+    view_file = sealed.layout.view_link("production") / "model.pth"
+    protection.set_immutable(view_file, False)  # `chattr -i` by hand
+
+    report = verify(Repo(sealed.root))
+    assert [f.kind for f in report.faults] == ["view_unprotected"]
+    assert "model.pth" in report.faults[0].detail
+
+    restore(Repo(sealed.root))
+    assert protection.is_immutable(view_file)
+    assert_consistent(Repo(sealed.root))
