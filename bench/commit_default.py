@@ -41,6 +41,7 @@ def main() -> None:
     parser.add_argument("--size-mib", type=int, default=1024)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()))
+    parser.add_argument("--link-mode", default="auto", help="the mode to compare (default auto)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="mstore-commit-", dir=args.work))
     source = work / "src"
@@ -62,7 +63,7 @@ def main() -> None:
                 store.mkdir()
                 mode = (
                     subprocess.run(
-                        [str(MSTORE), "init", str(store)],
+                        [str(MSTORE), "init", "--link-mode", args.link_mode, str(store)],
                         capture_output=True,
                         text=True,
                         check=True,
