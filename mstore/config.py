@@ -9,6 +9,10 @@ rather than misread. `remotes` (name -> URL, see docs/REMOTES.md) is optional an
 written when a remote is configured, so configs without remotes keep their bytes.
 `gates` (ref -> the rules every promote to that ref must pass, in canonical text, see
 mstore.gates) likewise only when a gate is kept.
+`protection` (`immutable` or `modes`: how objects shared with hardlinked views are
+guarded, docs/FORMAT.md "Link modes") and `link_reason` (why `auto` chose the link
+mode, as `init` found it) are written by `init` and `relink` when there is something to
+say, so a store made before them keeps its bytes.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from mstore.refs import check_ref_name
 from mstore.views import LINK_MODES
 
 DEFAULT_LINK_MODE = "auto"
+PROTECTIONS = ("immutable", "modes")
 
 
 @dataclass(frozen=True)
@@ -35,6 +40,8 @@ class Config:
     link_mode: str = DEFAULT_LINK_MODE
     remotes: Mapping[str, str] = field(default_factory=dict)
     gates: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    protection: str | None = None
+    link_reason: str = ""
 
     def encode(self) -> bytes:
         document: dict[str, object] = {"format": self.format, "link_mode": self.link_mode}
@@ -42,11 +49,19 @@ class Config:
             document["remotes"] = dict(self.remotes)
         if self.gates:
             document["gates"] = {ref: list(rules) for ref, rules in self.gates.items()}
+        if self.protection:
+            document["protection"] = self.protection
+        if self.link_reason:
+            document["link_reason"] = self.link_reason
         return orjson.dumps(document, option=orjson.OPT_SORT_KEYS) + b"\n"
 
     def with_remotes(self, remotes: Mapping[str, str]) -> Config:
         """A copy of this config with `remotes` (name -> URL) instead of the current ones."""
         return replace(self, remotes=dict(remotes))
+
+    def with_link_mode(self, link_mode: str, protection: str | None, reason: str) -> Config:
+        """A copy with another link mode, its protection and the reason it was chosen."""
+        return replace(self, link_mode=link_mode, protection=protection, link_reason=reason)
 
     def with_gates(self, gates: Mapping[str, tuple[str, ...]]) -> Config:
         """A copy with `gates` (ref -> rules); refs without rules are left out."""
@@ -77,7 +92,22 @@ def read_config(path: Path) -> Config:
     ):
         raise IntegrityError(f"{path}: remotes must map names to URLs (strings)")
     gates = _read_gates(path, raw.get("gates", {}))
-    return Config(format=raw["format"], link_mode=link_mode, remotes=remotes, gates=gates)
+    protection = raw.get("protection")
+    if protection is not None and (protection not in PROTECTIONS or link_mode != "hardlink"):
+        raise IntegrityError(
+            f"{path}: protection must be one of {', '.join(PROTECTIONS)}, with link_mode hardlink"
+        )
+    reason = raw.get("link_reason", "")
+    if not isinstance(reason, str):
+        raise IntegrityError(f"{path}: link_reason must be a string")
+    return Config(
+        format=raw["format"],
+        link_mode=link_mode,
+        remotes=remotes,
+        gates=gates,
+        protection=protection,
+        link_reason=reason,
+    )
 
 
 def _read_gates(path: Path, raw: object) -> dict[str, tuple[str, ...]]:

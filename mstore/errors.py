@@ -84,6 +84,13 @@ def explain(err: BaseException) -> tuple[int, str]:
         return err.exit_code, str(err)
     if isinstance(err, OSError):
         where = f" ({err.filename})" if err.filename else ""
+        if err.errno in (1, 13) and err.filename:  # EPERM, EACCES: protection's doing?
+            # Imported only here: protection needs fcntl, which nothing else here does.
+            from mstore import protection
+
+            why = protection.explain(err)
+            if why is not None:
+                return 1, f"{err.strerror or err}{where}: {why}"
         return 1, f"{err.strerror or err}{where}"
     return 1, f"internal error: {describe(err)}; rerun with --debug"
 

@@ -8,11 +8,13 @@
     lock                    flock target; holder's pid, host, time, command
     log                     append-only JSON lines, one per ref move
     transaction             present only while a ref transaction is applied
+    unprotecting            present only while protected inodes are unprotected (guard.py)
     objects/<id[:2]>/<id[2:]>   object bytes, read-only
     refs/<name>             "<manifest id>\\n"
     packed-refs             many refs in one file ("<id> <name>" lines); loose refs win
     views/<view id>/        one materialized view, immutable once renamed in
     copies/<id[:2]>/<id[2:]>    writable-mode copies of objects shared by views
+    fresh/<id>              empty marker: when the object was last stored again (for gc)
     hooks/pre-promote, hooks/post-switch
     index/deployments.db    log index: manifest id -> date of its last deployment
     summaries.db            cache of what `list` shows of each manifest (local)
@@ -64,6 +66,14 @@ class Layout:
     @property
     def transaction(self) -> Path:
         return self.store / "transaction"
+
+    @property
+    def unprotecting(self) -> Path:
+        return self.store / "unprotecting"
+
+    @property
+    def fresh(self) -> Path:
+        return self.store / "fresh"
 
     @property
     def objects(self) -> Path:

@@ -6,8 +6,9 @@
 
 Writers copy into `.mstore/tmp/`, hash what they wrote, fsync, then rename to the final
 name and fsync its directory: a final name never holds a partial file. An object that
-already exists is never rewritten; storing it again refreshes its mtime so that a
-concurrent gc (which spares recently written objects) keeps it.
+already exists is never rewritten, nor is its inode touched (it may be protected, see
+guard.py): storing it again refreshes the mtime of its marker `fresh/<id>`, so that a
+concurrent gc (which spares objects written or marked recently) keeps it.
 """
 
 from __future__ import annotations
@@ -133,19 +134,25 @@ class ObjectStore:
         os.unlink(path)
 
     def freshen(self, object_id: str) -> bool:
-        """Refresh an existing object's mtime so gc's grace period spares it again."""
+        """Mark an existing object as stored again, so gc's grace period spares it again."""
         return self._freshen(object_id)
 
     def _freshen(self, object_id: str) -> bool:
-        """Refresh an existing object's mtime (keeps it from gc); False if absent."""
-        try:
-            os.utime(self.layout.object_path(object_id))
-            return True
-        except FileNotFoundError:
+        """Mark an existing object as stored again (keeps it from gc); False if absent.
+
+        The mark is the mtime of `fresh/<id>`, never the object's own inode: that inode
+        may be immutable, and a view records its mtime to see writes."""
+        if not self.layout.object_path(object_id).is_file():
             return False
+        marker = self.layout.fresh / object_id
+        try:
+            _touch(marker)
+        except FileNotFoundError:
+            self.layout.fresh.mkdir(exist_ok=True)
+            _touch(marker)
         except PermissionError:
-            # Not the owner (shared store): existence is what matters.
-            return self.layout.object_path(object_id).exists()
+            pass  # not ours to mark (a shared store): existence is what matters
+        return True
 
     def temp_path(self) -> Path:
         """A fresh name under tmp/ for a file received from elsewhere (a remote).
@@ -203,6 +210,14 @@ class ObjectStore:
             fsutil.fsync_dir(fan.parent)
         os.replace(tmp, final)
         fsutil.fsync_dir(fan)
+
+
+def _touch(path: Path) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        os.utime(fd)
+    finally:
+        os.close(fd)
 
 
 def _rename_in(source: Path, tmp: Path) -> bool:

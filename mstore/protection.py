@@ -27,8 +27,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from mstore import fsutil
-
 # From linux/fs.h: _IOR('f', 1, long) and _IOW('f', 2, long); the kernel reads an int.
 FS_IOC_GETFLAGS = 0x80086601
 FS_IOC_SETFLAGS = 0x40086602
@@ -37,6 +35,9 @@ _INT = struct.Struct("i")
 # What a filesystem that has no inode flags answers (tmpfs on older kernels, overlayfs,
 # FUSE and many network filesystems).
 _UNSUPPORTED = frozenset({errno.ENOTTY, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL})
+# fsutil.TEMP_PREFIX (gc removes such leftovers); not imported, so that errors.py can
+# import this module to explain an EPERM without an import cycle.
+_SCRATCH_PREFIX = ".tmp-"
 
 
 class ProtectionUnavailable(OSError):
@@ -92,6 +93,15 @@ def set_immutable(path: Path, on: bool) -> bool:
     """
     fd = _open(path)
     try:
+        return set_immutable_fd(fd, on, path)
+    finally:
+        os.close(fd)
+
+
+def set_immutable_fd(fd: int, on: bool, path: Path) -> bool:
+    """`set_immutable` on an open file: the inode stays reachable after its name is
+    unlinked (so a link of an object can be removed and the object protected again)."""
+    try:
         flags = _get(fd)
         wanted = flags | FS_IMMUTABLE_FL if on else flags & ~FS_IMMUTABLE_FL
         if wanted == flags:
@@ -100,8 +110,11 @@ def set_immutable(path: Path, on: bool) -> bool:
         return True
     except OSError as err:
         raise _classified(err, path) from None
-    finally:
-        os.close(fd)
+
+
+def open_inode(path: Path) -> int:
+    """An O_RDONLY descriptor of a file or directory, never following a symlink."""
+    return _open(path)
 
 
 @contextlib.contextmanager
@@ -161,7 +174,7 @@ def _set_quietly(path: Path, on: bool) -> int:
 def probe(directory: Path) -> ProbeResult:
     """Can the immutable flag protect files in `directory`? Tried on a scratch file: set
     the flag, check that an append and a new hardlink are refused, clear it, delete it."""
-    scratch = directory / f"{fsutil.TEMP_PREFIX}protect-probe.{fsutil.random_suffix(4)}"
+    scratch = directory / f"{_SCRATCH_PREFIX}protect-probe.{os.urandom(4).hex()}"
     link = scratch.with_name(scratch.name + ".link")
     scratch.write_bytes(b"probe")
     try:
@@ -203,8 +216,9 @@ def explain(err: OSError) -> str | None:
         return None
     return (
         f"{path} is protected by mstore (immutable flag, so that no write through models/ "
-        f"can change a stored object); change versions with mstore commands, or clear the "
-        f"flag on purpose as root with `chattr -R -i .mstore`"
+        f"can change a stored object); change versions with mstore commands, delete the "
+        f"store on purpose with `mstore destroy`, or clear the flag as root with "
+        f"`chattr -R -i .mstore`"
     )
 
 

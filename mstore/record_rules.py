@@ -11,8 +11,8 @@ from __future__ import annotations
 STABLE_TIMES: dict[str, tuple[str, ...]] = {
     "reflink": ("mtime_ns", "ctime_ns"),
     "copy": ("mtime_ns",),
-    "hardlink": (),
-    "symlink": (),
+    "hardlink": ("mtime_ns",),
+    "symlink": ("mtime_ns",),
 }
 
 

@@ -50,7 +50,7 @@ class Repo:
         self.objects = ObjectStore(self.layout)
         self.refs = RefStore(self.layout)
         self.history = History(self.layout.log)
-        self.views = Views(self.layout, self.objects, self.config.link_mode)
+        self.views = Views(self.layout, self.objects, self.config.link_mode, self.config.protection)
         # The policy's view of history (policy.py): each manifest's last deployment.
         self.index = LogIndex(
             self.layout.index / f"{DEPLOYMENTS_INDEX}.db", self.history, deployment
@@ -72,23 +72,34 @@ class Repo:
 
     @classmethod
     def init(cls, root: Path, link_mode: str = "auto") -> tuple[Repo, bool]:
-        """Create the store under `root` if absent; return (repo, created)."""
+        """Create the store under `root` if absent; return (repo, created). `auto` is
+        probed here, once, and the concrete mode recorded with its reason."""
+        from mstore.link_choice import choose
+
         layout = Layout(root.resolve())
         created = not layout.config.exists()
         if created:
-            views = Views(layout, ObjectStore(layout), link_mode)  # validates the mode
+            Views(layout, ObjectStore(layout), link_mode)  # validates the mode
             fsutil.makedirs_durable(layout.store)
             for directory in (layout.objects, layout.refs, layout.views, layout.tmp):
                 fsutil.makedirs_durable(directory)
-            if link_mode == "reflink" and views.resolve_auto_for("reflink") != "reflink":
+            if (
+                link_mode == "reflink"
+                and Views(layout, ObjectStore(layout), link_mode).resolve_auto_for("reflink")
+                != "reflink"
+            ):
                 shutil.rmtree(layout.store)
                 raise RefusedError(
                     f"link mode reflink is not supported by the filesystem of {layout.root} "
                     f"(XFS and btrfs support it); use --link-mode auto or copy"
                 )
+            choice = choose(layout, link_mode)
             fsutil.makedirs_durable(layout.models)
             # The config is written last: its presence is what makes a store a store.
-            write_config(layout.config, Config(link_mode=views.resolve_auto()))
+            write_config(
+                layout.config,
+                Config().with_link_mode(choice.link_mode, choice.protection, choice.reason),
+            )
         repo = cls(layout.root)
         if created:
             repo.index.update()  # an empty index, so that the first command writes none
@@ -140,6 +151,8 @@ class Repo:
             self.recovered = recover(self)
             if self.recovered:
                 self.notices.append(f"finished interrupted transaction {self.recovered}")
+            if self.views.guard.recover():
+                self.notices.append("protected again what an interrupted command unprotected")
             self.index.update()
             yield self
 

@@ -22,12 +22,14 @@ What is compared (`check_view`), for every file of the listing:
   relative); `size` equal to the listing's; no file beside the listing's;
 - with a record: `mode` (type and permission bits) and `ino` equal to the record's, and
   the times mstore itself never changes after the build (`STABLE_TIMES`): in reflink
-  mode `mtime_ns` and `ctime_ns` (the inode is the view's own); in copy mode `mtime_ns`
-  only (the inode is a shared copy: every later view of the same object adds a hard
-  link and every view gc deletes removes one, and each changes its ctime); in hardlink
-  and symlink modes neither (the inode is the object's own: re-storing the object
-  refreshes its mtime for gc, links change its ctime; a write there reaches the object
-  and `verify` finds it by hash).
+  mode `mtime_ns` and `ctime_ns` (the inode is the view's own); in copy, hardlink and
+  symlink modes `mtime_ns` only (the inode is shared: a shared copy, or the object
+  itself, which every later view of it links and every removed view unlinks, and each
+  link changes its ctime; mstore never touches an object's inode after storing it, so
+  its mtime moves only when something writes into it);
+- in hardlink mode with a protection (guard.py): every file and directory of the view
+  still sealed (the immutable flag, and directories 0555); one that is not is listed
+  in `unprotected` (sealed again by the next build that uses the view).
 A difference in `mode`, `ino` or a stable time is reported as `changed` (the file may
 have been written or replaced behind mstore's back); `problems` are structural.
 A view without a record (made before records existed) is checked against the listing
@@ -47,6 +49,7 @@ import orjson
 
 from mstore import fsutil
 from mstore.errors import IntegrityError
+from mstore.guard import Guard
 from mstore.hashing import is_object_id
 from mstore.layout import Layout
 from mstore.manifests import FileEntry
@@ -155,6 +158,7 @@ class ViewCheck:
     changed: tuple[str, ...] = ()  # mode, inode or a stable time differs from the record
     suspects: tuple[str, ...] = ()  # present files whose bytes may be wrong (size, changed)
     modes: tuple[str, ...] = ()  # files whose mode (e.g. made writable) left the record's
+    unprotected: tuple[str, ...] = ()  # files and directories no longer sealed ("." the top)
 
     @property
     def complete(self) -> bool:
@@ -172,8 +176,10 @@ def check_view(
     link_mode: str,
     files: Mapping[str, FileEntry] | None,
     record: ViewRecord | None,
+    guard: Guard | None = None,
 ) -> ViewCheck:
-    """Compare `views/<view_id>` with `files` (its listing; None: the record's own)."""
+    """Compare `views/<view_id>` with `files` (its listing; None: the record's own);
+    `guard`: the store's protection, whose seals are checked in hardlink mode."""
     view = layout.view_path(view_id)
     with contextlib.suppress(FileNotFoundError):
         if not stat.S_ISDIR(os.lstat(view).st_mode):
@@ -220,9 +226,36 @@ def check_view(
                         modes.append(path)
         if problem is not None:
             problems.append(f"{path}: {problem}")
+    unprotected: list[str] = []
+    if guard is not None and guard.active and link_mode == "hardlink":
+        unprotected = _unsealed(view, guard, [p for p in files if p in present])
     return ViewCheck(
-        True, record is not None, tuple(problems), tuple(changed), tuple(suspects), tuple(modes)
+        True,
+        record is not None,
+        tuple(problems),
+        tuple(changed),
+        tuple(suspects),
+        tuple(modes),
+        tuple(unprotected),
     )
+
+
+def _unsealed(view: Path, guard: Guard, paths: list[str]) -> list[str]:
+    """The view's files and directories that its protection no longer seals."""
+    found: list[str] = []
+    directories = {"."}
+    for path in paths:
+        parts = path.split("/")[:-1]
+        directories.update("/".join(parts[: n + 1]) for n in range(len(parts)))
+    for directory in sorted(directories):
+        with contextlib.suppress(FileNotFoundError):
+            if not guard.is_sealed(view / directory, directory=True):
+                found.append(directory)
+    for path in sorted(paths):
+        with contextlib.suppress(FileNotFoundError):
+            if not guard.is_sealed(view.joinpath(*path.split("/")), directory=False):
+                found.append(path)
+    return found
 
 
 def _kind_problem(

@@ -6,6 +6,10 @@ A view leaves `views/` by one `rename` into `views/.trash/` (both directories fs
 before any of its files is deleted; its record is removed next. A kill or an I/O error
 in the middle of the delete therefore leaves a partial directory only under `.trash/`,
 never under a view's final name, and gc finishes whatever `.trash/` holds.
+
+A protected view (guard.py) is opened first (its directory's flag cleared and write bit
+set, under the guard's intent, so a crash before the rename seals it again), and its
+files, links of flagged objects, are deleted so that the objects stay protected.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import os
 from pathlib import Path
 
 from mstore import fsutil
+from mstore.guard import Guard
 from mstore.layout import Layout
 from mstore.view_records import record_path
 
@@ -36,25 +41,28 @@ def move_to_trash(layout: Layout, directory: Path, name: str) -> Path:
     return moved
 
 
-def remove_view(layout: Layout, view_id: str) -> bool:
+def remove_view(layout: Layout, view_id: str, guard: Guard) -> bool:
     """Take `views/<view_id>` out of `views/`, drop its record, delete its files.
     True if a view directory was removed; errors are raised (the rest stays in the
     trash for the next gc)."""
-    try:
-        moved: Path | None = move_to_trash(layout, layout.view_path(view_id), view_id)
-    except FileNotFoundError:
-        moved = None
+    view = layout.view_path(view_id)
+    moved: Path | None = None
+    if os.path.lexists(view):
+        with guard.unprotecting([view]):
+            guard.open_directory(view)
+            moved = move_to_trash(layout, view, view_id)
     with contextlib.suppress(FileNotFoundError):
         os.unlink(record_path(layout, view_id))
         fsutil.fsync_dir(layout.views)
     if moved is not None:
-        delete_tree(moved)
+        guard.remove_tree(moved)
     return moved is not None
 
 
 def delete_tree(path: Path) -> None:
-    """Delete a directory tree bottom-up, raising on the first error (a partial tree
-    is only ever left where it is already out of sight: the trash, or tmp/)."""
+    """Delete an unprotected directory tree bottom-up, raising on the first error (a
+    partial tree is only ever left where it is already out of sight: the trash, or
+    tmp/). Protected trees go through `Guard.remove_tree`."""
 
     def fail(err: OSError) -> None:
         raise err
@@ -78,10 +86,10 @@ def unfinished(layout: Layout) -> list[Path]:
     return [trash / name for name in sorted(os.listdir(trash))] if trash.is_dir() else []
 
 
-def finish(path: Path) -> None:
+def finish(path: Path, guard: Guard) -> None:
     """Delete one leftover of the trash (a directory, or a stray file)."""
     if path.is_dir() and not path.is_symlink():
-        delete_tree(path)
+        guard.remove_tree(path)
     else:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)

@@ -31,13 +31,21 @@ from pathlib import Path
 
 import orjson
 
-from mstore import fsutil, view_links, view_removal
+from mstore import fsutil, protection, view_links, view_removal
 from mstore.errors import IntegrityError, InvalidInputError, RefusedError
+from mstore.guard import Guard
 from mstore.hashing import hash_bytes
 from mstore.layout import Layout
 from mstore.manifests import METADATA_FILE, FileEntry, Manifest
 from mstore.objects import ObjectStore
-from mstore.view_records import ViewCheck, check_view, read_record, record_of, write_record
+from mstore.view_records import (
+    ViewCheck,
+    check_view,
+    read_record,
+    record_of,
+    record_path,
+    write_record,
+)
 
 LINK_MODES = ("auto", "copy", "reflink", "hardlink", "symlink")
 
@@ -59,7 +67,13 @@ class ViewSpec:
 
 
 class Views:
-    def __init__(self, layout: Layout, objects: ObjectStore, link_mode: str) -> None:
+    def __init__(
+        self,
+        layout: Layout,
+        objects: ObjectStore,
+        link_mode: str,
+        protection: str | None = None,
+    ) -> None:
         if link_mode not in LINK_MODES:
             raise InvalidInputError(
                 f"unknown link mode {link_mode!r} (one of {', '.join(LINK_MODES)})"
@@ -67,6 +81,8 @@ class Views:
         self.layout = layout
         self.objects = objects
         self.link_mode = link_mode
+        # Protection guards the objects' own inodes, which only hardlink views show.
+        self.guard = Guard(layout, protection if link_mode == "hardlink" else None)
 
     def spec(self, manifest: Manifest, metadata: bytes | None = None) -> ViewSpec:
         """The view of `manifest` (computed only; nothing is written), showing
@@ -96,7 +112,7 @@ class Views:
             record = read_record(self.layout, spec.id)
         except IntegrityError as err:
             return ViewCheck(True, True, (str(err),))
-        return check_view(self.layout, spec.id, spec.link_mode, spec.files, record)
+        return check_view(self.layout, spec.id, spec.link_mode, spec.files, record, self.guard)
 
     def build(self, spec: ViewSpec) -> Path:
         """Materialize `spec` under `views/<id>`; return its directory.
@@ -109,6 +125,9 @@ class Views:
         final = self.layout.view_path(spec.id)
         check = self.check(spec)
         if check.intact:
+            if check.unprotected:
+                # Intact but not sealed (protection cleared by hand): seal it again.
+                self.guard.seal_tree(final)
             if not check.recorded:
                 write_record(self.layout, record_of(final, spec.id, spec.link_mode, spec.files))
             return final
@@ -132,31 +151,54 @@ class Views:
         self.layout.views.mkdir(parents=True, exist_ok=True)
         staging = self.layout.tmp / f"{fsutil.TEMP_PREFIX}view.{fsutil.random_suffix(8)}"
         staging.mkdir()
+        # A hardlink to a flagged object needs its flag cleared for a moment: the intent
+        # names those objects and the final name (sealed after the rename) first.
+        sources = [self.layout.object_path(e.id) for e in spec.files.values()]
+        flagged = [p for p in sources if spec.link_mode == "hardlink" and _flagged(p)]
         try:
-            directories = {staging}
-            for path, entry in sorted(spec.files.items()):
-                target = staging.joinpath(*path.split("/"))
-                target.parent.mkdir(parents=True, exist_ok=True)
-                directories.add(target.parent)
-                view_links.place(self.layout, entry, target, spec.link_mode)
-            for directory in sorted(directories, key=lambda p: len(p.parts), reverse=True):
-                fsutil.fsync_dir(directory)
-            write_record(self.layout, record_of(staging, spec.id, spec.link_mode, spec.files))
-            if os.path.lexists(final):
-                self._replace(staging, final, spec.id)
-            else:
-                os.rename(staging, final)
-                fsutil.fsync_dir(self.layout.views)
+            with self.guard.unprotecting([*flagged, final]):
+                for source in flagged:
+                    protection.set_immutable(source, False)
+                self._fill(staging, spec)
+                if os.path.lexists(final):
+                    self._replace(staging, final, spec.id)
+                else:
+                    os.rename(staging, final)
+                    fsutil.fsync_dir(self.layout.views)
         except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
+            with contextlib.suppress(OSError):
+                if os.path.lexists(staging):
+                    self.guard.remove_tree(staging)
             raise
         return final
+
+    def _fill(self, staging: Path, spec: ViewSpec) -> None:
+        """Place every file of `spec` under `staging`, seal files and inner directories
+        (the top one is sealed once renamed into place), fsync, write the record."""
+        directories = {staging}
+        for path, entry in sorted(spec.files.items()):
+            target = staging.joinpath(*path.split("/"))
+            target.parent.mkdir(parents=True, exist_ok=True)
+            directories.add(target.parent)
+            view_links.place(self.layout, entry, target, spec.link_mode)
+        if spec.link_mode == "hardlink":
+            # After every link: a sealed inode refuses another (two paths, one object).
+            for path in spec.files:
+                self.guard.seal_file(staging.joinpath(*path.split("/")))
+        for directory in sorted(directories, key=lambda p: len(p.parts), reverse=True):
+            fsutil.fsync_dir(directory)
+            if directory != staging:
+                self.guard.seal_directory(directory)
+        write_record(self.layout, record_of(staging, spec.id, spec.link_mode, spec.files))
 
     def _replace(self, fresh: Path, final: Path, view_id: str) -> None:
         """Put `fresh` under `final` in place of a damaged view, then delete that one.
         renameat2 swaps them in one step; without it the damaged view goes to the
         trash first (readers of a link to it see no view for a moment, never a partial
-        one)."""
+        one). The damaged view's top directory is opened first (it may be sealed; the
+        caller's intent seals `final` again)."""
+        if os.path.isdir(final) and not os.path.islink(final):
+            self.guard.open_directory(final)
         if fsutil.exchange(fresh, final):
             fsutil.fsync_dir(self.layout.views)
             fsutil.fsync_dir(fresh.parent)
@@ -165,7 +207,7 @@ class Views:
             damaged = view_removal.move_to_trash(self.layout, final, view_id)
             os.rename(fresh, final)
             fsutil.fsync_dir(self.layout.views)
-        view_removal.finish(damaged)
+        view_removal.finish(damaged, self.guard)
 
     def switch(self, ref: str, view_id: str, adopt: bool = False) -> bool:
         """Point `models/<ref>` at a built view atomically; False if it already did.
@@ -196,11 +238,15 @@ class Views:
         return True
 
     def _mark_released(self, view_id: str | None) -> None:
-        """Stamp a view's release time: gc spares it for its grace period after this,
-        so that readers who resolved the old link can finish."""
+        """Stamp a view's release time on its record (the directory may be sealed): gc
+        spares it for its grace period after this, so that readers who resolved the old
+        link can finish. A view without a record is stamped on its directory."""
         if view_id:
             with contextlib.suppress(OSError):
-                os.utime(self.layout.view_path(view_id))
+                try:
+                    os.utime(record_path(self.layout, view_id))
+                except FileNotFoundError:
+                    os.utime(self.layout.view_path(view_id))
 
     @staticmethod
     def _remove_adopted(link: Path) -> None:
@@ -262,3 +308,10 @@ class Views:
     def place(self, entry: FileEntry, target: Path, mode: str | None = None) -> None:
         """Create view file `target` for `entry` in `mode` (default: the store's mode)."""
         view_links.place(self.layout, entry, target, mode or self.link_mode)
+
+
+def _flagged(path: Path) -> bool:
+    try:
+        return protection.is_immutable(path)
+    except FileNotFoundError:
+        return False

@@ -1,11 +1,44 @@
 from __future__ import annotations
 
+import contextlib
+import os
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from mstore import protection
 from mstore.repo import Repo
+
+
+@pytest.fixture(autouse=True)
+def _unprotect_tmp_path(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Clear the immutable flags a test's stores set (the default link mode protects
+    objects), so that pytest can delete its temporary directories."""
+    yield
+    path = getattr(request.node, "funcargs", {}).get("tmp_path")
+    if isinstance(path, Path) and path.is_dir():
+        with contextlib.suppress(OSError):  # e.g. a test left ioctl monkeypatched
+            protection.protect_tree(path, on=False)
+        _make_writable(path)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """The same for every temporary directory of the session (module-scoped stores)."""
+    factory = getattr(session.config, "_tmp_path_factory", None)
+    base = getattr(factory, "_basetemp", None) if factory is not None else None
+    if base is not None and Path(base).is_dir():
+        protection.protect_tree(Path(base), on=False)
+        _make_writable(Path(base))
+
+
+def _make_writable(root: Path) -> None:
+    """Read-only view directories (a plain user's protected store) back to 0755."""
+    for directory, _dirs, _names in os.walk(root):
+        mode = os.lstat(directory).st_mode
+        if not mode & stat.S_IWUSR:
+            os.chmod(directory, 0o755)
 
 
 @pytest.fixture(autouse=True)
@@ -22,6 +55,16 @@ def repo(tmp_path: Path) -> Iterator[Repo]:
     root = tmp_path / "project"
     root.mkdir()
     store, _ = Repo.init(root)
+    yield store
+
+
+@pytest.fixture
+def copy_repo(tmp_path: Path) -> Iterator[Repo]:
+    """A fresh store in copy mode, for tests that damage views and objects by hand to
+    see them found and repaired (the default mode's protection refuses those writes)."""
+    root = tmp_path / "project"
+    root.mkdir()
+    store, _ = Repo.init(root, "copy")
     yield store
 
 

@@ -47,7 +47,7 @@ def write_version(
 # Local state that commands may touch without changing the store: the lock file, the
 # hash cache and writers' temporary directory.
 LOCAL_STATE = (
-    *("lock", "hashcache.db", "hashcache.db-wal", "hashcache.db-shm", "tmp"),
+    *("lock", "hashcache.db", "hashcache.db-wal", "hashcache.db-shm", "tmp", "fresh"),
     *("summaries.db", "summaries.db-wal", "summaries.db-shm"),
 )
 

@@ -17,7 +17,14 @@ from typing import Annotated, Any
 
 import typer
 
-from mstore.cli import gate_commands, remote_commands, switching, upkeep, versions
+from mstore.cli import (
+    gate_commands,
+    remote_commands,
+    store_commands,
+    switching,
+    upkeep,
+    versions,
+)
 from mstore.cli.common import Session, finite
 from mstore.errors import EXIT_CODES
 
@@ -72,6 +79,7 @@ def build_app() -> typer.Typer:
     gate_commands.register(app)  # gate
     upkeep.register(app)  # verify status restore gc, ref
     remote_commands.register(app)  # push pull clone, remote
+    store_commands.register(app)  # relink destroy
     return app
 
 

@@ -12,7 +12,6 @@ from mstore.cli.common import (
     DryRunOption,
     ExpectOption,
     JsonOption,
-    LinkModeOption,
     MessageOption,
     add_command,
     open_repo,
@@ -35,16 +34,33 @@ def register(app: typer.Typer) -> None:
 
 
 def init(
-    link_mode: LinkModeOption = "auto",
+    link_mode: Annotated[
+        str | None,
+        typer.Option(
+            "--link-mode",
+            metavar="MODE",
+            help="How views show files: auto (default), copy, reflink, hardlink, symlink. "
+            "On an existing store: move it to MODE (see `mstore relink`).",
+        ),
+    ] = None,
     directory: Annotated[
         Path, typer.Argument(metavar="DIRECTORY", help="Project root (default: here).")
     ] = Path("."),
 ) -> None:
-    """Create .mstore/ and models/ in DIRECTORY (idempotent)."""
+    """Create .mstore/ and models/ in DIRECTORY (idempotent); say which link mode and why."""
+    from mstore.cli.store_commands import describe_mode, render_relink
     from mstore.repo import Repo
 
-    repo, created = Repo.init(directory, link_mode)
+    repo, created = Repo.init(directory, link_mode or "auto")
     output.say(f"{'initialized' if created else 'already initialized'}: {repo.layout.store}")
+    if not created and link_mode is not None:
+        from mstore.ops.relink import relink
+
+        render_relink(relink(repo, link_mode))
+        return
+    config = repo.config
+    reason = f": {config.link_reason}" if config.link_reason else ""
+    output.say(f"link mode {describe_mode(config.link_mode, config.protection)}{reason}")
 
 
 def commit(

@@ -8,7 +8,8 @@ Kept (the rest of objects/, views/, copies/ and tmp/ is deleted):
   from) within the grace period, with the objects and copies they show;
 - every object, view and temporary file written within the grace period (default 14
   days, like git's gc.pruneExpire), so that a commit that has stored its objects but not
-  yet moved its ref never loses them (storing an existing object refreshes its mtime).
+  yet moved its ref never loses them (storing an existing object refreshes the mtime of
+  its marker `fresh/<id>`; a view's release refreshes its record's mtime).
 
 Views leave views/ through views/.trash/ before their files are deleted (a removal an
 earlier run did not finish is completed first), and gc returns what it really deleted,
@@ -22,6 +23,7 @@ object.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from dataclasses import dataclass, field
@@ -29,6 +31,7 @@ from pathlib import Path
 
 from mstore import fsutil, view_removal
 from mstore.errors import MstoreError
+from mstore.guard import Guard
 from mstore.hashing import is_object_id
 from mstore.manifests import MANIFEST_PREFIX
 from mstore.repo import Repo
@@ -52,6 +55,7 @@ class GcPlan:
     copies: list[Path] = field(default_factory=list)
     temporaries: list[Path] = field(default_factory=list)
     loose_refs: int = 0  # moved into packed-refs (refs.py: `RefStore.pack`)
+    markers: list[Path] = field(default_factory=list)  # fresh/<id> past the grace period
     kept_objects: int = 0
     kept_recent: int = 0
 
@@ -66,7 +70,7 @@ class GcPlan:
             "views": len(self.views),
             "unfinished_removals": len(self.unfinished),
             "copies": len(self.copies),
-            "temporaries": len(self.temporaries) + len(self.records),
+            "temporaries": len(self.temporaries) + len(self.records) + len(self.markers),
             "refs_packed": self.loose_refs,
             "kept_objects": self.kept_objects,
             "kept_recent": self.kept_recent,
@@ -80,13 +84,14 @@ class GcPlan:
         stops gc with what was deleted so far reported, the rest left for the next run."""
         done = GcPlan(kept_objects=self.kept_objects, kept_recent=self.kept_recent)
         layout = repo.layout
+        guard = repo.views.guard
         if self.loose_refs:
             done.loose_refs = repo.refs.pack()
         for path in self.unfinished:
-            view_removal.finish(path)
+            view_removal.finish(path, guard)
             done.unfinished.append(path)
         for view_id in self.views:
-            if view_removal.remove_view(layout, view_id):
+            if view_removal.remove_view(layout, view_id, guard):
                 done.views.append(view_id)
         for path in self.records:
             if _unlink(path):
@@ -97,7 +102,7 @@ class GcPlan:
         # stored manifest whose files are gone.
         for object_id in sorted(self.objects, key=lambda i: i not in self.manifests):
             path = layout.object_path(object_id)
-            if _unlink(path):
+            if _unlink(path, guard):
                 done.objects[object_id] = self.objects[object_id]
                 if object_id in self.manifests:
                     done.manifests.add(object_id)
@@ -108,20 +113,25 @@ class GcPlan:
             touched.add(path.parent)
         for path in self.temporaries:
             if path.is_dir() and not path.is_symlink():
-                view_removal.delete_tree(path)  # a crashed writer's view build
+                guard.remove_tree(path)  # a crashed writer's view build
                 done.temporaries.append(path)
             elif _unlink(path):
                 done.temporaries.append(path)
             touched.add(path.parent)
+        for path in self.markers:
+            if _unlink(path):
+                done.markers.append(path)
         for directory in touched:
             if directory.exists():
                 fsutil.fsync_dir(directory)
         return done
 
 
-def _unlink(path: Path) -> bool:
-    """Delete one file; False if it was already gone."""
+def _unlink(path: Path, guard: Guard | None = None) -> bool:
+    """Delete one file (through `guard` if it may be protected); False if it was gone."""
     try:
+        if guard is not None:
+            return guard.unlink(path)
         os.unlink(path)
     except FileNotFoundError:
         return False
@@ -167,7 +177,7 @@ def plan_gc(
     names = sorted(os.listdir(views_root)) if views_root.is_dir() else []
     for name in names:
         path = views_root / name
-        recent = clock - path.lstat().st_mtime < grace
+        recent = clock - _released(path) < grace
         if name.endswith(RECORD_SUFFIX) and is_object_id(name[: -len(RECORD_SUFFIX)]):
             if name[: -len(RECORD_SUFFIX)] not in names and not recent:
                 plan.records.append(path)  # its view's build or removal was interrupted
@@ -189,18 +199,22 @@ def plan_gc(
             if path.is_symlink():
                 live.add(_object_id_of(path))
 
+    marked = _fresh_markers(repo.layout.fresh)
     for object_id in repo.objects.iter_ids():
         path = repo.layout.object_path(object_id)
         st = path.stat()
         if object_id in live or (st.st_dev, st.st_ino) in kept_inodes:
             plan.kept_objects += 1
-        elif clock - st.st_mtime < grace:
+        elif clock - max(st.st_mtime, marked.get(object_id, 0.0)) < grace:
             plan.kept_recent += 1
         else:
             plan.objects[object_id] = st.st_size
             if _looks_like_manifest(path):
                 plan.manifests.add(object_id)
 
+    for object_id, when in marked.items():
+        if clock - when >= grace or object_id in plan.objects:
+            plan.markers.append(repo.layout.fresh / object_id)
     for path in _files_below(repo.layout.copies):
         st = path.lstat()
         if (st.st_dev, st.st_ino) not in kept_inodes and clock - st.st_mtime >= grace:
@@ -223,6 +237,25 @@ def gc(
     with repo.locked("gc"):
         plan = plan_gc(repo, retention_days, grace_days, now)
         return plan if dry_run else plan.execute(repo)
+
+
+def _released(path: Path) -> float:
+    """When a view (or anything else under views/) was last built or released: the
+    later of its own mtime and its record's (a sealed view is stamped on its record)."""
+    when = path.lstat().st_mtime
+    if is_object_id(path.name):
+        with contextlib.suppress(FileNotFoundError):
+            when = max(when, os.stat(f"{path}{RECORD_SUFFIX}").st_mtime)
+    return when
+
+
+def _fresh_markers(root: Path) -> dict[str, float]:
+    """Object id -> the mtime of its marker `fresh/<id>` (when it was last stored again)."""
+    found: dict[str, float] = {}
+    for entry in os.scandir(root) if root.is_dir() else []:
+        if is_object_id(entry.name):
+            found[entry.name] = entry.stat(follow_symlinks=False).st_mtime
+    return found
 
 
 def _linked_views(repo: Repo) -> set[str]:

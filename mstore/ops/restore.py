@@ -66,6 +66,8 @@ def restore(repo: Repo, refs: list[str] | None = None, dry_run: bool = False) ->
                 continue  # foreign: not mstore's to touch
             spec = repo.view_spec(view.ref, view.manifest_id)
             check = repo.views.check(spec)
+            if check.unprotected and not dry_run:
+                repo.views.guard.seal_tree(repo.layout.view_path(spec.id))
             if view.clean and check.complete and not check.modes:
                 continue  # a file's inode or times alone moved (a copied store): bytes checked
             linking = repo.config.link_mode in ("hardlink", "symlink")
@@ -84,7 +86,7 @@ def restore(repo: Repo, refs: list[str] | None = None, dry_run: bool = False) ->
             # A damaged view no link shows is of no use to anyone: out of sight with it.
             check_views(repo, _Ignored(), quick=False, bad_released=result.discarded)
             for view_id in result.discarded if not dry_run else ():
-                view_removal.remove_view(repo.layout, view_id)
+                view_removal.remove_view(repo.layout, view_id, repo.views.guard)
     return result
 
 

@@ -11,7 +11,9 @@ be checked against, and waits for gc). Faults:
   lists other files; a ref's link naming a view that is not there;
 - `view_damaged`: a file whose mode differs from its record (e.g. made writable), or,
   unless quick, whose inode or stable times differ and whose bytes no longer hash to
-  its object (modified behind mstore's back).
+  its object (modified behind mstore's back);
+- `view_unprotected`: in a protected store, a file or directory of the view no longer
+  sealed (its immutable flag or read-only mode cleared by hand).
 """
 
 from __future__ import annotations
@@ -65,7 +67,9 @@ def check_views(
             report.add("view_incomplete", view_id, f"view of {owner}: {err}")
             continue
         listing = listings.get(view_id)
-        check = check_view(layout, view_id, repo.config.link_mode, listing, record)
+        # A view is checked in the mode it was built in (a relink may be half done).
+        mode = record.link_mode if record is not None else repo.config.link_mode
+        check = check_view(layout, view_id, mode, listing, record, repo.views.guard)
         if not check.exists or (listing is None and record is None):
             continue
         checked += 1
@@ -78,6 +82,13 @@ def check_views(
                 "view_incomplete",
                 view_id,
                 f"view of {owner}: {'; '.join(check.problems)} (run `mstore restore`)",
+            )
+        if check.unprotected:
+            report.add(
+                "view_unprotected",
+                view_id,
+                f"view of {owner}: no longer sealed: {', '.join(check.unprotected)} "
+                f"(run `mstore restore` to seal it again)",
             )
         if damaged:
             report.add(

@@ -90,7 +90,7 @@ def test_the_store_comes_from_store_option_or_environment(root: Path, tmp_path: 
 
 def test_commands_and_options_complete_too(root: Path) -> None:
     assert offered("mstore ch", root) == ["checkout"]
-    assert offered("mstore re", root) == ["restore", "ref", "remote"]
+    assert offered("mstore re", root) == ["restore", "relink", "ref", "remote"]
     assert "--max-count" in offered("mstore log --", root)
     assert offered("mstore ref ", root) == ["delete", "rename"]
 

@@ -74,7 +74,8 @@ def test_help_order_is_unchanged() -> None:
     commands = shown[shown.index("Commands:") :].split("\n")[1:]
     assert [line.split()[0] for line in commands if line.strip()] == [
         "init", "commit", "list", "info", "log", "diff", "import", "checkout", "promote",
-        "rollback", "verify", "status", "restore", "gc", "push", "pull", "clone", "gate", "ref",
+        "rollback", "verify", "status", "restore", "gc", "push", "pull", "clone", "relink",
+        "destroy", "gate", "ref",
         "remote",
     ]  # fmt: skip
 

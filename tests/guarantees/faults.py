@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import mstore.fsutil
+from mstore import protection
 from mstore.errors import MstoreError
 from mstore.ops.commit import commit
 from mstore.ops.gc import gc
@@ -385,15 +386,31 @@ def scratch_directory(fallback: Path) -> Iterator[Path]:
     try:
         yield path.resolve()
     finally:
-        shutil.rmtree(path, ignore_errors=True)
+        remove_tree(path)
 
 
 def fresh_copy(template: Path, run: Path) -> Path:
-    shutil.copytree(template, run, symlinks=True)
+    """A copy of the template store as it is: hard links kept (`cp -a`), and each view
+    sealed again as the store's protection says (no copy keeps inode flags)."""
+    subprocess.run(["cp", "-a", str(template), str(run)], check=True)
+    root = project(run)
+    if (root / ".mstore" / "config").is_file():
+        repo = Repo(root)
+        views = repo.layout.views
+        for entry in os.scandir(views) if views.is_dir() else []:
+            if entry.is_dir(follow_symlinks=False) and not entry.name.startswith("."):
+                repo.views.guard.seal_tree(Path(entry.path))
     return run
 
 
 def remove_tree(path: Path) -> None:
+    """Delete a run's stores, sealed ones included (the default mode seals objects)."""
+    with contextlib.suppress(OSError):
+        protection.protect_tree(path, on=False)
+    for directory, _dirs, _names in os.walk(path):
+        with contextlib.suppress(OSError):
+            if not os.lstat(directory).st_mode & 0o200:
+                os.chmod(directory, 0o755)
     shutil.rmtree(path, ignore_errors=True)
 
 

@@ -46,6 +46,7 @@ from typing import Any
 
 import orjson
 
+from mstore import protection
 from mstore.hashing import hash_file
 from mstore.history import History, LogEntry
 from mstore.layout import Layout
@@ -193,13 +194,17 @@ def test_mixed_writers_lose_no_update(repo: Repo, tmp_path: Path, stress: bool) 
 
 
 def backdate(root: Path, days: float = 30) -> None:
-    """Set the mtime of everything under objects/, views/ and copies/ `days` back."""
+    """Set the mtime of everything under objects/, views/ and copies/ `days` back, and
+    of the objects' markers under fresh/ (sealed inodes are unsealed for the moment)."""
     when = time.time() - days * DAY
     store = Layout(root).store
-    for top in ("objects", "views", "copies"):
+    for top in ("objects", "views", "copies", "fresh"):
         for directory, dirnames, filenames in os.walk(store / top):
             for name in dirnames + filenames:
-                os.utime(Path(directory) / name, (when, when), follow_symlinks=False)
+                path = Path(directory) / name
+                sealed = protection.is_immutable(path)
+                with protection.unprotected(*([path] if sealed else [])):
+                    os.utime(path, (when, when), follow_symlinks=False)
 
 
 def incomplete_refs(root: Path) -> list[str]:
@@ -271,13 +276,16 @@ def test_gc_racing_commit_never_leaves_a_ref_missing_an_object(
         assert incomplete_refs(repo.root) == []
         done = run_cli(repo.root, "verify", "--json")
         assert done.returncode == 0, orjson.loads(done.stdout)["faults"]
-        # Re-storing the old files refreshed their objects (or stored them anew).
+        # Re-storing the old files marked their objects fresh (or stored them anew).
         staging_before = Repo(repo.root).refs.read("staging")
         backdate(repo.root)
         done = run_cli(repo.root, "commit", old, "--to", "staging", "--json")
         assert done.returncode == 0, done.stderr
         for entry in Repo(repo.root).manifest(orjson.loads(done.stdout)["manifest"]).files.values():
-            assert repo.layout.object_path(entry.id).stat().st_mtime > cutoff, entry
+            stored = repo.layout.object_path(entry.id).stat().st_mtime
+            marker = repo.layout.fresh / entry.id
+            marked = marker.stat().st_mtime if marker.exists() else 0.0
+            assert max(stored, marked) > cutoff, entry
         assert Repo(repo.root).refs.read("staging") != staging_before
     assert incomplete_refs(repo.root) == []
     assert_consistent(repo)

@@ -16,6 +16,15 @@ from mstore.ops.tensor_diff import diff_tensors
 from mstore.repo import Repo
 from tests.helpers import store_digest
 
+
+@pytest.fixture
+def repo(copy_repo: Repo) -> Repo:
+    """Copy mode: these tests damage views and objects by hand to see them found and
+    repaired, which the default mode's protection refuses (tests/integration/
+    test_stored_once.py covers that mode)."""
+    return copy_repo
+
+
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "checkpoints"
 ENCODER = [
     "encoder.embed.weight",

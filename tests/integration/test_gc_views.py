@@ -22,6 +22,14 @@ from mstore.view_removal import trash_path
 from tests.helpers import assert_consistent, write_version
 
 
+@pytest.fixture
+def repo(copy_repo: Repo) -> Repo:
+    """Copy mode: these tests damage views and objects by hand to see them found and
+    repaired, which the default mode's protection refuses (tests/integration/
+    test_stored_once.py covers that mode)."""
+    return copy_repo
+
+
 def released_views(repo: Repo, tmp_path: Path, count: int = 2) -> list[str]:
     """`count` refs committed then deleted: their views are released (and unique)."""
     commit(repo, write_version(tmp_path / "src" / "keep", "keep"), "production")
@@ -102,7 +110,7 @@ def test_gc_reports_what_it_removed_not_what_it_planned(repo: Repo, tmp_path: Pa
         assert sorted(plan.views) == sorted(released)
         # Gone before gc reached them (a user's rm): not gc's to report.
         gone_view = released[0]
-        mstore.view_removal.remove_view(repo.layout, gone_view)
+        mstore.view_removal.remove_view(repo.layout, gone_view, repo.views.guard)
         gone_object = sorted(plan.objects)[0]
         os.unlink(repo.layout.object_path(gone_object))
 

@@ -143,7 +143,12 @@ def test_write_through_models_in_linking_modes_corrupts_the_object(
     assert stored.read_bytes().startswith(GARBAGE)
     report = verify(repo)
     assert not report.ok
-    assert [(f.kind, f.subject) for f in report.faults] == [("object_corrupt", object_id)]
+    # The object is named, and the view showing it (its file's mtime left its record).
+    view_id = repo.views.current_view_id("production")
+    assert [(f.kind, f.subject) for f in report.faults] == [
+        ("object_corrupt", object_id),
+        ("view_damaged", view_id),
+    ]
     production = next(v for v in status(repo).views if v.ref == "production")
     assert production.modified == ["model.pth"]
 

@@ -26,6 +26,15 @@ from mstore.ops.verify import verify
 from mstore.repo import Repo
 from tests.helpers import assert_consistent, store_digest, write_version
 
+
+@pytest.fixture
+def repo(copy_repo: Repo) -> Repo:
+    """Copy mode: these tests damage views and objects by hand to see them found and
+    repaired, which the default mode's protection refuses (tests/integration/
+    test_stored_once.py covers that mode)."""
+    return copy_repo
+
+
 runner = CliRunner()
 
 

@@ -21,6 +21,15 @@ from mstore.repo import Repo
 from mstore.view_records import STABLE_TIMES, read_record, record_path
 from tests.helpers import assert_consistent, write_version
 
+
+@pytest.fixture
+def repo(copy_repo: Repo) -> Repo:
+    """Copy mode: these tests damage views and objects by hand to see them found and
+    repaired, which the default mode's protection refuses (tests/integration/
+    test_stored_once.py covers that mode)."""
+    return copy_repo
+
+
 runner = CliRunner()
 
 

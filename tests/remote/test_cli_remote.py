@@ -41,7 +41,10 @@ def test_remote_add_list_remove(store: Repo, tmp_path: Path) -> None:
                 "format": 1,
                 "link_mode": store.config.link_mode,
                 "remotes": {"backup": str(tmp_path / "nas"), "origin": "s3://bucket/team/models"},
-            }
+                **({"protection": store.config.protection} if store.config.protection else {}),
+                **({"link_reason": store.config.link_reason} if store.config.link_reason else {}),
+            },
+            option=orjson.OPT_SORT_KEYS,
         )
         + b"\n"
     )
