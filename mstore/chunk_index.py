@@ -30,21 +30,23 @@ class LocalChunks:
     def __init__(self, repo: Repo, params: ChunkParams, threshold: int) -> None:
         self.repo = repo
         self.path = repo.layout.store / INDEX_NAME
-        self.db = sqlite3.connect(self.path, check_same_thread=False)
-        self.db.executescript(
-            "CREATE TABLE IF NOT EXISTS meta (params TEXT);"
-            "CREATE TABLE IF NOT EXISTS objects (id TEXT PRIMARY KEY);"
-            "CREATE TABLE IF NOT EXISTS chunks (id TEXT, object TEXT, offset INTEGER,"
-            " length INTEGER);"
-            "CREATE INDEX IF NOT EXISTS chunk_ids ON chunks (id);"
-        )
-        row = self.db.execute("SELECT params FROM meta").fetchone()
-        if row is None or row[0] != params.name:
-            self.db.executescript("DELETE FROM meta; DELETE FROM objects; DELETE FROM chunks;")
-            self.db.execute("INSERT INTO meta VALUES (?)", (params.name,))
-            self.db.commit()
+        try:
+            self.db = self._open(params)
+        except sqlite3.DatabaseError:
+            # A damaged cache: start it afresh.
+            self.path.unlink(missing_ok=True)
+            self.db = self._open(params)
         self.params = params
         self.threshold = threshold
+
+    def _open(self, params: ChunkParams) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, check_same_thread=False)
+        try:
+            _prepare(db, params)
+        except sqlite3.DatabaseError:
+            db.close()
+            raise
+        return db
 
     def update(self, ids: Iterable[str] | None = None) -> int:
         """Index the store's large objects not indexed yet; returns how many were."""
@@ -85,3 +87,18 @@ class LocalChunks:
 
     def close(self) -> None:
         self.db.close()
+
+
+def _prepare(db: sqlite3.Connection, params: ChunkParams) -> None:
+    db.executescript(
+        "CREATE TABLE IF NOT EXISTS meta (params TEXT);"
+        "CREATE TABLE IF NOT EXISTS objects (id TEXT PRIMARY KEY);"
+        "CREATE TABLE IF NOT EXISTS chunks (id TEXT, object TEXT, offset INTEGER,"
+        " length INTEGER);"
+        "CREATE INDEX IF NOT EXISTS chunk_ids ON chunks (id);"
+    )
+    row = db.execute("SELECT params FROM meta").fetchone()
+    if row is None or row[0] != params.name:
+        db.executescript("DELETE FROM meta; DELETE FROM objects; DELETE FROM chunks;")
+        db.execute("INSERT INTO meta VALUES (?)", (params.name,))
+        db.commit()
