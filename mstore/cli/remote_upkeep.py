@@ -107,7 +107,9 @@ def remote_prune(
     name: RemoteArgument,
     grace_hours: Annotated[
         float,
-        typer.Option("--grace-hours", min=0.0, help="Keep anything younger than this."),
+        typer.Option(
+            "--grace-hours", metavar="HOURS", min=0.0, help="Keep anything younger than this."
+        ),
     ] = 24.0,
     as_json: JsonOption = False,
 ) -> None:

@@ -1,8 +1,9 @@
 """Remote: where stores exchange versions. Every kind of remote shows one layout:
 
     <location>/                       a directory, or s3://<bucket>/<prefix>
-      mstore-remote.json              {"format":1}: what makes a location a remote
-      objects/<id[0:2]>/<id[2:]>      object bytes (manifests included), never rewritten
+      mstore-remote.json              {"chunking":"...","format":2}: makes it a remote
+      objects/<id[0:2]>/<id[2:]>      whole objects (manifests, small data), never rewritten
+      recipes/, packs/, indexes/      large objects as chunks (mstore.remotes.packs)
       refs/<name>                     "<manifest id>\\n", replaced only by compare-and-swap
 
 Writers keep one order, so that a reader never finds a name without its bytes: data
