@@ -78,6 +78,8 @@ class ChunkSender:
                 order.append(chunk.id)
                 size += chunk.length
                 self.stats.chunks += 1
+                if self.progress:
+                    self.progress(chunk.length)  # the bar counts the object's bytes handled
                 if chunk.id in self._where or chunk.id in self._pending:
                     continue
                 data = os.pread(f.fileno(), chunk.length, chunk.offset)
@@ -110,6 +112,10 @@ class ChunkSender:
         self.stats.recipes = recipes
         return recipes
 
+    def abort(self) -> None:
+        """After a failure: wait for the packs in flight, send nothing more."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
     def _seal(self) -> None:
         if not self._buffer:
             return
@@ -128,8 +134,6 @@ class ChunkSender:
     def _send(self, pack: str, data: bytes, listing: list[tuple[str, int, int]]) -> None:
         try:
             self.remote.put_blob(f"packs/{pack}", data)
-            if self.progress:
-                self.progress(len(data))
             self.remote.put_blob(f"indexes/{pack}", encode_index(pack, len(data), listing))
         finally:
             self._slots.release()

@@ -188,11 +188,15 @@ def _send_chunked(
     if index is None:
         index = RemoteIndex(remote, None, jobs)
     sender = ChunkSender(remote, index, DEFAULT_PARAMS, jobs, progress)
-    for object_id in ids:
-        path = repo.objects.path(object_id)
-        _check_local(path, object_id)
-        sender.add(object_id, path)
-    sender.finish()
+    try:
+        for object_id in ids:
+            path = repo.objects.path(object_id)
+            _check_local(path, object_id)
+            sender.add(object_id, path)
+        sender.finish()
+    except BaseException:
+        sender.abort()
+        raise
     return sender.stats
 
 
