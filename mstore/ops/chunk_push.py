@@ -63,7 +63,8 @@ class ChunkSender:
         }
         # chunk id -> (offset, length) in the pack being filled
         self._pending: dict[str, tuple[int, int]] = {}
-        self._buffer = bytearray()
+        self._buffer = bytearray(PACK_LIMIT)  # filled up to self._fill, never grown
+        self._fill = 0
         self._pool = ThreadPoolExecutor(max_workers=max(1, jobs))
         self._slots = threading.BoundedSemaphore(max(1, jobs))
         self._futures: list[Future[None]] = []
@@ -88,10 +89,11 @@ class ChunkSender:
                         f"object {object_id} changed while it was sent (bytes at "
                         f"{chunk.offset} no longer match); run `mstore verify`"
                     )
-                if len(self._buffer) + len(data) > PACK_LIMIT:
+                if self._fill + len(data) > PACK_LIMIT:
                     self._seal()
-                self._pending[chunk.id] = (len(self._buffer), len(data))
-                self._buffer += data
+                self._pending[chunk.id] = (self._fill, len(data))
+                self._buffer[self._fill : self._fill + len(data)] = data
+                self._fill += len(data)
                 self.stats.chunks_sent += 1
         self._recipes.append((object_id, size, order))
 
@@ -117,21 +119,24 @@ class ChunkSender:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
     def _seal(self) -> None:
-        if not self._buffer:
+        if not self._fill:
             return
-        data = bytes(self._buffer)
-        pack = hash_bytes(data)
+        # The filled buffer itself is sent (no copy); the next pack gets a new one.
+        data = self._buffer
+        del data[self._fill :]
+        pack = hash_bytes(memoryview(data))
         listing = sorted(((c, o, n) for c, (o, n) in self._pending.items()), key=lambda i: i[1])
         for chunk, offset, length in listing:
             self._where[chunk] = (pack, offset, length)
         self._pending = {}
-        self._buffer = bytearray()
+        self._buffer = bytearray(PACK_LIMIT)
+        self._fill = 0
         self.stats.packs_sent += 1
         self.stats.bytes_sent += len(data)
         self._slots.acquire()
         self._futures.append(self._pool.submit(self._send, pack, data, listing))
 
-    def _send(self, pack: str, data: bytes, listing: list[tuple[str, int, int]]) -> None:
+    def _send(self, pack: str, data: bytearray, listing: list[tuple[str, int, int]]) -> None:
         try:
             self.remote.put_blob(f"packs/{pack}", data)
             self.remote.put_blob(f"indexes/{pack}", encode_index(pack, len(data), listing))

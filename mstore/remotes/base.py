@@ -202,7 +202,7 @@ class Remote(ABC):
     # -- blobs: the chunked layout's files (packs/, indexes/, recipes/, prune/) ---
 
     @abstractmethod
-    def put_blob(self, name: str, data: bytes) -> None:
+    def put_blob(self, name: str, data: bytes | bytearray) -> None:
         """Store `data` at `name` (a path under the location) in one write request."""
 
     @abstractmethod

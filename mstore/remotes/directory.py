@@ -148,11 +148,11 @@ class DirectoryRemote(Remote):
             raise IntegrityError(f"bad name {name!r} in remote {self.url}")
         return self.root.joinpath(*parts)
 
-    def put_blob(self, name: str, data: bytes) -> None:
+    def put_blob(self, name: str, data: bytes | bytearray) -> None:
         path = self._blob_path(name)
         fsutil.makedirs_durable(path.parent)
         tmp = self.objects.temp_path()
-        fsutil.atomic_write(tmp, data)
+        fsutil.atomic_write(tmp, bytes(data))
         os.replace(tmp, path)
         fsutil.fsync_dir(path.parent)
 

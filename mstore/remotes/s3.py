@@ -148,7 +148,7 @@ class S3Remote(Remote):
 
     # -- blobs -----------------------------------------------------------------
 
-    def put_blob(self, name: str, data: bytes) -> None:
+    def put_blob(self, name: str, data: bytes | bytearray) -> None:
         with self._errors(f"storing {name}"):
             self.client.put_object(Bucket=self.bucket, Key=self.key(name), Body=data)
 

@@ -159,7 +159,7 @@ class Proxy(Remote):
     def get_object(self, object_id: str, dest: Path, progress: Any = None) -> None:
         self.inner.get_object(object_id, dest, progress)
 
-    def put_blob(self, name: str, data: bytes) -> None:
+    def put_blob(self, name: str, data: bytes | bytearray) -> None:
         self.puts.append(name)
         self.inner.put_blob(name, data)
 
