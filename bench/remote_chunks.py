@@ -12,7 +12,8 @@ model file, and a second store, holding the previous version, pulls each next on
 (bytes fetched). `remote stats` then gives stored vs logical bytes.
 
 Speed (--s3, on the server named by MSTORE_TEST_RGW_*): a store commits a new random
-model of --gib GiB; push it to an empty prefix, and clone it, against boto3
+model of --gib GiB; push it to an empty prefix, and clone it (hardlink link mode: the
+view links the object rather than copying it again), against boto3
 `upload_file` / `download_file` of the same file to the same server, alternated, the
 median of --runs; write requests (PutObject, UploadPart, multipart calls, deletes)
 counted by a botocore event hook during the push.
@@ -175,7 +176,8 @@ def _one_run(
             ("upload", lambda: client.upload_file(str(model), bucket, f"plain{run}")),
         ],
         [
-            ("clone", lambda: clone(S3Remote(bucket, f"run{run}"), target)),
+            # hardlink: the view links the object, as download_file writes one file.
+            ("clone", lambda: clone(S3Remote(bucket, f"run{run}"), target, "hardlink")),
             ("download", download_durably),
         ],
     ]
