@@ -49,6 +49,7 @@ def write_version(
 LOCAL_STATE = (
     *("lock", "hashcache.db", "hashcache.db-wal", "hashcache.db-shm", "tmp", "fresh"),
     *("summaries.db", "summaries.db-wal", "summaries.db-shm"),
+    *("chunks.sqlite", "chunks.sqlite-journal"),  # the local chunk index, a cache
 )
 
 

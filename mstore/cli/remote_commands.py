@@ -90,8 +90,8 @@ def push(
         output.say(f"{label} is up to date")
     verb = "would send" if dry_run else "sent"
     output.say(
-        f"{verb} {result.objects_sent} objects ({output.human_bytes(result.bytes_sent)}); "
-        f"{result.objects_present} already on {label}"
+        f"{verb} {result.objects_sent} objects ({output.human_bytes(result.bytes_sent)} of "
+        f"{output.human_bytes(result.bytes_total)}); {result.objects_present} already on {label}"
     )
 
 
@@ -146,7 +146,8 @@ def pull(
     verb = "would receive" if dry_run else "received"
     output.say(
         f"{verb} {result.objects_received} objects "
-        f"({output.human_bytes(result.bytes_received)} of data) from {label}"
+        f"({output.human_bytes(result.bytes_received)} of data, "
+        f"{output.human_bytes(result.bytes_fetched)} fetched) from {label}"
     )
     if switched is not None:
         render_move(ctx, switched, False)

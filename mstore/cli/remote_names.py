@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from mstore.cli import completion
+from mstore.cli import completion, remote_upkeep
 from mstore.cli.common import JsonOption, add_command
 
 
@@ -23,6 +23,7 @@ def register(app: typer.Typer) -> None:
     add_command(remote_app, "list", remote_list)
     add_command(remote_app, "remove", remote_remove)
     add_command(remote_app, "show", remote_show)
+    remote_upkeep.register(remote_app)  # upgrade stats verify prune
     app.add_typer(remote_app, name="remote")
 
 

@@ -42,6 +42,7 @@ class PullResult:
     move: MoveResult
     objects_received: int
     bytes_received: int
+    bytes_fetched: int = 0
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -49,6 +50,7 @@ class PullResult:
             "remote": self.remote,
             "objects_received": self.objects_received,
             "bytes_received": self.bytes_received,
+            "bytes_fetched": self.bytes_fetched,
         }
 
 
@@ -86,7 +88,7 @@ def pull(
     active = repo.active_environment()
     if not dry_run:
         _after_switch(repo, result, active, updates)
-    return PullResult(source, result, received, size)
+    return PullResult(source, result, received, size, receiver.fetched)
 
 
 def _remote_refs(

@@ -22,18 +22,23 @@ are the values it read); it takes the lock only to write the tracking file and l
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from mstore.errors import IntegrityError, NotFoundError, RefMovedError
 from mstore.fsutil import random_suffix
 from mstore.hashing import Progress, hash_file
 from mstore.history import LogEntry
 from mstore.identity import author, now
+from mstore.ops.chunk_present import check_window, missing_chunked
+from mstore.ops.chunk_push import ChunkSender, ChunkStats
 from mstore.ops.parallel import Start, parallel, serialized
 from mstore.refs import check_ref_name
-from mstore.remotes.base import DEFAULT_JOBS, Remote, RemoteRef, short
-from mstore.remotes.tracking import FORCED_PUSH, PUSH, RemoteTracking, Tracking
+from mstore.remotes.base import CHUNK_THRESHOLD, DEFAULT_JOBS, Remote, RemoteRef, short
+from mstore.remotes.packs import RemoteIndex
+from mstore.remotes.tracking import FORCED_PUSH, PUSH, RemoteTracking, Tracking, remote_key
 from mstore.repo import Repo
 
 
@@ -70,6 +75,8 @@ class PushResult:
     bytes_sent: int
     objects_present: int
     dry_run: bool = False
+    bytes_total: int = 0
+    packs_sent: int = 0
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -86,6 +93,8 @@ class PushResult:
             "objects_sent": self.objects_sent,
             "bytes_sent": self.bytes_sent,
             "objects_present": self.objects_present,
+            "bytes_total": self.bytes_total,
+            "packs_sent": self.packs_sent,
             "notes": self.notes,
         }
 
@@ -112,18 +121,30 @@ def push(
     if foreign and not force:
         raise RefMovedError(_foreign_message(remote.url, foreign))
     data, manifests = _objects_of(repo, {p.new for p in moving})
-    missing_data = _missing(remote, data, exists, jobs)
+    started = time.monotonic()
+    index = _remote_index(repo, remote, exists and bool(moving), jobs)
+    large = {i for i, size in data.items() if size > CHUNK_THRESHOLD}
+    missing_data = _missing(remote, set(data) - large, exists, jobs)
+    missing_large = missing_chunked(remote, index, sorted(large), exists, jobs)
     missing_manifests = _missing(remote, manifests, exists, jobs)
     sizes = {**data, **{m: repo.objects.size(m) for m in missing_manifests}}
-    total = sum(sizes[i] for i in missing_data + missing_manifests)
+    total = sum(sizes[i] for i in missing_data + missing_large + missing_manifests)
+    sent_bytes = total
+    packs = 0
     if on_start:
         on_start(total)
     if not dry_run and moving:
         remote.ensure()
         remote.check_swap()  # before anything is sent: an unsafe server gets nothing
-        send = _sender(repo, remote, serialized(progress))
+        advance = serialized(progress)
+        send = _sender(repo, remote, advance)
         parallel(send, missing_data, jobs)
+        if missing_large:
+            stats = _send_chunked(repo, remote, index, missing_large, jobs, advance)
+            sent_bytes += stats.bytes_sent - sum(data[i] for i in missing_large)
+            packs = stats.packs_sent
         parallel(send, missing_manifests, jobs)
+        check_window(started, remote.url)
         with repo.locked("push"):
             tracking.record_pushing({p.ref: p.new for p in moving})
         pushed, lost = _swap_refs(remote, moving, theirs)
@@ -133,15 +154,50 @@ def push(
             raise RefMovedError("; ".join(lost) + done)
     elif not dry_run and any(known.seen.get(p.ref) != p.new for p in plan):
         _record(repo, tracking, plan, [])
-    sent = len(missing_data) + len(missing_manifests)
+    sent = len(missing_data) + len(missing_large) + len(missing_manifests)
     return PushResult(
         remote=remote.url,
         refs=plan,
         objects_sent=sent,
-        bytes_sent=total,
+        bytes_sent=sent_bytes,
         objects_present=len(data) + len(manifests) - sent,
         dry_run=dry_run,
+        bytes_total=sum(data.values()) + sum(sizes.get(m, 0) for m in manifests),
+        packs_sent=packs,
     )
+
+
+def _remote_index(repo: Repo, remote: Remote, needed: bool, jobs: int) -> RemoteIndex | None:
+    """The remote's chunk index (cached under .mstore/remotes/<key>/indexes/), if needed."""
+    if not needed:
+        return None
+    cache = repo.layout.remote_dir(remote_key(remote.url)) / "indexes"
+    return RemoteIndex(remote, cache, jobs)
+
+
+def _send_chunked(
+    repo: Repo,
+    remote: Remote,
+    index: RemoteIndex | None,
+    ids: list[str],
+    jobs: int,
+    progress: Progress | None,
+) -> ChunkStats:
+    from mstore.chunking import DEFAULT_PARAMS
+
+    if index is None:
+        index = RemoteIndex(remote, None, jobs)
+    sender = ChunkSender(remote, index, DEFAULT_PARAMS, jobs, progress)
+    try:
+        for object_id in ids:
+            path = repo.objects.path(object_id)
+            _check_local(path, object_id)
+            sender.add(object_id, path)
+        sender.finish()
+    except BaseException:
+        sender.abort()
+        raise
+    return sender.stats
 
 
 def _plan(name: str, value: str, theirs: RemoteRef | None, known: Tracking) -> RefPush:
@@ -209,16 +265,20 @@ def _missing(remote: Remote, ids: Iterable[str], exists: bool, jobs: int) -> lis
 def _sender(repo: Repo, remote: Remote, progress: Progress | None) -> Callable[[str], None]:
     def send(object_id: str) -> None:
         path = repo.objects.path(object_id)
-        # A corrupt local object (possible in hardlink and symlink link modes) must never
-        # be published under its name: every reader would refuse it.
-        if hash_file(path, owned=True) != object_id:
-            raise IntegrityError(
-                f"object {object_id} is corrupt here (its bytes do not hash to its name); "
-                f"not sent (run `mstore verify`)"
-            )
+        _check_local(path, object_id)
         remote.put_object(object_id, path, progress)
 
     return send
+
+
+def _check_local(path: Path, object_id: str) -> None:
+    # A corrupt local object (possible in hardlink and symlink link modes) must never
+    # be published under its name: every reader would refuse it.
+    if hash_file(path, owned=True) != object_id:
+        raise IntegrityError(
+            f"object {object_id} is corrupt here (its bytes do not hash to its name); "
+            f"not sent (run `mstore verify`)"
+        )
 
 
 def _swap_refs(

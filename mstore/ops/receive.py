@@ -15,11 +15,14 @@ import os
 import threading
 from pathlib import Path
 
+from mstore.chunk_index import LocalChunks
 from mstore.errors import IntegrityError
 from mstore.hashing import Progress
 from mstore.manifests import Manifest, decode_manifest
+from mstore.ops.chunk_pull import rebuild
 from mstore.ops.parallel import Start, parallel
-from mstore.remotes.base import Remote
+from mstore.remotes.base import CHUNK_THRESHOLD, Remote
+from mstore.remotes.packs import MAX_META_BYTES, decode_recipe, recipe_name
 from mstore.repo import Repo
 
 # Far above any real manifest; a remote serving more is not served in full into memory.
@@ -36,6 +39,8 @@ class Receiver:
         self.progress = progress
         self._lock = threading.Lock()
         self._pending: dict[str, Path] = {}
+        self._local: LocalChunks | None = None
+        self.fetched = 0
 
     def fetch(
         self, manifest_ids: list[str], dry_run: bool, on_start: Start | None
@@ -50,7 +55,10 @@ class Receiver:
             on_start(total)
         if dry_run:
             return len(wanted) + len(self._pending), total
-        parallel(lambda i: self._receive(i, data[i]), wanted, self.jobs)
+        small = [i for i in wanted if data[i] <= CHUNK_THRESHOLD]
+        parallel(lambda i: self._receive(i, data[i]), small, self.jobs)
+        for object_id in (i for i in wanted if data[i] > CHUNK_THRESHOLD):
+            self._receive_large(object_id, data[object_id])
         received = len(self._pending)
         # Every object has arrived and passed: install data objects, then manifests.
         for object_id in wanted + [m for m in manifests if m in self._pending]:
@@ -76,11 +84,34 @@ class Receiver:
                 manifests[manifest_id] = self.repo.manifest(manifest_id)
         return manifests
 
+    def _receive_large(self, object_id: str, size: int) -> None:
+        """A large object: rebuilt from its recipe (whole if it is stored whole)."""
+        data = self.remote.get_blob(recipe_name(object_id), MAX_META_BYTES)
+        if data is None:
+            self._receive(object_id, size)
+            return
+        recipe = decode_recipe(data, object_id, size, self.remote.url)
+        if self._local is None:
+            from mstore.chunking import DEFAULT_PARAMS
+
+            self._local = LocalChunks(self.repo, DEFAULT_PARAMS, CHUNK_THRESHOLD)
+            self._local.update()
+        tmp = self.repo.objects.temp_path()
+        with self._lock:
+            self._pending[object_id] = tmp
+        self.fetched += rebuild(self.remote, recipe, tmp, self._local, self.jobs, self.progress)
+        self._check(object_id, size, tmp)
+
     def _receive(self, object_id: str, size: int | None) -> None:
         tmp = self.repo.objects.temp_path()
         with self._lock:
             self._pending[object_id] = tmp
         self.remote.get_object(object_id, tmp, self.progress)
+        with self._lock:
+            self.fetched += os.stat(tmp).st_size
+        self._check(object_id, size, tmp)
+
+    def _check(self, object_id: str, size: int | None, tmp: Path) -> None:
         actual = os.stat(tmp).st_size
         if size is not None and actual != size:
             raise IntegrityError(
@@ -94,6 +125,9 @@ class Receiver:
 
     def discard(self) -> None:
         """Delete every received file not installed (after a failure or a dry run)."""
+        if self._local is not None:
+            self._local.close()
+            self._local = None
         for tmp in self._pending.values():
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)

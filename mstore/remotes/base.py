@@ -1,8 +1,9 @@
 """Remote: where stores exchange versions. Every kind of remote shows one layout:
 
     <location>/                       a directory, or s3://<bucket>/<prefix>
-      mstore-remote.json              {"format":1}: what makes a location a remote
-      objects/<id[0:2]>/<id[2:]>      object bytes (manifests included), never rewritten
+      mstore-remote.json              {"chunking":"...","format":2}: makes it a remote
+      objects/<id[0:2]>/<id[2:]>      whole objects (manifests, small data), never rewritten
+      recipes/, packs/, indexes/      large objects as chunks (mstore.remotes.packs)
       refs/<name>                     "<manifest id>\\n", replaced only by compare-and-swap
 
 Writers keep one order, so that a reader never finds a name without its bytes: data
@@ -29,7 +30,9 @@ import orjson
 from mstore.errors import IntegrityError, NotFoundError, RefusedError
 from mstore.hashing import is_object_id
 
-REMOTE_FORMAT = 1
+REMOTE_FORMAT = 2
+# Data objects above this many bytes travel and are stored as chunks (docs/REMOTES.md).
+CHUNK_THRESHOLD = 4 << 20
 MARKER_NAME = "mstore-remote.json"
 MAX_REF_BYTES = 256
 DEFAULT_JOBS = 8
@@ -46,12 +49,23 @@ class RemoteRef:
     version: str
 
 
+@dataclass(frozen=True)
+class BlobInfo:
+    """A stored file of the remote's layout: its size and last-modified time (epoch s)."""
+
+    size: int
+    mtime: float
+
+
 def encode_marker() -> bytes:
-    return orjson.dumps({"format": REMOTE_FORMAT}) + b"\n"
+    from mstore.chunking import DEFAULT_PARAMS
+
+    document = {"chunking": DEFAULT_PARAMS.name, "format": REMOTE_FORMAT}
+    return orjson.dumps(document, option=orjson.OPT_SORT_KEYS) + b"\n"
 
 
-def check_marker(data: bytes, url: str) -> None:
-    """Refuse a marker this mstore cannot read: not JSON, or a newer format."""
+def marker_format(data: bytes, url: str) -> int:
+    """The format a marker records (IntegrityError if it is not a marker)."""
     try:
         raw = orjson.loads(data)
     except orjson.JSONDecodeError:
@@ -61,11 +75,27 @@ def check_marker(data: bytes, url: str) -> None:
     version = raw.get("format") if isinstance(raw, dict) else None
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise IntegrityError(f"{url}/{MARKER_NAME} has no valid format version")
+    return version
+
+
+def check_marker(data: bytes, url: str) -> None:
+    """Refuse a marker this mstore cannot read: not JSON, an older or a newer format."""
+    version = marker_format(data, url)
+    if version < REMOTE_FORMAT:
+        raise RefusedError(
+            f"remote {url} uses format {version} (whole objects only); this mstore reads "
+            f"format {REMOTE_FORMAT}: run `mstore remote upgrade {url}` once (it rewrites "
+            f"only the marker; every object stays readable)"
+        )
     if version > REMOTE_FORMAT:
         raise RefusedError(
             f"remote {url} uses format {version}; this mstore reads format {REMOTE_FORMAT} "
             f"(upgrade mstore)"
         )
+    from mstore.chunking import ChunkParams
+
+    # Another chunker would cut elsewhere: refused, not silently deduplicated against.
+    ChunkParams.from_name(str(orjson.loads(data).get("chunking", "")))
 
 
 def decode_ref(data: bytes, where: str) -> str:
@@ -168,6 +198,32 @@ class Remote(ABC):
         NotFoundError if the remote lacks it. The bytes are not checked here: the caller
         hashes them before storing them (`ObjectStore.check_received`).
         """
+
+    # -- blobs: the chunked layout's files (packs/, indexes/, recipes/, prune/) ---
+
+    @abstractmethod
+    def put_blob(self, name: str, data: bytes | bytearray) -> None:
+        """Store `data` at `name` (a path under the location) in one write request."""
+
+    @abstractmethod
+    def get_blob(self, name: str, limit: int) -> bytes | None:
+        """The bytes at `name` (IntegrityError above `limit`), or None if absent."""
+
+    @abstractmethod
+    def get_range(self, name: str, start: int, length: int) -> bytes:
+        """Bytes [start, start + length) of `name`; NotFoundError if absent,
+        IntegrityError if it ends before them."""
+
+    @abstractmethod
+    def list_blobs(self, prefix: str) -> dict[str, BlobInfo]:
+        """Every file under the folder `prefix` (e.g. "packs"): name within it -> info."""
+
+    @abstractmethod
+    def delete_blob(self, name: str) -> None:
+        """Delete `name` (absent is fine)."""
+
+    def read_marker(self) -> bytes | None:
+        return self._read_marker()
 
     # -- refs ------------------------------------------------------------------
 

@@ -31,6 +31,7 @@ from mstore.refs import RefStore, check_ref_name
 from mstore.remotes.base import (
     MARKER_NAME,
     MAX_REF_BYTES,
+    BlobInfo,
     Progress,
     Remote,
     RemoteRef,
@@ -39,7 +40,7 @@ from mstore.remotes.base import (
 
 LOCK_TIMEOUT = 10.0
 # What a remote holds before its marker appears (see _create_marker).
-_SKELETON = frozenset({"objects", "refs", "tmp", "lock"})
+_SKELETON = frozenset({"objects", "refs", "tmp", "lock"})  # packs/ etc. come after the marker
 
 
 @dataclass(frozen=True)
@@ -138,6 +139,66 @@ class DirectoryRemote(Remote):
                 os.close(dst)
         finally:
             os.close(src)
+
+    # -- blobs -----------------------------------------------------------------
+
+    def _blob_path(self, name: str) -> Path:
+        parts = name.split("/")
+        if not parts or any(p in ("", ".", "..") for p in parts):
+            raise IntegrityError(f"bad name {name!r} in remote {self.url}")
+        return self.root.joinpath(*parts)
+
+    def put_blob(self, name: str, data: bytes | bytearray) -> None:
+        path = self._blob_path(name)
+        fsutil.makedirs_durable(path.parent)
+        tmp = self.objects.temp_path()
+        fsutil.atomic_write(tmp, bytes(data))
+        os.replace(tmp, path)
+        fsutil.fsync_dir(path.parent)
+
+    def get_blob(self, name: str, limit: int) -> bytes | None:
+        try:
+            data = _read_regular(self._blob_path(name), limit + 1)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        if len(data) > limit:
+            raise IntegrityError(f"{name} on {self.url} is larger than {limit} bytes")
+        return data
+
+    def get_range(self, name: str, start: int, length: int) -> bytes:
+        try:
+            fd = os.open(self._blob_path(name), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except (FileNotFoundError, NotADirectoryError):
+            raise NotFoundError(f"{name} is missing from remote {self.url}") from None
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise IntegrityError(f"{name} on remote {self.url} is not a regular file")
+            data = os.pread(fd, length, start)
+        finally:
+            os.close(fd)
+        if len(data) != length:
+            raise IntegrityError(
+                f"{name} on remote {self.url} ends before bytes {start}-{start + length}; "
+                f"the remote is damaged"
+            )
+        return data
+
+    def list_blobs(self, prefix: str) -> dict[str, BlobInfo]:
+        base = self._blob_path(prefix)
+        found: dict[str, BlobInfo] = {}
+        for directory, _dirs, files in os.walk(base):
+            for file in files:
+                path = Path(directory) / file
+                info = path.lstat()
+                if stat.S_ISREG(info.st_mode):
+                    found[path.relative_to(base).as_posix()] = BlobInfo(info.st_size, info.st_mtime)
+        return found
+
+    def delete_blob(self, name: str) -> None:
+        path = self._blob_path(name)
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+            fsutil.fsync_dir(path.parent)
 
     # -- refs ------------------------------------------------------------------
 

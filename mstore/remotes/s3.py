@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from mstore.errors import (
+    IntegrityError,
     MstoreError,
     NotFoundError,
     RefMovedError,
@@ -35,6 +36,7 @@ from mstore.remotes import s3_cas
 from mstore.remotes.base import (
     MARKER_NAME,
     MAX_REF_BYTES,
+    BlobInfo,
     Progress,
     Remote,
     RemoteRef,
@@ -143,6 +145,66 @@ class S3Remote(Remote):
                 raise
             f.flush()
             os.fsync(f.fileno())
+
+    # -- blobs -----------------------------------------------------------------
+
+    def put_blob(self, name: str, data: bytes | bytearray) -> None:
+        with self._errors(f"storing {name}"):
+            self.client.put_object(Bucket=self.bucket, Key=self.key(name), Body=data)
+
+    def get_blob(self, name: str, limit: int) -> bytes | None:
+        with self._errors(f"reading {name}"):
+            try:
+                response = self.client.get_object(Bucket=self.bucket, Key=self.key(name))
+            except self._client_error() as err:
+                if _code(err) in NOT_FOUND:
+                    return None
+                raise
+            data = bytes(response["Body"].read(limit + 1))
+        if len(data) > limit:
+            raise IntegrityError(f"{name} on {self.url} is larger than {limit} bytes")
+        return data
+
+    def get_range(self, name: str, start: int, length: int) -> bytes:
+        with self._errors(f"reading bytes of {name}"):
+            try:
+                response = self.client.get_object(
+                    Bucket=self.bucket,
+                    Key=self.key(name),
+                    Range=f"bytes={start}-{start + length - 1}",
+                )
+                data = bytes(response["Body"].read(length + 1))
+            except self._client_error() as err:
+                if _code(err) in NOT_FOUND:
+                    raise NotFoundError(f"{name} is missing from remote {self.url}") from None
+                if _code(err) == "InvalidRange":
+                    data = b""
+                else:
+                    raise
+        if len(data) != length:
+            raise IntegrityError(
+                f"{name} on remote {self.url} ends before bytes {start}-{start + length}; "
+                f"the remote is damaged"
+            )
+        return data
+
+    def list_blobs(self, prefix: str) -> dict[str, BlobInfo]:
+        base = self.key(f"{prefix}/")
+        found: dict[str, BlobInfo] = {}
+        with self._errors(f"listing {prefix}"):
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=base
+            )
+            for page in pages:
+                for item in page.get("Contents", []):
+                    found[item["Key"][len(base) :]] = BlobInfo(
+                        int(item["Size"]), item["LastModified"].timestamp()
+                    )
+        return found
+
+    def delete_blob(self, name: str) -> None:
+        with self._errors(f"deleting {name}"):
+            self.client.delete_object(Bucket=self.bucket, Key=self.key(name))
 
     # -- refs ------------------------------------------------------------------
 

@@ -13,8 +13,9 @@ from typer.testing import CliRunner, Result
 from mstore.cli.app import app
 from mstore.hashing import hash_bytes
 from mstore.manifests import decode_manifest
+from mstore.ops.chunk_pull import fetch_object
 from mstore.remotes import open_remote
-from mstore.remotes.base import Remote, RemoteRef
+from mstore.remotes.base import BlobInfo, Remote, RemoteRef
 from mstore.repo import Repo
 
 runner = CliRunner()
@@ -86,7 +87,7 @@ def read_object(remote: Remote, object_id: str) -> bytes:
     """An object's bytes from the remote, checked against its id."""
     with tempfile.TemporaryDirectory() as directory:
         target = Path(directory) / "object"
-        remote.get_object(object_id, target)
+        fetch_object(remote, object_id, target)
         data = target.read_bytes()
     assert hash_bytes(data) == object_id, f"remote object {object_id} is corrupt"
     return data
@@ -157,6 +158,22 @@ class Proxy(Remote):
 
     def get_object(self, object_id: str, dest: Path, progress: Any = None) -> None:
         self.inner.get_object(object_id, dest, progress)
+
+    def put_blob(self, name: str, data: bytes | bytearray) -> None:
+        self.puts.append(name)
+        self.inner.put_blob(name, data)
+
+    def get_blob(self, name: str, limit: int) -> bytes | None:
+        return self.inner.get_blob(name, limit)
+
+    def get_range(self, name: str, start: int, length: int) -> bytes:
+        return self.inner.get_range(name, start, length)
+
+    def list_blobs(self, prefix: str) -> dict[str, BlobInfo]:
+        return self.inner.list_blobs(prefix)
+
+    def delete_blob(self, name: str) -> None:
+        self.inner.delete_blob(name)
 
     def ref_names(self) -> list[str]:
         return self.inner.ref_names()

@@ -105,3 +105,70 @@ def test_pull_interrupted_leaves_the_store_unchanged(remote_url: str, tmp_path: 
     assert list(b.layout.tmp.iterdir()) == []
     ok(mstore(b.root, "pull", remote_url))
     assert view_bytes(b) == view_bytes(a)
+
+
+@pytest.mark.parametrize("at", ["packs/", "indexes/", "recipes/"])
+def test_chunked_push_crashing_at_each_write_is_retried(
+    remote_url: str, tmp_path: Path, at: str
+) -> None:
+    """The pusher dies as it writes its first pack, index or recipe: the retry ends
+    exactly where an uninterrupted push ends (same refs, same bytes pulled), and sends
+    again only what the remote lacks."""
+    from tests.remote.support import Proxy
+
+    a = new_store(tmp_path / "a")
+    ok(mstore(a.root, "commit", _large_version(tmp_path), "--to", "production"))
+
+    class Crash(Exception):
+        pass
+
+    class Crashing(Proxy):
+        def put_blob(self, name: str, data: bytes) -> None:
+            if name.startswith(at):
+                raise Crash
+            super().put_blob(name, data)
+
+    with pytest.raises(Crash):
+        push(a, Crashing(open_remote(remote_url)))
+    assert remote_state(remote_url) == {}
+
+    retried = push(a, open_remote(remote_url))
+
+    assert retried.changed
+    assert remote_state(remote_url) == a.refs.read_all()
+    b, _ = clone(open_remote(remote_url), tmp_path / "b")
+    assert view_bytes(b) == view_bytes(a)
+    assert_consistent(b)
+    assert push(a, open_remote(remote_url)).objects_sent == 0
+
+
+def test_pull_crashing_mid_rebuild_leaves_the_store_unchanged(
+    remote_url: str, tmp_path: Path
+) -> None:
+    """A pull that dies while it rebuilds a large object from ranges installs nothing;
+    the retried pull ends where an uninterrupted one ends."""
+    from mstore.ops.transfer import pull
+    from tests.helpers import store_digest
+    from tests.remote.support import Proxy
+
+    a = new_store(tmp_path / "a")
+    ok(mstore(a.root, "commit", _large_version(tmp_path), "--to", "production"))
+    push(a, open_remote(remote_url))
+    b = new_store(tmp_path / "b")
+    before = store_digest(b)
+
+    class Crash(Exception):
+        pass
+
+    class Crashing(Proxy):
+        def get_range(self, name: str, start: int, length: int) -> bytes:
+            raise Crash
+
+    with pytest.raises(Crash):
+        pull(b, Crashing(open_remote(remote_url)))
+
+    assert store_digest(b) == before
+    assert list(b.layout.tmp.iterdir()) == []
+    pull(b, open_remote(remote_url))
+    assert b.refs.read_all() == a.refs.read_all()
+    assert_consistent(b)

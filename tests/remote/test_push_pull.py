@@ -7,7 +7,7 @@ from pathlib import Path
 
 from mstore.ops.transfer import pull, push
 from mstore.remotes import open_remote
-from mstore.remotes.base import MARKER_NAME
+from mstore.remotes.base import MARKER_NAME, encode_marker
 from mstore.repo import Repo
 from tests.helpers import assert_consistent, store_digest, write_version
 from tests.remote.support import (
@@ -66,7 +66,7 @@ def test_remote_layout_mirrors_the_store(remote_url: str, tmp_path: Path) -> Non
     push(a, open_remote(remote_url))
 
     remote = open_remote(remote_url)
-    assert remote._read_marker() == b'{"format":1}\n'
+    assert remote._read_marker() == encode_marker()
     production = a.refs.read("production")
     assert production is not None
     assert remote.read_ref("production") is not None

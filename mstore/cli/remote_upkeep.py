@@ -1,0 +1,143 @@
+"""`mstore remote upgrade|stats|verify|prune`: look after what a remote stores.
+
+This module deliberately has no `from __future__ import annotations`: typer reads the
+annotations of the functions defined here.
+"""
+
+from typing import Annotated, Any
+
+import typer
+
+from mstore.cli import completion
+from mstore.cli.common import JsonOption, add_command
+
+RemoteArgument = Annotated[
+    str,
+    typer.Argument(
+        metavar="REMOTE",
+        help="A configured remote or a URL.",
+        autocompletion=completion.when_completing(completion.remote_names),
+    ),
+]
+
+
+def register(remote_app: typer.Typer) -> None:
+    add_command(remote_app, "upgrade", remote_upgrade)
+    add_command(remote_app, "stats", remote_stats)
+    add_command(remote_app, "verify", remote_verify)
+    add_command(remote_app, "prune", remote_prune)
+
+
+def _open(ctx: typer.Context, name: str) -> Any:
+    from mstore.remotes import is_location, open_remote
+
+    if is_location(name):
+        return open_remote(name)
+    from mstore.cli.common import open_repo
+    from mstore.errors import NotFoundError
+
+    remotes = open_repo(ctx).config.remotes
+    if name not in remotes:
+        raise NotFoundError(f"no remote named {name!r} (see `mstore remote list`)")
+    return open_remote(remotes[name])
+
+
+def remote_upgrade(ctx: typer.Context, name: RemoteArgument, as_json: JsonOption = False) -> None:
+    """Upgrade a format-1 remote to format 2 (chunks): rewrites its marker only."""
+    from mstore.cli import output
+    from mstore.ops.remote_upkeep import upgrade
+
+    remote = _open(ctx, name)
+    try:
+        result = upgrade(remote)
+    finally:
+        remote.close()
+    if as_json:
+        output.emit_json(result.to_json())
+    elif result.old_format == result.new_format:
+        output.say(f"{result.remote} already uses format {result.new_format}")
+    else:
+        output.say(f"upgraded {result.remote}: format {result.old_format} -> {result.new_format}")
+
+
+def remote_stats(ctx: typer.Context, name: RemoteArgument, as_json: JsonOption = False) -> None:
+    """Logical bytes of the versions a remote's refs name, against the bytes it stores."""
+    from mstore.cli import output
+    from mstore.ops.remote_upkeep import stats
+
+    remote = _open(ctx, name)
+    try:
+        result = stats(remote)
+    finally:
+        remote.close()
+    if as_json:
+        output.emit_json(result.to_json())
+        return
+    h = output.human_bytes
+    output.say(
+        f"{result.remote}: {result.versions} versions, {h(result.logical_bytes)} logical "
+        f"({h(result.unique_bytes)} as whole files), {h(result.stored_bytes)} stored in "
+        f"{result.packs} packs and objects: {100 * result.ratio:.1f}% of logical "
+        f"(dedup {1 / result.ratio if result.stored_bytes else 0:.2f}x)"
+    )
+
+
+def remote_verify(ctx: typer.Context, name: RemoteArgument, as_json: JsonOption = False) -> None:
+    """Hash everything the remote's refs need: objects, recipes, packs, indexes (exit 3
+    if anything is damaged)."""
+    from mstore.cli import output
+    from mstore.ops.remote_upkeep import verify
+
+    remote = _open(ctx, name)
+    try:
+        result = verify(remote)
+    finally:
+        remote.close()
+    if as_json:
+        output.emit_json(result.to_json())
+        return
+    output.say(
+        f"{result.remote}: {result.objects} objects, {result.packs} packs, {result.chunks} "
+        f"chunks checked; no damage"
+    )
+
+
+def remote_prune(
+    ctx: typer.Context,
+    name: RemoteArgument,
+    grace_hours: Annotated[
+        float,
+        typer.Option(
+            "--grace-hours", metavar="HOURS", min=0.0, help="Keep anything younger than this."
+        ),
+    ] = 24.0,
+    as_json: JsonOption = False,
+) -> None:
+    """Delete packs and recipes no remote ref needs. A first run marks them; a run at
+    least the grace period later deletes those still unneeded (safe against pushes
+    running meanwhile, see docs/REMOTES.md)."""
+    from mstore.cli import output
+    from mstore.ops.remote_upkeep import prune
+
+    remote = _open(ctx, name)
+    try:
+        result = prune(remote, grace_hours * 3600.0)
+    finally:
+        remote.close()
+    if as_json:
+        output.emit_json(result.to_json())
+        return
+    if result.deleted_packs or result.deleted_recipes:
+        output.say(
+            f"deleted {result.deleted_packs} packs ({output.human_bytes(result.bytes_freed)}) "
+            f"and {result.deleted_recipes} recipes"
+        )
+    if result.marked_packs or result.marked_recipes:
+        output.say(
+            f"marked {result.marked_packs} packs and {result.marked_recipes} recipes no ref "
+            f"needs; run prune again after the grace period to delete them"
+        )
+    elif result.waiting is not None:
+        output.say(f"marked items may be deleted in {result.waiting / 3600:.1f} h; run again then")
+    elif not (result.deleted_packs or result.deleted_recipes):
+        output.say("nothing to prune")
