@@ -252,17 +252,7 @@ class Guard:
         with self.unprotecting(inodes=shared):
             for path in flagged:
                 self._unlink_flagged(path)
-        for directory, dirs, names in os.walk(root, topdown=False, onerror=fail):
-            for name in names:
-                os.unlink(os.path.join(directory, name))
-            for name in dirs:
-                inner = os.path.join(directory, name)
-                if os.path.islink(inner):
-                    os.unlink(inner)
-                else:
-                    os.rmdir(inner)
-        os.rmdir(root)
-        fsutil.fsync_dir(root.parent)
+        delete_tree(root)
 
     @staticmethod
     def _unlink_flagged(path: Path) -> None:
@@ -285,3 +275,24 @@ def _flagged(path: Path) -> bool:
         return protection.is_immutable(path)
     except FileNotFoundError:
         return False
+
+
+def delete_tree(path: Path) -> None:
+    """Delete an unprotected directory tree bottom-up, raising on the first error (a
+    partial tree is only ever left where it is already out of sight: the trash, or
+    tmp/). Protected trees go through `Guard.remove_tree`."""
+
+    def fail(err: OSError) -> None:
+        raise err
+
+    for directory, dirs, names in os.walk(path, topdown=False, onerror=fail):
+        for name in names:
+            os.unlink(os.path.join(directory, name))
+        for name in dirs:
+            inner = os.path.join(directory, name)
+            if os.path.islink(inner):
+                os.unlink(inner)
+            else:
+                os.rmdir(inner)
+    os.rmdir(path)
+    fsutil.fsync_dir(path.parent)

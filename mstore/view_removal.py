@@ -59,27 +59,6 @@ def remove_view(layout: Layout, view_id: str, guard: Guard) -> bool:
     return moved is not None
 
 
-def delete_tree(path: Path) -> None:
-    """Delete an unprotected directory tree bottom-up, raising on the first error (a
-    partial tree is only ever left where it is already out of sight: the trash, or
-    tmp/). Protected trees go through `Guard.remove_tree`."""
-
-    def fail(err: OSError) -> None:
-        raise err
-
-    for directory, dirs, names in os.walk(path, topdown=False, onerror=fail):
-        for name in names:
-            os.unlink(os.path.join(directory, name))
-        for name in dirs:
-            inner = os.path.join(directory, name)
-            if os.path.islink(inner):
-                os.unlink(inner)
-            else:
-                os.rmdir(inner)
-    os.rmdir(path)
-    fsutil.fsync_dir(path.parent)
-
-
 def unfinished(layout: Layout) -> list[Path]:
     """What interrupted removals left in the trash."""
     trash = trash_path(layout)

@@ -19,7 +19,7 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from mstore import fsutil, view_removal
+from mstore import fsutil, guard, view_removal
 from mstore.config import write_config
 from mstore.errors import MstoreError
 from mstore.hashing import is_object_id
@@ -105,7 +105,7 @@ def relink(repo: Repo, link_mode: str = "auto", dry_run: bool = False) -> Relink
         for view_id in result.removed_views:
             view_removal.remove_view(repo.layout, view_id, new.guard)
         if choice.link_mode != "copy" and repo.layout.copies.is_dir():
-            view_removal.delete_tree(repo.layout.copies)
+            guard.delete_tree(repo.layout.copies)
             fsutil.fsync_dir(repo.layout.store)
     return result
 

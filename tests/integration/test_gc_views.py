@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+import mstore.guard
 import mstore.view_removal
 from mstore.errors import MstoreError
 from mstore.ops.commit import commit
@@ -150,7 +151,7 @@ def test_failed_gc_names_the_file_and_a_retry_finishes(
 def test_record_left_without_its_view_is_removed(repo: Repo, tmp_path: Path) -> None:
     released = released_views(repo, tmp_path, count=1)
     view = repo.layout.view_path(released[0])
-    mstore.view_removal.delete_tree(view)  # as if killed between the two steps
+    mstore.guard.delete_tree(view)  # as if killed between the two steps
     assert record_path(repo.layout, released[0]).exists()
     assert verify(Repo(repo.root)).ok
 
