@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mstore.errors import IntegrityError, NotFoundError
-from mstore.record_rules import STABLE_TIMES, compared_fields
+from mstore.record_rules import check_record, compared_fields
 
 if TYPE_CHECKING:  # not built at run time: this module's import cost is the application's
     from typing import Literal, TypeAlias
@@ -35,9 +35,6 @@ if TYPE_CHECKING:  # not built at run time: this module's import cost is the app
     Verify: TypeAlias = bool | Literal["hash"]
 
 Record = tuple[str, dict[str, dict[str, Any]]]  # (link mode, files) of a view record
-RECORD_KIND = "mstore/view-record"
-RECORD_FORMAT = 1
-RECORD_FIELDS = ("ctime_ns", "id", "ino", "mode", "mtime_ns", "size")
 METADATA_NAME = "metadata.json"
 CHECKED_RECORD = "record"  # size, mode, inode and stable times against the view record
 CHECKED_LISTING = "listing"  # no record: presence and size against the ref's manifest
@@ -171,23 +168,9 @@ def _read_record(path: Path, view_id: str) -> Record | None:
     except FileNotFoundError:
         return None
     try:
-        document = json.loads(data)
-        if (
-            document.get("kind") != RECORD_KIND
-            or document.get("format") != RECORD_FORMAT
-            or document.get("view") != view_id
-            or document.get("link_mode") not in STABLE_TIMES
-        ):
-            raise ValueError("not a record of this view")
-        files = document["files"]
-        for name, fields in files.items():
-            if sorted(fields) != list(RECORD_FIELDS) or not isinstance(fields["id"], str):
-                raise ValueError(f"bad entry for {name!r}")
-            if not all(type(fields[n]) is int for n in RECORD_FIELDS if n != "id"):
-                raise ValueError(f"bad entry for {name!r}")
+        return check_record(json.loads(data), view_id, lambda value: isinstance(value, str))
     except (ValueError, TypeError, KeyError, AttributeError) as err:
         raise IntegrityError(f"record of view {view_id[:12]} is unreadable: {err}") from None
-    return str(document["link_mode"]), files
 
 
 def _ref_manifest(store: Path, environment: str) -> dict[str, dict[str, Any]]:

@@ -53,12 +53,15 @@ from mstore.guard import Guard
 from mstore.hashing import is_object_id
 from mstore.layout import Layout
 from mstore.manifests import FileEntry
-from mstore.record_rules import STABLE_TIMES, compared_fields
+from mstore.record_rules import (
+    FILE_FIELDS,
+    RECORD_FORMAT,
+    RECORD_KIND,
+    check_record,
+    compared_fields,
+)
 
 RECORD_SUFFIX = ".json"
-RECORD_KIND = "mstore/view-record"
-RECORD_FORMAT = 1
-FILE_FIELDS = ("ctime_ns", "id", "ino", "mode", "mtime_ns", "size")
 
 
 @dataclass(frozen=True)
@@ -100,24 +103,11 @@ class ViewRecord:
 def decode_record(data: bytes, view_id: str) -> ViewRecord:
     """Parse a record; IntegrityError if it is not a record of view `view_id`."""
     try:
-        document = orjson.loads(data)
-        if (
-            document.get("kind") != RECORD_KIND
-            or document.get("format") != RECORD_FORMAT
-            or document.get("view") != view_id
-            or document.get("link_mode") not in STABLE_TIMES
-        ):
-            raise ValueError("not a record of this view")
-        files = {}
-        for path, fields in document["files"].items():
-            if sorted(fields) != list(FILE_FIELDS) or not is_object_id(fields["id"]):
-                raise ValueError(f"bad entry for {path!r}")
-            if not all(type(fields[n]) is int for n in FILE_FIELDS if n != "id"):
-                raise ValueError(f"bad entry for {path!r}")
-            files[path] = FileRecord(**fields)
+        link_mode, entries = check_record(orjson.loads(data), view_id, is_object_id)
+        files = {path: FileRecord(**fields) for path, fields in entries.items()}
     except (orjson.JSONDecodeError, ValueError, TypeError, KeyError, AttributeError) as err:
         raise IntegrityError(f"record of view {view_id[:12]} is unreadable: {err}") from None
-    return ViewRecord(view_id, document["link_mode"], files)
+    return ViewRecord(view_id, link_mode, files)
 
 
 def record_path(layout: Layout, view_id: str) -> Path:

@@ -216,14 +216,39 @@ def test_importing_settings_loads_neither_typer_nor_blake3() -> None:
     assert out.stdout.strip() == "[]"
 
 
-def test_the_light_record_reader_reads_the_format_view_records_writes() -> None:
-    """mstore.loading parses records without orjson; its constants are the format's."""
-    from mstore import loading, view_records
+def test_the_light_record_reader_reads_the_format_view_records_writes(
+    tmp_path: Path,
+) -> None:
+    """mstore.loading parses records without orjson, through the same shape check
+    (record_rules.check_record) as view_records: both accept a record mstore wrote, and
+    both refuse the same damaged one."""
+    import orjson
 
-    assert loading.RECORD_KIND == view_records.RECORD_KIND
-    assert loading.RECORD_FORMAT == view_records.RECORD_FORMAT
-    assert loading.RECORD_FIELDS == view_records.FILE_FIELDS
-    assert loading.STABLE_TIMES is view_records.STABLE_TIMES
+    from mstore import loading, view_records
+    from mstore.errors import IntegrityError
+    from mstore.ops.commit import commit
+    from mstore.repo import Repo
+    from tests.helpers import write_version
+
+    repo, _ = Repo.init(tmp_path / "project")
+    commit(repo, write_version(tmp_path / "v1", "v1"), "staging")
+    (record,) = repo.layout.views.glob("*.json")
+    view_id = record.name.removesuffix(".json")
+    strict = view_records.decode_record(record.read_bytes(), view_id)
+    light = loading._read_record(record, view_id)
+    assert light is not None
+    assert light[0] == strict.link_mode
+    assert {p: dict(f) for p, f in light[1].items()} == {
+        p: f.to_json() for p, f in strict.files.items()
+    }
+    document = orjson.loads(record.read_bytes())
+    next(iter(document["files"].values()))["size"] = "9"
+    damaged = tmp_path / "damaged.json"
+    damaged.write_bytes(orjson.dumps(document))
+    with pytest.raises(IntegrityError):
+        view_records.decode_record(damaged.read_bytes(), view_id)
+    with pytest.raises(IntegrityError):
+        loading._read_record(damaged, view_id)
 
 
 torch = pytest.importorskip("torch", reason="torch is not installed (pip install -e '.[example]')")

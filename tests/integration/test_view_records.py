@@ -17,8 +17,9 @@ from mstore.manifests import METADATA_FILE
 from mstore.ops.commit import commit
 from mstore.ops.refs import delete_ref
 from mstore.ops.switch import checkout
+from mstore.record_rules import STABLE_TIMES
 from mstore.repo import Repo
-from mstore.view_records import STABLE_TIMES, read_record, record_path
+from mstore.view_records import read_record, record_path
 from tests.helpers import assert_consistent, write_version
 
 
