@@ -13,6 +13,7 @@ import fcntl
 import os
 import pwd
 import shutil
+import stat
 import subprocess
 import sys
 import sysconfig
@@ -358,13 +359,32 @@ def _as_user(user: pwd.struct_passwd, *command: str, cwd: Path) -> subprocess.Co
 
 @pytest.fixture
 def plain_home() -> Iterator[Path]:
-    """A directory a plain user can reach (pytest's own are root's, 0700)."""
+    """A directory a plain user can reach (pytest's own are root's, 0700), with the code
+    the user runs (this checkout and its site-packages) readable too: a checkout in a 0700
+    directory (`mktemp -d`) gets read and search permission for others, and search
+    permission on each directory on the way, for the test's duration; the old modes are
+    put back afterwards."""
     home = Path(tempfile.mkdtemp(prefix="mstore-plain-"))
     os.chmod(home, 0o755)
-    yield home
-    for directory, _dirs, _names in os.walk(home):
-        os.chmod(directory, 0o755)
-    shutil.rmtree(home)
+    roots = [REPO_ROOT, *(Path(sysconfig.get_paths()[k]) for k in ("purelib", "platlib"))]
+    opened: dict[Path, int] = {}
+    for root in roots:
+        # Python lists a sys.path directory to import from it (read), and only passes
+        # through the ones above it (search).
+        for directory in (root.resolve(), *root.resolve().parents):
+            wanted = stat.S_IXOTH | (stat.S_IROTH if directory == root.resolve() else 0)
+            mode = stat.S_IMODE(os.stat(directory).st_mode)
+            if mode & wanted != wanted:
+                opened.setdefault(directory, mode)
+                os.chmod(directory, mode | wanted)
+    try:
+        yield home
+    finally:
+        for directory, mode in opened.items():
+            os.chmod(directory, mode)
+        for directory, _dirs, _names in os.walk(home):
+            os.chmod(directory, 0o755)
+        shutil.rmtree(home)
 
 
 def test_a_plain_users_store_refuses_that_users_writes(plain_home: Path) -> None:
