@@ -115,3 +115,22 @@ def assert_consistent(repo: Repo) -> None:
                     assert rendered["status"] == status, (ref, rendered["status"])
             else:
                 assert len(data) == entry.size == manifest.files[path].size
+
+
+def two_version_store(tmp_path: Path, mode: str = "copy") -> Repo:
+    """A store with v4 in production and v5 in staging, in link mode `mode`."""
+    from mstore.ops.commit import commit
+
+    root = tmp_path / "project"
+    root.mkdir()
+    repo, _ = Repo.init(root, link_mode=mode)
+    commit(repo, write_version(tmp_path / "src" / "v4", "v4"), "production")
+    commit(repo, write_version(tmp_path / "src" / "v5", "v5"), "staging")
+    return repo
+
+
+def view_dir(repo: Repo, ref: str) -> Path:
+    """The view directory `models/<ref>` links to."""
+    view_id = repo.views.current_view_id(ref)
+    assert view_id is not None
+    return repo.layout.view_path(view_id)

@@ -15,22 +15,8 @@ from mstore.ops.restore import restore
 from mstore.ops.status import status
 from mstore.ops.verify import verify
 from mstore.repo import Repo
-from tests.helpers import assert_consistent, write_version
-
-
-def store(tmp_path: Path, mode: str = "copy") -> Repo:
-    root = tmp_path / "project"
-    root.mkdir()
-    repo, _ = Repo.init(root, link_mode=mode)
-    commit(repo, write_version(tmp_path / "src" / "v4", "v4"), "production")
-    commit(repo, write_version(tmp_path / "src" / "v5", "v5"), "staging")
-    return repo
-
-
-def view_dir(repo: Repo, ref: str) -> Path:
-    view_id = repo.views.current_view_id(ref)
-    assert view_id is not None
-    return repo.layout.view_path(view_id)
+from tests.helpers import assert_consistent, view_dir, write_version
+from tests.helpers import two_version_store as store
 
 
 def test_restore_swaps_in_a_fresh_view_and_leaves_the_damaged_one_untouched(

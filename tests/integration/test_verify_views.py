@@ -10,27 +10,12 @@ from pathlib import Path
 import orjson
 import pytest
 
-from mstore.ops.commit import commit
 from mstore.ops.refs import delete_ref
 from mstore.ops.verify import VerifyReport, verify
 from mstore.repo import Repo
 from mstore.view_records import record_path
-from tests.helpers import write_version
-
-
-def store(tmp_path: Path, mode: str = "copy") -> Repo:
-    root = tmp_path / "project"
-    root.mkdir()
-    repo, _ = Repo.init(root, link_mode=mode)
-    commit(repo, write_version(tmp_path / "src" / "v4", "v4"), "production")
-    commit(repo, write_version(tmp_path / "src" / "v5", "v5"), "staging")
-    return repo
-
-
-def view_dir(repo: Repo, ref: str) -> Path:
-    view_id = repo.views.current_view_id(ref)
-    assert view_id is not None
-    return repo.layout.view_path(view_id)
+from tests.helpers import two_version_store as store
+from tests.helpers import view_dir
 
 
 def faults(report: VerifyReport) -> list[tuple[str, str, str]]:
