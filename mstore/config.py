@@ -25,7 +25,6 @@ import orjson
 
 from mstore import fsutil
 from mstore.errors import IntegrityError, MstoreError, RefusedError
-from mstore.gates import parse_gate
 from mstore.manifests import FORMAT_VERSION
 from mstore.refs import check_ref_name
 from mstore.views import LINK_MODES
@@ -112,6 +111,8 @@ def read_config(path: Path) -> Config:
 
 def _read_gates(path: Path, raw: object) -> dict[str, tuple[str, ...]]:
     """`gates` as stored: ref name -> non-empty list of rules, each in canonical text."""
+    from mstore.gates import parse_gate  # only a store that keeps gates needs the parser
+
     if not isinstance(raw, dict):
         raise IntegrityError(f"{path}: gates must map ref names to lists of rules")
     gates: dict[str, tuple[str, ...]] = {}

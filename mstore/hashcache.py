@@ -35,8 +35,10 @@ class HashCache:
         if self._db is None:
             try:
                 self._db = sqlite3.connect(self.path, timeout=5.0, isolation_level=None)
-                self._db.execute("PRAGMA journal_mode=WAL")
+                # synchronous first: switching a new database to WAL is then not synced (a cache
+                # need not survive a crash; a broken one is no cache)
                 self._db.execute("PRAGMA synchronous=OFF")
+                self._db.execute("PRAGMA journal_mode=WAL")
                 self._db.execute(
                     "CREATE TABLE IF NOT EXISTS hashes (device INTEGER, inode INTEGER, "
                     "size INTEGER, mtime_ns INTEGER, ctime_ns INTEGER, id TEXT, "

@@ -115,8 +115,10 @@ class SummaryCache:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 db = sqlite3.connect(self.path, timeout=5.0, isolation_level=None)
-                db.execute("PRAGMA journal_mode=WAL")
+                # synchronous first: switching a new database to WAL is then not synced (a cache
+                # need not survive a crash; a broken one is no cache)
                 db.execute("PRAGMA synchronous=OFF")
+                db.execute("PRAGMA journal_mode=WAL")
                 db.execute("CREATE TABLE IF NOT EXISTS summaries (id TEXT PRIMARY KEY, body BLOB)")
                 self._db = db
             except (sqlite3.Error, OSError):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import os
 import stat
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -94,26 +95,95 @@ def test_second_put_bytes_refreshes_its_marker(repo: Repo) -> None:
     assert path.stat().st_ino == inode  # not rewritten
 
 
-def test_large_file_round_trips_through_kernel_copy_and_mmap(
-    repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("step", [1 << 20, (1 << 20) + 123])  # page-aligned steps or not
+def test_large_file_is_hashed_from_the_store_copy_while_the_kernel_copies(
+    repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, step: int
 ) -> None:
     data = os.urandom(hashing.MMAP_THRESHOLD + 12345)
     source = tmp_path / "big.bin"
     source.write_bytes(data)
-    mapped: list[bool] = []
-    real_hash_file = hashing.hash_file
+    hashed: list[tuple[int, int]] = []
+    real_hash_mapped = hashing._hash_mapped
 
-    def spy(path: Path, progress: hashing.Progress | None = None, owned: bool = True) -> str:
-        mapped.append(owned)
-        return real_hash_file(path, progress, owned)
+    def spy(fd: int, hasher: object, start: int, end: int, progress: object) -> None:
+        assert os.readlink(f"/proc/self/fd/{fd}").startswith(str(repo.layout.tmp))
+        hashed.append((start, end))
+        real_hash_mapped(fd, hasher, start, end, None)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(hashing, "hash_file", spy)
-    object_id, size, created = repo.objects.put_file(source)
-    assert mapped == [True]  # the large-file path: kernel copy, then hash the store's copy
+    monkeypatch.setattr(hashing, "COPY_STEP", step)
+    monkeypatch.setattr(hashing, "_hash_mapped", spy)
+    progress: list[int] = []
+    object_id, size, created = repo.objects.put_file(source, progress.append)
     assert (object_id, size, created) == (b3(data), len(data), True)
+    # One hashed range per kernel step, each starting where the last ended.
+    assert hashed[0][0] == 0 and hashed[-1][1] == len(data) and len(hashed) > 16
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(hashed))
+    assert sum(progress) == len(data)
     assert repo.objects.read_bytes(object_id) == data
     assert stat.S_IMODE(repo.layout.object_path(object_id).stat().st_mode) == 0o444
     assert temp_files(repo) == []
+
+
+def small_kernel_steps(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fail_at: int | None = None
+) -> tuple[Path, itertools.count[int]]:
+    """A 17-step file for the kernel-copy path, 1 MiB steps, and a counter of the
+    copy_file_range calls (the one numbered `fail_at` raises EIO)."""
+    source = tmp_path / "big.bin"
+    source.write_bytes(os.urandom(hashing.MMAP_THRESHOLD + 1))
+    calls = itertools.count()
+    real_copy = os.copy_file_range
+
+    def counted(src: int, dst: int, count: int) -> int:
+        if next(calls) == fail_at:
+            raise OSError(5, "Input/output error")
+        return real_copy(src, dst, count)
+
+    monkeypatch.setattr(hashing, "COPY_STEP", 1 << 20)
+    monkeypatch.setattr(os, "copy_file_range", counted)
+    return source, calls
+
+
+def test_a_failing_kernel_copy_stops_the_hashing_thread_and_leaves_nothing(
+    repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source, _calls = small_kernel_steps(tmp_path, monkeypatch, fail_at=3)
+    with pytest.raises(OSError, match="Input/output error"):
+        repo.objects.put_file(source)
+    assert temp_files(repo) == []
+    assert [t.name for t in threading.enumerate() if t.name == "mstore-hash"] == []
+    assert list(repo.objects.iter_ids()) == []
+
+
+def test_a_failing_hash_stops_the_copy_early(
+    repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source, copies = small_kernel_steps(tmp_path, monkeypatch)
+
+    def broken(*_args: object) -> None:
+        raise MemoryError("no room to map")
+
+    monkeypatch.setattr(hashing, "_hash_mapped", broken)
+    with pytest.raises(MemoryError, match="no room to map"):
+        repo.objects.put_file(source)
+    assert next(copies) < 16  # stopped long before the 17 steps of the whole file
+    assert temp_files(repo) == []
+
+
+def test_large_file_falls_back_to_a_buffered_copy_when_the_kernel_cannot_copy(
+    repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = os.urandom(hashing.MMAP_THRESHOLD + 99)
+    source = tmp_path / "big.bin"
+    source.write_bytes(data)
+
+    def cross_device(*_args: object) -> int:
+        raise OSError(18, "Invalid cross-device link")
+
+    monkeypatch.setattr(os, "copy_file_range", cross_device)
+    object_id, size, _created = repo.objects.put_file(source)
+    assert (object_id, size) == (b3(data), len(data))
+    assert repo.objects.read_bytes(object_id) == data
 
 
 def test_read_bytes_of_corrupted_object_raises_integrity_error(repo: Repo) -> None:
