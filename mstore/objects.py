@@ -68,10 +68,12 @@ class ObjectStore:
 
         With `move`, the file is handed over: renamed into the store (no copy) when it is
         on the same filesystem, then hashed there; it is gone from `source` afterwards.
+        A file with other hard links is copied instead: its inode, writable through
+        those other names, must never become an object.
         """
         tmp = self._temp_path()
         try:
-            if move and _rename_in(source, tmp):
+            if move and os.stat(source).st_nlink == 1 and _rename_in(source, tmp):
                 object_id, size = _hash_moved(tmp, progress)
             else:
                 object_id, size = copy_into(source, tmp, progress)

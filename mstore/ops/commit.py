@@ -157,6 +157,8 @@ def commit(
     """
     check_ref_name(ref)
     repo.refs.check_new_name(ref)
+    if move:
+        _check_movable(repo, directory)
     files = scan_source(directory)
     metadata = read_metadata(files, repo)
     total = sum(f.size for f in files)
@@ -230,6 +232,17 @@ def store_files(
             raise MstoreError(f"cannot store {item.source}: {err.strerror or err}") from err
         entries[item.path] = FileEntry(object_id, size, item.mode)
     return entries, new_objects
+
+
+def _check_movable(repo: Repo, directory: Path) -> None:
+    """Refuse `--move` of the store's own files (a view under models/, anything under
+    .mstore): handing them over would take them out of the versions that show them."""
+    resolved = directory.resolve()
+    if resolved.is_relative_to(repo.layout.store.resolve()):
+        raise InvalidInputError(
+            f"{directory} is inside the store (a view of a stored version): commit it "
+            "without --move (its objects are stored already, so no new object is written)"
+        )
 
 
 def _same_stat(a: os.stat_result, b: os.stat_result) -> bool:

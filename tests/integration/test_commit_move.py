@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
 from blake3 import blake3
 
+from mstore.errors import InvalidInputError
 from mstore.ops.commit import commit
 from mstore.repo import Repo
 from tests.helpers import assert_consistent, write_version
@@ -48,3 +50,31 @@ def test_dry_run_move_leaves_the_files(repo: Repo, tmp_path: Path) -> None:
     commit(repo, source, "staging", move=True, dry_run=True)
     assert sorted(os.listdir(source)) == ["encoders.pkl", "metadata.json", "model.pth"]
     assert repo.refs.read("staging") is None
+
+
+def test_move_of_a_file_with_other_hard_links_copies_it(repo: Repo, tmp_path: Path) -> None:
+    # Its inode stays writable through the other name, so it must not become an object.
+    source = write_version(tmp_path / "out", "v1", model=os.urandom(1 << 20))
+    other = tmp_path / "elsewhere.pth"
+    os.link(source / "model.pth", other)
+
+    commit(repo, source, "staging", move=True)
+
+    assert "model.pth" not in os.listdir(source)
+    model = repo.manifest(repo.refs.read("staging") or "").files["model.pth"]
+    assert repo.layout.object_path(model.id).stat().st_ino != other.stat().st_ino
+    with open(other, "r+b") as f:  # a write through the other name changes no object
+        f.write(b"changed")
+    assert_consistent(repo)
+
+
+def test_move_out_of_the_stores_own_view_is_refused(repo: Repo, tmp_path: Path) -> None:
+    commit(repo, write_version(tmp_path / "out", "v1"), "staging")
+    log_before = repo.layout.log.read_bytes()
+
+    with pytest.raises(InvalidInputError, match=r"inside the store.*without --move"):
+        commit(repo, repo.layout.view_link("staging"), "exp", move=True)
+
+    assert repo.refs.read("exp") is None
+    assert repo.layout.log.read_bytes() == log_before
+    assert_consistent(repo)
