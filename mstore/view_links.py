@@ -3,10 +3,13 @@
 - copy: a hardlink to a private copy of the object under `copies/`, made once and
   shared by the views that show it; writing through `models/` can never reach an object.
 - reflink: a copy-on-write clone of the object (XFS, btrfs); as safe as copy, O(1).
-- hardlink: the object's own inode; fastest, but root can write through it.
-- symlink: a relative link to the object; root can write through it too.
-- auto: reflink where the filesystem supports it, else copy; resolved once, when the
-  store is created, and recorded in the config.
+- hardlink: the object's own inode, so each distinct file is stored once; sealed by
+  the store's protection (guard.py: the immutable flag for root, read-only modes for a
+  plain user) so that no write through `models/` reaches it.
+- symlink: a relative link to the object; root can write through it.
+- auto: probed once, when the store is created (link_choice.py), and recorded in the
+  config: reflink where the filesystem clones, copy inside a git work tree, else a
+  sealed hardlink where protection is available, else copy.
 """
 
 from __future__ import annotations

@@ -23,16 +23,14 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
-import stat
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import orjson
 
-from mstore import fsutil, protection, view_links, view_removal
-from mstore.errors import IntegrityError, InvalidInputError, RefusedError
+from mstore import fsutil, protection, ref_links, view_links, view_removal
+from mstore.errors import IntegrityError, InvalidInputError
 from mstore.guard import Guard
 from mstore.hashing import hash_bytes
 from mstore.layout import Layout
@@ -43,7 +41,6 @@ from mstore.view_records import (
     check_view,
     read_record,
     record_of,
-    record_path,
     write_record,
 )
 
@@ -219,7 +216,7 @@ class Views:
         target = self.layout.view_link_target(ref, view_id)
         with contextlib.suppress(OSError):
             if os.readlink(link) == target:
-                self._remove_adopted(link)
+                ref_links.remove_adopted(link)
                 return False
         fsutil.makedirs_durable(link.parent)
         if adopt and link.is_dir() and not link.is_symlink():
@@ -230,34 +227,12 @@ class Views:
                 os.rename(link, fresh.with_name(fresh.name + ".dir"))
                 os.rename(fresh, link)
             fsutil.fsync_dir(link.parent)
-            self._remove_adopted(link)
+            ref_links.remove_adopted(link)
             return True
         previous = self.current_view_id(ref)
         fsutil.replace_symlink(link, target)
-        self._mark_released(previous)
+        ref_links.mark_released(self.layout, previous)
         return True
-
-    def _mark_released(self, view_id: str | None) -> None:
-        """Stamp a view's release time on its record (the directory may be sealed): gc
-        spares it for its grace period after this, so that readers who resolved the old
-        link can finish. A view without a record is stamped on its directory."""
-        if view_id:
-            with contextlib.suppress(OSError):
-                try:
-                    os.utime(record_path(self.layout, view_id))
-                except FileNotFoundError:
-                    os.utime(self.layout.view_path(view_id))
-
-    @staticmethod
-    def _remove_adopted(link: Path) -> None:
-        """Delete directories an import exchanged away (their bytes are in the store)."""
-        prefix = f"{fsutil.TEMP_PREFIX}{link.name}."
-        for entry in os.scandir(link.parent):
-            if entry.name.startswith(prefix):
-                if entry.is_dir(follow_symlinks=False):
-                    shutil.rmtree(entry.path)
-                else:
-                    os.unlink(entry.path)
 
     def remove(self, ref: str) -> None:
         """Take `models/<ref>` away (the ref was deleted); its view stays until gc."""
@@ -266,44 +241,16 @@ class Views:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(link)
             fsutil.fsync_dir(link.parent)
-        self._mark_released(previous)
+        ref_links.mark_released(self.layout, previous)
         fsutil.remove_empty_parents(link, self.layout.models)
 
     def current_view_id(self, ref: str) -> str | None:
         """The view id `models/<ref>` points at, or None if it is not an mstore link."""
-        link = self.layout.view_link(ref)
-        try:
-            target = os.readlink(link)
-        except OSError:
-            return None
-        prefix = self.layout.view_link_target(ref, "")
-        return target[len(prefix) :] if target.startswith(prefix) else None
+        return ref_links.current_view_id(self.layout, ref)
 
     def check_link_location(self, ref: str, adopt: bool = False) -> Path:
         """`models/<ref>`, refusing to write through symlinked or foreign directories."""
-        models = self.layout.models
-        if models.is_symlink():
-            raise RefusedError(
-                f"{models} is a symlink; mstore only manages a real models/ directory"
-            )
-        current = models
-        for component in ref.split("/")[:-1]:
-            current = current / component
-            with contextlib.suppress(FileNotFoundError):
-                mode = os.lstat(current).st_mode
-                if not stat.S_ISDIR(mode):
-                    raise RefusedError(
-                        f"{current} is in the way of view models/{ref}; move it aside"
-                    )
-        link = current / ref.split("/")[-1]
-        with contextlib.suppress(FileNotFoundError):
-            mode = os.lstat(link).st_mode
-            if not stat.S_ISLNK(mode) and not (adopt and stat.S_ISDIR(mode)):
-                raise RefusedError(
-                    f"{link} is a real {'directory' if stat.S_ISDIR(mode) else 'file'} that mstore "
-                    f"does not manage; move it aside (or adopt it with `mstore import`)"
-                )
-        return link
+        return ref_links.check_location(self.layout, ref, adopt)
 
     def place(self, entry: FileEntry, target: Path, mode: str | None = None) -> None:
         """Create view file `target` for `entry` in `mode` (default: the store's mode)."""
