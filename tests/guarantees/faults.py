@@ -280,6 +280,7 @@ class FsCalls:
 
 # -- scenarios -----------------------------------------------------------------------------
 
+KILL_JOBS = max(2, min(4, os.cpu_count() or 2))  # children run at once in a kill sweep
 OPERATIONS = ("commit", "import", "promote", "rollback", "checkout", "gc", "ref-delete")
 ENV_TEXT = (
     "# application settings\n"
@@ -601,16 +602,53 @@ def child_environment() -> dict[str, str]:
     }
 
 
-def start_child(run: Path, kill_at: int) -> subprocess.Popen[str]:
-    """Start the scenario in `run` in a child process that SIGKILLs itself just before
-    its filesystem call number `kill_at` (0: never; it then prints its calls as JSON)."""
+def start_code(code: str, run: Path, kill_at: int) -> subprocess.Popen[str]:
+    """Python `code` in a child process, with `run` and `kill_at` as its arguments."""
     return subprocess.Popen(
-        [sys.executable, "-c", CHILD_CODE, str(run), str(kill_at)],
+        [sys.executable, "-c", code, str(run), str(kill_at)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env=child_environment(),
     )
+
+
+def start_child(run: Path, kill_at: int) -> subprocess.Popen[str]:
+    """Start the scenario in `run` in a child process that SIGKILLs itself just before
+    its filesystem call number `kill_at` (0: never; it then prints its calls as JSON)."""
+    return start_code(CHILD_CODE, run, kill_at)
+
+
+def sweep_kills(
+    template: Path,
+    scratch: Path,
+    points: list[int],
+    start: Callable[[Path, int], subprocess.Popen[str]],
+    after_kill: Callable[[int, Path], list[str]],
+    jobs: int = KILL_JOBS,
+) -> list[str]:
+    """For each kill point, `jobs` at a time: a fresh copy of `template`, a child
+    started by `start(run, kill_at)` that must die of SIGKILL, then
+    `after_kill(kill_at, run)`; the problems of all runs."""
+    pending = list(points)
+    problems: list[str] = []
+    running: list[tuple[int, Path, subprocess.Popen[str]]] = []
+    while pending or running:
+        while pending and len(running) < jobs:
+            kill_at = pending.pop(0)
+            run = fresh_copy(template, scratch / f"k{kill_at}")
+            running.append((kill_at, run, start(run, kill_at)))
+        kill_at, run, child = running.pop(0)
+        _, err = child.communicate(timeout=120)
+        if child.returncode != -signal.SIGKILL:
+            problems.append(
+                f"the child meant to die before call {kill_at} exited {child.returncode}: "
+                f"{err.strip()[-400:]}"
+            )
+        else:
+            problems += after_kill(kill_at, run)
+        remove_tree(run)
+    return problems
 
 
 def sample(total: int, count: int, around: tuple[int, ...] = ()) -> list[int]:

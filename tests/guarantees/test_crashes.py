@@ -29,7 +29,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
@@ -55,9 +54,9 @@ from tests.guarantees.faults import (
     recover,
     remove_tree,
     sample,
-    scratch_directory,
     start_child,
     summary,
+    sweep_kills,
 )
 from tests.helpers import assert_consistent
 
@@ -71,12 +70,6 @@ MSTORE = Path(sys.executable).parent / "mstore"
 @pytest.fixture(autouse=True)
 def _fixed_clock(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SOURCE_DATE_EPOCH", FIXED_EPOCH)
-
-
-@pytest.fixture
-def scratch(tmp_path: Path) -> Iterator[Path]:
-    with scratch_directory(tmp_path) as path:
-        yield path
 
 
 def count_calls(template: Path, run: Path) -> tuple[Expectation, list[list[object]]]:
@@ -128,23 +121,14 @@ def test_kill_at_call_k_leaves_old_or_new_state(
         list(range(1, total + 1)) if stress else sample(total, QUICK_KILLS, commit_point(calls))
     )
     attempts = len(points)
-    problems: list[str] = []
-    running: list[tuple[int, Path, subprocess.Popen[str]]] = []
-    while points or running:
-        while points and len(running) < JOBS:
-            kill_at = points.pop(0)
-            run = fresh_copy(template, scratch / f"k{kill_at}")
-            running.append((kill_at, run, start_child(run, kill_at)))
-        kill_at, run, child = running.pop(0)
-        _, err = child.communicate(timeout=120)
-        if child.returncode != -signal.SIGKILL:
-            problems.append(
-                f"{operation}: the child meant to die before call {kill_at} of {total} "
-                f"exited {child.returncode}: {err.strip()[-500:]}"
-            )
-        else:
-            problems += check_after_kill(run, kill_at, calls, expected)
-        remove_tree(run)
+
+    def after_kill(kill_at: int, run: Path) -> list[str]:
+        return check_after_kill(run, kill_at, calls, expected)
+
+    problems = [
+        p if p.startswith(operation) else f"{operation}: {p}"
+        for p in sweep_kills(template, scratch, points, start_child, after_kill)
+    ]
     assert not problems, summary(problems, attempts)
 
 

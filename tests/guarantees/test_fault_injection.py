@@ -26,17 +26,13 @@ All problems of a sweep are collected and reported together, one line per attemp
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 import traceback
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from mstore.errors import MstoreError
-from mstore.repo import Repo
 from tests.guarantees.faults import (
     FIXED_EPOCH,
     OPERATIONS,
@@ -57,7 +53,6 @@ from tests.guarantees.faults import (
     recover,
     remove_tree,
     sample,
-    scratch_directory,
     summary,
 )
 
@@ -69,12 +64,6 @@ QUICK_SAMPLE = 14
 @pytest.fixture(autouse=True)
 def _fixed_clock(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SOURCE_DATE_EPOCH", FIXED_EPOCH)
-
-
-@pytest.fixture
-def scratch(tmp_path: Path) -> Iterator[Path]:
-    with scratch_directory(tmp_path) as path:
-        yield path
 
 
 class NotMet(Exception):
@@ -167,68 +156,3 @@ def test_failing_filesystem_call_leaves_old_or_new_state(
         assert not every, f"{operation}: the operation kept meeting the injected fault"
     assert attempts >= min(total, len(numbers)), (operation, attempts, total)
     assert not problems, summary(problems, attempts)
-
-
-def _relink_template(run: Path) -> Path:
-    """A copy-mode store with two versions, to be relinked to the default mode."""
-    from mstore.ops.commit import commit
-    from tests.helpers import write_version
-
-    root = project(run)
-    root.mkdir(parents=True)
-    repo, _ = Repo.init(root, "copy")
-    commit(repo, write_version(run / "src" / "v1", "v1"), "production")
-    commit(Repo(root), write_version(run / "src" / "v2", "v2"), "staging")
-    return root
-
-
-@pytest.mark.parametrize("errno_name", ["EIO", "ENOSPC"])
-def test_a_failing_call_anywhere_in_relink_leaves_a_store_verify_passes(
-    errno_name: str, scratch: Path
-) -> None:
-    """relink copy -> auto (sealed hardlinks): every filesystem call fails once in turn;
-    after each, the next locked command recovers, `verify` passes, and relinking again
-    ends in the new mode with copies/ reclaimed."""
-    from mstore import protection
-    from mstore.ops.relink import relink
-    from mstore.ops.status import status
-    from mstore.ops.verify import verify
-
-    template = scratch / "template"
-    _relink_template(template)
-    probe = protection.probe(project(template) / ".mstore" / "tmp")
-    if not probe.immutable:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"the immutable flag is needed: {probe.reason}")
-        pytest.skip(f"the immutable flag is needed: {probe.reason}")
-    problems: list[str] = []
-    for number in range(1, 2000):
-        run = fresh_copy(template, scratch / f"r{number}")
-        root = project(run)
-        try:
-            failing = raise_errno(ERRNOS[errno_name])
-            with (
-                FsCalls(run, fail_at=number, action=failing) as calls,
-                contextlib.suppress(MstoreError, OSError),
-            ):
-                relink(Repo(root, lock_timeout=5), "auto")
-            if calls.hit is None:
-                break
-            where = f"relink, {errno_name} at {calls.hit.describe(run)}"
-            recover(root)
-            report = verify(Repo(root))
-            if not report.ok:
-                problems.append(f"{where}: verify: {[f.to_json() for f in report.faults]}")
-                continue
-            relink(Repo(root), "auto")
-            final = Repo(root)
-            if final.config.link_mode != "hardlink" or final.layout.copies.exists():
-                problems.append(f"{where}: relinking again did not finish")
-            elif not status(final).clean or not verify(final).ok:
-                problems.append(f"{where}: not clean after relinking again")
-        finally:
-            remove_tree(run)
-    else:
-        pytest.fail("relink kept meeting the injected fault")
-    assert number > 10, "relink made too few filesystem calls to sweep"
-    assert not problems, "\n".join(problems)

@@ -18,9 +18,6 @@ from __future__ import annotations
 import errno
 import os
 import re
-import signal
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
@@ -39,8 +36,8 @@ from tests.guarantees.faults import (
     recover,
     remove_tree,
     sample,
-    scratch_directory,
     summary,
+    sweep_kills,
 )
 from tests.guarantees.view_scenarios import (
     SCENARIOS,
@@ -63,12 +60,6 @@ ERRNOS = {"EIO": errno.EIO, "ENOSPC": errno.ENOSPC}
 @pytest.fixture(autouse=True)
 def _fixed_clock(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SOURCE_DATE_EPOCH", FIXED_EPOCH)
-
-
-@pytest.fixture
-def scratch(tmp_path: Path) -> Iterator[Path]:
-    with scratch_directory(tmp_path) as path:
-        yield path
 
 
 class Baseline:
@@ -129,22 +120,12 @@ def test_kill_at_every_call_leaves_views_complete_or_absent(
     baseline = Baseline(template, scratch / "baseline")
     calls = count_calls(template, scratch / "count")
     points = kill_points(calls, stress)
-    problems: list[str] = []
-    running: list[tuple[int, Path, subprocess.Popen[str]]] = []
-    while points or running:
-        while points and len(running) < JOBS:
-            kill_at = points.pop(0)
-            run = fresh_copy(template, scratch / f"k{kill_at}")
-            running.append((kill_at, run, start_child(run, kill_at)))
-        kill_at, run, child = running.pop(0)
-        _, err = child.communicate(timeout=120)
+
+    def after_kill(kill_at: int, run: Path) -> list[str]:
         number, name, path = calls[kill_at - 1]
-        where = f"{scenario} killed before #{number} {name}({path})"
-        if child.returncode != -signal.SIGKILL:
-            problems.append(f"{where}: the child exited {child.returncode}: {err[-400:]}")
-        else:
-            problems += finish_and_check(run, baseline, where)
-        remove_tree(run)
+        return finish_and_check(run, baseline, f"{scenario} killed before #{number} {name}({path})")
+
+    problems = sweep_kills(template, scratch, points, start_child, after_kill, jobs=JOBS)
     assert not problems, summary(problems, len(calls))
 
 

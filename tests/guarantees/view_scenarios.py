@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -34,7 +33,7 @@ from mstore.ops.verify import verify
 from mstore.repo import Repo
 from mstore.view_records import check_view, read_record
 from mstore.view_removal import trash_path
-from tests.guarantees.faults import LOCK_TIMEOUT, child_environment, listing, project
+from tests.guarantees.faults import LOCK_TIMEOUT, listing, project, start_code
 from tests.helpers import write_version
 
 SCENARIOS = ("gc-views", "restore", "commit-over-damaged")
@@ -196,10 +195,4 @@ print(json.dumps([[c.number, c.name, c.relative(run)] for c in calls.calls]))
 
 def start_child(run: Path, kill_at: int) -> subprocess.Popen[str]:
     """The scenario in a child that SIGKILLs itself before filesystem call `kill_at`."""
-    return subprocess.Popen(
-        [sys.executable, "-c", CHILD_CODE, str(run), str(kill_at)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=child_environment(),
-    )
+    return start_code(CHILD_CODE, run, kill_at)
