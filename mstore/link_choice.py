@@ -49,7 +49,8 @@ def choose(layout: Layout, requested: str) -> LinkChoice:
             "copy",
             None,
             f"the project is inside the git work tree {work_tree}: protected files would "
-            f"block git clean, checkout and pull there, so views use private copies",
+            f"block git clean, checkout and pull there, so views use private copies (each "
+            f"file is stored twice; a store outside the work tree stores it once)",
         )
     linking = _hardlink_problem(layout)
     if linking:
