@@ -1,4 +1,5 @@
-"""push and pull on a directory remote, with a filesystem call failing.
+"""push and pull on a directory remote, with a filesystem call failing or the process
+killed before it (scenarios in transfer_scenarios.py).
 
 The template: store `project` committed v1 to production and pushed it; store `host`
 was cloned from the remote then; `project` has since committed v2 to staging and
@@ -9,11 +10,12 @@ Each attempt restores the template to the same path (so the remote's URL, and ea
 store's remote-tracking file, stay the same); then the Nth filesystem call under the
 run's directory (the store's or the remote's) raises ENOSPC or EIO, for a sample of N
 spread over the whole operation (every N under `--stress`: the full ENOSPC sweep of
-both took about 3 minutes here). One transfer at a time (jobs=1), so the calls come in
-the same order in every attempt.
+both took about 3 minutes here). The kill sweep runs the transfer in a child process
+that SIGKILLs itself just before call N, for the same sample. One transfer at a time
+(jobs=1), so the calls come in the same order in every attempt.
 
 After each attempt, with nothing injected:
-- the operation raised an `MstoreError` or an `OSError`, nothing else;
+- the operation raised an `MstoreError` or an `OSError`, nothing else (or was killed);
 - after one locked no-op, the store is consistent (`verify` clean, every view
   complete and byte-identical);
 - push: every remote ref holds its old or its new value and names a manifest whose
@@ -26,118 +28,48 @@ After each attempt, with nothing injected:
 from __future__ import annotations
 
 import errno
-import os
+import signal
 from pathlib import Path
 
+import orjson
 import pytest
 
-from mstore.ops import remote_upkeep
-from mstore.ops.commit import commit
-from mstore.ops.switch import promote
-from mstore.ops.transfer import clone, pull, push
-from mstore.remotes import open_remote
 from mstore.repo import Repo
 from tests.guarantees.faults import (
     FsCalls,
     allowed_error,
     fresh_copy,
     raise_errno,
-    recover,
-    remove_tree,
     sample,
+    start_code,
     summary,
 )
-from tests.helpers import assert_consistent, write_version
+from tests.guarantees.transfer_scenarios import (
+    OPERATIONS,
+    build,
+    check_after,
+    restore,
+    run_operation,
+)
 from tests.remote.support import remote_state
 
 ERRNOS = {"ENOSPC": errno.ENOSPC, "EIO": errno.EIO}
 QUICK_SAMPLE = 60  # sample() asks: about 35 distinct calls per errno in quick mode
-OPERATIONS = ("push", "pull")
-# A model above the chunking threshold (4 MiB), mostly shared between v1 and v2, so
-# push and pull go through packs, indexes and recipes as well as whole objects.
-MODEL_V1 = os.urandom(5 << 20)
-MODEL_V2 = MODEL_V1[: 3 << 20] + os.urandom(64 << 10) + MODEL_V1[(3 << 20) + (64 << 10) :]
+
+CHILD_CODE = """
+import json, sys
+from pathlib import Path
+from tests.guarantees.faults import FsCalls, kill_self
+from tests.guarantees.transfer_scenarios import run_operation
+run, kill_at = Path(sys.argv[1]), int(sys.argv[2])
+with FsCalls(run, fail_at=kill_at or None, action=kill_self) as calls:
+    run_operation((run / "operation").read_text(), run)
+print(json.dumps([[c.number, c.name, c.relative(run)] for c in calls.calls]))
+"""
 
 
-def build(run: Path, operation: str) -> None:
-    src = run / "src"
-    project = run / "project"
-    project.mkdir(parents=True)
-    repo, _ = Repo.init(project)
-    commit(repo, write_version(src / "v1", "v1", model=MODEL_V1), "production")
-    push(repo, open_remote(str(run / "remote")), jobs=1)
-    clone(open_remote(str(run / "remote")), run / "host", jobs=1)
-    commit(Repo(project), write_version(src / "v2", "v2", model=MODEL_V2), "staging")
-    promote(Repo(project), "staging")
-    if operation == "pull":
-        push(Repo(project), open_remote(str(run / "remote")), jobs=1)
-
-
-def restore(pristine: Path, run: Path) -> None:
-    """The template back at `run`, both stores' views sealed again (no copy keeps the
-    inode flags: fresh_copy seals the project's, this the host's)."""
-    remove_tree(run)
-    fresh_copy(pristine, run)
-    host = Repo(run / "host")
-    for entry in os.scandir(host.layout.views):
-        if entry.is_dir(follow_symlinks=False) and not entry.name.startswith("."):
-            host.views.guard.seal_tree(Path(entry.path))
-
-
-def run_operation(operation: str, run: Path) -> None:
-    remote = open_remote(str(run / "remote"))
-    if operation == "push":
-        push(Repo(run / "project", lock_timeout=5), remote, jobs=1)
-    else:
-        pull(Repo(run / "host", lock_timeout=5), remote, jobs=1)
-
-
-def check_after(operation: str, run: Path, before: dict[str, dict[str, str]]) -> list[str]:
-    """The invariants after an attempt, then the retry; the problems found."""
-    url = str(run / "remote")
-    store = run / ("project" if operation == "push" else "host")
-    problems: list[str] = []
-    recover(store)
-    try:
-        assert_consistent(Repo(store))
-    except AssertionError as err:
-        problems.append(f"store inconsistent: {err}")
-    try:
-        remote = remote_state(url)
-    except Exception as err:  # an assertion or any failure to read it: the finding
-        return [*problems, f"remote inconsistent: {err!r}"]
-    if operation == "push":
-        wanted = Repo(store).refs.read_all()
-        for ref in sorted(set(remote) | set(wanted)):
-            if remote.get(ref) not in (before["remote"].get(ref), wanted.get(ref)):
-                problems.append(f"remote ref {ref} is {remote.get(ref)}: neither old nor new")
-        report = remote_upkeep.verify(open_remote(url), jobs=1)
-        if report.problems:
-            problems.append(f"remote verify: {report.problems}")
-    else:
-        refs = Repo(store).refs.read_all()
-        if refs not in (before["host"], remote):
-            problems.append(f"host refs {refs} are neither all old nor all new")
-    try:
-        run_operation(operation, run)
-    except Exception as err:
-        return [*problems, f"the retry failed: {err!r}"]
-    remote = remote_state(url)
-    final = Repo(store).refs.read_all()
-    if final != remote:
-        problems.append(f"after the retry, the store has {final}, the remote {remote}")
-    try:
-        assert_consistent(Repo(store))
-    except AssertionError as err:
-        problems.append(f"after the retry: {err}")
-    return problems
-
-
-@pytest.mark.parametrize("errno_name", list(ERRNOS))
-@pytest.mark.parametrize("operation", OPERATIONS)
-def test_a_failing_call_anywhere_in_a_transfer_leaves_both_sides_consistent(
-    operation: str, errno_name: str, scratch: Path, stress: bool
-) -> None:
+def template(operation: str, scratch: Path) -> tuple[Path, Path, dict[str, dict[str, str]]]:
+    """The run directory, its pristine copy, and the refs before (remote and host)."""
     run, pristine = scratch / "run", scratch / "pristine"
     build(run, operation)
     fresh_copy(run, pristine)
@@ -145,6 +77,15 @@ def test_a_failing_call_anywhere_in_a_transfer_leaves_both_sides_consistent(
         "remote": remote_state(str(run / "remote")),
         "host": Repo(run / "host").refs.read_all(),
     }
+    return run, pristine, before
+
+
+@pytest.mark.parametrize("errno_name", list(ERRNOS))
+@pytest.mark.parametrize("operation", OPERATIONS)
+def test_a_failing_call_anywhere_in_a_transfer_leaves_both_sides_consistent(
+    operation: str, errno_name: str, scratch: Path, stress: bool
+) -> None:
+    run, pristine, before = template(operation, scratch)
     restore(pristine, run)
     with FsCalls(run) as counting:
         run_operation(operation, run)
@@ -166,5 +107,32 @@ def test_a_failing_call_anywhere_in_a_transfer_leaves_both_sides_consistent(
         if not allowed_error(error):
             problems.append(f"{where}: raised {error!r}")
         problems += [f"{where}: {p}" for p in check_after(operation, run, before)]
-    remove_tree(run)
     assert not problems, summary(problems, len(numbers))
+
+
+@pytest.mark.parametrize("operation", OPERATIONS)
+def test_kill_anywhere_in_a_transfer_leaves_both_sides_consistent(
+    operation: str, scratch: Path, stress: bool
+) -> None:
+    """A child process runs the transfer and SIGKILLs itself before call K (a sample of
+    K; every K under `--stress`); then the same invariants as for a failing call."""
+    run, pristine, before = template(operation, scratch)
+    restore(pristine, run)
+    child = start_code(CHILD_CODE, run, 0)
+    out, err = child.communicate(timeout=120)
+    assert child.returncode == 0, err
+    calls: list[list[object]] = orjson.loads(out)
+    total = len(calls)
+    points = list(range(1, total + 1)) if stress else sample(total, QUICK_SAMPLE)
+    problems: list[str] = []
+    for kill_at in points:
+        restore(pristine, run)
+        child = start_code(CHILD_CODE, run, kill_at)
+        _, err = child.communicate(timeout=120)
+        number, name, path = calls[kill_at - 1]
+        where = f"{operation} killed before #{number} {name}({path})"
+        if child.returncode != -signal.SIGKILL:
+            problems.append(f"{where}: the child exited {child.returncode}: {err[-400:]}")
+            continue
+        problems += [f"{where}: {p}" for p in check_after(operation, run, before)]
+    assert not problems, summary(problems, len(points))

@@ -1,0 +1,109 @@
+"""The transfer scenarios of test_remote_faults.py: a store that pushes to a directory
+remote, a host that pulls from it, and the invariants after an interrupted transfer.
+
+    <run>/project/   the store that pushes (v1 pushed; v2 committed and promoted since)
+    <run>/host/      a store cloned from the remote when it held v1
+    <run>/remote/    the directory remote
+    <run>/operation  "push" or "pull" (for pull, v2 is on the remote already)
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from mstore.ops import remote_upkeep
+from mstore.ops.commit import commit
+from mstore.ops.switch import promote
+from mstore.ops.transfer import clone, pull, push
+from mstore.remotes import open_remote
+from mstore.repo import Repo
+from tests.guarantees.faults import (
+    fresh_copy,
+    recover,
+    remove_tree,
+)
+from tests.helpers import assert_consistent, write_version
+from tests.remote.support import remote_state
+
+OPERATIONS = ("push", "pull")
+# A model above the chunking threshold (4 MiB), mostly shared between v1 and v2, so
+# push and pull go through packs, indexes and recipes as well as whole objects.
+MODEL_V1 = os.urandom(5 << 20)
+MODEL_V2 = MODEL_V1[: 3 << 20] + os.urandom(64 << 10) + MODEL_V1[(3 << 20) + (64 << 10) :]
+
+
+def build(run: Path, operation: str) -> None:
+    src = run / "src"
+    project = run / "project"
+    project.mkdir(parents=True)
+    repo, _ = Repo.init(project)
+    commit(repo, write_version(src / "v1", "v1", model=MODEL_V1), "production")
+    push(repo, open_remote(str(run / "remote")), jobs=1)
+    clone(open_remote(str(run / "remote")), run / "host", jobs=1)
+    commit(Repo(project), write_version(src / "v2", "v2", model=MODEL_V2), "staging")
+    promote(Repo(project), "staging")
+    if operation == "pull":
+        push(Repo(project), open_remote(str(run / "remote")), jobs=1)
+    (run / "operation").write_text(operation)
+
+
+def restore(pristine: Path, run: Path) -> None:
+    """The template back at `run`, both stores' views sealed again (no copy keeps the
+    inode flags: fresh_copy seals the project's, this the host's)."""
+    remove_tree(run)
+    fresh_copy(pristine, run)
+    host = Repo(run / "host")
+    for entry in os.scandir(host.layout.views):
+        if entry.is_dir(follow_symlinks=False) and not entry.name.startswith("."):
+            host.views.guard.seal_tree(Path(entry.path))
+
+
+def run_operation(operation: str, run: Path) -> None:
+    """The scenario's transfer, one object at a time (the same calls in every run)."""
+    remote = open_remote(str(run / "remote"))
+    if operation == "push":
+        push(Repo(run / "project", lock_timeout=5), remote, jobs=1)
+    else:
+        pull(Repo(run / "host", lock_timeout=5), remote, jobs=1)
+
+
+def check_after(operation: str, run: Path, before: dict[str, dict[str, str]]) -> list[str]:
+    """The invariants after an attempt, then the retry; the problems found."""
+    url = str(run / "remote")
+    store = run / ("project" if operation == "push" else "host")
+    problems: list[str] = []
+    recover(store)
+    try:
+        assert_consistent(Repo(store))
+    except AssertionError as err:
+        problems.append(f"store inconsistent: {err}")
+    try:
+        remote = remote_state(url)
+    except Exception as err:  # an assertion or any failure to read it: the finding
+        return [*problems, f"remote inconsistent: {err!r}"]
+    if operation == "push":
+        wanted = Repo(store).refs.read_all()
+        for ref in sorted(set(remote) | set(wanted)):
+            if remote.get(ref) not in (before["remote"].get(ref), wanted.get(ref)):
+                problems.append(f"remote ref {ref} is {remote.get(ref)}: neither old nor new")
+        report = remote_upkeep.verify(open_remote(url), jobs=1)
+        if report.problems:
+            problems.append(f"remote verify: {report.problems}")
+    else:
+        refs = Repo(store).refs.read_all()
+        if refs not in (before["host"], remote):
+            problems.append(f"host refs {refs} are neither all old nor all new")
+    try:
+        run_operation(operation, run)
+    except Exception as err:
+        return [*problems, f"the retry failed: {err!r}"]
+    remote = remote_state(url)
+    final = Repo(store).refs.read_all()
+    if final != remote:
+        problems.append(f"after the retry, the store has {final}, the remote {remote}")
+    try:
+        assert_consistent(Repo(store))
+    except AssertionError as err:
+        problems.append(f"after the retry: {err}")
+    return problems
