@@ -144,6 +144,32 @@ def small_kernel_steps(
     return source, calls
 
 
+def test_a_source_rewritten_during_the_copy_gets_the_id_of_the_bytes_stored(
+    repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The writer changes bytes the kernel has already copied: the id must still name
+    # what the object holds (hashed from the store's file), never the source's bytes.
+    source, _calls = small_kernel_steps(tmp_path, monkeypatch)
+    original = source.read_bytes()
+    real_copy = os.copy_file_range
+    steps = itertools.count()
+
+    def rewrite_what_was_just_copied(src: int, dst: int, count: int) -> int:
+        copied = real_copy(src, dst, count)
+        if next(steps) == 1:  # the second step, before it is handed to the hashing thread
+            with open(source, "r+b") as f:
+                f.seek(1 << 20)
+                f.write(b"\xff" * 4096)
+        return copied
+
+    monkeypatch.setattr(os, "copy_file_range", rewrite_what_was_just_copied)
+    object_id, _size, _created = repo.objects.put_file(source)
+    stored = repo.layout.object_path(object_id).read_bytes()
+    assert object_id == b3(stored)
+    assert stored == original  # copied before the rewrite
+    assert b3(source.read_bytes()) != object_id
+
+
 def test_a_failing_kernel_copy_stops_the_hashing_thread_and_leaves_nothing(
     repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
