@@ -1,5 +1,6 @@
-"""The transfer scenarios of test_remote_faults.py: a store that pushes to a directory
-remote, a host that pulls from it, and the invariants after an interrupted transfer.
+"""The transfer scenarios of test_remote_faults.py (and tests/remote/test_s3_faults.py):
+a store that pushes to a remote, a host that pulls from it, and the invariants after an
+interrupted transfer. The remote is the directory <run>/remote unless a URL is given.
 
     <run>/project/   the store that pushes (v1 pushed; v2 committed and promoted since)
     <run>/host/      a store cloned from the remote when it held v1
@@ -33,18 +34,24 @@ MODEL_V1 = os.urandom(5 << 20)
 MODEL_V2 = MODEL_V1[: 3 << 20] + os.urandom(64 << 10) + MODEL_V1[(3 << 20) + (64 << 10) :]
 
 
-def build(run: Path, operation: str) -> None:
+def remote_of(run: Path, url: str | None) -> str:
+    """The scenario's remote: `url` (an S3 location), or the directory <run>/remote."""
+    return url or str(run / "remote")
+
+
+def build(run: Path, operation: str, url: str | None = None) -> None:
+    url = remote_of(run, url)
     src = run / "src"
     project = run / "project"
     project.mkdir(parents=True)
     repo, _ = Repo.init(project)
     commit(repo, write_version(src / "v1", "v1", model=MODEL_V1), "production")
-    push(repo, open_remote(str(run / "remote")), jobs=1)
-    clone(open_remote(str(run / "remote")), run / "host", jobs=1)
+    push(repo, open_remote(url), jobs=1)
+    clone(open_remote(url), run / "host", jobs=1)
     commit(Repo(project), write_version(src / "v2", "v2", model=MODEL_V2), "staging")
     promote(Repo(project), "staging")
     if operation == "pull":
-        push(Repo(project), open_remote(str(run / "remote")), jobs=1)
+        push(Repo(project), open_remote(url), jobs=1)
     (run / "operation").write_text(operation)
 
 
@@ -59,18 +66,20 @@ def restore(pristine: Path, run: Path) -> None:
             host.views.guard.seal_tree(Path(entry.path))
 
 
-def run_operation(operation: str, run: Path) -> None:
+def run_operation(operation: str, run: Path, url: str | None = None) -> None:
     """The scenario's transfer, one object at a time (the same calls in every run)."""
-    remote = open_remote(str(run / "remote"))
+    remote = open_remote(remote_of(run, url))
     if operation == "push":
         push(Repo(run / "project", lock_timeout=5), remote, jobs=1)
     else:
         pull(Repo(run / "host", lock_timeout=5), remote, jobs=1)
 
 
-def check_after(operation: str, run: Path, before: dict[str, dict[str, str]]) -> list[str]:
+def check_after(
+    operation: str, run: Path, before: dict[str, dict[str, str]], url: str | None = None
+) -> list[str]:
     """The invariants after an attempt, then the retry; the problems found."""
-    url = str(run / "remote")
+    url = remote_of(run, url)
     store = run / ("project" if operation == "push" else "host")
     problems: list[str] = []
     recover(store)
@@ -95,7 +104,7 @@ def check_after(operation: str, run: Path, before: dict[str, dict[str, str]]) ->
         if refs not in (before["host"], remote):
             problems.append(f"host refs {refs} are neither all old nor all new")
     try:
-        run_operation(operation, run)
+        run_operation(operation, run, url)
     except Exception as err:
         return [*problems, f"the retry failed: {err!r}"]
     remote = remote_state(url)
