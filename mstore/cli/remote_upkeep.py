@@ -4,6 +4,7 @@ This module deliberately has no `from __future__ import annotations`: typer read
 annotations of the functions defined here.
 """
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
@@ -42,19 +43,31 @@ def _open(ctx: typer.Context, name: str) -> Any:
     return open_remote(remotes[name])
 
 
+def _on_remote(ctx: typer.Context, name: str, work: Callable[[Any], Any], as_json: bool) -> Any:
+    """Run `work` on the remote `name` and close it; with `as_json`, print the result's
+    JSON and return None (nothing else to show), else return the result."""
+    from mstore.cli import output
+
+    remote = _open(ctx, name)
+    try:
+        result = work(remote)
+    finally:
+        remote.close()
+    if as_json:
+        output.emit_json(result.to_json())
+        return None
+    return result
+
+
 def remote_upgrade(ctx: typer.Context, name: RemoteArgument, as_json: JsonOption = False) -> None:
     """Upgrade a format-1 remote to format 2 (chunks): rewrites its marker only."""
     from mstore.cli import output
     from mstore.ops.remote_upkeep import upgrade
 
-    remote = _open(ctx, name)
-    try:
-        result = upgrade(remote)
-    finally:
-        remote.close()
-    if as_json:
-        output.emit_json(result.to_json())
-    elif result.old_format == result.new_format:
+    result = _on_remote(ctx, name, upgrade, as_json)
+    if result is None:
+        return
+    if result.old_format == result.new_format:
         output.say(f"{result.remote} already uses format {result.new_format}")
     else:
         output.say(f"upgraded {result.remote}: format {result.old_format} -> {result.new_format}")
@@ -65,13 +78,8 @@ def remote_stats(ctx: typer.Context, name: RemoteArgument, as_json: JsonOption =
     from mstore.cli import output
     from mstore.ops.remote_upkeep import stats
 
-    remote = _open(ctx, name)
-    try:
-        result = stats(remote)
-    finally:
-        remote.close()
-    if as_json:
-        output.emit_json(result.to_json())
+    result = _on_remote(ctx, name, stats, as_json)
+    if result is None:
         return
     h = output.human_bytes
     output.say(
@@ -88,13 +96,8 @@ def remote_verify(ctx: typer.Context, name: RemoteArgument, as_json: JsonOption 
     from mstore.cli import output
     from mstore.ops.remote_upkeep import verify
 
-    remote = _open(ctx, name)
-    try:
-        result = verify(remote)
-    finally:
-        remote.close()
-    if as_json:
-        output.emit_json(result.to_json())
+    result = _on_remote(ctx, name, verify, as_json)
+    if result is None:
         return
     output.say(
         f"{result.remote}: {result.objects} objects, {result.packs} packs, {result.chunks} "
@@ -119,13 +122,8 @@ def remote_prune(
     from mstore.cli import output
     from mstore.ops.remote_upkeep import prune
 
-    remote = _open(ctx, name)
-    try:
-        result = prune(remote, grace_hours * 3600.0)
-    finally:
-        remote.close()
-    if as_json:
-        output.emit_json(result.to_json())
+    result = _on_remote(ctx, name, lambda remote: prune(remote, grace_hours * 3600.0), as_json)
+    if result is None:
         return
     if result.deleted_packs or result.deleted_recipes:
         output.say(
