@@ -15,6 +15,7 @@ kill the process with SIGBUS, and the bytes that count are the ones stored anywa
 from __future__ import annotations
 
 import errno
+import functools
 import mmap
 import os
 import re
@@ -165,6 +166,7 @@ def _hash_behind_kernel_copy(
     return hasher.hexdigest(), copied
 
 
+@functools.cache  # one libc lookup per process, not one per file
 def _writeback_starter() -> Callable[[int, int, int], None]:
     """`sync_file_range(fd, offset, length, SYNC_FILE_RANGE_WRITE)` where libc has it:
     starts writing a copied step to disk while the next one is read, so the final fsync

@@ -391,11 +391,13 @@ def scratch_directory(fallback: Path) -> Iterator[Path]:
 
 
 def fresh_copy(template: Path, run: Path) -> Path:
-    """A copy of the template store as it is: hard links kept (`cp -a`), and each view
-    sealed again as the store's protection says (no copy keeps inode flags)."""
+    """A copy of the template's stores as they are: hard links kept (`cp -a`), and each
+    view of every store in it (`run/*/`) sealed again as that store's protection says
+    (no copy keeps inode flags)."""
     subprocess.run(["cp", "-a", str(template), str(run)], check=True)
-    root = project(run)
-    if (root / ".mstore" / "config").is_file():
+    for root in sorted(run.iterdir()):
+        if not (root / ".mstore" / "config").is_file():
+            continue
         repo = Repo(root)
         views = repo.layout.views
         for entry in os.scandir(views) if views.is_dir() else []:

@@ -56,14 +56,9 @@ def build(run: Path, operation: str, url: str | None = None) -> None:
 
 
 def restore(pristine: Path, run: Path) -> None:
-    """The template back at `run`, both stores' views sealed again (no copy keeps the
-    inode flags: fresh_copy seals the project's, this the host's)."""
+    """The template back at `run` (both stores, views sealed again, and the remote)."""
     remove_tree(run)
     fresh_copy(pristine, run)
-    host = Repo(run / "host")
-    for entry in os.scandir(host.layout.views):
-        if entry.is_dir(follow_symlinks=False) and not entry.name.startswith("."):
-            host.views.guard.seal_tree(Path(entry.path))
 
 
 def run_operation(operation: str, run: Path, url: str | None = None) -> None:

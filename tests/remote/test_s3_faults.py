@@ -74,28 +74,27 @@ def injected(monkeypatch: pytest.MonkeyPatch) -> list[FailingCall]:
     return counters
 
 
+def _keys(remote: S3Remote) -> list[str]:
+    """Every key under the remote's prefix."""
+    pages = remote.client.get_paginator("list_objects_v2").paginate(
+        Bucket=remote.bucket, Prefix=remote.prefix + "/"
+    )
+    return [item["Key"] for page in pages for item in page.get("Contents", [])]
+
+
 def saved_keys(url: str) -> dict[str, bytes]:
     remote = open_remote(url)
     assert isinstance(remote, S3Remote)
-    keys: dict[str, bytes] = {}
-    for page in remote.client.get_paginator("list_objects_v2").paginate(
-        Bucket=remote.bucket, Prefix=remote.prefix + "/"
-    ):
-        for item in page.get("Contents", []):
-            body = remote.client.get_object(Bucket=remote.bucket, Key=item["Key"])["Body"]
-            keys[item["Key"]] = body.read()
-    return keys
+    get = remote.client.get_object
+    return {key: get(Bucket=remote.bucket, Key=key)["Body"].read() for key in _keys(remote)}
 
 
 def restore_keys(url: str, keys: dict[str, bytes]) -> None:
     remote = open_remote(url)
     assert isinstance(remote, S3Remote)
-    for page in remote.client.get_paginator("list_objects_v2").paginate(
-        Bucket=remote.bucket, Prefix=remote.prefix + "/"
-    ):
-        for item in page.get("Contents", []):
-            if item["Key"] not in keys:
-                remote.client.delete_object(Bucket=remote.bucket, Key=item["Key"])
+    for key in _keys(remote):
+        if key not in keys:
+            remote.client.delete_object(Bucket=remote.bucket, Key=key)
     for key, data in keys.items():
         remote.client.put_object(Bucket=remote.bucket, Key=key, Body=data)
 
