@@ -25,6 +25,7 @@ from pathlib import Path
 from mstore.errors import LockedError, MstoreError
 
 TEMP_PREFIX = ".tmp-"
+MAX_HOLDER_BYTES = 4096  # a lock's holder line: pid, host, time, command
 FICLONE = 0x40049409  # _IOW(0x94, 9, int) from linux/fs.h
 
 
@@ -186,11 +187,13 @@ class LockHolder:
 
 def read_lock_holder(path: Path) -> LockHolder | None:
     """Parse the holder line of a lock file; None if absent or unreadable."""
+    from mstore import untrusted
+
     try:
-        text = path.read_text(encoding="utf-8", errors="replace").strip()
-        pid, host, since, command = text.split(" ", 3)
+        data = untrusted.read_bounded(path, MAX_HOLDER_BYTES)
+        pid, host, since, command = data.decode("utf-8", errors="replace").strip().split(" ", 3)
         return LockHolder(int(pid), host, float(since), command)
-    except (OSError, ValueError):
+    except (OSError, ValueError, MstoreError):
         return None
 
 
@@ -210,7 +213,10 @@ class StoreLock:
         self.previous_holder: LockHolder | None = None
 
     def acquire(self) -> None:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        from mstore import untrusted
+
+        # Never follow a planted symlink or truncate another file's hard link.
+        fd = untrusted.open_lock_file(self.path)
         deadline = time.monotonic() + self.timeout
         delay = 0.005
         while True:

@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from mstore import fsutil
+from mstore import fsutil, untrusted
 from mstore.errors import IntegrityError, InvalidInputError
 from mstore.hashing import is_object_id
 
@@ -75,12 +75,9 @@ def decode_packed(data: bytes, where: str, check_name: Callable[[str], str]) -> 
 def read_packed(path: Path, check_name: Callable[[str], str]) -> dict[str, str]:
     """The refs in the packed-refs file at `path` ({} if there is none)."""
     try:
-        with open(path, "rb") as f:
-            data = f.read(MAX_PACKED_BYTES + 1)
-    except FileNotFoundError:
+        data = untrusted.read_bounded(path, MAX_PACKED_BYTES)
+    except (FileNotFoundError, NotADirectoryError):
         return {}
-    if len(data) > MAX_PACKED_BYTES:
-        raise IntegrityError(f"{path} is larger than {MAX_PACKED_BYTES >> 20} MiB")
     return decode_packed(data, str(path), check_name)
 
 

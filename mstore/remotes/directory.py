@@ -22,7 +22,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from mstore import fsutil
+from mstore import fsutil, untrusted
 from mstore.errors import IntegrityError, NotFoundError, RefMovedError
 from mstore.hashing import BUFFER_SIZE, copy_into
 from mstore.layout import Layout
@@ -64,7 +64,7 @@ class DirectoryRemote(Remote):
 
     def _read_marker(self) -> bytes | None:
         try:
-            return _read_regular(self.root / MARKER_NAME, MAX_REF_BYTES)
+            return untrusted.read_bounded(self.root / MARKER_NAME, MAX_REF_BYTES)
         except FileNotFoundError:
             return None
         except NotADirectoryError:
@@ -158,12 +158,9 @@ class DirectoryRemote(Remote):
 
     def get_blob(self, name: str, limit: int) -> bytes | None:
         try:
-            data = _read_regular(self._blob_path(name), limit + 1)
+            return untrusted.read_bounded(self._blob_path(name), limit)
         except (FileNotFoundError, NotADirectoryError):
             return None
-        if len(data) > limit:
-            raise IntegrityError(f"{name} on {self.url} is larger than {limit} bytes")
-        return data
 
     def get_range(self, name: str, start: int, length: int) -> bytes:
         try:
@@ -224,17 +221,6 @@ class DirectoryRemote(Remote):
                 self.refs.check_new_name(name)
             self.refs.write(name, manifest_id)
         return RemoteRef(manifest_id, manifest_id)
-
-
-def _read_regular(path: Path, limit: int) -> bytes:
-    """At most `limit` bytes of the regular file `path` (never blocks on a FIFO)."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise IntegrityError(f"{path} is not a regular file")
-        return os.read(fd, limit)
-    finally:
-        os.close(fd)
 
 
 def _copy(src: int, dst: int, progress: Progress | None) -> None:

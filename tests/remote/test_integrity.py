@@ -146,7 +146,7 @@ def test_corrupt_local_object_is_never_pushed(remote_url: str, tmp_path: Path) -
     assert remote.read_refs(["production"]) == {}
 
 
-@pytest.mark.parametrize("where", ["refs/staging", "objects"])
+@pytest.mark.parametrize("where", ["refs/staging", "objects", "packed-refs"])
 def test_fifo_planted_in_a_directory_remote_does_not_hang(tmp_path: Path, where: str) -> None:
     url = str(tmp_path / "remote")
     a = new_store(tmp_path / "a")
@@ -159,18 +159,75 @@ def test_fifo_planted_in_a_directory_remote_does_not_hang(tmp_path: Path, where:
         target = Path(url) / "objects" / model[:2] / model[2:]
     else:
         target = Path(url) / where
-    target.unlink()
+    target.unlink(missing_ok=True)
     os.mkfifo(target)
     b = new_store(tmp_path / "b")
     outcome: list[int] = []
+    named = ["production"] if where == "packed-refs" else []  # not loose: packed is read
     worker = threading.Thread(
-        target=lambda: outcome.append(mstore(b.root, "pull", url).exit_code), daemon=True
+        target=lambda: outcome.append(mstore(b.root, "pull", url, *named).exit_code),
+        daemon=True,
     )
 
     worker.start()
     worker.join(20)
 
     assert outcome == [3]
+
+
+def test_fifo_at_packed_refs_does_not_hang_push(tmp_path: Path) -> None:
+    """Issue 17, item 13: RefStore read packed-refs with a blocking open()."""
+    url = str(tmp_path / "remote")
+    a = new_store(tmp_path / "a")
+    ok(mstore(a.root, "commit", write_version(tmp_path / "src" / "v1", "v1"), "--to", "staging"))
+    push(a, open_remote(url))
+    os.mkfifo(Path(url) / "packed-refs")
+    ok(mstore(a.root, "commit", write_version(tmp_path / "src" / "v1", "v1"), "--to", "production"))
+    outcome: list[int] = []
+    worker = threading.Thread(  # a new remote ref: its packed line is looked for
+        target=lambda: outcome.append(mstore(a.root, "push", url, "production").exit_code),
+        daemon=True,
+    )
+
+    worker.start()
+    worker.join(20)
+
+    assert outcome == [3]
+
+
+def test_lock_planted_as_a_symlink_is_never_followed(tmp_path: Path) -> None:
+    """Issue 17, item 12: a directory remote's `lock` symlinked to a victim's file was
+    opened with O_CREAT and truncated by push."""
+    url = str(tmp_path / "remote")
+    a = new_store(tmp_path / "a")
+    ok(mstore(a.root, "commit", write_version(tmp_path / "src" / "v1", "v1"), "--to", "staging"))
+    victim = tmp_path / "victim.txt"
+    victim.write_bytes(b"precious")
+    Path(url).mkdir()
+    push(a, open_remote(url))
+    (Path(url) / "lock").unlink(missing_ok=True)
+    (Path(url) / "lock").symlink_to(victim)
+    ok(mstore(a.root, "commit", write_version(tmp_path / "src" / "v2", "v2"), "--to", "staging"))
+
+    fails(mstore(a.root, "push", url, "staging"), 3, "lock", "symlink")
+
+    assert victim.read_bytes() == b"precious"
+
+
+def test_lock_planted_as_a_hard_link_is_never_truncated(tmp_path: Path) -> None:
+    url = str(tmp_path / "remote")
+    a = new_store(tmp_path / "a")
+    ok(mstore(a.root, "commit", write_version(tmp_path / "src" / "v1", "v1"), "--to", "staging"))
+    push(a, open_remote(url))
+    victim = tmp_path / "victim.txt"
+    victim.write_bytes(b"precious")
+    (Path(url) / "lock").unlink(missing_ok=True)
+    os.link(victim, Path(url) / "lock")
+    ok(mstore(a.root, "commit", write_version(tmp_path / "src" / "v2", "v2"), "--to", "staging"))
+
+    fails(mstore(a.root, "push", url, "staging"), 3, "lock", "hard links")
+
+    assert victim.read_bytes() == b"precious"
 
 
 @pytest.mark.parametrize("names", [("Prod", "prod"), ("a", "a/b"), ("x/y", "X/y/z")])
