@@ -4,7 +4,7 @@
 #   scripts/test.sh [PYTEST ARGS...]
 #
 # 1. Debian packages, when missing (as root): b3sum (tests compare object names with
-#    it) and ceph-mon, ceph-osd, radosgw, ceph-common (the remote suite runs against a
+#    it), openssh-client (signatures are checked against `ssh-keygen -Y`) and ceph-mon, ceph-osd, radosgw, ceph-common (the remote suite runs against a
 #    real S3 server, Ceph's RADOS Gateway, as well as moto and a directory).
 # 2. .venv with mstore and its test tools (`pip install -e '.[dev]'`).
 # 3. pytest, with the gateway started for the run and stopped by PID however it ends
@@ -17,6 +17,7 @@ cd "$(dirname "$0")/.."
 
 missing=()
 command -v b3sum >/dev/null 2>&1 || missing+=(b3sum)
+command -v ssh-keygen >/dev/null 2>&1 || missing+=(openssh-client)
 for tool in ceph-mon ceph-osd radosgw radosgw-admin monmaptool ceph; do
   if ! command -v "$tool" >/dev/null 2>&1; then
     missing+=(ceph-mon ceph-osd radosgw ceph-common)
