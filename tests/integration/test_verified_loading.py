@@ -9,9 +9,13 @@ import os
 import pickle
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from mstore.errors import IntegrityError, NotFoundError, UsageError
 from mstore.hashing import hash_bytes
@@ -252,6 +256,74 @@ def test_the_light_record_reader_reads_the_format_view_records_writes(
         view_records.decode_record(damaged.read_bytes(), view_id)
     with pytest.raises(IntegrityError):
         loading._read_record(damaged, view_id)
+
+
+# -- every byte served is verified, whatever the order of the reads ----------------------
+
+
+@pytest.mark.parametrize("to_the_end", ["seek-and-read-tail", "seek-end-only"])
+def test_bytes_written_in_place_after_verification_are_not_served(
+    tmp_path: Path, to_the_end: str
+) -> None:
+    """torch.load's path: read the magic, seek to the end (verifies), then the file is
+    overwritten in place with its mtime set back, then read from 0: the old opener
+    served the new bytes without an error."""
+    root = tmp_path / "project"
+    root.mkdir()
+    repo, _ = Repo.init(root, link_mode="copy")
+    model = os.urandom(3 * READ_AHEAD + 12345)
+    commit(repo, write_version(tmp_path / "src", "v1", model=model), "production")
+    version = Settings(root).snapshot(verify=True)
+    with version.open("model.pth") as f:
+        assert f.read(4) == model[:4]
+        if to_the_end == "seek-and-read-tail":
+            f.seek(-10, os.SEEK_END)
+            assert f.read(10) == model[-10:]
+            assert f.raw.verified  # type: ignore[attr-defined]
+        else:
+            f.seek(0, os.SEEK_END)
+            assert f.read() == b""
+        overwrite(version.model_path, b"X" * 50, keep_times=True)
+        f.seek(0)
+        with pytest.raises(IntegrityError, match=r"model\.pth changed after it was verified"):
+            f.read(100)
+        with pytest.raises(IntegrityError):
+            f.read(1)  # and every later read
+
+
+def test_a_file_read_whole_then_written_is_not_served_again(tmp_path: Path) -> None:
+    data = os.urandom(2 * READ_AHEAD + 7)
+    path = tmp_path / "m.bin"
+    path.write_bytes(data)
+    with open_verified(str(path), hash_bytes(data), len(data), "m.bin") as f:
+        assert f.read() == data
+        overwrite(path, data[: READ_AHEAD + 3] + b"Y", keep_times=True)
+        f.seek(READ_AHEAD - 5)
+        assert f.read(5) == data[READ_AHEAD - 5 : READ_AHEAD]  # block 0 is intact
+        with pytest.raises(IntegrityError, match=r"changed after it was verified \(bytes 1048576"):
+            f.read(8)
+
+
+@hypothesis_settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 3 * READ_AHEAD), st.integers(0, 2 * READ_AHEAD + 9)),
+        min_size=1,
+        max_size=8,
+    )
+)
+def test_any_access_pattern_reads_the_object_s_bytes(reads: list[tuple[int, int]]) -> None:
+    data = VERIFIED_DATA
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "m.bin"
+        path.write_bytes(data)
+        with open_verified(str(path), hash_bytes(data), len(data), "m.bin") as f:
+            for position, count in reads:
+                f.seek(position)
+                assert f.read(count) == data[position : position + count]
+
+
+VERIFIED_DATA = os.urandom(2 * READ_AHEAD + 4099)
 
 
 def test_torch_load_through_the_opener(tmp_path: Path) -> None:
