@@ -14,8 +14,8 @@
     with version.open("model.pth") as f:      # hashed while read: IntegrityError, not
         state = torch.load(f)                 # a damaged model (mstore.verified_file)
 
-`snapshot(verify=True)` compares every file of the view with its record (size, mode,
-inode, and the times mstore never changes; mstore.loading) and raises
+`snapshot(verify=True)` compares every file of the view it resolved with that view's
+record (size, mode, inode, and the times mstore never changes; mstore.loading) and raises
 mstore.errors.IntegrityError naming the first file that differs; `verify="hash"`
 re-hashes every file as well. `version.checked` says what was checked.
 
@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mstore.envfile import DEFAULT_ENVIRONMENT, VARIABLE, read_environment
-from mstore.errors import IntegrityError, NotFoundError, UsageError
+from mstore.errors import NotFoundError, UsageError
 from mstore.layout import ENV_FILE_NAME, MODELS_DIR_NAME, STORE_DIR_NAME
 
 if TYPE_CHECKING:
@@ -91,11 +91,6 @@ class ActiveVersion:
                 f"{name!r} is not a file of models/{self.environment} "
                 f"(it has: {', '.join(sorted(listing.files))})"
             )
-        if want.id is None or want.size is None:
-            raise IntegrityError(
-                f"{name} of models/{self.environment} cannot be verified: its view has no "
-                f"record and the file is rendered; run `mstore restore {self.environment}`"
-            )
         path = self.directory.joinpath(*name.split("/"))
         return open_verified(str(path), want.id, want.size, f"models/{self.environment}/{name}")
 
@@ -145,7 +140,7 @@ class Settings:
         if verify not in (False, True, "hash"):
             raise UsageError(f"verify={verify!r}: use False, True or 'hash'")
         environment = self.model_environment
-        directory = self.model_dir.resolve(strict=True)
+        directory = resolve_view(self.model_dir)
         if not verify:
             return ActiveVersion(environment, directory, _read_metadata(directory))
         from mstore.loading import check_view_files  # imported only by those who verify
@@ -157,6 +152,11 @@ class Settings:
 
     def _name(self, key: str, default: str) -> str:
         return str(_read_metadata(self.model_dir).get(key) or default)
+
+
+def resolve_view(link: Path) -> Path:
+    """The view directory `models/<env>` points at now (resolved once per snapshot)."""
+    return link.resolve(strict=True)
 
 
 def _read_metadata(directory: Path) -> dict[str, Any]:

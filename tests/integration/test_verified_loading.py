@@ -5,27 +5,32 @@ Real temporary directories (inode numbers, times, hard links): the check is made
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
+import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
+from mstore import settings as settings_module
 from mstore.errors import IntegrityError, NotFoundError, UsageError
 from mstore.hashing import hash_bytes
 from mstore.ops.commit import commit
-from mstore.ops.switch import checkout
+from mstore.ops.gc import gc
+from mstore.ops.switch import checkout, promote
 from mstore.repo import Repo
 from mstore.settings import Settings
 from mstore.verified_file import READ_AHEAD, open_verified
 from mstore.view_records import record_path
-from tests.helpers import write_version
+from tests.helpers import LOCAL_STATE, assert_consistent, write_version
 
 ENCODERS = pickle.dumps({"scaler": [1.0, 2.0, 3.0], "labels": list(range(50))}, protocol=4)
 
@@ -256,6 +261,94 @@ def test_the_light_record_reader_reads_the_format_view_records_writes(
         view_records.decode_record(damaged.read_bytes(), view_id)
     with pytest.raises(IntegrityError):
         loading._read_record(damaged, view_id)
+
+
+# -- the view resolved, whatever its ref does meanwhile ------------------------------------
+
+PROJECT = Path(__file__).resolve().parents[2]
+
+
+def example_copy(tmp_path: Path) -> Path:
+    """A copy of the shipped example store: its views have no records (a clone could not
+    keep their inode numbers), so they are checked against the manifest they show."""
+    root = tmp_path / "example"
+    root.mkdir()
+    shutil.copy2(PROJECT / ".env", root / ".env")
+    shutil.copytree(PROJECT / "models", root / "models", symlinks=True)
+    shutil.copytree(
+        PROJECT / ".mstore", root / ".mstore", ignore=shutil.ignore_patterns(*LOCAL_STATE)
+    )
+    return root
+
+
+def fresh_store(tmp_path: Path) -> Path:
+    """A store made here: production and staging, every view with its record."""
+    repo, settings = make_store(tmp_path, "copy")
+    source = write_version(tmp_path / "src2", "v2", model=b"weights v2" * 900, encoders=b"e2")
+    commit(repo, source, "staging")
+    return settings.root
+
+
+STORES = pytest.mark.parametrize("make", [example_copy, fresh_store], ids=["example", "fresh"])
+LEVELS = pytest.mark.parametrize("verify", [True, "hash"])
+
+
+@STORES
+@LEVELS
+def test_the_verified_reader_reads_packed_refs(tmp_path: Path, make: Any, verify: Any) -> None:
+    """gc packs every ref into packed-refs: the reader finds them as the store does
+    (the example store failed with "'production' is not a ref of the store")."""
+    root = make(tmp_path)
+    repo = Repo(root)
+    before = Settings(root).snapshot(verify=verify)
+    gc(repo, now=True)
+    assert repo.layout.packed_refs.is_file()
+    assert not any(p.is_file() for p in repo.layout.refs.rglob("*"))
+    version = Settings(root).snapshot(verify=verify)
+    assert (version.directory, version.checked) == (before.directory, before.checked)
+    with version.open("model.pth") as f:
+        assert f.read() == before.model_path.read_bytes()
+    with version.open("metadata.json") as f:
+        assert json.loads(f.read())["version"] == before.version
+
+
+@STORES
+@LEVELS
+def test_a_promote_right_after_the_link_is_resolved_does_not_fail_the_old_view(
+    tmp_path: Path, make: Any, verify: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The reader resolves models/production, then a promote moves the ref (and the
+    link) before the reader checks: the view it resolved is still a good version. (The
+    example store's reader compared it with the new manifest: a false IntegrityError.)"""
+    root = make(tmp_path)
+    old = Settings(root).snapshot(verify="hash")
+    resolve = settings_module.resolve_view
+
+    def resolve_then_promote(link: Path) -> Path:
+        directory = resolve(link)
+        promote(Repo(root), "staging")  # lands between the resolution and the check
+        return directory
+
+    monkeypatch.setattr(settings_module, "resolve_view", resolve_then_promote)
+    version = Settings(root).snapshot(verify=verify)
+    monkeypatch.setattr(settings_module, "resolve_view", resolve)
+    assert (version.directory, version.version) == (old.directory, old.version)
+    with version.open("model.pth") as f:
+        assert f.read() == old.model_path.read_bytes()
+    assert Settings(root).snapshot(verify=verify).directory != old.directory  # it moved
+    assert_consistent(Repo(root))
+
+
+def test_a_view_without_record_that_no_value_of_its_ref_shows_is_refused(
+    tmp_path: Path,
+) -> None:
+    root = example_copy(tmp_path)
+    directory = Settings(root).snapshot().directory
+    metadata = directory / "metadata.json"
+    os.chmod(metadata, 0o644)
+    overwrite(metadata, metadata.read_bytes().replace(b'"version"', b'"Version"'))
+    with pytest.raises(IntegrityError, match=r"has no record and is the view of none"):
+        Settings(root).snapshot(verify=True)
 
 
 # -- every byte served is verified, whatever the order of the reads ----------------------
