@@ -21,7 +21,7 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from mstore import settings as settings_module
-from mstore.errors import IntegrityError, NotFoundError, UsageError
+from mstore.errors import IntegrityError, InvalidInputError, NotFoundError, UsageError
 from mstore.hashing import hash_bytes
 from mstore.ops.commit import commit
 from mstore.ops.gc import gc
@@ -349,6 +349,70 @@ def test_a_view_without_record_that_no_value_of_its_ref_shows_is_refused(
     overwrite(metadata, metadata.read_bytes().replace(b'"version"', b'"Version"'))
     with pytest.raises(IntegrityError, match=r"has no record and is the view of none"):
         Settings(root).snapshot(verify=True)
+
+
+# -- file names from the metadata ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("metadata", "shown"),
+    [
+        ({"model_name": "../../../../etc/passwd"}, "model_name '../../../../etc/passwd'"),
+        ({"encoder_name": "/etc/shadow"}, "encoder_name '/etc/shadow'"),
+        ({"model_name": "./model.pth"}, "model_name './model.pth'"),
+        ({"encoder_name": "a/../encoders.pkl"}, "encoder_name 'a/../encoders.pkl'"),
+        ({"model_name": ["model.pth"]}, "model_name \\['model.pth'\\]"),
+    ],
+)
+def test_metadata_file_names_outside_the_version_are_refused(
+    tmp_path: Path, metadata: dict[str, Any], shown: str
+) -> None:
+    """Metadata arrives by commit or pull: a name in it must not redirect a load (the
+    README's loader unpickles `encoder_path`) to a file outside the version."""
+    root = tmp_path / "project"
+    root.mkdir()
+    repo, _ = Repo.init(root, link_mode="copy")
+    commit(repo, write_version(tmp_path / "src", "v1", **metadata), "production")
+    settings = Settings(root)
+    for verify in (True, "hash"):
+        with pytest.raises(InvalidInputError, match=rf"{shown}, which is not a file name"):
+            settings.snapshot(verify=verify)  # type: ignore[arg-type]
+    version = settings.snapshot()
+    key = next(iter(metadata))
+    with pytest.raises(InvalidInputError, match=shown):
+        version.model_path if key == "model_name" else version.encoder_path  # noqa: B018
+    with pytest.raises(InvalidInputError, match=shown):
+        settings.active_model_path if key == "model_name" else settings.active_encoder_path  # noqa: B018
+
+
+@pytest.mark.parametrize("key", ["model_name", "encoder_name"])
+def test_a_metadata_file_name_the_view_does_not_hold_is_refused_when_verified(
+    tmp_path: Path, key: str
+) -> None:
+    root = tmp_path / "project"
+    root.mkdir()
+    repo, _ = Repo.init(root, link_mode="copy")
+    commit(repo, write_version(tmp_path / "src", "v1", **{key: "weights.pt"}), "production")
+    with pytest.raises(InvalidInputError, match=rf"{key} 'weights.pt', which is not a file of"):
+        Settings(root).snapshot(verify=True)
+    unverified = Settings(root).snapshot()  # a plain name: the path stays in the view
+    path = unverified.model_path if key == "model_name" else unverified.encoder_path
+    assert path == unverified.directory / "weights.pt"
+
+
+def test_metadata_file_names_inside_the_version_are_served(tmp_path: Path) -> None:
+    root = tmp_path / "project"
+    root.mkdir()
+    repo, _ = Repo.init(root, link_mode="copy")
+    source = write_version(tmp_path / "src", "v1", model_name="nested/w.pt", encoder_name="")
+    (source / "nested").mkdir()
+    (source / "model.pth").rename(source / "nested" / "w.pt")
+    commit(repo, source, "production")
+    version = Settings(root).snapshot(verify=True)
+    assert version.model_path == version.directory / "nested" / "w.pt"
+    assert version.encoder_path == version.directory / "encoders.pkl"  # empty: the default
+    with version.open("nested/w.pt") as f:
+        assert f.read() == b"weights v1"
 
 
 # -- every byte served is verified, whatever the order of the reads ----------------------
