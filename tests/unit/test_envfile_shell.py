@@ -12,8 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mstore.envfile import VARIABLE, quote_value, read_environment, write_environment
-from mstore.errors import InvalidInputError
-from mstore.refs import check_ref_name
+from tests.guarantees.test_ref_names_property import mstore_accepts
 from tests.unit.shell_env import SHELLS, run_shell
 
 pytestmark = pytest.mark.skipif(not SHELLS, reason="needs bash or sh to compare with")
@@ -25,15 +24,7 @@ REF_CHARACTERS = st.sampled_from("abcXY09" + SPECIAL + UNICODE)
 TEXT = st.text(st.characters(blacklist_characters="\n\r\x00", codec="utf-8"), max_size=12)
 
 
-def valid_ref(name: str) -> bool:
-    try:
-        check_ref_name(name)
-    except InvalidInputError:
-        return False
-    return True
-
-
-refs = st.text(REF_CHARACTERS, min_size=1, max_size=12).filter(valid_ref)
+refs = st.text(REF_CHARACTERS, min_size=1, max_size=12).filter(mstore_accepts)
 
 # One word as users write it: pieces side by side, each bare, escaped or quoted.
 BARE = st.text(
