@@ -14,10 +14,15 @@
     with version.open("model.pth") as f:      # hashed while read: IntegrityError, not
         state = torch.load(f)                 # a damaged model (mstore.verified_file)
 
-`snapshot(verify=True)` compares every file of the view with its record (size, mode,
-inode, and the times mstore never changes; mstore.loading) and raises
+`snapshot(verify=True)` compares every file of the view it resolved with that view's
+record (size, mode, inode, and the times mstore never changes; mstore.loading) and raises
 mstore.errors.IntegrityError naming the first file that differs; `verify="hash"`
 re-hashes every file as well. `version.checked` says what was checked.
+
+`model_name` and `encoder_name` in the metadata name files of the version: a name that
+is absolute or has a '..' (or empty) component is refused with InvalidInputError
+wherever a path is made from it, and a verified snapshot also refuses one that is not a
+file of the view, so a path from these properties never leaves the version.
 
 The environment is MODEL_ENVIRONMENT from the process environment first, then `.env`
 in the project root, then `production`. Paths go through `models/<env>`, so each access
@@ -39,7 +44,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mstore.envfile import DEFAULT_ENVIRONMENT, VARIABLE, read_environment
-from mstore.errors import IntegrityError, NotFoundError, UsageError
+from mstore.errors import InvalidInputError, NotFoundError, UsageError
 from mstore.layout import ENV_FILE_NAME, MODELS_DIR_NAME, STORE_DIR_NAME
 
 if TYPE_CHECKING:
@@ -48,6 +53,9 @@ if TYPE_CHECKING:
 DEFAULT_MODEL_NAME = "model.pth"
 DEFAULT_ENCODER_NAME = "encoders.pkl"
 METADATA_NAME = "metadata.json"
+MODEL_NAME_KEY = "model_name"
+ENCODER_NAME_KEY = "encoder_name"
+DEFAULT_FILE_NAMES = {MODEL_NAME_KEY: DEFAULT_MODEL_NAME, ENCODER_NAME_KEY: DEFAULT_ENCODER_NAME}
 
 
 @dataclass(frozen=True)
@@ -62,11 +70,14 @@ class ActiveVersion:
 
     @property
     def model_path(self) -> Path:
-        return self.directory / str(self.metadata.get("model_name") or DEFAULT_MODEL_NAME)
+        """The model file: `model_name` of the metadata (a file of this version), else
+        model.pth. InvalidInputError for a name that is not a file of the version."""
+        return self.directory.joinpath(*self._file_name(MODEL_NAME_KEY).split("/"))
 
     @property
     def encoder_path(self) -> Path:
-        return self.directory / str(self.metadata.get("encoder_name") or DEFAULT_ENCODER_NAME)
+        """The encoders file: `encoder_name` of the metadata, else encoders.pkl (as above)."""
+        return self.directory.joinpath(*self._file_name(ENCODER_NAME_KEY).split("/"))
 
     @property
     def metadata_path(self) -> Path:
@@ -76,6 +87,19 @@ class ActiveVersion:
     def version(self) -> str | None:
         value = self.metadata.get("version")
         return None if value is None else str(value)
+
+    def _file_name(self, key: str) -> str:
+        """The metadata's file name under `key`, checked: a plain relative name and, in a
+        verified snapshot (whose listing is known), one of the view's files. Metadata
+        arrives by commit or pull: it must never point outside the version."""
+        name = file_name(self.metadata, key, f"models/{self.environment}")
+        if self.listing is not None and key in self.metadata and name not in self.listing.files:
+            raise InvalidInputError(
+                f"models/{self.environment}: metadata.json names {key} {name!r}, which is not "
+                f"a file of this version (it has: {', '.join(sorted(self.listing.files))}); "
+                f"correct the metadata and commit the version again"
+            )
+        return name
 
     def open(self, name: str) -> io.BufferedReader:
         """File `name` of this version for reading (binary), hashed while it is read:
@@ -90,11 +114,6 @@ class ActiveVersion:
             raise NotFoundError(
                 f"{name!r} is not a file of models/{self.environment} "
                 f"(it has: {', '.join(sorted(listing.files))})"
-            )
-        if want.id is None or want.size is None:
-            raise IntegrityError(
-                f"{name} of models/{self.environment} cannot be verified: its view has no "
-                f"record and the file is rendered; run `mstore restore {self.environment}`"
             )
         path = self.directory.joinpath(*name.split("/"))
         return open_verified(str(path), want.id, want.size, f"models/{self.environment}/{name}")
@@ -125,11 +144,11 @@ class Settings:
 
     @property
     def active_model_path(self) -> Path:
-        return self.model_dir / self._name("model_name", DEFAULT_MODEL_NAME)
+        return self.model_dir.joinpath(*self._name(MODEL_NAME_KEY).split("/"))
 
     @property
     def active_encoder_path(self) -> Path:
-        return self.model_dir / self._name("encoder_name", DEFAULT_ENCODER_NAME)
+        return self.model_dir.joinpath(*self._name(ENCODER_NAME_KEY).split("/"))
 
     @property
     def model_metadata_path(self) -> Path:
@@ -145,18 +164,45 @@ class Settings:
         if verify not in (False, True, "hash"):
             raise UsageError(f"verify={verify!r}: use False, True or 'hash'")
         environment = self.model_environment
-        directory = self.model_dir.resolve(strict=True)
+        directory = resolve_view(self.model_dir)
         if not verify:
             return ActiveVersion(environment, directory, _read_metadata(directory))
         from mstore.loading import check_view_files  # imported only by those who verify
 
         listing = check_view_files(directory, environment, verify)
-        return ActiveVersion(
+        version = ActiveVersion(
             environment, directory, _read_metadata(directory), listing.checked, listing
         )
+        for key in (MODEL_NAME_KEY, ENCODER_NAME_KEY):
+            version._file_name(key)  # "checked" covers the names the metadata gives
+        return version
 
-    def _name(self, key: str, default: str) -> str:
-        return str(_read_metadata(self.model_dir).get(key) or default)
+    def _name(self, key: str) -> str:
+        return file_name(_read_metadata(self.model_dir), key, f"models/{self.model_environment}")
+
+
+def resolve_view(link: Path) -> Path:
+    """The view directory `models/<env>` points at now (resolved once per snapshot)."""
+    return link.resolve(strict=True)
+
+
+def file_name(metadata: dict[str, Any], key: str, where: str) -> str:
+    """The file name the metadata gives under `key` (its default when absent or empty),
+    refused unless it is a plain relative name inside the view: no absolute path, no
+    empty, '.' or '..' component, no backslash or control character."""
+    name = metadata.get(key) or DEFAULT_FILE_NAMES[key]
+    if (
+        not isinstance(name, str)
+        or name.startswith("/")
+        or any(part in ("", ".", "..") for part in name.split("/"))
+        or any(c == "\\" or ord(c) < 0x20 or c == "\x7f" for c in name)
+    ):
+        raise InvalidInputError(
+            f"{where}: metadata.json names {key} {name!r}, which is not a file name inside "
+            f"the version (a relative path without '..'); correct the metadata and commit "
+            f"the version again"
+        )
+    return name
 
 
 def _read_metadata(directory: Path) -> dict[str, Any]:

@@ -137,6 +137,8 @@ def apply(repo: Stores, transaction: Transaction) -> None:
         repo.views.check_link_location(update.ref, adopt=update.ref in transaction.adopt)
         if update.new is not None:
             repo.manifest(update.new)  # load and validate before anything is written
+    if transaction.environment is not None:  # a .env that must not be edited refuses here
+        envfile.plan_environment(repo.layout.env_file, transaction.environment)
     for update in transaction.updates:
         if update.new is not None:
             repo.views.build(repo.view_spec(update.ref, update.new, entries))

@@ -12,7 +12,7 @@ import datetime
 import re
 from collections.abc import Callable, Iterator, Sequence
 
-from mstore import hooks
+from mstore import envfile, hooks
 from mstore.errors import NotFoundError, RefusedError, UsageError
 from mstore.gates import Gate
 from mstore.ops.gating import GateCheck, check_promote
@@ -185,6 +185,8 @@ def promote(
             if dry_run:
                 result.notes.append("the pre-promote hook would run before the move")
             else:
+                # A .env that must not be edited refuses the promote before the hook runs.
+                envfile.plan_environment(repo.layout.env_file, target)
                 _pre_promote(repo, source, target, candidate, transaction)
         if not dry_run:
             apply(repo, transaction)

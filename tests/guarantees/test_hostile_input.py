@@ -867,7 +867,7 @@ def test_env_file_with_invalid_utf8_is_refused(project: Project) -> None:
 
 def test_env_file_that_is_a_directory_is_refused(project: Project) -> None:
     (project.root / ".env").mkdir()
-    refused(project.root, 1, ["promote", "staging"], ".env")
+    refused(project.root, 3, ["promote", "staging"], ".env", "not a regular file")
 
 
 @pytest.mark.parametrize(

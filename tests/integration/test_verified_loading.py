@@ -5,23 +5,32 @@ Real temporary directories (inode numbers, times, hard links): the check is made
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
-from mstore.errors import IntegrityError, NotFoundError, UsageError
+from mstore import settings as settings_module
+from mstore.errors import IntegrityError, InvalidInputError, NotFoundError, UsageError
 from mstore.hashing import hash_bytes
 from mstore.ops.commit import commit
-from mstore.ops.switch import checkout
+from mstore.ops.gc import gc
+from mstore.ops.switch import checkout, promote
 from mstore.repo import Repo
 from mstore.settings import Settings
 from mstore.verified_file import READ_AHEAD, open_verified
 from mstore.view_records import record_path
-from tests.helpers import write_version
+from tests.helpers import LOCAL_STATE, assert_consistent, write_version
 
 ENCODERS = pickle.dumps({"scaler": [1.0, 2.0, 3.0], "labels": list(range(50))}, protocol=4)
 
@@ -133,10 +142,13 @@ def test_other_link_modes_use_their_rules(tmp_path: Path, link_mode: str) -> Non
     _, settings = make_store(tmp_path, link_mode)
     assert settings.snapshot(verify=True).checked == "record"
     target = settings.snapshot().model_path
-    overwrite(target, b"EVIL")  # reaches the object: times are not compared in this mode
-    assert settings.snapshot(verify=True).checked == "record"
+    overwrite(target, b"EVIL", keep_times=True)  # reaches the object, its mtime set back
+    assert settings.snapshot(verify=True).checked == "record"  # the stat cannot tell
     with pytest.raises(IntegrityError, match=r"model\.pth does not hash"):
         settings.snapshot(verify="hash")
+    overwrite(target, b"EVIL")  # mstore never changes an object's mtime (FORMAT.md, Views)
+    with pytest.raises(IntegrityError, match=r"model\.pth was changed .*mtime_ns"):
+        settings.snapshot(verify=True)
 
 
 def test_a_bad_verify_value_and_an_unknown_file(store: tuple[Repo, Settings]) -> None:
@@ -251,10 +263,231 @@ def test_the_light_record_reader_reads_the_format_view_records_writes(
         loading._read_record(damaged, view_id)
 
 
-torch = pytest.importorskip("torch", reason="torch is not installed (pip install -e '.[example]')")
+# -- the view resolved, whatever its ref does meanwhile ------------------------------------
+
+PROJECT = Path(__file__).resolve().parents[2]
+
+
+def example_copy(tmp_path: Path) -> Path:
+    """A copy of the shipped example store: its views have no records (a clone could not
+    keep their inode numbers), so they are checked against the manifest they show."""
+    root = tmp_path / "example"
+    root.mkdir()
+    shutil.copy2(PROJECT / ".env", root / ".env")
+    shutil.copytree(PROJECT / "models", root / "models", symlinks=True)
+    shutil.copytree(
+        PROJECT / ".mstore", root / ".mstore", ignore=shutil.ignore_patterns(*LOCAL_STATE)
+    )
+    return root
+
+
+def fresh_store(tmp_path: Path) -> Path:
+    """A store made here: production and staging, every view with its record."""
+    repo, settings = make_store(tmp_path, "copy")
+    source = write_version(tmp_path / "src2", "v2", model=b"weights v2" * 900, encoders=b"e2")
+    commit(repo, source, "staging")
+    return settings.root
+
+
+STORES = pytest.mark.parametrize("make", [example_copy, fresh_store], ids=["example", "fresh"])
+LEVELS = pytest.mark.parametrize("verify", [True, "hash"])
+
+
+@STORES
+@LEVELS
+def test_the_verified_reader_reads_packed_refs(tmp_path: Path, make: Any, verify: Any) -> None:
+    """gc packs every ref into packed-refs: the reader finds them as the store does
+    (the example store failed with "'production' is not a ref of the store")."""
+    root = make(tmp_path)
+    repo = Repo(root)
+    before = Settings(root).snapshot(verify=verify)
+    gc(repo, now=True)
+    assert repo.layout.packed_refs.is_file()
+    assert not any(p.is_file() for p in repo.layout.refs.rglob("*"))
+    version = Settings(root).snapshot(verify=verify)
+    assert (version.directory, version.checked) == (before.directory, before.checked)
+    with version.open("model.pth") as f:
+        assert f.read() == before.model_path.read_bytes()
+    with version.open("metadata.json") as f:
+        assert json.loads(f.read())["version"] == before.version
+
+
+@STORES
+@LEVELS
+def test_a_promote_right_after_the_link_is_resolved_does_not_fail_the_old_view(
+    tmp_path: Path, make: Any, verify: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The reader resolves models/production, then a promote moves the ref (and the
+    link) before the reader checks: the view it resolved is still a good version. (The
+    example store's reader compared it with the new manifest: a false IntegrityError.)"""
+    root = make(tmp_path)
+    old = Settings(root).snapshot(verify="hash")
+    resolve = settings_module.resolve_view
+
+    def resolve_then_promote(link: Path) -> Path:
+        directory = resolve(link)
+        promote(Repo(root), "staging")  # lands between the resolution and the check
+        return directory
+
+    monkeypatch.setattr(settings_module, "resolve_view", resolve_then_promote)
+    version = Settings(root).snapshot(verify=verify)
+    monkeypatch.setattr(settings_module, "resolve_view", resolve)
+    assert (version.directory, version.version) == (old.directory, old.version)
+    with version.open("model.pth") as f:
+        assert f.read() == old.model_path.read_bytes()
+    assert Settings(root).snapshot(verify=verify).directory != old.directory  # it moved
+    assert_consistent(Repo(root))
+
+
+def test_a_view_without_record_that_no_value_of_its_ref_shows_is_refused(
+    tmp_path: Path,
+) -> None:
+    root = example_copy(tmp_path)
+    directory = Settings(root).snapshot().directory
+    metadata = directory / "metadata.json"
+    os.chmod(metadata, 0o644)
+    overwrite(metadata, metadata.read_bytes().replace(b'"version"', b'"Version"'))
+    with pytest.raises(IntegrityError, match=r"has no record and is the view of none"):
+        Settings(root).snapshot(verify=True)
+
+
+# -- file names from the metadata ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("metadata", "shown"),
+    [
+        ({"model_name": "../../../../etc/passwd"}, "model_name '../../../../etc/passwd'"),
+        ({"encoder_name": "/etc/shadow"}, "encoder_name '/etc/shadow'"),
+        ({"model_name": "./model.pth"}, "model_name './model.pth'"),
+        ({"encoder_name": "a/../encoders.pkl"}, "encoder_name 'a/../encoders.pkl'"),
+        ({"model_name": ["model.pth"]}, "model_name \\['model.pth'\\]"),
+    ],
+)
+def test_metadata_file_names_outside_the_version_are_refused(
+    tmp_path: Path, metadata: dict[str, Any], shown: str
+) -> None:
+    """Metadata arrives by commit or pull: a name in it must not redirect a load (the
+    README's loader unpickles `encoder_path`) to a file outside the version."""
+    root = tmp_path / "project"
+    root.mkdir()
+    repo, _ = Repo.init(root, link_mode="copy")
+    commit(repo, write_version(tmp_path / "src", "v1", **metadata), "production")
+    settings = Settings(root)
+    for verify in (True, "hash"):
+        with pytest.raises(InvalidInputError, match=rf"{shown}, which is not a file name"):
+            settings.snapshot(verify=verify)  # type: ignore[arg-type]
+    version = settings.snapshot()
+    key = next(iter(metadata))
+    with pytest.raises(InvalidInputError, match=shown):
+        version.model_path if key == "model_name" else version.encoder_path  # noqa: B018
+    with pytest.raises(InvalidInputError, match=shown):
+        settings.active_model_path if key == "model_name" else settings.active_encoder_path  # noqa: B018
+
+
+@pytest.mark.parametrize("key", ["model_name", "encoder_name"])
+def test_a_metadata_file_name_the_view_does_not_hold_is_refused_when_verified(
+    tmp_path: Path, key: str
+) -> None:
+    root = tmp_path / "project"
+    root.mkdir()
+    repo, _ = Repo.init(root, link_mode="copy")
+    commit(repo, write_version(tmp_path / "src", "v1", **{key: "weights.pt"}), "production")
+    with pytest.raises(InvalidInputError, match=rf"{key} 'weights.pt', which is not a file of"):
+        Settings(root).snapshot(verify=True)
+    unverified = Settings(root).snapshot()  # a plain name: the path stays in the view
+    path = unverified.model_path if key == "model_name" else unverified.encoder_path
+    assert path == unverified.directory / "weights.pt"
+
+
+def test_metadata_file_names_inside_the_version_are_served(tmp_path: Path) -> None:
+    root = tmp_path / "project"
+    root.mkdir()
+    repo, _ = Repo.init(root, link_mode="copy")
+    source = write_version(tmp_path / "src", "v1", model_name="nested/w.pt", encoder_name="")
+    (source / "nested").mkdir()
+    (source / "model.pth").rename(source / "nested" / "w.pt")
+    commit(repo, source, "production")
+    version = Settings(root).snapshot(verify=True)
+    assert version.model_path == version.directory / "nested" / "w.pt"
+    assert version.encoder_path == version.directory / "encoders.pkl"  # empty: the default
+    with version.open("nested/w.pt") as f:
+        assert f.read() == b"weights v1"
+
+
+# -- every byte served is verified, whatever the order of the reads ----------------------
+
+
+@pytest.mark.parametrize("to_the_end", ["seek-and-read-tail", "seek-end-only"])
+def test_bytes_written_in_place_after_verification_are_not_served(
+    tmp_path: Path, to_the_end: str
+) -> None:
+    """torch.load's path: read the magic, seek to the end (verifies), then the file is
+    overwritten in place with its mtime set back, then read from 0: the old opener
+    served the new bytes without an error."""
+    root = tmp_path / "project"
+    root.mkdir()
+    repo, _ = Repo.init(root, link_mode="copy")
+    model = os.urandom(3 * READ_AHEAD + 12345)
+    commit(repo, write_version(tmp_path / "src", "v1", model=model), "production")
+    version = Settings(root).snapshot(verify=True)
+    with version.open("model.pth") as f:
+        assert f.read(4) == model[:4]
+        if to_the_end == "seek-and-read-tail":
+            f.seek(-10, os.SEEK_END)
+            assert f.read(10) == model[-10:]
+            assert f.raw.verified  # type: ignore[attr-defined]
+        else:
+            f.seek(0, os.SEEK_END)
+            assert f.read() == b""
+        overwrite(version.model_path, b"X" * 50, keep_times=True)
+        f.seek(0)
+        with pytest.raises(IntegrityError, match=r"model\.pth changed after it was verified"):
+            f.read(100)
+        with pytest.raises(IntegrityError):
+            f.read(1)  # and every later read
+
+
+def test_a_file_read_whole_then_written_is_not_served_again(tmp_path: Path) -> None:
+    data = os.urandom(2 * READ_AHEAD + 7)
+    path = tmp_path / "m.bin"
+    path.write_bytes(data)
+    with open_verified(str(path), hash_bytes(data), len(data), "m.bin") as f:
+        assert f.read() == data
+        overwrite(path, data[: READ_AHEAD + 3] + b"Y", keep_times=True)
+        f.seek(READ_AHEAD - 5)
+        assert f.read(5) == data[READ_AHEAD - 5 : READ_AHEAD]  # block 0 is intact
+        with pytest.raises(IntegrityError, match=r"changed after it was verified \(bytes 1048576"):
+            f.read(8)
+
+
+@hypothesis_settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 3 * READ_AHEAD), st.integers(0, 2 * READ_AHEAD + 9)),
+        min_size=1,
+        max_size=8,
+    )
+)
+def test_any_access_pattern_reads_the_object_s_bytes(reads: list[tuple[int, int]]) -> None:
+    data = VERIFIED_DATA
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "m.bin"
+        path.write_bytes(data)
+        with open_verified(str(path), hash_bytes(data), len(data), "m.bin") as f:
+            for position, count in reads:
+                f.seek(position)
+                assert f.read(count) == data[position : position + count]
+
+
+VERIFIED_DATA = os.urandom(2 * READ_AHEAD + 4099)
 
 
 def test_torch_load_through_the_opener(tmp_path: Path) -> None:
+    # Skips this test only: at module level, importorskip skipped every test of the file.
+    torch = pytest.importorskip(
+        "torch", reason="torch is not installed (pip install -e '.[example]')"
+    )
     state = {"encoder.weight": torch.arange(64, dtype=torch.float32), "head.bias": torch.ones(4)}
     root = tmp_path / "project"
     root.mkdir()

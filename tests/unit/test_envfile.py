@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from mstore.envfile import read_environment, render_environment, write_environment
-from mstore.errors import RefusedError
+from mstore.errors import InvalidInputError
+from tests.unit.shell_env import shell_value
 
 # -- render_environment --------------------------------------------------------------------
 
@@ -85,10 +86,19 @@ def test_render_quotes_values_that_need_it(ref: str, written: str) -> None:
     assert render_environment("", ref) == written
 
 
-@pytest.mark.parametrize("ref", ["a'b\"c", "it's$HOME", "it's`x`"])
-def test_render_refuses_values_no_quoting_keeps_literal(ref: str) -> None:
-    with pytest.raises(RefusedError):
-        render_environment("", ref)
+@pytest.mark.parametrize(
+    ("ref", "written"),
+    [
+        ("a'b\"c", 'MODEL_ENVIRONMENT="a\'b\\"c"\n'),
+        ("it's$HOME", 'MODEL_ENVIRONMENT="it\'s\\$HOME"\n'),
+        ("it's`x`\\", 'MODEL_ENVIRONMENT="it\'s\\`x\\`\\\\"\n'),
+    ],
+)
+def test_render_escapes_what_double_quotes_would_expand(ref: str, written: str) -> None:
+    """A ref holding `'` is double-quoted with `\\` before $ ` " and \\ (these were
+    refused before); a shell reads each back exactly (see the property test)."""
+    assert render_environment("", ref) == written
+    assert shell_value(written) == ref
 
 
 # -- read_environment ----------------------------------------------------------------------
@@ -179,3 +189,72 @@ def test_write_appends_to_crlf_file_keeping_its_bytes(tmp_path: Path) -> None:
     assert write_environment(path, "staging") is True
     assert path.read_bytes().startswith(b"A=1\r\nB=2")
     assert read_environment(path) == "staging"
+
+
+# -- values as a shell reads them (issue 17, item 7) ---------------------------------------
+
+
+def test_a_double_quoted_value_with_an_escaped_quote_is_one_value(tmp_path: Path) -> None:
+    """`"stag\\"ing"` is one word, `stag"ing`; the old reader took `"stag\\"` as the value
+    and `ing"` as the rest, so a checkout wrote MODEL_ENVIRONMENT=productioning"."""
+    path = tmp_path / ".env"
+    path.write_bytes(b'A=1\nMODEL_ENVIRONMENT="stag\\"ing"  # note\n')
+    assert read_environment(path) == 'stag"ing' == shell_value(path.read_text())
+    assert write_environment(path, "production") is True
+    assert path.read_bytes() == b"A=1\nMODEL_ENVIRONMENT=production  # note\n"
+    assert shell_value(path.read_text()) == "production"
+
+
+@pytest.mark.parametrize(
+    ("line", "value"),
+    [
+        ("MODEL_ENVIRONMENT=staging#x", "staging#x"),  # '#' starts a comment after a blank
+        ("MODEL_ENVIRONMENT=staging #x", "staging"),
+        ("MODEL_ENVIRONMENT=#x", "#x"),
+        ("MODEL_ENVIRONMENT= #x", ""),
+        ("MODEL_ENVIRONMENT=", ""),
+        ("MODEL_ENVIRONMENT='a b'\\ c\"d\"", "a b cd"),
+        ('MODEL_ENVIRONMENT="a\\q"', "a\\q"),
+        ("MODEL_ENVIRONMENT=a\u2028b\x85c", "a\u2028b\x85c"),  # not line breaks
+    ],
+)
+def test_values_read_as_a_shell_reads_them(tmp_path: Path, line: str, value: str) -> None:
+    path = tmp_path / ".env"
+    path.write_text(f"{line}\n", encoding="utf-8")
+    assert read_environment(path) == value == shell_value(f"{line}\n")
+
+
+def test_lines_split_on_newline_only(tmp_path: Path) -> None:
+    """U+2028, U+2029 and U+0085 are no line ends: str.splitlines() would make the text
+    after one a line of its own, here an assignment a shell never sees."""
+    text = "A='x\u2028MODEL_ENVIRONMENT=evil'\nB='\x85MODEL_ENVIRONMENT=evil2'\n"
+    path = tmp_path / ".env"
+    path.write_text(text, encoding="utf-8")
+    assert read_environment(path) is None
+    assert write_environment(path, "staging") is True
+    assert path.read_text(encoding="utf-8") == text + "MODEL_ENVIRONMENT=staging\n"
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "MODEL_ENVIRONMENT=$OTHER",
+        'MODEL_ENVIRONMENT="${OTHER}"',
+        "MODEL_ENVIRONMENT=`cat x`",
+        "MODEL_ENVIRONMENT=~/x",
+        "MODEL_ENVIRONMENT='open",
+        'MODEL_ENVIRONMENT="open',
+        "MODEL_ENVIRONMENT=a\\",
+        "MODEL_ENVIRONMENT=a;b",
+        "MODEL_ENVIRONMENT=a b",
+    ],
+)
+def test_what_only_a_shell_could_tell_is_refused_not_guessed(tmp_path: Path, line: str) -> None:
+    path = tmp_path / ".env"
+    path.write_text(f"A=1\n{line}\n")
+    with pytest.raises(InvalidInputError, match=r"\.env, line 2: mstore cannot read"):
+        read_environment(path)
+    before = path.read_bytes()
+    with pytest.raises(InvalidInputError, match=r"line 2"):
+        write_environment(path, "production")
+    assert path.read_bytes() == before
