@@ -19,7 +19,7 @@ from typing import Any, BinaryIO
 
 from mstore.checkpoints.dtypes import BITS
 from mstore.checkpoints.model import Checkpoint, TensorInfo, UnreadableCheckpointError
-from mstore.checkpoints.pickles import walk_pickle
+from mstore.checkpoints.pickles import INT64_MAX, walk_pickle
 from mstore.checkpoints.torchrefs import TensorRef
 from mstore.checkpoints.zipdir import ZipDirectory, ZipEntry, read_zip_directory
 from mstore.errors import InvalidInputError
@@ -61,6 +61,7 @@ def read_torch_zip(f: BinaryIO, size: int, name: str) -> Checkpoint:
     tensors = tuple(
         _locate(path, ref, directory, archive, name) for path, ref in _named_tensors(root, name)
     )
+    _check_total_size(tensors, name)
     return Checkpoint("torch-zip", tensors, bytes_read)
 
 
@@ -89,6 +90,18 @@ def _read_entry(f: BinaryIO, entry: ZipEntry, name: str, limit: int) -> bytes:
     if zlib.crc32(data) != entry.crc32:
         raise InvalidInputError(f"{name}: zip entry {entry.name!r} fails its CRC-32 check")
     return data
+
+
+def _check_total_size(tensors: tuple[TensorInfo, ...], name: str) -> None:
+    """The tensors' logical sizes add up to an int64, so that every sum a diff reports
+    (per group, per kind) is a number JSON carries. Only views that repeat elements
+    (stride 0) can be larger than the file."""
+    total = sum(tensor.nbytes for tensor in tensors)
+    if total > INT64_MAX:
+        raise InvalidInputError(
+            f"{name}: its tensors' sizes add up to {total} bytes, over 2^63 (views that "
+            "repeat their elements, with stride 0)"
+        )
 
 
 def _locate(
