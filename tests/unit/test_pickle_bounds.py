@@ -287,6 +287,28 @@ def fan_out(leaf: bytes, width: int = 10, depth: int = 30) -> bytes:
     return data + b"."
 
 
+def test_a_list_shared_in_fan_out_is_walked_once(tmp_path: Path) -> None:
+    """10**29 paths to one None: naming tensors used to visit 10 million of them (seconds
+    of CPU for some 700 bytes) before refusing. A container without tensors is now
+    walked once, so the file reads, at a few lines a byte."""
+    data = fan_out(b"N")
+    path = archive(tmp_path, data)
+    checkpoints = []
+    lines = lines_run(lambda: checkpoints.append(read_checkpoint(path)), LINES_PER_BYTE * len(data))
+    assert checkpoints[0].tensors == ()
+    assert lines < LINES_PER_BYTE * len(data)
+
+
+def test_tensors_shared_in_fan_out_are_refused_within_the_naming_budget(tmp_path: Path) -> None:
+    """With a tensor at the bottom, each path is a name: too many to make, refused after
+    the budget of steps (a few per byte of data.pkl) rather than 10 million visits."""
+    data = fan_out(pickled_tensor("3", STORAGE_3, (8,), (1,)))
+    path = archive(tmp_path, data)
+    budget = 2 * (1 << 16) + 8 * len(data)  # twice the naming budget
+    message = refused_within(path, LINES_PER_BYTE * budget)
+    assert "shares containers of tensors too many times over" in message
+
+
 HOSTILE_ARGUMENTS = {
     "persistent id": b"Q",
     "REDUCE of it": b")R",
