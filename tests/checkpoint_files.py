@@ -113,3 +113,64 @@ def with_pickle(source: Path, dest: Path, pickle_bytes: bytes) -> Path:
     ]
     write_zip(dest, entries)
     return dest
+
+
+def pickled_int(value: int) -> bytes:
+    """LONG1 (LONG4 past 255 bytes): any integer, as pickle writes one past 32 bits."""
+    raw = value.to_bytes(value.bit_length() // 8 + 1, "little", signed=True)
+    if len(raw) < 256:
+        return b"\x8a" + bytes([len(raw)]) + raw
+    return b"\x8b" + struct.pack("<i", len(raw)) + raw
+
+
+def pickled_str(text: str) -> bytes:
+    """BINUNICODE."""
+    raw = text.encode()
+    return b"X" + struct.pack("<I", len(raw)) + raw
+
+
+def pickled_tuple(items: list[bytes]) -> bytes:
+    """MARK, the items, TUPLE."""
+    return b"(" + b"".join(items) + b"t"
+
+
+def pickled_tensor(
+    storage: str,
+    numel: int,
+    shape: tuple[int, ...],
+    stride: tuple[int, ...],
+    offset: int = 0,
+    storage_class: str = "FloatStorage",
+) -> bytes:
+    """The opcodes torch.save writes for one tensor viewing storage `data/<storage>`
+    (`numel` elements of the storage class), built from raw opcodes so that any size,
+    stride or offset can be written."""
+    persistent_id = pickled_tuple(
+        [
+            pickled_str("storage"),
+            f"ctorch\n{storage_class}\n".encode(),
+            pickled_str(storage),
+            pickled_str("cpu"),
+            pickled_int(numel),
+        ]
+    )
+    return (
+        b"ctorch._utils\n_rebuild_tensor_v2\n"
+        + pickled_tuple(
+            [
+                persistent_id + b"Q",
+                pickled_int(offset),
+                pickled_tuple([pickled_int(n) for n in shape]),
+                pickled_tuple([pickled_int(s) for s in stride]),
+                b"\x89",  # requires_grad=False
+                b"ccollections\nOrderedDict\n)R",  # no hooks
+            ]
+        )
+        + b"R"
+    )
+
+
+def pickled_state_dict(entries: dict[str, bytes]) -> bytes:
+    """A protocol 2 pickle of a dict of `entries` (name -> the opcodes of its value)."""
+    items = b"".join(pickled_str(name) + value + b"s" for name, value in entries.items())
+    return b"\x80\x02}" + items + b"."

@@ -3,11 +3,15 @@
 A tensor's identity is its layout (dtype, shape, stride) and the blake3 of the bytes
 of the file it views; two tensors of the same name are unchanged when both agree.
 Only tensors present on both sides with the same layout are hashed; a byte range that
-several tensors view (a shared torch storage) is hashed once per file.
+several tensors view (a shared torch storage) is hashed once per file. Ranges of one
+storage may overlap (a tensor and its slices), but a file whose ranges add up to more
+than HASHED_PER_BYTE times its size is compared whole: a few MB of views over one
+storage would otherwise have gigabytes hashed.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
@@ -19,6 +23,8 @@ from mstore.errors import InvalidInputError
 from mstore.hashing import hash_range
 
 Progress = Callable[[int], None]
+HASHED_PER_BYTE = 4
+"""The most bytes a diff hashes in one file, per byte of that file."""
 
 
 def diff_checkpoints(
@@ -36,7 +42,7 @@ def diff_checkpoints(
     `progress` is called with the number of bytes of each range hashed. `labels` name
     the two files in reasons (e.g. `v3:model.pth`); by default their file names.
     """
-    old_label, new_label = labels or (None, None)
+    old_label, new_label = labels or (old_path.name, new_path.name)
     formats: list[str | None] = [None, None]
     try:
         old = read_checkpoint(old_path, old_label)
@@ -44,7 +50,8 @@ def diff_checkpoints(
         new = read_checkpoint(new_path, new_label)
         formats[1] = new.format
         with open(old_path, "rb") as old_file, open(new_path, "rb") as new_file:
-            return _compare(old, new, old_file, new_file, group_depth, progress)
+            hashers = _Hasher(old_file, old_label, progress), _Hasher(new_file, new_label, progress)
+            return _compare(old, new, hashers, group_depth)
     except InvalidInputError as err:
         return TensorDiff(
             None,
@@ -56,15 +63,10 @@ def diff_checkpoints(
 
 
 def _compare(
-    old: Checkpoint,
-    new: Checkpoint,
-    old_file: BinaryIO,
-    new_file: BinaryIO,
-    group_depth: int | None,
-    progress: Progress | None,
+    old: Checkpoint, new: Checkpoint, hashers: tuple[_Hasher, _Hasher], group_depth: int | None
 ) -> TensorDiff:
     old_tensors, new_tensors = old.by_name(), new.by_name()
-    old_hashes, new_hashes = _Hasher(old_file, progress), _Hasher(new_file, progress)
+    old_hashes, new_hashes = hashers
     added = [TensorSummary.of(t) for name, t in new_tensors.items() if name not in old_tensors]
     removed = [TensorSummary.of(t) for name, t in old_tensors.items() if name not in new_tensors]
     changed: list[TensorChange] = []
@@ -119,16 +121,23 @@ def _stride(tensor: TensorInfo) -> tuple[int, ...]:
 
 
 class _Hasher:
-    """Hashes byte ranges of one file, each distinct range once."""
+    """Hashes byte ranges of one file, each distinct range once, HASHED_PER_BYTE times
+    the file's size in all."""
 
-    def __init__(self, f: BinaryIO, progress: Progress | None) -> None:
-        self.f, self.progress, self.bytes_read = f, progress, 0
+    def __init__(self, f: BinaryIO, label: str, progress: Progress | None) -> None:
+        self.f, self.label, self.progress, self.bytes_read = f, label, progress, 0
+        self.limit = HASHED_PER_BYTE * os.fstat(f.fileno()).st_size
         self.digests: dict[tuple[int, int], str] = {}
 
     def digest(self, tensor: TensorInfo) -> str:
         span = (tensor.begin, tensor.end)
         if span not in self.digests:
             length = tensor.end - tensor.begin
+            if self.bytes_read + length > self.limit:
+                raise UnreadableCheckpointError(
+                    f"{self.label}: its tensors view overlapping byte ranges that add up to "
+                    f"over {HASHED_PER_BYTE} times the file's size; compared as a whole file"
+                )
             self.digests[span] = hash_range(self.f, tensor.begin, length)
             self.bytes_read += length
             if self.progress:

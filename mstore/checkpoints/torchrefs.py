@@ -34,7 +34,7 @@ ALLOWED_GLOBALS: frozenset[tuple[str, str]] = (
 MAX_DIMENSIONS = 64
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Global:
     """A reference to an allowed global, never resolved."""
 
@@ -42,7 +42,7 @@ class Global:
     name: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class StorageRef:
     """A storage the pickle points at: the archive entry `data/<key>`.
 
@@ -55,7 +55,7 @@ class StorageRef:
     untyped: bool
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TensorRef:
     storage: StorageRef
     dtype: str

@@ -15,20 +15,24 @@ dict as `model_state_dict.encoder.weight`, list items by index.
 from __future__ import annotations
 
 import zlib
+from collections.abc import Iterator
 from typing import Any, BinaryIO
 
 from mstore.checkpoints.dtypes import BITS
 from mstore.checkpoints.model import Checkpoint, TensorInfo, UnreadableCheckpointError
-from mstore.checkpoints.pickles import walk_pickle
+from mstore.checkpoints.pickles import INT64_MAX, MAX_STEPS, walk_pickle
 from mstore.checkpoints.torchrefs import TensorRef
 from mstore.checkpoints.zipdir import ZipDirectory, ZipEntry, read_zip_directory
 from mstore.errors import InvalidInputError
 
 MAX_PICKLE_BYTES = 64 << 20
 """A state dict's structure is a few bytes per tensor; refuse larger pickles."""
-MAX_NODES = 10_000_000
-"""Values visited while naming tensors: a pickle can share one list many times over,
-which a walk would otherwise visit exponentially often."""
+NAMING_STEPS_PER_BYTE = 4
+NAMING_STEPS_FREE = 1 << 16
+"""Naming tensors costs a step per value visited and per character of a name: at most
+NAMING_STEPS_FREE plus NAMING_STEPS_PER_BYTE per byte of data.pkl (a state dict takes
+under one a byte; a pickle that shares a container of tensors many times over takes
+more)."""
 MAX_DEPTH = 1_000
 """Nesting depth; a container that holds itself (a pickle can build one) exceeds it."""
 ROOT_NAME = "(tensor)"
@@ -58,9 +62,12 @@ def read_torch_zip(f: BinaryIO, size: int, name: str) -> Checkpoint:
     data = _read_entry(f, pickle_entry, name, limit=MAX_PICKLE_BYTES)
     bytes_read += len(data)
     root = walk_pickle(data, name)
+    budget = min(MAX_STEPS, NAMING_STEPS_FREE + NAMING_STEPS_PER_BYTE * len(data))
     tensors = tuple(
-        _locate(path, ref, directory, archive, name) for path, ref in _named_tensors(root, name)
+        _locate(path, ref, directory, archive, name)
+        for path, ref in _named_tensors(root, budget, name)
     )
+    _check_total_size(tensors, name)
     return Checkpoint("torch-zip", tensors, bytes_read)
 
 
@@ -89,6 +96,18 @@ def _read_entry(f: BinaryIO, entry: ZipEntry, name: str, limit: int) -> bytes:
     if zlib.crc32(data) != entry.crc32:
         raise InvalidInputError(f"{name}: zip entry {entry.name!r} fails its CRC-32 check")
     return data
+
+
+def _check_total_size(tensors: tuple[TensorInfo, ...], name: str) -> None:
+    """The tensors' logical sizes add up to an int64, so that every sum a diff reports
+    (per group, per kind) is a number JSON carries. Only views that repeat elements
+    (stride 0) can be larger than the file."""
+    total = sum(tensor.nbytes for tensor in tensors)
+    if total > INT64_MAX:
+        raise InvalidInputError(
+            f"{name}: its tensors' sizes add up to {total} bytes, over 2^63 (views that "
+            "repeat their elements, with stride 0)"
+        )
 
 
 def _locate(
@@ -121,36 +140,84 @@ def _locate(
     return TensorInfo(path, ref.dtype, ref.shape, begin, end, ref.stride, key)
 
 
-def _named_tensors(root: Any, name: str) -> list[tuple[str, TensorRef]]:
-    """(key path, tensor) for every tensor reachable from the pickled object."""
+def _named_tensors(root: Any, budget: int, name: str) -> list[tuple[str, TensorRef]]:
+    """(key path, tensor) for every tensor reachable from the pickled object, depth first.
+
+    A pickle can share one container many times over (a list of the same list ...),
+    which a plain walk would visit exponentially often. So a container walked once and
+    found to hold no tensor is not walked again, a name is built only for a tensor, and
+    each value visited and each character of a name is a step, at most `budget`. One
+    frame per level reads its container's children as they come: memory grows with the
+    depth and the tensors found, not with the breadth.
+    """
     if isinstance(root, TensorRef):
         return [(ROOT_NAME, root)]
+    if not isinstance(root, dict | list | tuple):
+        return []
     found: dict[str, TensorRef] = {}
-    visited = 0
-    pending: list[tuple[str, Any, int]] = [("", root, 0)]
-    while pending:
-        path, value, depth = pending.pop()
-        visited += 1
-        if visited > MAX_NODES:
-            raise UnreadableCheckpointError(f"{name}: data.pkl nests over {MAX_NODES} values")
+    tensor_free: set[int] = set()
+    frames = [_Frame(None, root, 0)]
+    steps = 0
+    while frames:
+        frame = frames[-1]
+        child = next(frame.children, None)
+        if child is None:
+            frames.pop()
+            if len(found) == frame.found_before:
+                tensor_free.add(id(frame.container))
+            continue
+        key, value = child
+        parts = _name_parts((frame.path, key)) if isinstance(value, TensorRef) else []
+        steps += 1 + sum(map(len, parts)) + len(parts)
+        if steps > budget:
+            raise UnreadableCheckpointError(
+                f"{name}: naming the tensors of data.pkl takes over {budget:,} steps (values "
+                f"visited and name characters, {NAMING_STEPS_PER_BYTE} per byte of data.pkl): "
+                "it shares containers of tensors too many times over, or nests long names"
+            )
         if isinstance(value, TensorRef):
+            path = ".".join(parts)
             if path in found:
                 raise UnreadableCheckpointError(f"{name}: two tensors are named {path!r}")
             found[path] = value
-            continue
-        if isinstance(value, dict):
-            children = [(_key_text(k), v) for k, v in value.items()]
-        elif isinstance(value, list | tuple):
-            children = [(str(i), v) for i, v in enumerate(value)]
-        else:
-            continue
-        if depth >= MAX_DEPTH:
-            raise UnreadableCheckpointError(
-                f"{name}: data.pkl nests deeper than {MAX_DEPTH} (or holds a container in itself)"
-            )
-        for key, child in reversed(children):
-            pending.append((f"{path}.{key}" if path else key, child, depth + 1))
+        elif isinstance(value, dict | list | tuple):
+            if len(frames) >= MAX_DEPTH:
+                raise UnreadableCheckpointError(
+                    f"{name}: data.pkl nests deeper than {MAX_DEPTH} "
+                    "(or holds a container in itself)"
+                )
+            if id(value) not in tensor_free:
+                frames.append(_Frame((frame.path, key), value, len(found)))
     return list(found.items())
+
+
+_Path = tuple[Any, Any] | None
+"""A value's place: (its container's place, its key or index); None for the root."""
+
+
+class _Frame:
+    """A container being walked: its place, and its children still to visit."""
+
+    __slots__ = ("children", "container", "found_before", "path")
+
+    def __init__(self, path: _Path, container: Any, found_before: int) -> None:
+        self.path, self.container, self.found_before = path, container, found_before
+        self.children: Iterator[tuple[Any, Any]] = (
+            iter(container.items()) if isinstance(container, dict) else enumerate(container)
+        )
+
+
+def _name_parts(place: _Path) -> list[str]:
+    """The keys from the root to `place`, as text; leading empty keys add no dot."""
+    parts = []
+    while place is not None:
+        place, key = place
+        parts.append(_key_text(key))
+    parts.reverse()
+    start = 0
+    while start < len(parts) and not parts[start]:
+        start += 1
+    return parts[start:]
 
 
 def _key_text(key: Any) -> str:

@@ -11,7 +11,14 @@ import pytest
 from mstore.checkpoints import diff_checkpoints, read_checkpoint
 from mstore.checkpoints.zipdir import read_zip_directory
 from mstore.hashing import hash_bytes, hash_range
-from tests.checkpoint_files import tensors_file, with_pickle, write_zip, zip_entries
+from tests.checkpoint_files import (
+    pickled_state_dict,
+    pickled_tensor,
+    tensors_file,
+    with_pickle,
+    write_zip,
+    zip_entries,
+)
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "checkpoints"
 BASE, TUNED = FIXTURES / "base.pt", FIXTURES / "tuned.pt"
@@ -183,6 +190,38 @@ def test_a_shared_storage_is_hashed_once(tmp_path: Path) -> None:
     distinct = {(t.begin, t.end) for t in tensors}
     assert sum(hashed) == 2 * sum(end - begin for begin, end in distinct)
     assert len(diff.unchanged) == len(tensors)
+
+
+def overlapping_views(path: Path, views: int, last: int) -> Path:
+    """One storage of 4,096 float32 (the last element `last`) and `views` tensors over
+    it, the i-th from element i to the end: every range distinct, all of them together
+    nearly `views` times the storage."""
+    numel = 4096
+    tensors = {f"v{i}": pickled_tensor("0", numel, (numel - i,), (1,), i) for i in range(views)}
+    storage = struct.pack(f"<{numel}f", *([0.0] * (numel - 1) + [last]))
+    entries = [("archive/data.pkl", pickled_state_dict(tensors)), ("archive/data/0", storage)]
+    write_zip(path, entries)
+    return path
+
+
+def test_overlapping_views_are_hashed_up_to_four_times_the_file(tmp_path: Path) -> None:
+    """200 views of one 16 KiB storage in a 45 KB file: hashing each range would read
+    3.2 MB per file (4.5 MB of views over a 4 MiB storage: 15.6 GiB); past four times
+    a file's size the diff stops and compares the files whole."""
+    old = overlapping_views(tmp_path / "old.pt", 200, last=0)
+    new = overlapping_views(tmp_path / "new.pt", 200, last=1)
+    hashed: list[int] = []
+
+    diff = diff_checkpoints(old, new, progress=hashed.append)
+
+    assert not diff.readable and not diff.malformed
+    assert (diff.reason or "").startswith("old.pt: its tensors view overlapping byte ranges")
+    assert sum(hashed) <= 4 * (old.stat().st_size + new.stat().st_size)
+    few = diff_checkpoints(
+        overlapping_views(tmp_path / "old3.pt", 3, last=0),
+        overlapping_views(tmp_path / "new3.pt", 3, last=1),
+    )
+    assert [change.what for change in few.changed] == [("values",)] * 3
 
 
 def test_hash_range_matches_hashing_the_bytes(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ from mstore.cli.app import app
 from mstore.ops.commit import commit
 from mstore.ops.tensor_diff import diff_tensors
 from mstore.repo import Repo
+from tests.checkpoint_files import pickled_state_dict, pickled_tensor, with_pickle
 from tests.helpers import store_digest
 
 
@@ -218,3 +219,50 @@ def test_group_depth_and_plain_diff_unchanged(versions: Repo) -> None:
     assert "encoder.proj.*" in prefixes
     plain = document(mstore(versions, "diff", "archive/v1", "archive/v2", "--json"))
     assert set(plain) == {"old", "new", "metadata", "metrics", "files"}
+
+
+STORAGE_3 = 8  # base.pt's data/3: 8 float32
+EXPANDED = pickled_tensor("3", STORAGE_3, (1 << 60,), (0,))  # 2**62 bytes, one storage element
+HOSTILE_PICKLES = {
+    # case -> (data.pkl, words of the reason, malformed)
+    "an integer of 5,000 digits as a key": (
+        b"\x80\x02}I" + b"9" * 5000 + b"\nNs.",
+        "holds an integer outside int64",
+        False,
+    ),
+    "a view of 2**64 bytes": (
+        pickled_state_dict({"w": pickled_tensor("3", STORAGE_3, (1 << 62,), (0,))}),
+        "over 2^63 bytes of float32",
+        True,
+    ),
+    "views adding up to 5 * 2**62 bytes in one group": (
+        pickled_state_dict(
+            {f"big.{i}": EXPANDED for i in range(5)}
+            | {"small": pickled_tensor("3", STORAGE_3, (8,), (1,))}
+        ),
+        "add up to 23058430092136939552 bytes",  # and 32 for "small"
+        True,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE_PICKLES))
+def test_hostile_checkpoints_are_compared_whole_with_a_reason(
+    repo: Repo, tmp_path: Path, case: str
+) -> None:
+    """These used to end in an internal error (an integer Python will not turn into
+    text) or in JSON that could not be written (sizes past 64 bits)."""
+    data, words, malformed = HOSTILE_PICKLES[case]
+    commit_version(repo, tmp_path, "v1", {"model.pth": FIXTURES / "base.pt"})
+    hostile = with_pickle(FIXTURES / "base.pt", tmp_path / "hostile.pt", data)
+    commit_version(repo, tmp_path, "v2", {"model.pth": hostile})
+    before = store_digest(repo)
+
+    item = by_path(document(mstore(repo, "diff", "v1", "v2", "--tensors", "--json")))["model.pth"]
+
+    assert (item["status"], item["level"], item["malformed"]) == ("changed", "file", malformed)
+    assert item["reason"].startswith("v2:model.pth: ") and words in item["reason"]
+    shown = mstore(repo, "diff", "v1", "v2", "--tensors")
+    assert shown.exit_code == 0, shown.stderr
+    assert "model.pth: changed, compared as a whole file (v2:model.pth: " in shown.stdout
+    assert store_digest(repo) == before
