@@ -50,6 +50,8 @@ class ZipEntry:
     crc32: int
     header_offset: int
     """Offset of the entry's local header."""
+    flags: int = 0
+    """The general purpose bit flags (the local header's equal the directory's)."""
 
     @property
     def end(self) -> int:
@@ -60,6 +62,8 @@ class ZipEntry:
 class ZipDirectory:
     entries: dict[str, ZipEntry]
     bytes_read: int
+    central_offset: int = 0
+    """Where the central directory starts: the end of the entries' region."""
 
 
 def read_zip_directory(f: BinaryIO, size: int, name: str) -> ZipDirectory:
@@ -99,7 +103,7 @@ def read_zip_directory(f: BinaryIO, size: int, name: str) -> ZipDirectory:
     directory = reader.read(cd_offset, cd_size)
     entries = _central_entries(reader, directory, count, cd_offset)
     _check_no_overlap(entries, name)
-    return ZipDirectory({entry.name: entry for entry in entries}, reader.bytes_read)
+    return ZipDirectory({entry.name: entry for entry in entries}, reader.bytes_read, cd_offset)
 
 
 class _Reader:
@@ -203,13 +207,13 @@ def _central_entries(
         if entry_name in seen:
             raise InvalidInputError(f"{where} appears twice in the directory")
         seen.add(entry_name)
-        data_offset = _local_data_offset(reader, local_offset, raw_name, where)
+        data_offset = _local_data_offset(reader, local_offset, raw_name, flags, where)
         if data_offset + size > cd_offset:
             raise InvalidInputError(
                 f"{where} claims {size} bytes from byte {data_offset}, past the start of the "
                 f"zip directory at byte {cd_offset}"
             )
-        entries.append(ZipEntry(entry_name, data_offset, size, crc, local_offset))
+        entries.append(ZipEntry(entry_name, data_offset, size, crc, local_offset, flags))
     if position != len(directory):
         raise InvalidInputError(f"{name}: zip directory holds more than its {count} entries")
     return entries
@@ -239,12 +243,21 @@ def _zip64_extra(
     return size, packed, offset, disk
 
 
-def _local_data_offset(reader: _Reader, offset: int, raw_name: bytes, where: str) -> int:
+def _local_data_offset(
+    reader: _Reader, offset: int, raw_name: bytes, flags: int, where: str
+) -> int:
     header = reader.read(offset, LOCAL_HEADER.size)
     fields = LOCAL_HEADER.unpack(header)
-    signature, method, name_length, extra_length = fields[0], fields[3], fields[9], fields[10]
+    signature, local_flags, method = fields[0], fields[2], fields[3]
+    name_length, extra_length = fields[9], fields[10]
     if signature != LOCAL_SIGNATURE:
         raise InvalidInputError(f"{where}: no local header at byte {offset}")
+    if local_flags != flags:
+        # Readers that trust one header and scanners that trust the other disagree on
+        # what the entry is (picklescan's CVE-2025-1945): refused, not guessed.
+        raise InvalidInputError(
+            f"{where}: local header flags {local_flags:#x} differ from the directory's {flags:#x}"
+        )
     if method != STORED:
         raise InvalidInputError(f"{where}: local header says compressed, directory says stored")
     local_name = reader.read(offset + LOCAL_HEADER.size, name_length)
