@@ -14,6 +14,7 @@ marked packs without ever deleting one a running push reuses (docs/REMOTES.md, "
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from mstore.errors import IntegrityError, MstoreError
 from mstore.ops.parallel import parallel
@@ -21,6 +22,8 @@ from mstore.remotes.base import Remote
 from mstore.remotes.packs import MAX_META_BYTES, RemoteIndex, decode_recipe, recipe_name
 
 PUSH_WINDOW = 30 * 60.0
+
+Clock = Callable[[], float]
 
 
 def missing_chunked(
@@ -46,12 +49,20 @@ def missing_chunked(
     return [i for i, p in zip(ids, there, strict=True) if not p]
 
 
-def check_window(started: float, url: str) -> None:
-    """Stop before any ref moves if the push outlived its window (see the module)."""
-    elapsed = time.monotonic() - started
-    if elapsed > PUSH_WINDOW:
-        raise MstoreError(
-            f"this push to {url} took {elapsed:.0f} s, longer than the {PUSH_WINDOW:.0f} s a "
-            f"concurrent prune allows; no ref was moved: push again (only what is missing "
-            f"is sent)"
-        )
+class PushWindow:
+    """The time a push has, from reading the remote index, to move its refs."""
+
+    def __init__(self, url: str, clock: Clock = time.monotonic) -> None:
+        self.url = url
+        self.clock = clock
+        self.started = clock()
+
+    def check(self) -> None:
+        """Stop before any ref moves if the push outlived its window (see the module)."""
+        elapsed = self.clock() - self.started
+        if elapsed > PUSH_WINDOW:
+            raise MstoreError(
+                f"this push to {self.url} took {elapsed:.0f} s, longer than the "
+                f"{PUSH_WINDOW:.0f} s a concurrent prune allows; no ref was moved: push again "
+                f"(only what is missing is sent)"
+            )

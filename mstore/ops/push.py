@@ -32,7 +32,7 @@ from mstore.fsutil import random_suffix
 from mstore.hashing import Progress, hash_file
 from mstore.history import LogEntry
 from mstore.identity import author, now
-from mstore.ops.chunk_present import check_window, missing_chunked
+from mstore.ops.chunk_present import Clock, PushWindow, missing_chunked
 from mstore.ops.chunk_push import ChunkSender, ChunkStats
 from mstore.ops.parallel import Start, parallel, serialized
 from mstore.refs import check_ref_name
@@ -108,8 +108,11 @@ def push(
     progress: Progress | None = None,
     on_start: Start | None = None,
     jobs: int = DEFAULT_JOBS,
+    clock: Clock = time.monotonic,
 ) -> PushResult:
-    """Send `refs` (default: every local ref) and the objects they need to `remote`."""
+    """Send `refs` (default: every local ref) and the objects they need to `remote`.
+
+    `clock` times the push window (mstore.ops.chunk_present)."""
     local = _local_refs(repo, refs)
     exists = remote.probe()
     theirs = remote.read_refs(local, jobs) if exists else {}
@@ -121,7 +124,7 @@ def push(
     if foreign and not force:
         raise RefMovedError(_foreign_message(remote.url, foreign))
     data, manifests = _objects_of(repo, {p.new for p in moving})
-    started = time.monotonic()
+    window = PushWindow(remote.url, clock)
     index = _remote_index(repo, remote, exists and bool(moving), jobs)
     large = {i for i, size in data.items() if size > CHUNK_THRESHOLD}
     missing_data = _missing(remote, set(data) - large, exists, jobs)
@@ -144,7 +147,7 @@ def push(
             sent_bytes += stats.bytes_sent - sum(data[i] for i in missing_large)
             packs = stats.packs_sent
         parallel(send, missing_manifests, jobs)
-        check_window(started, remote.url)
+        window.check()
         with repo.locked("push"):
             tracking.record_pushing({p.ref: p.new for p in moving})
         pushed, lost = _swap_refs(remote, moving, theirs)

@@ -15,6 +15,7 @@ moves its refs within the push window of reading the index (mstore.ops.chunk_pre
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from mstore.errors import IntegrityError, NotFoundError, RefusedError, UsageError
@@ -206,8 +207,15 @@ class PruneResult:
         }
 
 
-def prune(remote: Remote, grace: float = DEFAULT_GRACE, jobs: int = 8) -> PruneResult:
-    """Delete packs and recipes no remote ref needs (two runs, a grace period apart)."""
+def prune(
+    remote: Remote,
+    grace: float = DEFAULT_GRACE,
+    jobs: int = 8,
+    clock: Callable[[], float] = time.time,
+) -> PruneResult:
+    """Delete packs and recipes no remote ref needs (two runs, a grace period apart).
+
+    `clock` gives the time (epoch s) compared with the server's times of files."""
     window = chunk_present.PUSH_WINDOW
     if grace <= window:
         raise UsageError(
@@ -216,7 +224,7 @@ def prune(remote: Remote, grace: float = DEFAULT_GRACE, jobs: int = 8) -> PruneR
     remote.require()
     marked = read_doomed(remote)
     deleted_packs = deleted_recipes = freed = 0
-    now = time.time()
+    now = clock()
     if marked.since is not None:
         if now - marked.since < grace:
             return PruneResult(remote.url, 0, 0, 0, 0, 0, waiting=grace - (now - marked.since))
@@ -230,15 +238,10 @@ def prune(remote: Remote, grace: float = DEFAULT_GRACE, jobs: int = 8) -> PruneR
         r for r, mtime in recipes.items() if r not in reach.recipes and now - mtime >= grace
     }
     if doomed_packs or doomed_recipes:
-        remote.put_blob(
-            DOOMED, encode_doomed(Doomed(frozenset(doomed_packs), frozenset(doomed_recipes), now))
-        )
-        # The mark's time is the server's own clock, as recipes' times are.
-        stored = remote.list_blobs("prune").get("doomed")
-        since = stored.mtime if stored is not None else now
-        remote.put_blob(
-            DOOMED, encode_doomed(Doomed(frozenset(doomed_packs), frozenset(doomed_recipes), since))
-        )
+        # The mark's time is when it is written: pushes that read the index before then
+        # have until then plus the push window to move their refs.
+        mark = Doomed(frozenset(doomed_packs), frozenset(doomed_recipes), clock())
+        remote.put_blob(DOOMED, encode_doomed(mark))
     waiting = grace if doomed_packs or doomed_recipes else None
     return PruneResult(
         remote.url,
