@@ -1,14 +1,20 @@
 """Which large objects a remote already holds, and the push window prune relies on.
 
 A large object counts as present when its recipe is stored, valid, not marked for
-deletion by a prune, and names only packs that are stored and not marked (or when the
-object is stored whole, as a format-1 remote upgraded in place holds it). Anything
-else is sent again: a new recipe replaces one whose packs a prune removed.
+deletion by a prune, and every chunk of it is exactly where a usable pack index says
+(pack listed and unmarked, its index valid, same offset and length: `RemoteIndex.holds`),
+or when the object is stored whole (as a format-1 remote upgraded in place holds it).
+Anything else is sent again: a new recipe replaces one that is damaged, marked, or
+whose packs a prune removed. Checking this costs no request beyond the listing, the
+mark, the indexes (cached) and the recipes a push reads anyway; what it cannot see is
+a pack whose bytes were changed behind its index, which only hashing the pack shows
+(every pull hashes the chunks it fetches; `mstore remote verify` hashes every pack).
 
 The push window: a push must store its recipes and move its refs within `PUSH_WINDOW`
-seconds of reading the remote's index, or it stops (exit 1, push again) before moving
-any ref. Prune's grace period is longer than the window, which is what lets it delete
-marked packs without ever deleting one a running push reuses (docs/REMOTES.md, "Prune").
+seconds of reading the remote's index and mark, or it stops (exit 1, push again) before
+moving any ref. Prune's grace period is longer than the window, which is what lets it
+delete marked packs without ever deleting one a running push reuses (docs/REMOTES.md,
+"Prune").
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ def missing_chunked(
         return list(ids)
 
     def present(object_id: str) -> bool:
-        if object_id in index.doomed_recipes:
+        if object_id in index.marked.recipes:
             return False
         data = remote.get_blob(recipe_name(object_id), MAX_META_BYTES)
         if data is None:
@@ -43,7 +49,7 @@ def missing_chunked(
             recipe = decode_recipe(data, object_id, None, remote.url)
         except IntegrityError:
             return False  # a damaged recipe is replaced by the new one
-        return index.usable(recipe)
+        return index.holds(recipe)
 
     there = parallel(present, ids, jobs)
     return [i for i, p in zip(ids, there, strict=True) if not p]

@@ -9,7 +9,8 @@
    replacing it would undo their promote or rollback unseen. --force replaces it
    anyway, and the push log says so;
 3. check that the remote's compare-and-swap is safe (S3: probed once per process);
-4. send the data objects the remote lacks, then the manifests naming them;
+4. send the data objects the remote lacks (large ones as chunks: what counts as
+   present is mstore.ops.chunk_present), then the manifests naming them;
 5. record the values about to be pushed (`pushing`), swap each remote ref by
    compare-and-swap against what step 1 read, then record what was pushed as seen
    and append it to the push log.
@@ -134,18 +135,19 @@ def push(
     total = sum(sizes[i] for i in missing_data + missing_large + missing_manifests)
     sent_bytes = total
     packs = 0
+    notes = index.notes() if index is not None else []
     if on_start:
         on_start(total)
     if not dry_run and moving:
         remote.ensure()
         remote.check_swap()  # before anything is sent: an unsafe server gets nothing
         advance = serialized(progress)
-        send = _sender(repo, remote, advance)
+        send = sender(repo, remote, advance)
         parallel(send, missing_data, jobs)
         if missing_large:
-            stats = _send_chunked(repo, remote, index, missing_large, jobs, advance)
+            stats = _send_large(repo, remote, index, missing_large, jobs, advance)
             sent_bytes += stats.bytes_sent - sum(data[i] for i in missing_large)
-            packs = stats.packs_sent
+            packs = len(stats.packs)
         parallel(send, missing_manifests, jobs)
         window.check()
         with repo.locked("push"):
@@ -167,6 +169,7 @@ def push(
         dry_run=dry_run,
         bytes_total=sum(data.values()) + sum(sizes.get(m, 0) for m in manifests),
         packs_sent=packs,
+        notes=notes,
     )
 
 
@@ -174,11 +177,10 @@ def _remote_index(repo: Repo, remote: Remote, needed: bool, jobs: int) -> Remote
     """The remote's chunk index (cached under .mstore/remotes/<key>/indexes/), if needed."""
     if not needed:
         return None
-    cache = repo.layout.remote_dir(remote_key(remote.url)) / "indexes"
-    return RemoteIndex(remote, cache, jobs)
+    return RemoteIndex.read(remote, index_cache(repo, remote), jobs)
 
 
-def _send_chunked(
+def _send_large(
     repo: Repo,
     remote: Remote,
     index: RemoteIndex | None,
@@ -186,21 +188,39 @@ def _send_chunked(
     jobs: int,
     progress: Progress | None,
 ) -> ChunkStats:
+    """Send large objects as chunks (against `index`, or one read now)."""
+    if index is None:  # the remote was empty when the push started
+        index = RemoteIndex.read(remote, None, jobs)
+    return send_chunked(repo, remote, index, ids, jobs, progress)
+
+
+def index_cache(repo: Repo, remote: Remote) -> Path:
+    """Where this store caches the remote's pack indexes."""
+    return repo.layout.remote_dir(remote_key(remote.url)) / "indexes"
+
+
+def send_chunked(
+    repo: Repo,
+    remote: Remote,
+    index: RemoteIndex,
+    ids: list[str],
+    jobs: int,
+    progress: Progress | None,
+) -> ChunkStats:
+    """Send the large objects `ids` as chunks: packs of what `index` lacks, then recipes."""
     from mstore.chunking import DEFAULT_PARAMS
 
-    if index is None:
-        index = RemoteIndex(remote, None, jobs)
-    sender = ChunkSender(remote, index, DEFAULT_PARAMS, jobs, progress)
+    chunks = ChunkSender(remote, index, DEFAULT_PARAMS, jobs, progress)
     try:
         for object_id in ids:
             path = repo.objects.path(object_id)
-            _check_local(path, object_id)
-            sender.add(object_id, path)
-        sender.finish()
+            check_local(path, object_id)
+            chunks.add(object_id, path)
+        chunks.finish()
     except BaseException:
-        sender.abort()
+        chunks.abort()
         raise
-    return sender.stats
+    return chunks.stats
 
 
 def _plan(name: str, value: str, theirs: RemoteRef | None, known: Tracking) -> RefPush:
@@ -265,16 +285,18 @@ def _missing(remote: Remote, ids: Iterable[str], exists: bool, jobs: int) -> lis
     return [i for i, there in zip(wanted, present, strict=True) if not there]
 
 
-def _sender(repo: Repo, remote: Remote, progress: Progress | None) -> Callable[[str], None]:
+def sender(repo: Repo, remote: Remote, progress: Progress | None) -> Callable[[str], None]:
+    """A function sending one whole object to `remote`, hashed first (`check_local`)."""
+
     def send(object_id: str) -> None:
         path = repo.objects.path(object_id)
-        _check_local(path, object_id)
+        check_local(path, object_id)
         remote.put_object(object_id, path, progress)
 
     return send
 
 
-def _check_local(path: Path, object_id: str) -> None:
+def check_local(path: Path, object_id: str) -> None:
     # A corrupt local object (possible in hardlink and symlink link modes) must never
     # be published under its name: every reader would refuse it.
     if hash_file(path, owned=True) != object_id:
