@@ -10,7 +10,8 @@
    anyway, and the push log says so;
 3. check that the remote's compare-and-swap is safe (S3: probed once per process);
 4. send the data objects the remote lacks (large ones as chunks: what counts as
-   present is mstore.ops.chunk_present), then the manifests naming them;
+   present, and how a push stays safe from a concurrent prune, is
+   mstore.ops.chunk_present), then the manifests naming them;
 5. record the values about to be pushed (`pushing`), swap each remote ref by
    compare-and-swap against what step 1 read, then record what was pushed as seen
    and append it to the push log.
@@ -33,7 +34,13 @@ from mstore.fsutil import random_suffix
 from mstore.hashing import Progress, hash_file
 from mstore.history import LogEntry
 from mstore.identity import author, now
-from mstore.ops.chunk_present import Clock, PushWindow, missing_chunked
+from mstore.ops.chunk_present import (
+    Clock,
+    PushWindow,
+    check_mark,
+    missing_chunked,
+    refuse_while_deleting,
+)
 from mstore.ops.chunk_push import ChunkSender, ChunkStats
 from mstore.ops.parallel import Start, parallel, serialized
 from mstore.refs import check_ref_name
@@ -139,6 +146,8 @@ def push(
     if on_start:
         on_start(total)
     if not dry_run and moving:
+        if index is not None:
+            refuse_while_deleting(remote.url, index.marked, missing_large)
         remote.ensure()
         remote.check_swap()  # before anything is sent: an unsafe server gets nothing
         advance = serialized(progress)
@@ -188,10 +197,13 @@ def _send_large(
     jobs: int,
     progress: Progress | None,
 ) -> ChunkStats:
-    """Send large objects as chunks (against `index`, or one read now)."""
+    """Send large objects as chunks; then, if that wrote a name a prune marked, check
+    that the mark still holds (mstore.ops.chunk_present) before any ref moves."""
     if index is None:  # the remote was empty when the push started
         index = RemoteIndex.read(remote, None, jobs)
-    return send_chunked(repo, remote, index, ids, jobs, progress)
+    stats = send_chunked(repo, remote, index, ids, jobs, progress)
+    check_mark(remote, index.marked, stats.packs, [r.object_id for r in stats.recipes])
+    return stats
 
 
 def index_cache(repo: Repo, remote: Remote) -> Path:

@@ -12,13 +12,15 @@
 
 A push cannot do this: the remote's refs already name the versions, so it sends
 nothing. Only objects this store holds can be sent (each hashed before it is sent, as
-push does); the rest is reported. Repair moves no ref.
+push does); the rest is reported. Repair moves no ref; what it writes follows push's
+rules towards a concurrent prune (mstore.ops.chunk_present).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mstore.ops.chunk_present import check_mark, refuse_while_deleting
 from mstore.ops.parallel import parallel
 from mstore.ops.push import index_cache, send_chunked, sender
 from mstore.ops.remote_walk import Damage
@@ -43,7 +45,9 @@ def repair(repo: Repo, remote: Remote, damage: list[Damage], jobs: int) -> Repai
     whole = [i for i in held if i not in large]
     if large:
         index = RemoteIndex.read(remote, index_cache(repo, remote), jobs, frozenset(damaged))
+        refuse_while_deleting(remote.url, index.marked, large, "repair")
         stats = send_chunked(repo, remote, index, large, jobs, None)
+        check_mark(remote, index.marked, stats.packs, large, "repair")
         # A pack made again of exactly the damaged one's chunks has its name: restored.
         damaged -= set(stats.packs)
     send = sender(repo, remote, None)

@@ -12,9 +12,12 @@ stats and verify list them, nothing uses or deletes them.
 
 Prune's protocol (docs/REMOTES.md, "Prune"): a first run marks what no ref needs and
 is older than the grace period in `prune/doomed`; a run at least a grace period later
+first records in the mark that it is deleting, then lists what the refs need, then
 deletes what is still unneeded, keeping every pack a recipe stored since (the mark's
-time minus the push window) names. A push never reuses a marked pack or recipe, and
-moves its refs within the push window of reading the index (mstore.ops.chunk_present).
+time minus the push window) names. A push never reuses a marked pack or recipe, moves
+its refs within the push window of reading the index, and moves none after writing a
+marked name unless the mark was unchanged and not being deleted once it had
+(mstore.ops.chunk_present).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from __future__ import annotations
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -372,7 +375,7 @@ def prune(
     if marked.since is not None:
         if now - marked.since < grace:
             return PruneResult(remote.url, 0, 0, 0, 0, 0, waiting=grace - (now - marked.since))
-        deleted_packs, deleted_recipes, freed = _delete(remote, marked, window, jobs)
+        deleted_packs, deleted_recipes, freed = _delete(remote, marked, window, jobs, now)
     reach = walk(remote, jobs)
     live = reach.packs()
     packs = named(remote.list_blobs("packs"), pack_name)[0]
@@ -401,9 +404,15 @@ def prune(
     )
 
 
-def _delete(remote: Remote, marked: Doomed, window: float, jobs: int) -> tuple[int, int, int]:
+def _delete(
+    remote: Remote, marked: Doomed, window: float, jobs: int, now: float
+) -> tuple[int, int, int]:
     """The second run: delete what is marked and still unneeded; clear the mark."""
     assert marked.since is not None
+    # First say so in the mark, before listing anything: a push that reads it from now
+    # on writes no marked name, and one that wrote a marked name earlier moves no ref
+    # unless it checked the mark before this write, so what it wrote is listed below.
+    remote.put_blob(DOOMED, encode_doomed(replace(marked, deleting=now)))
     reach = walk(remote, jobs)
     live = reach.packs()
     fresh = [r for r, info in recipe_ids(remote).items() if info.mtime >= marked.since - window]

@@ -4,7 +4,8 @@
     indexes/<pack id>     {"chunks":[[chunk, offset, length],...],"format":1,"pack":..,"size":..}
     recipes/<id[0:2]>/<id[2:]>
                         {"chunks":[[chunk, pack, offset, length],...],"format":1,"id":..,"size":..}
-    prune/doomed          {"packs":[...],"recipes":[...],"since":<epoch s>}: what a prune deletes
+    prune/doomed          {"packs":[...],"recipes":[...],"since":<epoch s>[,"deleting":<epoch s>]}:
+                          what a prune marked, and whether a run is deleting it now
 
 Every file is validated here before any of its names or offsets is used; bytes are
 hashed by the callers (each chunk before use, each rebuilt object before install).
@@ -168,21 +169,25 @@ def decode_index(data: bytes, pack: str, size: int, url: str) -> list[tuple[str,
 @dataclass(frozen=True)
 class Doomed:
     """What a prune marked for deletion (packs, recipes) and when (`since`, epoch s);
+    `deleting`: when a later run started deleting it (pushes then write no marked name).
     `damaged`: the file was there but not valid (it then marks nothing; prune replaces it).
     """
 
     packs: frozenset[str] = frozenset()
     recipes: frozenset[str] = frozenset()
     since: float | None = None
+    deleting: float | None = None
     damaged: bool = False
 
 
 def encode_doomed(doomed: Doomed) -> bytes:
-    document = {
+    document: dict[str, object] = {
         "packs": sorted(doomed.packs),
         "recipes": sorted(doomed.recipes),
         "since": doomed.since,
     }
+    if doomed.deleting is not None:
+        document["deleting"] = doomed.deleting
     return orjson.dumps(document, option=orjson.OPT_SORT_KEYS) + b"\n"
 
 
@@ -203,7 +208,10 @@ def read_doomed(remote: Remote) -> Doomed:
         raw = _load(data, f"{remote.url}/{DOOMED}")
         packs = frozenset(_hex(p) for p in raw["packs"])
         recipes = frozenset(_hex(p) for p in raw["recipes"])
-        return Doomed(packs, recipes, _time(raw["since"]))
+        deleting = raw.get("deleting")
+        return Doomed(
+            packs, recipes, _time(raw["since"]), None if deleting is None else _time(deleting)
+        )
     except (IntegrityError, KeyError, TypeError, ValueError):
         return Doomed(damaged=True)
 
