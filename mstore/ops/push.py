@@ -14,7 +14,8 @@
    mstore.ops.chunk_present), then the manifests naming them;
 5. record the values about to be pushed (`pushing`), swap each remote ref by
    compare-and-swap against what step 1 read, then record what was pushed as seen
-   and append it to the push log.
+   and append it to the push log. A swap refused because another push wrote exactly
+   our value is no loss: that ref is recorded as seen, with no push-log line.
 
 A crash between the swap and the record leaves the remote holding our own new value:
 the next push finds it in `pushing` and takes it as seen, not as someone else's move.
@@ -161,13 +162,19 @@ def push(
         window.check()
         with repo.locked("push"):
             tracking.record_pushing({p.ref: p.new for p in moving})
-        pushed, lost = _swap_refs(remote, moving, theirs)
-        _record(repo, tracking, plan, pushed)
+        pushed, joined, lost = _swap_refs(remote, moving, theirs)
+        _record(repo, tracking, plan, pushed + joined, pushed)
+        plan = [_joined(p) if p in joined else p for p in plan]
+        notes += [
+            f"ref {p.ref} on {remote.url} already held {short(p.new)}: another push of the "
+            f"same version got there first"
+            for p in joined
+        ]
         if lost:
             done = f" (pushed: {', '.join(p.ref for p in pushed)})" if pushed else ""
             raise RefMovedError("; ".join(lost) + done)
     elif not dry_run and any(known.seen.get(p.ref) != p.new for p in plan):
-        _record(repo, tracking, plan, [])
+        _record(repo, tracking, plan, [], [])
     sent = len(missing_data) + len(missing_large) + len(missing_manifests)
     return PushResult(
         remote=remote.url,
@@ -320,26 +327,43 @@ def check_local(path: Path, object_id: str) -> None:
 
 def _swap_refs(
     remote: Remote, moving: list[RefPush], theirs: dict[str, RemoteRef]
-) -> tuple[list[RefPush], list[str]]:
-    """Move each remote ref by compare-and-swap; (refs pushed, messages of races lost)."""
+) -> tuple[list[RefPush], list[RefPush], list[str]]:
+    """Move each remote ref by compare-and-swap: (refs pushed, refs another push set to
+    the same value first, messages of races lost)."""
     lost: list[str] = []
     pushed: list[RefPush] = []
+    joined: list[RefPush] = []
     for change in moving:
         try:
             remote.swap_ref(change.ref, theirs.get(change.ref), change.new)
         except RefMovedError as err:
-            lost.append(str(err))
+            # Lost to a push of the very value this one wanted: nothing of ours is lost.
+            found = remote.read_ref(change.ref)
+            if found is not None and found.manifest_id == change.new:
+                joined.append(change)
+            else:
+                lost.append(str(err))
         else:
             pushed.append(change)
-    return pushed, lost
+    return pushed, joined, lost
+
+
+def _joined(change: RefPush) -> RefPush:
+    """A ref another push set to our value first: up to date, as if found so."""
+    return RefPush(change.ref, change.new, change.new, change.seen)
 
 
 def _record(
-    repo: Repo, tracking: RemoteTracking, plan: list[RefPush], pushed: list[RefPush]
+    repo: Repo,
+    tracking: RemoteTracking,
+    plan: list[RefPush],
+    holding: list[RefPush],
+    pushed: list[RefPush],
 ) -> None:
-    """After the swaps: what the remote now holds is seen; the push log gets the moves."""
+    """After the swaps: what the remote now holds (`holding`, and the refs found up to
+    date) is seen; the push log gets the moves this push made (`pushed`)."""
     values: dict[str, str | None] = {p.ref: p.new for p in plan if not p.changed}
-    values.update({p.ref: p.new for p in pushed})
+    values.update({p.ref: p.new for p in holding})
     who, when, txn = author(), now(), random_suffix(8)
     entries = [
         LogEntry(
