@@ -88,6 +88,9 @@ def push(
             )
     if not result.changed:
         output.say(f"{label} is up to date")
+    if not session(ctx).quiet:
+        for text in result.notes:
+            output.note(text)
     verb = "would send" if dry_run else "sent"
     output.say(
         f"{verb} {result.objects_sent} objects ({output.human_bytes(result.bytes_sent)} of "

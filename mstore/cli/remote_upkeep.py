@@ -88,21 +88,48 @@ def remote_stats(ctx: typer.Context, name: RemoteArgument, as_json: JsonOption =
         f"{result.packs} packs and objects: {100 * result.ratio:.1f}% of logical "
         f"(dedup {1 / result.ratio if result.stored_bytes else 0:.2f}x)"
     )
+    _say_strays(result.strays)
 
 
-def remote_verify(ctx: typer.Context, name: RemoteArgument, as_json: JsonOption = False) -> None:
+def remote_verify(
+    ctx: typer.Context,
+    name: RemoteArgument,
+    repair: Annotated[
+        bool,
+        typer.Option(
+            "--repair",
+            help="Send again, from this store, what the damage lost (new packs and recipes; "
+            "damaged packs are no longer reused, and prune removes them).",
+        ),
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
     """Hash everything the remote's refs need: objects, recipes, packs, indexes (exit 3
-    if anything is damaged)."""
+    if anything is damaged). With --repair, first send again from this store whatever
+    the damage lost; exit 3 if some of it is not in this store."""
     from mstore.cli import output
+    from mstore.cli.common import open_repo
     from mstore.ops.remote_upkeep import verify
 
-    result = _on_remote(ctx, name, verify, as_json)
+    store = open_repo(ctx) if repair else None
+    result = _on_remote(ctx, name, lambda remote: verify(remote, repair_from=store), as_json)
     if result is None:
         return
+    if result.repaired:
+        output.say(f"sent again {len(result.repaired)} damaged objects to {result.remote}")
     output.say(
         f"{result.remote}: {result.objects} objects, {result.packs} packs, {result.chunks} "
         f"chunks checked; no damage"
     )
+    _say_strays(result.strays)
+
+
+def _say_strays(strays: list[str]) -> None:
+    """Files mstore does not write and never touches (e.g. an NFS `.nfs...` file)."""
+    from mstore.cli import output
+
+    for stray in strays:
+        output.note(f"stray (not written by mstore, left alone): {stray}")
 
 
 def remote_prune(

@@ -38,7 +38,7 @@ class ChunkStats:
     chunks: int = 0
     chunks_sent: int = 0
     bytes_sent: int = 0
-    packs_sent: int = 0
+    packs: list[str] = field(default_factory=list)  # the ids of the packs sent
     recipes: list[Recipe] = field(default_factory=list)
 
 
@@ -58,9 +58,8 @@ class ChunkSender:
         self.params = params
         self.progress = progress
         self.stats = ChunkStats()
-        self._where: dict[str, tuple[str, int, int]] = {
-            c: v for c, v in index.chunks.items() if v[0] not in index.doomed
-        }
+        # Only usable packs are in the index: stored, unmarked, their index valid.
+        self._where: dict[str, tuple[str, int, int]] = dict(index.chunks)
         # chunk id -> (offset, length) in the pack being filled
         self._pending: dict[str, tuple[int, int]] = {}
         self._buffer = bytearray(PACK_LIMIT)  # filled up to self._fill, never grown
@@ -131,7 +130,7 @@ class ChunkSender:
         self._pending = {}
         self._buffer = bytearray(PACK_LIMIT)
         self._fill = 0
-        self.stats.packs_sent += 1
+        self.stats.packs.append(pack)
         self.stats.bytes_sent += len(data)
         self._slots.acquire()
         self._futures.append(self._pool.submit(self._send, pack, data, listing))

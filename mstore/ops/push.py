@@ -9,10 +9,13 @@
    replacing it would undo their promote or rollback unseen. --force replaces it
    anyway, and the push log says so;
 3. check that the remote's compare-and-swap is safe (S3: probed once per process);
-4. send the data objects the remote lacks, then the manifests naming them;
+4. send the data objects the remote lacks (large ones as chunks: what counts as
+   present, and how a push stays safe from a concurrent prune, is
+   mstore.ops.chunk_present), then the manifests naming them;
 5. record the values about to be pushed (`pushing`), swap each remote ref by
    compare-and-swap against what step 1 read, then record what was pushed as seen
-   and append it to the push log.
+   and append it to the push log. A swap refused because another push wrote exactly
+   our value is no loss: that ref is recorded as seen, with no push-log line.
 
 A crash between the swap and the record leaves the remote holding our own new value:
 the next push finds it in `pushing` and takes it as seen, not as someone else's move.
@@ -32,7 +35,13 @@ from mstore.fsutil import random_suffix
 from mstore.hashing import Progress, hash_file
 from mstore.history import LogEntry
 from mstore.identity import author, now
-from mstore.ops.chunk_present import check_window, missing_chunked
+from mstore.ops.chunk_present import (
+    Clock,
+    PushWindow,
+    check_mark,
+    missing_chunked,
+    refuse_while_deleting,
+)
 from mstore.ops.chunk_push import ChunkSender, ChunkStats
 from mstore.ops.parallel import Start, parallel, serialized
 from mstore.refs import check_ref_name
@@ -108,8 +117,11 @@ def push(
     progress: Progress | None = None,
     on_start: Start | None = None,
     jobs: int = DEFAULT_JOBS,
+    clock: Clock = time.monotonic,
 ) -> PushResult:
-    """Send `refs` (default: every local ref) and the objects they need to `remote`."""
+    """Send `refs` (default: every local ref) and the objects they need to `remote`.
+
+    `clock` times the push window (mstore.ops.chunk_present)."""
     local = _local_refs(repo, refs)
     exists = remote.probe()
     theirs = remote.read_refs(local, jobs) if exists else {}
@@ -121,7 +133,7 @@ def push(
     if foreign and not force:
         raise RefMovedError(_foreign_message(remote.url, foreign))
     data, manifests = _objects_of(repo, {p.new for p in moving})
-    started = time.monotonic()
+    window = PushWindow(remote.url, clock)
     index = _remote_index(repo, remote, exists and bool(moving), jobs)
     large = {i for i, size in data.items() if size > CHUNK_THRESHOLD}
     missing_data = _missing(remote, set(data) - large, exists, jobs)
@@ -131,29 +143,38 @@ def push(
     total = sum(sizes[i] for i in missing_data + missing_large + missing_manifests)
     sent_bytes = total
     packs = 0
+    notes = index.notes() if index is not None else []
     if on_start:
         on_start(total)
     if not dry_run and moving:
+        if index is not None:
+            refuse_while_deleting(remote.url, index.marked, missing_large)
         remote.ensure()
         remote.check_swap()  # before anything is sent: an unsafe server gets nothing
         advance = serialized(progress)
-        send = _sender(repo, remote, advance)
+        send = sender(repo, remote, advance)
         parallel(send, missing_data, jobs)
         if missing_large:
-            stats = _send_chunked(repo, remote, index, missing_large, jobs, advance)
+            stats = _send_large(repo, remote, index, missing_large, jobs, advance)
             sent_bytes += stats.bytes_sent - sum(data[i] for i in missing_large)
-            packs = stats.packs_sent
+            packs = len(stats.packs)
         parallel(send, missing_manifests, jobs)
-        check_window(started, remote.url)
+        window.check()
         with repo.locked("push"):
             tracking.record_pushing({p.ref: p.new for p in moving})
-        pushed, lost = _swap_refs(remote, moving, theirs)
-        _record(repo, tracking, plan, pushed)
+        pushed, joined, lost = _swap_refs(remote, moving, theirs)
+        _record(repo, tracking, plan, pushed + joined, pushed)
+        plan = [_joined(p) if p in joined else p for p in plan]
+        notes += [
+            f"ref {p.ref} on {remote.url} already held {short(p.new)}: another push of the "
+            f"same version got there first"
+            for p in joined
+        ]
         if lost:
             done = f" (pushed: {', '.join(p.ref for p in pushed)})" if pushed else ""
             raise RefMovedError("; ".join(lost) + done)
     elif not dry_run and any(known.seen.get(p.ref) != p.new for p in plan):
-        _record(repo, tracking, plan, [])
+        _record(repo, tracking, plan, [], [])
     sent = len(missing_data) + len(missing_large) + len(missing_manifests)
     return PushResult(
         remote=remote.url,
@@ -164,6 +185,7 @@ def push(
         dry_run=dry_run,
         bytes_total=sum(data.values()) + sum(sizes.get(m, 0) for m in manifests),
         packs_sent=packs,
+        notes=notes,
     )
 
 
@@ -171,11 +193,10 @@ def _remote_index(repo: Repo, remote: Remote, needed: bool, jobs: int) -> Remote
     """The remote's chunk index (cached under .mstore/remotes/<key>/indexes/), if needed."""
     if not needed:
         return None
-    cache = repo.layout.remote_dir(remote_key(remote.url)) / "indexes"
-    return RemoteIndex(remote, cache, jobs)
+    return RemoteIndex.read(remote, index_cache(repo, remote), jobs)
 
 
-def _send_chunked(
+def _send_large(
     repo: Repo,
     remote: Remote,
     index: RemoteIndex | None,
@@ -183,21 +204,42 @@ def _send_chunked(
     jobs: int,
     progress: Progress | None,
 ) -> ChunkStats:
+    """Send large objects as chunks; then, if that wrote a name a prune marked, check
+    that the mark still holds (mstore.ops.chunk_present) before any ref moves."""
+    if index is None:  # the remote was empty when the push started
+        index = RemoteIndex.read(remote, None, jobs)
+    stats = send_chunked(repo, remote, index, ids, jobs, progress)
+    check_mark(remote, index.marked, stats.packs, [r.object_id for r in stats.recipes])
+    return stats
+
+
+def index_cache(repo: Repo, remote: Remote) -> Path:
+    """Where this store caches the remote's pack indexes."""
+    return repo.layout.remote_dir(remote_key(remote.url)) / "indexes"
+
+
+def send_chunked(
+    repo: Repo,
+    remote: Remote,
+    index: RemoteIndex,
+    ids: list[str],
+    jobs: int,
+    progress: Progress | None,
+) -> ChunkStats:
+    """Send the large objects `ids` as chunks: packs of what `index` lacks, then recipes."""
     from mstore.chunking import DEFAULT_PARAMS
 
-    if index is None:
-        index = RemoteIndex(remote, None, jobs)
-    sender = ChunkSender(remote, index, DEFAULT_PARAMS, jobs, progress)
+    chunks = ChunkSender(remote, index, DEFAULT_PARAMS, jobs, progress)
     try:
         for object_id in ids:
             path = repo.objects.path(object_id)
-            _check_local(path, object_id)
-            sender.add(object_id, path)
-        sender.finish()
+            check_local(path, object_id)
+            chunks.add(object_id, path)
+        chunks.finish()
     except BaseException:
-        sender.abort()
+        chunks.abort()
         raise
-    return sender.stats
+    return chunks.stats
 
 
 def _plan(name: str, value: str, theirs: RemoteRef | None, known: Tracking) -> RefPush:
@@ -262,16 +304,18 @@ def _missing(remote: Remote, ids: Iterable[str], exists: bool, jobs: int) -> lis
     return [i for i, there in zip(wanted, present, strict=True) if not there]
 
 
-def _sender(repo: Repo, remote: Remote, progress: Progress | None) -> Callable[[str], None]:
+def sender(repo: Repo, remote: Remote, progress: Progress | None) -> Callable[[str], None]:
+    """A function sending one whole object to `remote`, hashed first (`check_local`)."""
+
     def send(object_id: str) -> None:
         path = repo.objects.path(object_id)
-        _check_local(path, object_id)
+        check_local(path, object_id)
         remote.put_object(object_id, path, progress)
 
     return send
 
 
-def _check_local(path: Path, object_id: str) -> None:
+def check_local(path: Path, object_id: str) -> None:
     # A corrupt local object (possible in hardlink and symlink link modes) must never
     # be published under its name: every reader would refuse it.
     if hash_file(path, owned=True) != object_id:
@@ -283,26 +327,43 @@ def _check_local(path: Path, object_id: str) -> None:
 
 def _swap_refs(
     remote: Remote, moving: list[RefPush], theirs: dict[str, RemoteRef]
-) -> tuple[list[RefPush], list[str]]:
-    """Move each remote ref by compare-and-swap; (refs pushed, messages of races lost)."""
+) -> tuple[list[RefPush], list[RefPush], list[str]]:
+    """Move each remote ref by compare-and-swap: (refs pushed, refs another push set to
+    the same value first, messages of races lost)."""
     lost: list[str] = []
     pushed: list[RefPush] = []
+    joined: list[RefPush] = []
     for change in moving:
         try:
             remote.swap_ref(change.ref, theirs.get(change.ref), change.new)
         except RefMovedError as err:
-            lost.append(str(err))
+            # Lost to a push of the very value this one wanted: nothing of ours is lost.
+            found = remote.read_ref(change.ref)
+            if found is not None and found.manifest_id == change.new:
+                joined.append(change)
+            else:
+                lost.append(str(err))
         else:
             pushed.append(change)
-    return pushed, lost
+    return pushed, joined, lost
+
+
+def _joined(change: RefPush) -> RefPush:
+    """A ref another push set to our value first: up to date, as if found so."""
+    return RefPush(change.ref, change.new, change.new, change.seen)
 
 
 def _record(
-    repo: Repo, tracking: RemoteTracking, plan: list[RefPush], pushed: list[RefPush]
+    repo: Repo,
+    tracking: RemoteTracking,
+    plan: list[RefPush],
+    holding: list[RefPush],
+    pushed: list[RefPush],
 ) -> None:
-    """After the swaps: what the remote now holds is seen; the push log gets the moves."""
+    """After the swaps: what the remote now holds (`holding`, and the refs found up to
+    date) is seen; the push log gets the moves this push made (`pushed`)."""
     values: dict[str, str | None] = {p.ref: p.new for p in plan if not p.changed}
-    values.update({p.ref: p.new for p in pushed})
+    values.update({p.ref: p.new for p in holding})
     who, when, txn = author(), now(), random_suffix(8)
     entries = [
         LogEntry(

@@ -3,6 +3,11 @@
 Shared by `remote stats`, `remote verify` and `remote prune`. Manifests are fetched,
 hashed and validated like pull does; recipes are validated against the manifests'
 sizes. Nothing is written.
+
+Prune and stats must know exactly what the refs need, so anything unreadable stops
+them (IntegrityError, exit 3, pointing at `mstore remote verify`). Verify walks with a
+`damage` list instead: what it cannot read is recorded there as `Damage` (with what
+repairs it) and the walk goes on.
 """
 
 from __future__ import annotations
@@ -11,13 +16,31 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mstore.errors import IntegrityError, InvalidInputError
+from mstore.errors import IntegrityError, InvalidInputError, NotFoundError
 from mstore.hashing import hash_file
 from mstore.manifests import decode_manifest
 from mstore.ops.parallel import parallel
 from mstore.refs import check_ref_name
-from mstore.remotes.base import CHUNK_THRESHOLD, Remote
-from mstore.remotes.packs import MAX_META_BYTES, Recipe, decode_recipe, recipe_name
+from mstore.remotes.base import CHUNK_THRESHOLD, BlobInfo, Remote
+from mstore.remotes.packs import (
+    MAX_META_BYTES,
+    Recipe,
+    decode_recipe,
+    named,
+    recipe_name,
+    recipe_object,
+)
+
+
+@dataclass(frozen=True)
+class Damage:
+    """One thing wrong on a remote, and what repairs it: the `objects` a store holding
+    them sends again (mstore.ops.remote_repair), and the `packs` whose chunks must not
+    be reused any more (their indexes are deleted; prune then removes the packs)."""
+
+    problem: str
+    objects: frozenset[str] = frozenset()
+    packs: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -34,8 +57,13 @@ class Reach:
     def packs(self) -> set[str]:
         return {p for r in self.recipes.values() for p in r.packs()}
 
+    def naming(self, pack: str) -> frozenset[str]:
+        """The large objects whose recipes name `pack`."""
+        return frozenset(i for i, r in self.recipes.items() if pack in r.packs())
 
-def walk(remote: Remote, jobs: int) -> Reach:
+
+def walk(remote: Remote, jobs: int, damage: list[Damage] | None = None) -> Reach:
+    """What the remote's refs need (see the module for `damage`)."""
     reach = Reach()
     names = []
     for name in remote.ref_names():
@@ -47,33 +75,47 @@ def walk(remote: Remote, jobs: int) -> Reach:
     reach.manifests = set(reach.refs.values())
     with tempfile.TemporaryDirectory(prefix="mstore-walk-") as directory:
         for manifest_id in sorted(reach.manifests):
-            target = Path(directory) / manifest_id
-            remote.get_object(manifest_id, target)
-            if hash_file(target, owned=False) != manifest_id:
-                raise IntegrityError(
-                    f"manifest {manifest_id} on {remote.url} does not hash to its id; "
-                    f"the remote is damaged"
-                )
-            manifest = decode_manifest(target.read_bytes(), manifest_id)
-            for entry in manifest.files.values():
-                reach.data[entry.id] = entry.size
-                reach.logical += entry.size
+            try:
+                files = _manifest_files(remote, manifest_id, Path(directory) / manifest_id)
+            except (IntegrityError, NotFoundError, InvalidInputError) as err:
+                if damage is None:
+                    raise
+                damage.append(Damage(str(err), frozenset({manifest_id})))
+                continue
+            for object_id, size in files:
+                reach.data[object_id] = size
+                reach.logical += size
     large = sorted(i for i, size in reach.data.items() if size > CHUNK_THRESHOLD)
     blobs = parallel(lambda i: remote.get_blob(recipe_name(i), MAX_META_BYTES), large, jobs)
     for object_id, data in zip(large, blobs, strict=True):
         if data is None:
             reach.whole.add(object_id)
-        else:
-            size = reach.data[object_id]
-            reach.recipes[object_id] = decode_recipe(data, object_id, size, remote.url)
+            continue
+        try:
+            recipe = decode_recipe(data, object_id, reach.data[object_id], remote.url)
+        except IntegrityError as err:
+            if damage is None:
+                raise
+            damage.append(Damage(str(err), frozenset({object_id})))
+            continue
+        reach.recipes[object_id] = recipe
     reach.whole |= {i for i, size in reach.data.items() if size <= CHUNK_THRESHOLD}
     return reach
 
 
-def recipe_ids(remote: Remote) -> dict[str, float]:
-    """Every stored recipe's object id -> its last-modified time."""
-    found = {}
-    for name, info in remote.list_blobs("recipes").items():
-        head, _, tail = name.partition("/")
-        found[head + tail] = info.mtime
-    return found
+def _manifest_files(remote: Remote, manifest_id: str, target: Path) -> list[tuple[str, int]]:
+    """(object id, size) of every file of the remote manifest `manifest_id`, fetched into
+    `target`, hashed and validated first."""
+    remote.get_object(manifest_id, target)
+    if hash_file(target, owned=False) != manifest_id:
+        raise IntegrityError(
+            f"manifest {manifest_id} on {remote.url} does not hash to its id; the remote is "
+            f"damaged (`mstore remote verify`)"
+        )
+    manifest = decode_manifest(target.read_bytes(), manifest_id)
+    return [(entry.id, entry.size) for entry in manifest.files.values()]
+
+
+def recipe_ids(remote: Remote) -> dict[str, BlobInfo]:
+    """Every stored recipe: object id -> its listing (strays left out)."""
+    return named(remote.list_blobs("recipes"), recipe_object)[0]

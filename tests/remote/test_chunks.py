@@ -18,6 +18,7 @@ from mstore.ops.transfer import pull, push
 from mstore.remotes import open_remote
 from mstore.remotes.base import CHUNK_THRESHOLD, Remote
 from mstore.remotes.packs import MAX_META_BYTES, recipe_name
+from mstore.remotes.tracking import remote_key
 from mstore.repo import Repo
 from tests.helpers import assert_consistent, store_digest, write_version
 from tests.remote.support import Proxy, fails, mstore, new_store, ok, remote_state, view_bytes
@@ -174,15 +175,25 @@ def test_a_recipe_naming_a_missing_pack_is_not_found(
     _refused_unchanged(follower, remote_url, 4, "missing")
 
 
-def test_an_index_lying_about_its_pack_is_refused_by_push(remote_url: str, published: Repo) -> None:
+def test_an_index_lying_about_its_pack_is_not_used_by_push(
+    remote_url: str, published: Repo, tmp_path: Path
+) -> None:
+    """A damaged index costs its pack's reuse, not the push: v2's chunks are sent again."""
     remote = open_remote(remote_url)
     pack = next(iter(remote.list_blobs("indexes")))
     index = orjson.loads(remote.get_blob(f"indexes/{pack}", MAX_META_BYTES) or b"")
     index["chunks"][0][2] = 128 << 20  # a length past the pack's end
     remote.put_blob(f"indexes/{pack}", orjson.dumps(index))
+    cached = published.layout.remote_dir(remote_key(remote_url)) / "indexes" / pack
+    cached.unlink(missing_ok=True)  # the store reads the remote's copy
 
-    fails(mstore(published.root, "push", remote_url, "staging"), 3, "past the pack")
-    assert remote_state(remote_url) == {"production": published.refs.read("production")}
+    sent = push(published, open_remote(remote_url), ["staging"])
+
+    assert sent.bytes_sent >= SIZE and "past the pack" in sent.notes[0]
+    assert remote_state(remote_url) == published.refs.read_all()
+    c = new_store(tmp_path / "c")
+    ok(mstore(c.root, "pull", remote_url))
+    assert_consistent(c)
 
 
 def test_an_index_of_a_pack_that_is_not_there_is_not_trusted(

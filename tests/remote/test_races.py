@@ -11,6 +11,7 @@ import pytest
 from mstore.errors import MstoreError, RefMovedError
 from mstore.ops.transfer import clone, pull, push
 from mstore.remotes import open_remote
+from mstore.remotes.tracking import RemoteTracking
 from mstore.repo import Repo
 from tests.helpers import assert_consistent, write_version
 from tests.remote.support import Proxy, fails, mstore, new_store, ok, remote_state
@@ -127,3 +128,29 @@ def test_pull_moves_refs_in_one_logged_transaction(remote_url: str, tmp_path: Pa
     assert {e.ref for e in entries} == {"production", "staging"}
     assert len({e.txn for e in entries}) == 1
     assert {e.action for e in entries} == {"pull"}
+
+
+def test_a_push_losing_to_a_push_of_the_same_value_succeeds(
+    remote_url: str, tmp_path: Path
+) -> None:
+    """Two stores push the same version to a ref new on the remote; the one whose swap
+    comes second finds the ref holding exactly its value: a success, recorded as seen."""
+    origin = new_store(tmp_path / "origin")
+    value = _commit(origin, tmp_path / "src", "v1")
+    side = str(tmp_path / "side")
+    push(origin, open_remote(side))
+    a, _ = clone(open_remote(side), tmp_path / "a")
+    c, _ = clone(open_remote(side), tmp_path / "c")
+    racing = Proxy(open_remote(remote_url))
+    racing.before_swap = lambda: push(c, open_remote(remote_url))
+
+    result = push(a, racing)
+
+    assert remote_state(remote_url)["production"] == value
+    assert not result.changed and "already held" in result.notes[0]
+    # Recorded as seen, not as a move of a's: a's next push moves the ref from it.
+    tracking = RemoteTracking(a.layout, remote_url)
+    assert tracking.read().seen["production"] == value and tracking.pushes(10) == []
+    v2 = _commit(a, tmp_path / "src", "v2")
+    ok(mstore(a.root, "push", remote_url, "production"))
+    assert remote_state(remote_url)["production"] == v2

@@ -4,15 +4,14 @@
 from __future__ import annotations
 
 import os
-import threading
-import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from mstore.errors import MstoreError
 from mstore.ops import chunk_present
-from mstore.ops.remote_upkeep import prune
+from mstore.ops.remote_upkeep import PruneResult, prune
 from mstore.ops.transfer import push
 from mstore.remotes import open_remote
 from mstore.remotes.base import MARKER_NAME, BlobInfo
@@ -28,6 +27,7 @@ from tests.remote.support import (
     remote_state,
     view_bytes,
 )
+from tests.remote.tamper import hours_later
 
 SIZE = 6 << 20
 
@@ -99,30 +99,30 @@ def test_verify_finds_a_damaged_pack(remote_url: str, tmp_path: Path) -> None:
 
 
 class Pausing(Proxy):
-    """A remote whose push stops right after reading the remote index, until released."""
+    """A remote whose push runs `meanwhile` right after reading the remote index (the
+    packs, the mark and the index listing), before it reads any index or sends anything."""
 
-    def __init__(self, inner: object) -> None:
+    def __init__(self, inner: object, meanwhile: Callable[[], object]) -> None:
         super().__init__(inner)  # type: ignore[arg-type]
-        self.read_index = threading.Event()
-        self.release = threading.Event()
+        self.meanwhile: Callable[[], object] | None = meanwhile
 
     def list_blobs(self, prefix: str) -> dict[str, BlobInfo]:
         found = self.inner.list_blobs(prefix)
-        if prefix == "indexes" and not self.read_index.is_set():
-            self.read_index.set()
-            assert self.release.wait(60)
+        if prefix == "indexes" and self.meanwhile is not None:
+            act, self.meanwhile = self.meanwhile, None
+            act()
         return found
 
 
-GRACE = 3.0
-WINDOW = 2.0
+# Prune runs with a clock this far ahead, so what the test stored looks that old (the
+# default grace period is 24 h, the push window 30 min: nothing is waited for).
+MARK = hours_later(25)
+DELETE = hours_later(50)
 
 
 @pytest.fixture
-def orphaned(remote_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Repo:
-    """v1 (large) pushed, then production moved to a small v0: v1's packs are unneeded,
-    and older than the grace period."""
-    monkeypatch.setattr(chunk_present, "PUSH_WINDOW", WINDOW)
+def orphaned(remote_url: str, tmp_path: Path) -> Repo:
+    """v1 (large) pushed, then production moved to a small v0: v1's packs are unneeded."""
     a = new_store(tmp_path / "a")
     model = os.urandom(SIZE)
     (tmp_path / "model").write_bytes(model)
@@ -130,7 +130,6 @@ def orphaned(remote_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     push(a, open_remote(remote_url))
     _commit(a, tmp_path / "src", "v0", b"small", "production")
     push(a, open_remote(remote_url))
-    time.sleep(GRACE + 1)
     return a
 
 
@@ -148,21 +147,22 @@ def test_prune_never_deletes_a_pack_a_concurrent_push_reuses(
     them and moves its ref; the deleting run, a grace period later, keeps them."""
     model = (tmp_path / "model").read_bytes()
     _commit(orphaned, tmp_path / "src", "v2", model + b"tail", "staging")
-    remote = Pausing(open_remote(remote_url))
-    pushing = threading.Thread(target=push, args=(orphaned, remote, ["staging"]))
-    pushing.start()
-    assert remote.read_index.wait(60)
-    marked = prune(open_remote(remote_url), GRACE)
-    assert marked.marked_packs >= 1
-    remote.release.set()
-    pushing.join()
+    marked: list[PruneResult] = []
+    remote = Pausing(
+        open_remote(remote_url), lambda: marked.append(prune(open_remote(remote_url), clock=MARK))
+    )
+
+    sent = push(orphaned, remote, ["staging"])
+
+    assert marked[0].marked_packs >= 1
+    assert sent.bytes_sent < SIZE // 2  # v1's packs were reused
     assert remote_state(remote_url)["staging"] == orphaned.refs.read("staging")
-    time.sleep(GRACE + 1)
 
-    prune(open_remote(remote_url), GRACE)
+    deleted = prune(open_remote(remote_url), clock=DELETE)
 
-    assert open_remote(remote_url).list_blobs("packs")
+    assert deleted.deleted_packs == 0 and open_remote(remote_url).list_blobs("packs")
     _pull_all(remote_url, tmp_path / "c", orphaned)
+    ok(mstore(orphaned.root, "remote", "verify", remote_url))
 
 
 def test_a_push_after_the_mark_sends_the_chunks_again(
@@ -170,19 +170,31 @@ def test_a_push_after_the_mark_sends_the_chunks_again(
 ) -> None:
     """Marked packs are not reused: the push re-sends their chunks, and prune's second
     run deletes the old packs without breaking the new version."""
-    marked = prune(open_remote(remote_url), GRACE)
+    marked = prune(open_remote(remote_url), clock=MARK)
     assert marked.marked_packs >= 1
+    assert "waiting" in prune(open_remote(remote_url), clock=hours_later(26)).to_json()
     model = (tmp_path / "model").read_bytes()
     _commit(orphaned, tmp_path / "src", "v2", model + b"tail", "staging")
     sent = push(orphaned, open_remote(remote_url), ["staging"])
     assert sent.bytes_sent >= SIZE
-    time.sleep(GRACE + 1)
 
-    deleted = prune(open_remote(remote_url), GRACE)
+    deleted = prune(open_remote(remote_url), clock=DELETE)
 
     assert deleted.deleted_packs == marked.marked_packs and deleted.bytes_freed >= SIZE
     _pull_all(remote_url, tmp_path / "c", orphaned)
     ok(mstore(orphaned.root, "remote", "verify", remote_url))
+
+
+def test_prune_waits_a_grace_period_between_marking_and_deleting(
+    remote_url: str, orphaned: Repo
+) -> None:
+    marked = prune(open_remote(remote_url), clock=MARK)
+    too_soon = prune(open_remote(remote_url), clock=hours_later(48))
+
+    assert marked.marked_packs >= 1 and marked.waiting == 24 * 3600
+    assert too_soon.deleted_packs == 0 and too_soon.waiting is not None
+    assert 0 < too_soon.waiting <= 3600 + 60
+    assert prune(open_remote(remote_url), clock=DELETE).deleted_packs == marked.marked_packs
 
 
 def test_a_push_slower_than_its_window_moves_no_ref(
@@ -190,23 +202,16 @@ def test_a_push_slower_than_its_window_moves_no_ref(
 ) -> None:
     model = (tmp_path / "model").read_bytes()
     _commit(orphaned, tmp_path / "src", "v2", model + b"tail", "staging")
-    remote = Pausing(open_remote(remote_url))
-    failure: list[BaseException] = []
+    now = [0.0]
 
-    def run() -> None:
-        try:
-            push(orphaned, remote, ["staging"])
-        except MstoreError as err:
-            failure.append(err)
+    def outlive_the_window() -> None:
+        now[0] += chunk_present.PUSH_WINDOW + 1
 
-    pushing = threading.Thread(target=run)
-    pushing.start()
-    assert remote.read_index.wait(60)
-    time.sleep(WINDOW + 0.5)
-    remote.release.set()
-    pushing.join()
+    remote = Pausing(open_remote(remote_url), outlive_the_window)
 
-    assert failure and "push again" in str(failure[0])
+    with pytest.raises(MstoreError, match="push again"):
+        push(orphaned, remote, ["staging"], clock=lambda: now[0])
+
     assert "staging" not in remote_state(remote_url)
     push(orphaned, open_remote(remote_url), ["staging"])  # the retry completes
     _pull_all(remote_url, tmp_path / "c", orphaned)
