@@ -16,7 +16,7 @@ from mstore.hashing import hash_file
 from mstore.manifests import decode_manifest
 from mstore.ops.parallel import parallel
 from mstore.refs import check_ref_name
-from mstore.remotes.base import CHUNK_THRESHOLD, Remote
+from mstore.remotes.base import CHUNK_THRESHOLD, MAX_MANIFEST_BYTES, Remote
 from mstore.remotes.packs import MAX_META_BYTES, Recipe, decode_recipe, recipe_name
 
 
@@ -48,7 +48,7 @@ def walk(remote: Remote, jobs: int) -> Reach:
     with tempfile.TemporaryDirectory(prefix="mstore-walk-") as directory:
         for manifest_id in sorted(reach.manifests):
             target = Path(directory) / manifest_id
-            remote.get_object(manifest_id, target)
+            remote.get_object(manifest_id, target, limit=MAX_MANIFEST_BYTES)
             if hash_file(target, owned=False) != manifest_id:
                 raise IntegrityError(
                     f"manifest {manifest_id} on {remote.url} does not hash to its id; "

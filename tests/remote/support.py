@@ -156,8 +156,8 @@ class Proxy(Remote):
         self.puts.append(object_id)
         self.inner.put_object(object_id, source, progress)
 
-    def get_object(self, object_id: str, dest: Path, progress: Any = None) -> None:
-        self.inner.get_object(object_id, dest, progress)
+    def get_object(self, object_id: str, dest: Path, progress: Any = None, *, limit: int) -> None:
+        self.inner.get_object(object_id, dest, progress, limit=limit)
 
     def put_blob(self, name: str, data: bytes | bytearray) -> None:
         self.puts.append(name)
