@@ -3,13 +3,15 @@
     remote refs ──▶ local store           .mstore/remotes/<key>/tracking: what we saw
 
 1. read the remote refs (all, or those named);
-2. plan every local move under the store lock, before any transfer: pull does not move
-   a local ref away from a value the remote lacks (a version made here and never
-   pushed), unless --force;
+2. under the store lock, before any transfer: read this store's remote-tracking values
+   (a tracking file that cannot be used counts as absent, with a warning), and plan
+   every local move: pull does not move a local ref away from a value the remote lacks
+   (a version made here and never pushed), unless --force;
 3. receive and check every object (mstore.ops.receive), install them all or none;
-4. move the local refs in one transaction (action `pull`, logged), run the post-switch
-   hook if the active ref moved, and record the remote values as this store's
-   remote-tracking values (the values push moves remote refs from).
+4. move the local refs in one transaction (action `pull`, logged), record the remote
+   values as this store's remote-tracking values (the values push moves remote refs
+   from; a failure to record is a warning: the move stands), and run the post-switch
+   hook if the active ref moved, whatever happens after the move.
 
 pull holds the store lock from before its first object arrives to its ref move, as
 commit does, so gc never runs in between.
@@ -69,25 +71,36 @@ def pull(
     remote.require()
     theirs, notes = _remote_refs(remote, refs, jobs)
     source = name or remote.url
-    with repo.locked_unless(dry_run, "pull"):
-        updates = _plan_pull(repo, remote, theirs, force)
-        receiver = Receiver(repo, remote, jobs, serialized(progress))
-        try:
-            received, size = receiver.fetch([u.new for u in updates if u.new], dry_run, on_start)
-            transaction = Transaction("pull", f"pull from {source}", updates)
-            result = result_of(transaction, None, dry_run, notes)
-            if not dry_run:
-                if updates:
-                    # The one call of transaction.apply for remotes.
-                    apply(repo, transaction)
-                # Only after the local refs moved: these are now the values seen.
-                seen = {ref: value.manifest_id for ref, value in theirs.items()}
-                RemoteTracking(repo.layout, remote.url).record_seen(seen, only=not refs)
-        finally:
-            receiver.discard()
-    active = repo.active_environment()
-    if not dry_run:
-        _after_switch(repo, result, active, updates)
+    tracking = RemoteTracking(repo.layout, remote.url)
+    moved: list[RefUpdate] = []
+    try:
+        with repo.locked_unless(dry_run, "pull"):
+            known, unusable = tracking.read_or_forget()  # before anything moves
+            notes += [unusable] if unusable else []
+            updates = _plan_pull(repo, remote, theirs, force)
+            receiver = Receiver(repo, remote, jobs, serialized(progress))
+            try:
+                received, size = receiver.fetch(
+                    [u.new for u in updates if u.new], dry_run, on_start
+                )
+                transaction = Transaction("pull", f"pull from {source}", updates)
+                result = result_of(transaction, None, dry_run, notes)
+                if not dry_run:
+                    if updates:
+                        # The one call of transaction.apply for remotes.
+                        apply(repo, transaction)
+                        moved = updates
+                    # Only after the local refs moved: these are now the values seen.
+                    seen = {ref: value.manifest_id for ref, value in theirs.items()}
+                    failed = tracking.try_record_seen(
+                        seen, only=not refs, current=known, rewrite=unusable is not None
+                    )
+                    result.notes.extend([failed] if failed else [])
+            finally:
+                receiver.discard()
+    finally:
+        if moved:
+            _after_switch(repo, result, repo.active_environment(), moved)
     return PullResult(source, result, received, size, receiver.fetched)
 
 
