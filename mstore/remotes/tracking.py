@@ -22,6 +22,8 @@ warning, not a failure of the move (`try_record_seen`).
 
 from __future__ import annotations
 
+import errno
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,6 +72,7 @@ class RemoteTracking:
 
     def __init__(self, layout: Layout, url: str) -> None:
         self.url = url
+        self.layout = layout
         self.directory = layout.remote_dir(remote_key(url))
         self.path = self.directory / "tracking"
         self.log = History(self.directory / "log")
@@ -112,6 +115,23 @@ class RemoteTracking:
                 f"them"
             )
         return None
+
+    def check_writable(self) -> None:
+        """Refuse a store where a push could not record what it moved (a read-only store,
+        a lock file it may not open): a push calls this before it sends anything."""
+        try:
+            os.close(untrusted.open_lock_file(self.layout.lock))
+            directory = self.directory
+            while not directory.exists():
+                directory = directory.parent
+            if not os.access(directory, os.W_OK):
+                raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(directory))
+        except OSError as err:
+            raise MstoreError(
+                f"this store cannot record a push ({err.strerror}: {err.filename}): a push "
+                f"writes the values it moves on {self.url} into {self.directory} under the "
+                f"store lock; nothing was sent (push from a store this user can write)"
+            ) from None
 
     def record_pushing(self, values: Mapping[str, str]) -> None:
         """Before a push swaps refs: the values it is about to put there."""
