@@ -5,7 +5,8 @@
 A cache over objects already present, so that a pull rebuilding a new version reads the
 bytes this host already has instead of fetching them: deleting the file is safe (it is
 rebuilt on the next pull), and every chunk read through it is hashed before use (an
-entry that no longer matches is simply not used). It is keyed by the chunking
+entry that no longer matches is simply not used, and an object that is no longer a
+regular file is skipped, never followed or read blocking). It is keyed by the chunking
 parameters' name: other parameters start it afresh.
 """
 
@@ -17,9 +18,11 @@ import sqlite3
 from collections.abc import Iterable
 from pathlib import Path
 
+from mstore import untrusted
 from mstore.chunking import ChunkParams, chunk_file
 from mstore.hashing import hash_bytes
 from mstore.repo import Repo
+from mstore.untrusted import UntrustedFileError
 
 INDEX_NAME = "chunks.sqlite"
 
@@ -75,8 +78,8 @@ class LocalChunks:
         ).fetchall()
         for object_id, offset in rows:
             path: Path = self.repo.objects.path(object_id)
-            with contextlib.suppress(OSError):
-                fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+            with contextlib.suppress(OSError, UntrustedFileError):
+                fd = untrusted.open_regular(path)  # a planted link or FIFO is skipped
                 try:
                     data = os.pread(fd, length, offset)
                 finally:

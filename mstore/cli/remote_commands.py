@@ -10,6 +10,8 @@ This module deliberately has no `from __future__ import annotations`: typer read
 annotations of the functions defined here.
 """
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -178,7 +180,10 @@ def clone(
     jobs: JobsOption = 8,
     as_json: JsonOption = False,
 ) -> None:
-    """Create a store in DIRECTORY with every ref of the remote at URL (as origin)."""
+    """Create a store in DIRECTORY with every ref of the remote at URL (as origin).
+
+    If it fails or is interrupted (Ctrl-C, SIGTERM), what it made is removed again.
+    """
     from mstore.cli import output
     from mstore.cli.common import session
     from mstore.ops.transfer import clone as run
@@ -186,7 +191,13 @@ def clone(
 
     remote = open_remote(url)
     try:
-        with output.byte_progress("cloning", session(ctx).quiet) as (start, advance):
+        with (
+            _terminate_raises(),
+            output.byte_progress("cloning", session(ctx).quiet) as (
+                start,
+                advance,
+            ),
+        ):
             repo, result = run(remote, directory, link_mode, advance, start, jobs)
     finally:
         remote.close()
@@ -198,6 +209,30 @@ def clone(
         f"cloned {remote.url} into {repo.root}: {len(result.move.moves)} refs, "
         f"{result.objects_received} objects ({output.human_bytes(result.bytes_received)} of data)"
     )
+
+
+@contextlib.contextmanager
+def _terminate_raises() -> Iterator[None]:
+    """For the body, SIGTERM raises SystemExit(143) (after a note), as Ctrl-C raises
+    KeyboardInterrupt: the command's clean-up runs instead of the process vanishing."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminate(signum: int, _frame: object) -> None:
+        from mstore.cli import output
+
+        output.note("terminated")
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _remote_for(repo: Any, words: list[str] | None) -> tuple[str, Any, list[str]]:

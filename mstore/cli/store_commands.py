@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from mstore.cli import output
-from mstore.cli.common import DryRunOption, JsonOption, add_command, open_repo
+from mstore.cli.common import DryRunOption, JsonOption, add_command, open_repo, session
 from mstore.errors import RefusedError
 
 
@@ -73,23 +73,29 @@ def destroy(
 ) -> None:
     """Delete the store on purpose: .mstore/ (protection cleared) and its links in models/."""
     from mstore.ops.destroy import destroy as run
-    from mstore.ops.destroy import plan_destroy
+    from mstore.ops.destroy import find_target, plan_destroy
+    from mstore.repo import Repo
 
-    repo = open_repo(ctx)
+    state = session(ctx)
+    target = find_target(state.store)  # a store, or a half-made one (no config)
+    if isinstance(target, Repo):
+        target.lock_timeout = state.lock_timeout
+        state.repo = target
+    half = " (a half-made store: no config)" if not isinstance(target, Repo) else ""
     if not dry_run and not yes:
-        plan = plan_destroy(repo)
+        plan = plan_destroy(target)
         prompt = (
-            f"delete {plan.store} ({plan.files} files, {output.human_bytes(plan.bytes)}) and "
-            f"{len(plan.links)} links under models/? every stored version is lost"
+            f"delete {plan.store}{half} ({plan.files} files, {output.human_bytes(plan.bytes)}) "
+            f"and {len(plan.links)} links under models/? every stored version is lost"
         )
         if not typer.confirm(prompt, default=False, err=True):
             raise RefusedError("nothing deleted (pass --yes to skip this question)")
-    result = run(repo, dry_run)
+    result = run(target, dry_run, state.lock_timeout)
     if as_json:
         output.emit_json(result.to_json())
         return
     verb = "would delete" if dry_run else "deleted"
     output.say(
-        f"{verb} {result.store} ({result.files} files, {output.human_bytes(result.bytes)}) "
-        f"and {len(result.links)} links under models/"
+        f"{verb} {result.store}{half} ({result.files} files, "
+        f"{output.human_bytes(result.bytes)}) and {len(result.links)} links under models/"
     )

@@ -56,13 +56,15 @@ def missing_chunked(
     def present(object_id: str) -> bool:
         if object_id in index.marked.recipes:
             return False
-        data = remote.get_blob(recipe_name(object_id), MAX_META_BYTES)
-        if data is None:
-            return remote.has_object(object_id)
         try:
+            data = remote.get_blob(recipe_name(object_id), MAX_META_BYTES)
+            if data is None:
+                return remote.has_object(object_id)
             recipe = decode_recipe(data, object_id, None, remote.url)
         except IntegrityError:
-            return False  # a damaged recipe is replaced by the new one
+            # A damaged, oversized or planted (symlink, FIFO) recipe is replaced by the new
+            # one: writing it renames over the name, never through it.
+            return False
         return index.holds(recipe)
 
     there = parallel(present, ids, jobs)

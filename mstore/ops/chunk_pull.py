@@ -4,9 +4,11 @@
            └─▶ the rest: byte ranges of packs, adjacent ones  ├─▶ tmp file ──▶ caller hashes
                coalesced (<= RANGE_LIMIT each), hashed        ┘    the whole against its id
 
-Every chunk is hashed before it is written; a range the server cuts short, or bytes
-that do not hash to their chunk id, fail the pull with IntegrityError (exit 3) before
-anything is installed. The caller then hashes the rebuilt file against the object id.
+Every offset and length of the recipe is checked before use (inside int64, a range at
+most a pack long: `check_range`), every chunk is hashed before it is written; a range
+the server cuts short, or bytes that do not hash to their chunk id, fail the pull with
+IntegrityError (exit 3) before anything is installed. The caller then hashes the
+rebuilt file against the object id.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from mstore.chunk_index import LocalChunks
 from mstore.errors import IntegrityError
 from mstore.hashing import Progress, hash_bytes
 from mstore.ops.parallel import parallel
-from mstore.remotes.base import Remote
+from mstore.remotes.base import MAX_FILE_BYTES, Remote, check_range, too_large
 from mstore.remotes.packs import Entry, Recipe
 
 RANGE_LIMIT = 16 << 20
@@ -44,9 +46,9 @@ def rebuild(
     progress: Progress | None,
 ) -> int:
     """Write the object `recipe` describes into the new file `dest`; bytes fetched."""
+    check_recipe(recipe, remote.url)
     fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        os.ftruncate(fd, recipe.size)
         wanted: list[tuple[Entry, int]] = []
         position = 0
         for entry in recipe.entries:
@@ -82,6 +84,18 @@ def rebuild(
     return fetched
 
 
+def check_recipe(recipe: Recipe, url: str) -> None:
+    """Refuse a recipe whose size or ranges no file can have (IntegrityError), before any
+    of them reaches the local chunk index, a range request or a write."""
+    if recipe.size > MAX_FILE_BYTES:
+        raise IntegrityError(
+            f"recipe of object {recipe.object_id} on {url} gives {recipe.size} bytes, more "
+            f"than a file can hold; the remote is damaged"
+        )
+    for entry in recipe.entries:
+        check_range(f"packs/{entry.pack}", entry.offset, entry.length, url)
+
+
 def spans_of(wanted: list[tuple[Entry, int]]) -> list[Span]:
     """The range GETs for `wanted`: per pack, adjacent or overlapping chunks coalesced."""
     by_pack: dict[str, list[tuple[Entry, int]]] = {}
@@ -106,15 +120,21 @@ def spans_of(wanted: list[tuple[Entry, int]]) -> list[Span]:
     return spans
 
 
-def fetch_object(remote: Remote, object_id: str, dest: os.PathLike[str] | str) -> None:
+def fetch_object(
+    remote: Remote, object_id: str, dest: os.PathLike[str] | str, limit: int = MAX_FILE_BYTES
+) -> None:
     """Write an object's bytes into the new file `dest`, rebuilt from its recipe when it
-    has one, else read whole (unchecked: callers hash it, as for `Remote.get_object`)."""
+    has one, else read whole (unchecked: callers hash it, as for `Remote.get_object`);
+    IntegrityError if it holds more than `limit` bytes (its manifest's size)."""
     from pathlib import Path
 
     from mstore.remotes.packs import MAX_META_BYTES, decode_recipe, recipe_name
 
     data = remote.get_blob(recipe_name(object_id), MAX_META_BYTES)
     if data is None:
-        remote.get_object(object_id, Path(dest))
+        remote.get_object(object_id, Path(dest), limit=limit)
         return
-    rebuild(remote, decode_recipe(data, object_id, None, remote.url), dest, None, 8, None)
+    recipe = decode_recipe(data, object_id, None, remote.url)
+    if recipe.size > limit:
+        raise too_large(f"recipe of object {object_id}", remote.url, recipe.size, limit)
+    rebuild(remote, recipe, dest, None, 8, None)

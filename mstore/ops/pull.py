@@ -3,28 +3,33 @@
     remote refs ──▶ local store           .mstore/remotes/<key>/tracking: what we saw
 
 1. read the remote refs (all, or those named);
-2. plan every local move under the store lock, before any transfer: pull does not move
-   a local ref away from a value the remote lacks (a version made here and never
-   pushed), unless --force;
+2. under the store lock, before any transfer: read this store's remote-tracking values
+   (a tracking file that cannot be used counts as absent, with a warning), and plan
+   every local move: pull does not move a local ref away from a value the remote lacks
+   (a version made here and never pushed), unless --force;
 3. receive and check every object (mstore.ops.receive), install them all or none;
-4. move the local refs in one transaction (action `pull`, logged), run the post-switch
-   hook if the active ref moved, and record the remote values as this store's
-   remote-tracking values (the values push moves remote refs from).
+4. move the local refs in one transaction (action `pull`, logged), record the remote
+   values as this store's remote-tracking values (the values push moves remote refs
+   from; a failure to record is a warning: the move stands), and run the post-switch
+   hook if the active ref moved, whatever happens after the move.
 
 pull holds the store lock from before its first object arrives to its ref move, as
-commit does, so gc never runs in between.
+commit does, so gc never runs in between. clone removes everything it made if it fails
+or is interrupted (sealed objects and views included).
 """
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Sequence
+import contextlib
+import signal
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from mstore.config import write_config
-from mstore.errors import InvalidInputError, NotFoundError, RefusedError
+from mstore.errors import InvalidInputError, MstoreError, NotFoundError, RefusedError, explain
 from mstore.hashing import Progress
+from mstore.ops.destroy import remove_protected
 from mstore.ops.moves import MoveResult, result_of
 from mstore.ops.parallel import Start, serialized
 from mstore.ops.receive import Receiver
@@ -69,25 +74,36 @@ def pull(
     remote.require()
     theirs, notes = _remote_refs(remote, refs, jobs)
     source = name or remote.url
-    with repo.locked_unless(dry_run, "pull"):
-        updates = _plan_pull(repo, remote, theirs, force)
-        receiver = Receiver(repo, remote, jobs, serialized(progress))
-        try:
-            received, size = receiver.fetch([u.new for u in updates if u.new], dry_run, on_start)
-            transaction = Transaction("pull", f"pull from {source}", updates)
-            result = result_of(transaction, None, dry_run, notes)
-            if not dry_run:
-                if updates:
-                    # The one call of transaction.apply for remotes.
-                    apply(repo, transaction)
-                # Only after the local refs moved: these are now the values seen.
-                seen = {ref: value.manifest_id for ref, value in theirs.items()}
-                RemoteTracking(repo.layout, remote.url).record_seen(seen, only=not refs)
-        finally:
-            receiver.discard()
-    active = repo.active_environment()
-    if not dry_run:
-        _after_switch(repo, result, active, updates)
+    tracking = RemoteTracking(repo.layout, remote.url)
+    moved: list[RefUpdate] = []
+    try:
+        with repo.locked_unless(dry_run, "pull"):
+            known, unusable = tracking.read_or_forget()  # before anything moves
+            notes += [unusable] if unusable else []
+            updates = _plan_pull(repo, remote, theirs, force)
+            receiver = Receiver(repo, remote, jobs, serialized(progress))
+            try:
+                received, size = receiver.fetch(
+                    [u.new for u in updates if u.new], dry_run, on_start
+                )
+                transaction = Transaction("pull", f"pull from {source}", updates)
+                result = result_of(transaction, None, dry_run, notes)
+                if not dry_run:
+                    if updates:
+                        # The one call of transaction.apply for remotes.
+                        apply(repo, transaction)
+                        moved = updates
+                    # Only after the local refs moved: these are now the values seen.
+                    seen = {ref: value.manifest_id for ref, value in theirs.items()}
+                    failed = tracking.try_record_seen(
+                        seen, only=not refs, current=known, rewrite=unusable is not None
+                    )
+                    result.notes.extend([failed] if failed else [])
+            finally:
+                receiver.discard()
+    finally:
+        if moved:
+            _after_switch(repo, result, repo.active_environment(), moved)
     return PullResult(source, result, received, size, receiver.fetched)
 
 
@@ -179,12 +195,12 @@ def clone(
 ) -> tuple[Repo, PullResult]:
     """Create a store in `directory` (new or empty) with `remote` as origin; pull all refs.
 
-    On failure nothing is left behind: the directory is removed if clone created it,
-    emptied again otherwise.
+    On any failure, an interruption (KeyboardInterrupt, or SIGTERM where the caller
+    turned it into an exception) included, nothing is left behind: the directory is
+    removed if clone created it, emptied again otherwise, sealed files and all.
     """
     remote.require()
-    if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
-        raise RefusedError(f"{directory} exists and is not empty; clone into a new directory")
+    _check_target(directory)
     created = not directory.exists()
     try:
         repo, _ = Repo.init(directory, link_mode)
@@ -194,14 +210,45 @@ def clone(
         result = pull(
             repo, remote, None, progress=progress, on_start=on_start, jobs=jobs, name=DEFAULT_REMOTE
         )
-    except BaseException:
-        if created:
-            shutil.rmtree(directory, ignore_errors=True)
-        else:
-            for child in list(directory.iterdir()):
-                if child.is_dir() and not child.is_symlink():
-                    shutil.rmtree(child, ignore_errors=True)
-                else:
-                    child.unlink(missing_ok=True)
+    except BaseException as err:
+        with _signals_held():
+            leftover = _undo(directory, created)
+        if leftover is not None and isinstance(err, Exception):
+            raise MstoreError(
+                f"{explain(err)[1]}; and {directory} could not be removed again "
+                f"({leftover}): delete it with `mstore destroy --store {directory}`"
+            ) from err
         raise
     return repo, result
+
+
+def _check_target(directory: Path) -> None:
+    """Refuse a target that is not a new or empty directory."""
+    if not directory.exists():
+        return
+    if not directory.is_dir():
+        raise RefusedError(f"{directory} is a file, not a directory; clone into a new directory")
+    if any(directory.iterdir()):
+        raise RefusedError(f"{directory} exists and is not empty; clone into a new directory")
+
+
+def _undo(directory: Path, created: bool) -> str | None:
+    """Remove what a failed clone made; why it could not, or None."""
+    try:
+        for path in [directory] if created else list(directory.iterdir()):
+            remove_protected(path)
+    except OSError as err:
+        return explain(err)[1]
+    return None
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM for the body (a second Ctrl-C must not stop the clean-up
+    midway); they are delivered after it."""
+    held = {signal.SIGINT, signal.SIGTERM}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)

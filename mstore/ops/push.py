@@ -127,6 +127,9 @@ def push(
     theirs = remote.read_refs(local, jobs) if exists else {}
     tracking = RemoteTracking(repo.layout, remote.url)
     known = tracking.read()
+    if not dry_run:
+        # Before any byte is sent: a store that cannot record the push must not make it.
+        tracking.check_writable()
     plan = [_plan(name, value, theirs.get(name), known) for name, value in local.items()]
     moving = [p for p in plan if p.changed]
     foreign = [p for p in moving if p.forced]

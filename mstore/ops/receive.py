@@ -3,7 +3,9 @@
     remote objects ──▶ .mstore/tmp/<random>  ──(hashed, sizes checked)──▶ .mstore/objects/
 
 Manifests arrive first and are validated (`decode_manifest`) before any of their paths
-or ids is used; then the data objects they name that the store lacks. Each is hashed
+or ids is used; then the data objects they name that the store lacks. No download is
+larger than its bound: a manifest at most MAX_MANIFEST_BYTES, a data object at most the
+size its manifest gives (refused before its bytes are read, exit 3). Each is hashed
 from the file written in tmp/, once complete (`ObjectStore.check_received`); only when
 every object has arrived and matched its id are they installed, data before manifests.
 """
@@ -21,12 +23,9 @@ from mstore.hashing import Progress
 from mstore.manifests import Manifest, decode_manifest
 from mstore.ops.chunk_pull import rebuild
 from mstore.ops.parallel import Start, parallel
-from mstore.remotes.base import CHUNK_THRESHOLD, Remote
+from mstore.remotes.base import CHUNK_THRESHOLD, MAX_FILE_BYTES, MAX_MANIFEST_BYTES, Remote
 from mstore.remotes.packs import MAX_META_BYTES, decode_recipe, recipe_name
 from mstore.repo import Repo
-
-# Far above any real manifest; a remote serving more is not served in full into memory.
-MAX_MANIFEST_BYTES = 64 << 20
 
 
 class Receiver:
@@ -71,13 +70,7 @@ class Receiver:
         manifests: dict[str, Manifest] = {}
         for manifest_id in manifest_ids:
             if manifest_id in self._pending:
-                path = self._pending[manifest_id]
-                if path.stat().st_size > MAX_MANIFEST_BYTES:
-                    raise IntegrityError(
-                        f"manifest {manifest_id} from {self.remote.url} is larger than "
-                        f"{MAX_MANIFEST_BYTES >> 20} MiB; refused (the remote is damaged)"
-                    )
-                data = path.read_bytes()
+                data = self._pending[manifest_id].read_bytes()  # at most MAX_MANIFEST_BYTES
                 # Validated before any of its paths or ids is used.
                 manifests[manifest_id] = decode_manifest(data, manifest_id)
             else:
@@ -103,10 +96,12 @@ class Receiver:
         self._check(object_id, size, tmp)
 
     def _receive(self, object_id: str, size: int | None) -> None:
+        """Receive one whole object: a data object of `size` bytes, or a manifest (None)."""
         tmp = self.repo.objects.temp_path()
         with self._lock:
             self._pending[object_id] = tmp
-        self.remote.get_object(object_id, tmp, self.progress)
+        limit = MAX_MANIFEST_BYTES if size is None else size
+        self.remote.get_object(object_id, tmp, self.progress, limit=limit)
         with self._lock:
             self.fetched += os.stat(tmp).st_size
         self._check(object_id, size, tmp)
@@ -138,6 +133,11 @@ def _data_sizes(manifests: dict[str, Manifest]) -> dict[str, int]:
     sizes: dict[str, int] = {}
     for manifest_id, manifest in manifests.items():
         for path, entry in manifest.files.items():
+            if entry.size > MAX_FILE_BYTES:
+                raise IntegrityError(
+                    f"manifest {manifest_id} gives {path} {entry.size} bytes, more than a "
+                    f"file can hold (2^63 - 1); the remote is damaged"
+                )
             if sizes.setdefault(entry.id, entry.size) != entry.size:
                 raise IntegrityError(
                     f"manifest {manifest_id} gives {path} ({entry.id[:12]}) a size other "

@@ -253,7 +253,7 @@ def _inspect(remote: Remote, jobs: int) -> Findings:
     unneeded = sorted(p for p in indexed if p in packs and p not in needed)
     for found in parallel(lambda p: _check_index(remote, p, packs[p].size), unneeded, jobs):
         damage += found
-    damage += _check_whole(remote, sorted(reach.whole))
+    damage += _check_whole(remote, {i: reach.data[i] for i in sorted(reach.whole)})
     listed_strays = strays(listings)
     if read_doomed(remote).damaged:
         listed_strays.append(f"{DOOMED} (not valid: it marks nothing; the next prune replaces it)")
@@ -308,16 +308,17 @@ def _check_index(remote: Remote, pack: str, size: int) -> list[Damage]:
     return []
 
 
-def _check_whole(remote: Remote, ids: list[str]) -> list[Damage]:
-    """Every object stored whole, fetched and hashed against its id."""
+def _check_whole(remote: Remote, sizes: dict[str, int]) -> list[Damage]:
+    """Every object stored whole, fetched (no more than its manifest's size) and hashed
+    against its id."""
     from mstore.ops.chunk_pull import fetch_object
 
     found: list[Damage] = []
     with tempfile.TemporaryDirectory(prefix="mstore-verify-") as directory:
-        for object_id in ids:
+        for object_id, size in sizes.items():
             target = Path(directory) / object_id
             try:
-                fetch_object(remote, object_id, target)
+                fetch_object(remote, object_id, target, limit=size)
             except NotFoundError:
                 found.append(Damage(f"object {object_id} is missing", frozenset({object_id})))
                 continue

@@ -21,7 +21,7 @@ from mstore.hashing import hash_file
 from mstore.manifests import decode_manifest
 from mstore.ops.parallel import parallel
 from mstore.refs import check_ref_name
-from mstore.remotes.base import CHUNK_THRESHOLD, BlobInfo, Remote
+from mstore.remotes.base import CHUNK_THRESHOLD, MAX_MANIFEST_BYTES, BlobInfo, Remote
 from mstore.remotes.packs import (
     MAX_META_BYTES,
     Recipe,
@@ -106,7 +106,7 @@ def walk(remote: Remote, jobs: int, damage: list[Damage] | None = None) -> Reach
 def _manifest_files(remote: Remote, manifest_id: str, target: Path) -> list[tuple[str, int]]:
     """(object id, size) of every file of the remote manifest `manifest_id`, fetched into
     `target`, hashed and validated first."""
-    remote.get_object(manifest_id, target)
+    remote.get_object(manifest_id, target, limit=MAX_MANIFEST_BYTES)
     if hash_file(target, owned=False) != manifest_id:
         raise IntegrityError(
             f"manifest {manifest_id} on {remote.url} does not hash to its id; the remote is "

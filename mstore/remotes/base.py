@@ -4,14 +4,18 @@
       mstore-remote.json              {"chunking":"...","format":2}: makes it a remote
       objects/<id[0:2]>/<id[2:]>      whole objects (manifests, small data), never rewritten
       recipes/, packs/, indexes/      large objects as chunks (mstore.remotes.packs)
+      prune/doomed                    what a running prune will delete
       refs/<name>                     "<manifest id>\\n", replaced only by compare-and-swap
 
 Writers keep one order, so that a reader never finds a name without its bytes: data
 objects, then the manifests naming them, then the refs naming those manifests. A ref
 is moved only by `swap_ref`, which fails with RefMovedError when the ref no longer holds
 what the writer read (another writer moved it in between). Readers trust nothing a
-remote serves: every object is hashed against its id before it is stored locally, and
-manifests and ref files are validated like local ones.
+remote serves: every object is hashed against its id before it is stored locally,
+manifests and ref files are validated like local ones, and no read is larger than what
+the reader expects: an object at most the size its manifest gives (a manifest at most
+`MAX_MANIFEST_BYTES`), a range inside int64 and at most a pack long, a listing only the
+names the layout has (`BLOB_NAMES`).
 
 Subclasses implement the storage primitives; the marker logic and the parallel ref
 reads are shared here.
@@ -19,6 +23,7 @@ reads are shared here.
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -36,6 +41,25 @@ CHUNK_THRESHOLD = 4 << 20
 MARKER_NAME = "mstore-remote.json"
 MAX_REF_BYTES = 256
 DEFAULT_JOBS = 8
+# Far above any real manifest; a remote serving more is refused before it is received.
+MAX_MANIFEST_BYTES = 64 << 20
+# Offsets and sizes are off_t: a value beyond it is no file's (and overflows os calls).
+MAX_FILE_BYTES = (1 << 63) - 1
+# No range a reader asks for is longer than a pack can be (packs.PACK_LIMIT).
+MAX_RANGE_BYTES = 64 << 20
+# Writers' temporary files older than this were left by a killed writer (a live one
+# writes to its file at least every few seconds): the next push removes them.
+STALE_TEMPORARY_SECONDS = 24 * 3600.0
+
+# The names a listing of each folder of the layout returns: anything else there (a stray
+# file, an S3 folder marker, a deeper tree) is not a blob of the layout.
+BLOB_NAMES = {
+    "objects": re.compile(r"[0-9a-f]{2}/[0-9a-f]{62}"),
+    "recipes": re.compile(r"[0-9a-f]{2}/[0-9a-f]{62}"),
+    "packs": re.compile(r"[0-9a-f]{64}"),
+    "indexes": re.compile(r"[0-9a-f]{64}"),
+    "prune": re.compile(r"doomed"),
+}
 
 Progress = Callable[[int], None]
 
@@ -108,6 +132,30 @@ def decode_ref(data: bytes, where: str) -> str:
     return text[:-1]
 
 
+def blob_depth(prefix: str) -> int:
+    """How many directories below the folder `prefix` its blobs lie (0: directly in it)."""
+    return BLOB_NAMES[prefix].pattern.count("/")
+
+
+def check_range(name: str, start: int, length: int, url: str) -> None:
+    """Refuse (IntegrityError) a range no stored file can hold: a negative start, a length
+    outside 1..MAX_RANGE_BYTES, an end beyond int64. Checked before any read."""
+    if start < 0 or not 1 <= length <= MAX_RANGE_BYTES or start > MAX_FILE_BYTES - length:
+        raise IntegrityError(
+            f"bytes {start}+{length} of {name} on {url} cannot be a stored range (offsets "
+            f"fit in 64 bits, ranges are at most {MAX_RANGE_BYTES >> 20} MiB); the remote "
+            f"is damaged (`mstore remote verify`)"
+        )
+
+
+def too_large(what: str, url: str, size: int, limit: int) -> IntegrityError:
+    """The error for a remote file larger than its reader's bound (found before reading)."""
+    return IntegrityError(
+        f"{what} on {url} has {size} bytes, more than the {limit} expected of it; "
+        f"refused before reading it (the remote is damaged)"
+    )
+
+
 def short(value: str | None) -> str:
     """A manifest id as messages show it (12 hex digits), or "(no ref)"."""
     return value[:12] if value else "(no ref)"
@@ -157,13 +205,22 @@ class Remote(ABC):
             )
 
     def ensure(self) -> None:
-        """Make the location a remote if it is empty (push does); check it otherwise."""
+        """Make the location a remote if it is empty (push does); check it otherwise.
+        Temporary files a killed writer left behind are removed here (see
+        `remove_stale_temporaries`)."""
         if self.probe():
+            self.remove_stale_temporaries()
             return
         self._create_marker(encode_marker())
         # Another pusher may have created it first: what counts is the one stored.
         if not self.probe():
             raise IntegrityError(f"{self.url}/{MARKER_NAME} vanished right after it was created")
+
+    def remove_stale_temporaries(self, older_than: float = STALE_TEMPORARY_SECONDS) -> int:
+        """Delete writers' temporary files unchanged for `older_than` seconds (a killed
+        push's); how many went. Only a directory remote has any (S3 writes each file in
+        one request; an abandoned multipart upload is the server's lifecycle rule's)."""
+        return 0
 
     @abstractmethod
     def _read_marker(self) -> bytes | None:
@@ -192,11 +249,16 @@ class Remote(ABC):
         """
 
     @abstractmethod
-    def get_object(self, object_id: str, dest: Path, progress: Progress | None = None) -> None:
+    def get_object(
+        self, object_id: str, dest: Path, progress: Progress | None = None, *, limit: int
+    ) -> None:
         """Write the object's bytes into the new file `dest` (fsynced).
 
-        NotFoundError if the remote lacks it. The bytes are not checked here: the caller
-        hashes them before storing them (`ObjectStore.check_received`).
+        NotFoundError if the remote lacks it; IntegrityError, before its bytes are read
+        (and at the latest at byte `limit + 1`), if it holds more than `limit` bytes: the
+        size its manifest gives, or MAX_MANIFEST_BYTES for a manifest. The bytes are not
+        checked here: the caller hashes them before storing them
+        (`ObjectStore.check_received`).
         """
 
     # -- blobs: the chunked layout's files (packs/, indexes/, recipes/, prune/) ---
@@ -212,11 +274,12 @@ class Remote(ABC):
     @abstractmethod
     def get_range(self, name: str, start: int, length: int) -> bytes:
         """Bytes [start, start + length) of `name`; NotFoundError if absent,
-        IntegrityError if it ends before them."""
+        IntegrityError if it ends before them or the range is not one (`check_range`)."""
 
     @abstractmethod
     def list_blobs(self, prefix: str) -> dict[str, BlobInfo]:
-        """Every file under the folder `prefix` (e.g. "packs"): name within it -> info."""
+        """Every blob of the folder `prefix` (a key of BLOB_NAMES, e.g. "packs"): name
+        within it -> info. Names the layout does not have there are left out."""
 
     @abstractmethod
     def delete_blob(self, name: str) -> None:

@@ -7,11 +7,19 @@
       refs/<name>                   "<manifest id>\\n"
       tmp/                          writers' temporary files
 
-The directory is laid out like a store's `.mstore/`, so the store's own classes do the
-work: `ObjectStore` writes objects (temporary file, fsync, rename, fsync the directory)
-and `RefStore` reads and writes refs (validated names, no symlinks followed, atomic
-replace). A ref is swapped under the exclusive lock on `<root>/lock`, after re-reading
-it: that is the compare-and-swap. The kernel drops the lock if its holder dies.
+The directory is laid out like a store's `.mstore/`: objects are written as a store
+writes them (temporary file in tmp/, fsync, rename, fsync the directory; never
+rewritten), and the store's own `RefStore` reads and writes refs (validated names, no
+symlinks followed, atomic replace). A ref is swapped under the exclusive lock on
+`<root>/lock`, after re-reading it: that is the compare-and-swap. The kernel drops the
+lock if its holder dies.
+
+Whoever can write the directory can plant anything in it, so every file is opened
+through mstore.untrusted (never following a symlink, never blocking on a FIFO, its size
+checked with fstat before a byte is read) and every folder on the way to a file must
+be a real directory: a symlink or a special file at any path of the layout is damage
+(UntrustedFileError, exit 3), never followed. Listings walk only as deep as the layout
+goes and return only its names (`BLOB_NAMES`).
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,17 +35,22 @@ from mstore import fsutil, untrusted
 from mstore.errors import IntegrityError, NotFoundError, RefMovedError
 from mstore.hashing import BUFFER_SIZE, copy_into
 from mstore.layout import Layout
-from mstore.objects import ObjectStore
-from mstore.refs import RefStore, check_ref_name
+from mstore.objects import OBJECT_MODE, ObjectStore
+from mstore.refs import RefStore
 from mstore.remotes.base import (
     MARKER_NAME,
     MAX_REF_BYTES,
+    STALE_TEMPORARY_SECONDS,
     BlobInfo,
     Progress,
     Remote,
     RemoteRef,
+    blob_depth,
+    check_range,
     lost_race_message,
+    too_large,
 )
+from mstore.untrusted import UntrustedFileError
 
 LOCK_TIMEOUT = 10.0
 # What a remote holds before its marker appears (see _create_marker).
@@ -84,7 +98,7 @@ class DirectoryRemote(Remote):
         # seen. link() creates the marker only if the name is free: the first creator wins.
         for directory in (self.layout.objects, self.layout.refs, self.layout.tmp):
             fsutil.makedirs_durable(directory)
-        tmp = self.objects.temp_path()
+        tmp = self._temp_path()
         fsutil.atomic_write(tmp, data)
         try:
             os.link(tmp, self.root / MARKER_NAME)
@@ -94,13 +108,62 @@ class DirectoryRemote(Remote):
             os.unlink(tmp)
         fsutil.fsync_dir(self.root)
 
+    # -- paths -----------------------------------------------------------------
+
+    def _path(self, name: str) -> Path:
+        """The file `name` (a path under the root), its folders checked (`_folders`)."""
+        parts = name.split("/")
+        if any(p in ("", ".", "..") for p in parts):
+            raise IntegrityError(f"bad name {name!r} in remote {self.url}")
+        self._folders(parts[:-1])
+        return self.root.joinpath(*parts)
+
+    def _folders(self, parts: list[str]) -> Path:
+        """The folder `parts` below the root; each of its directories that exists must be
+        a real directory: a symlink there would take reads and writes outside the remote."""
+        current = self.root
+        for part in parts:
+            current = current / part
+            try:
+                mode = os.lstat(current).st_mode
+            except (FileNotFoundError, NotADirectoryError):
+                break
+            if not stat.S_ISDIR(mode):
+                raise UntrustedFileError(
+                    f"{current} is {_what(mode)}, not a directory; the remote {self.url} is "
+                    f"damaged: remove it (then `mstore remote verify`)"
+                )
+        return self.root.joinpath(*parts)
+
+    def _object_path(self, object_id: str) -> Path:
+        path = self.objects.path(object_id)  # validates the id
+        self._folders(["objects", object_id[:2]])
+        return path
+
+    def _temp_path(self) -> Path:
+        """A new name in tmp/ (a real directory, made if absent) for a file being written."""
+        tmp = self._folders(["tmp"])
+        with contextlib.suppress(FileExistsError):
+            tmp.mkdir()
+        return tmp / f"{fsutil.TEMP_PREFIX}object.{fsutil.random_suffix(8)}"
+
     # -- objects ---------------------------------------------------------------
 
     def has_object(self, object_id: str) -> bool:
-        return self.objects.has(object_id)
+        path = self._object_path(object_id)
+        try:
+            mode = os.lstat(path).st_mode
+        except (FileNotFoundError, NotADirectoryError):
+            return False
+        if not stat.S_ISREG(mode):
+            raise UntrustedFileError(
+                f"object {object_id} on remote {self.url} is {_what(mode)} ({path}), not a "
+                f"regular file; the remote is damaged: remove it, then push again"
+            )
+        return True
 
     def put_object(self, object_id: str, source: Path, progress: Progress | None = None) -> None:
-        tmp = self.objects.temp_path()
+        tmp = self._temp_path()
         try:
             actual, _size = copy_into(source, tmp, progress)
         except BaseException:
@@ -113,27 +176,35 @@ class DirectoryRemote(Remote):
                 f"object {object_id} changed while it was sent to {self.url} (its bytes now "
                 f"hash to {actual}); run `mstore verify`"
             )
-        self.objects.install_verified(tmp, object_id)
+        if self.has_object(object_id):  # another writer stored it meanwhile: never rewritten
+            os.unlink(tmp)
+            return
+        path = self._object_path(object_id)
+        os.chmod(tmp, OBJECT_MODE)
+        fsutil.makedirs_durable(path.parent)
+        os.replace(tmp, path)
+        fsutil.fsync_dir(path.parent)
 
-    def get_object(self, object_id: str, dest: Path, progress: Progress | None = None) -> None:
-        path = self.objects.path(object_id)
+    def get_object(
+        self, object_id: str, dest: Path, progress: Progress | None = None, *, limit: int
+    ) -> None:
         try:
-            # O_NONBLOCK: a FIFO planted under objects/ must not hang the reader.
-            src = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-        except FileNotFoundError:
+            src = untrusted.open_regular(self._object_path(object_id))
+        except (FileNotFoundError, NotADirectoryError):
             raise NotFoundError(f"object {object_id} is missing from remote {self.url}") from None
         except OSError as err:
             raise IntegrityError(
                 f"object {object_id} on remote {self.url} cannot be read: {err.strerror}"
             ) from None
         try:
-            if not stat.S_ISREG(os.fstat(src).st_mode):
-                raise IntegrityError(
-                    f"object {object_id} on remote {self.url} is not a regular file"
-                )
+            size = os.fstat(src).st_size
+            if size > limit:
+                raise too_large(f"object {object_id}", self.url, size, limit)
             dst = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             try:
-                _copy(src, dst, progress)
+                # One byte more than allowed at most: a file growing meanwhile is caught.
+                if _copy(src, dst, limit + 1, progress) > limit:
+                    raise too_large(f"object {object_id}", self.url, limit + 1, limit)
                 os.fsync(dst)
             finally:
                 os.close(dst)
@@ -142,35 +213,46 @@ class DirectoryRemote(Remote):
 
     # -- blobs -----------------------------------------------------------------
 
-    def _blob_path(self, name: str) -> Path:
-        parts = name.split("/")
-        if not parts or any(p in ("", ".", "..") for p in parts):
-            raise IntegrityError(f"bad name {name!r} in remote {self.url}")
-        return self.root.joinpath(*parts)
-
     def put_blob(self, name: str, data: bytes | bytearray) -> None:
-        path = self._blob_path(name)
+        path = self._path(name)
         fsutil.makedirs_durable(path.parent)
-        tmp = self.objects.temp_path()
+        tmp = self._temp_path()
         fsutil.atomic_write(tmp, bytes(data))
-        os.replace(tmp, path)
+        try:
+            os.replace(tmp, path)
+        except IsADirectoryError:
+            os.unlink(tmp)
+            raise UntrustedFileError(
+                f"{path} is a directory; the remote {self.url} is damaged: remove it"
+            ) from None
         fsutil.fsync_dir(path.parent)
 
     def get_blob(self, name: str, limit: int) -> bytes | None:
+        path = self._path(name)
         try:
-            return untrusted.read_bounded(self._blob_path(name), limit)
+            fd = untrusted.open_regular(path)
         except (FileNotFoundError, NotADirectoryError):
             return None
+        try:
+            size = os.fstat(fd).st_size
+            if size > limit:
+                raise too_large(name, self.url, size, limit)
+            data = untrusted.read_fd_bounded(fd, limit)
+        finally:
+            os.close(fd)
+        if len(data) > limit:
+            raise too_large(name, self.url, len(data), limit)
+        return data
 
     def get_range(self, name: str, start: int, length: int) -> bytes:
+        check_range(name, start, length, self.url)
         try:
-            fd = os.open(self._blob_path(name), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+            fd = untrusted.open_regular(self._path(name))
         except (FileNotFoundError, NotADirectoryError):
             raise NotFoundError(f"{name} is missing from remote {self.url}") from None
         try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                raise IntegrityError(f"{name} on remote {self.url} is not a regular file")
-            data = os.pread(fd, length, start)
+            size = os.fstat(fd).st_size
+            data = os.pread(fd, length, start) if start + length <= size else b""
         finally:
             os.close(fd)
         if len(data) != length:
@@ -181,36 +263,66 @@ class DirectoryRemote(Remote):
         return data
 
     def list_blobs(self, prefix: str) -> dict[str, BlobInfo]:
-        base = self._blob_path(prefix)
+        depth = blob_depth(prefix)
         found: dict[str, BlobInfo] = {}
-        for directory, _dirs, files in os.walk(base):
-            for file in files:
-                path = Path(directory) / file
-                info = path.lstat()
-                if stat.S_ISREG(info.st_mode):
-                    found[path.relative_to(base).as_posix()] = BlobInfo(info.st_size, info.st_mtime)
+        # Names the layout does not have there (strays) are listed too, within its depth:
+        # packs.named() keeps them out of every plan, and `remote verify` reports them.
+        for name, entry in untrusted.walk(self._folders(prefix.split("/")), depth):
+            try:
+                info = entry.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+            if stat.S_ISREG(info.st_mode):
+                found[name] = BlobInfo(info.st_size, info.st_mtime)
         return found
 
     def delete_blob(self, name: str) -> None:
-        path = self._blob_path(name)
+        path = self._path(name)
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
             fsutil.fsync_dir(path.parent)
 
+    def remove_stale_temporaries(self, older_than: float = STALE_TEMPORARY_SECONDS) -> int:
+        """Delete the temporary files in tmp/ unchanged for `older_than` seconds (a killed
+        push's). tmp/ is opened without following a symlink, and its entries are removed
+        through that descriptor: nothing outside the remote is ever deleted."""
+        try:
+            fd = os.open(
+                self._folders(["tmp"]), os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+            )
+        except (FileNotFoundError, NotADirectoryError):
+            return 0
+        removed = 0
+        try:
+            with os.scandir(fd) as entries:
+                names = [e.name for e in entries if e.name.startswith(fsutil.TEMP_PREFIX)]
+            deadline = time.time() - older_than
+            for name in names:
+                with contextlib.suppress(FileNotFoundError, PermissionError):
+                    info = os.stat(name, dir_fd=fd, follow_symlinks=False)
+                    if not stat.S_ISDIR(info.st_mode) and info.st_mtime < deadline:
+                        os.unlink(name, dir_fd=fd)
+                        removed += 1
+            if removed:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        return removed
+
     # -- refs ------------------------------------------------------------------
 
     def ref_names(self) -> list[str]:
+        self._folders(["refs"])
         return sorted(name for name, _path in self.refs.iter_files())
 
     def read_ref(self, name: str) -> RemoteRef | None:
-        with contextlib.suppress(FileNotFoundError, NotADirectoryError):
-            # RefStore.read would block opening a FIFO planted under refs/.
-            if fsutil.is_special(os.lstat(self.layout.ref_path(check_ref_name(name))).st_mode):
-                raise IntegrityError(f"ref {name} on {self.url} is not a regular file")
+        # RefStore reads without following a symlink or blocking on a FIFO.
+        self._folders(["refs"])
         value = self.refs.read(name)
         return RemoteRef(value, value) if value is not None else None
 
     def swap_ref(self, name: str, expected: RemoteRef | None, manifest_id: str) -> RemoteRef:
+        self._folders(["refs"])
         with fsutil.StoreLock(self.layout.lock, f"push {name}", LOCK_TIMEOUT):
             # Re-read under the lock: another writer may have moved the ref.
             current = self.refs.read(name)
@@ -223,10 +335,20 @@ class DirectoryRemote(Remote):
         return RemoteRef(manifest_id, manifest_id)
 
 
-def _copy(src: int, dst: int, progress: Progress | None) -> None:
-    while data := os.read(src, BUFFER_SIZE):
-        view = memoryview(data)
-        while view:
-            view = view[os.write(dst, view) :]
+def _copy(src: int, dst: int, most: int, progress: Progress | None) -> int:
+    """Copy at most `most` bytes from `src` to `dst`; how many were copied."""
+    copied = 0
+    while copied < most and (data := os.read(src, min(BUFFER_SIZE, most - copied))):
+        fsutil.write_all(dst, data)
+        copied += len(data)
         if progress:
             progress(len(data))
+    return copied
+
+
+def _what(mode: int) -> str:
+    if stat.S_ISLNK(mode):
+        return "a symlink"
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    return "a regular file" if stat.S_ISREG(mode) else "a special file"

@@ -10,8 +10,10 @@ creates a ref only if it does not exist, `If-Match: <ETag>` replaces it only if 
 still holds the bytes that were read, in the ETag form the server compares (probed
 once, mstore.remotes.s3_cas). A refused write is re-read: a ref that moved is
 RefMovedError; a ref that did not is the server's fault, and push is refused.
-Objects go through boto3's managed transfers (`upload_fileobj`/`download_fileobj`:
-multipart, parts in parallel, byte callbacks).
+Objects are sent through boto3's managed transfer (`upload_fileobj`: multipart, parts
+in parallel, byte callbacks). An object is received by one GET whose length is checked
+against the bound the reader gives before its body is read; one above the part size
+then goes through `download_fileobj` (parts in parallel), its writes bounded too.
 
 boto3 is imported only when an s3:// remote is opened, never by `mstore --help`; the
 client and its settings (MSTORE_S3_* variables) are in mstore.remotes.s3_client.
@@ -32,6 +34,7 @@ from mstore.errors import (
     RefMovedError,
     RefusedError,
 )
+from mstore.hashing import BUFFER_SIZE
 from mstore.remotes import s3_cas
 from mstore.remotes.base import (
     MARKER_NAME,
@@ -40,9 +43,12 @@ from mstore.remotes.base import (
     Progress,
     Remote,
     RemoteRef,
+    blob_depth,
+    check_range,
     decode_ref,
     lost_race_message,
     short,
+    too_large,
 )
 from mstore.remotes.s3_client import CHECKSUM_VARIABLE, make_client
 
@@ -127,22 +133,33 @@ class S3Remote(Remote):
                 f, self.bucket, self.object_key(object_id), Callback=progress, Config=self.transfer
             )
 
-    def get_object(self, object_id: str, dest: Path, progress: Progress | None = None) -> None:
+    def get_object(
+        self, object_id: str, dest: Path, progress: Progress | None = None, *, limit: int
+    ) -> None:
+        key = self.object_key(object_id)
+        what = f"object {object_id}"
         with self._errors(f"receiving object {object_id[:12]}"), open(dest, "xb") as f:
             try:
-                self.client.download_fileobj(
-                    self.bucket,
-                    self.object_key(object_id),
-                    f,
-                    Callback=progress,
-                    Config=self.transfer,
-                )
+                response = self.client.get_object(Bucket=self.bucket, Key=key)
             except self._client_error() as err:
                 if _code(err) in NOT_FOUND:
                     raise NotFoundError(
                         f"object {object_id} is missing from remote {self.url}"
                     ) from None
                 raise
+            body = response["Body"]
+            size = int(response["ContentLength"])
+            if size > limit:
+                body.close()
+                raise too_large(what, self.url, size, limit)
+            if size <= self.transfer.multipart_threshold:
+                _receive_body(body, f, limit, what, self.url, progress)
+            else:
+                body.close()  # a large object comes in parallel parts instead
+                bounded = _BoundedFile(f, limit, what, self.url)
+                self.client.download_fileobj(
+                    self.bucket, key, bounded, Callback=progress, Config=self.transfer
+                )
             f.flush()
             os.fsync(f.fileno())
 
@@ -160,12 +177,17 @@ class S3Remote(Remote):
                 if _code(err) in NOT_FOUND:
                     return None
                 raise
+            size = int(response["ContentLength"])
+            if size > limit:
+                response["Body"].close()
+                raise too_large(name, self.url, size, limit)
             data = bytes(response["Body"].read(limit + 1))
         if len(data) > limit:
-            raise IntegrityError(f"{name} on {self.url} is larger than {limit} bytes")
+            raise too_large(name, self.url, len(data), limit)
         return data
 
     def get_range(self, name: str, start: int, length: int) -> bytes:
+        check_range(name, start, length, self.url)
         with self._errors(f"reading bytes of {name}"):
             try:
                 response = self.client.get_object(
@@ -190,6 +212,7 @@ class S3Remote(Remote):
 
     def list_blobs(self, prefix: str) -> dict[str, BlobInfo]:
         base = self.key(f"{prefix}/")
+        depth = blob_depth(prefix)
         found: dict[str, BlobInfo] = {}
         with self._errors(f"listing {prefix}"):
             pages = self.client.get_paginator("list_objects_v2").paginate(
@@ -197,9 +220,9 @@ class S3Remote(Remote):
             )
             for page in pages:
                 for item in page.get("Contents", []):
-                    found[item["Key"][len(base) :]] = BlobInfo(
-                        int(item["Size"]), item["LastModified"].timestamp()
-                    )
+                    name = item["Key"][len(base) :]
+                    if name.count("/") <= depth:  # strays too (see DirectoryRemote)
+                        found[name] = BlobInfo(int(item["Size"]), item["LastModified"].timestamp())
         return found
 
     def delete_blob(self, name: str) -> None:
@@ -328,6 +351,46 @@ class S3Remote(Remote):
                 f"S3 transfer failed while {doing} at {self.url}: {err} (retry: objects "
                 f"already sent are not sent again)"
             ) from None
+
+
+def _receive_body(
+    body: Any, f: Any, limit: int, what: str, url: str, progress: Progress | None
+) -> None:
+    """Write a response body into `f`: at most `limit + 1` bytes are read."""
+    received = 0
+    while block := body.read(min(BUFFER_SIZE, limit + 1 - received)):
+        received += len(block)
+        if received > limit:
+            body.close()
+            raise too_large(what, url, received, limit)
+        f.write(block)
+        if progress:
+            progress(len(block))
+
+
+class _BoundedFile:
+    """The file a parallel download writes into, refusing any byte past `limit` (the
+    object may have grown between the length checked and the parts fetched)."""
+
+    def __init__(self, f: Any, limit: int, what: str, url: str) -> None:
+        self.f, self.limit, self.what, self.url = f, limit, what, url
+
+    def write(self, data: bytes) -> int:
+        if self.f.tell() + len(data) > self.limit:
+            raise too_large(self.what, self.url, self.f.tell() + len(data), self.limit)
+        written: int = self.f.write(data)
+        return written
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        position: int = self.f.seek(offset, whence)
+        return position
+
+    def tell(self) -> int:
+        position: int = self.f.tell()
+        return position
+
+    def seekable(self) -> bool:
+        return True
 
 
 def _code(err: Any) -> str:

@@ -12,25 +12,33 @@ swap and the record leaves the remote holding our own value, which the next push
 recognizes from it instead of calling it a foreign move.
 
 Both files are written under the store lock: `tracking` atomically (temporary file,
-fsync, rename, fsync the directory), `log` by appending one fsynced write.
+fsync, rename, fsync the directory), `log` by appending one fsynced write. `tracking`
+is read like a file mstore did not write (mstore.untrusted: no symlink, no FIFO,
+bounded). A tracking file that cannot be used counts, for a pull, as absent (as if
+deleted, which is safe: pushes of the refs it no longer names are refused until pulled)
+and the pull's record replaces it; a record that fails after a pull moved its refs is a
+warning, not a failure of the move (`try_record_seen`).
 """
 
 from __future__ import annotations
 
+import errno
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import orjson
 
-from mstore import fsutil
-from mstore.errors import IntegrityError, InvalidInputError
+from mstore import fsutil, untrusted
+from mstore.errors import IntegrityError, InvalidInputError, MstoreError, explain
 from mstore.hashing import hash_bytes, is_object_id
 from mstore.history import History, LogEntry
 from mstore.layout import Layout
 from mstore.refs import check_ref_name
 
 TRACKING_FORMAT = 1
+MAX_TRACKING_BYTES = 64 << 20  # far above the values of 100,000 refs
 PUSH = "push"
 FORCED_PUSH = "push --force"
 
@@ -64,16 +72,66 @@ class RemoteTracking:
 
     def __init__(self, layout: Layout, url: str) -> None:
         self.url = url
+        self.layout = layout
         self.directory = layout.remote_dir(remote_key(url))
         self.path = self.directory / "tracking"
         self.log = History(self.directory / "log")
 
     def read(self) -> Tracking:
+        """The tracking values (none if the file is absent); TrackingFileError if the
+        file cannot be used, naming it and the way out."""
         try:
-            data = self.path.read_bytes()
-        except FileNotFoundError:
+            data = untrusted.read_bounded(self.path, MAX_TRACKING_BYTES)
+        except (FileNotFoundError, NotADirectoryError):
             return Tracking(self.url)
+        except untrusted.UntrustedFileError as err:
+            raise TrackingFileError(self.path, self.url, _after_path(str(err), self.path)) from None
         return _decode(data, self.url, self.path)
+
+    def read_or_forget(self) -> tuple[Tracking, str | None]:
+        """The tracking values, or, if the file cannot be used, none and a warning saying
+        so: it then counts as absent (see the module docstring) until a record replaces it."""
+        try:
+            return self.read(), None
+        except TrackingFileError as err:
+            return Tracking(self.url), (
+                f"warning: {self.path} {err.reason}: ignored, and replaced by the values this "
+                f"pull saw (a push of a ref it no longer names is refused until that ref is "
+                f"pulled)"
+            )
+
+    def try_record_seen(
+        self, values: Mapping[str, str | None], only: bool, current: Tracking, rewrite: bool
+    ) -> str | None:
+        """`record_seen` after a pull moved its refs: a failure (a full disk, a tracking
+        path that is not a file) is returned as a warning, never raised, since the move
+        stands; the next pull or push records the values again."""
+        try:
+            self.record_seen(values, only=only, current=current, rewrite=rewrite)
+        except (OSError, MstoreError) as err:
+            return (
+                f"warning: the values seen on {self.url} were not recorded in {self.path} "
+                f"({explain(err)[1]}); the pull stands, and the next pull or push records "
+                f"them"
+            )
+        return None
+
+    def check_writable(self) -> None:
+        """Refuse a store where a push could not record what it moved (a read-only store,
+        a lock file it may not open): a push calls this before it sends anything."""
+        try:
+            os.close(untrusted.open_lock_file(self.layout.lock))
+            directory = self.directory
+            while not directory.exists():
+                directory = directory.parent
+            if not os.access(directory, os.W_OK):
+                raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(directory))
+        except OSError as err:
+            raise MstoreError(
+                f"this store cannot record a push ({err.strerror}: {err.filename}): a push "
+                f"writes the values it moves on {self.url} into {self.directory} under the "
+                f"store lock; nothing was sent (push from a store this user can write)"
+            ) from None
 
     def record_pushing(self, values: Mapping[str, str]) -> None:
         """Before a push swaps refs: the values it is about to put there."""
@@ -81,12 +139,20 @@ class RemoteTracking:
         self._write(Tracking(self.url, current.seen, {**current.pushing, **values}))
 
     def record_seen(
-        self, values: Mapping[str, str | None], done: Iterable[str] = (), only: bool = False
+        self,
+        values: Mapping[str, str | None],
+        done: Iterable[str] = (),
+        only: bool = False,
+        current: Tracking | None = None,
+        rewrite: bool = False,
     ) -> None:
         """After a push, pull or clone: `values` are what the remote refs hold now (None:
         the remote has no such ref); `done` are refs whose push ended (won or lost). With
-        `only`, refs not in `values` are forgotten (a pull of every ref saw them gone)."""
-        current = self.read()
+        `only`, refs not in `values` are forgotten (a pull of every ref saw them gone).
+        `current`: the values already read under the same lock (read now if None);
+        `rewrite`: write the file even if they did not change (it could not be used)."""
+        if current is None:
+            current = self.read()
         seen = {} if only else dict(current.seen)
         for ref, value in values.items():
             if value is None:
@@ -95,7 +161,8 @@ class RemoteTracking:
                 seen[ref] = value
         ended = set(done) | set(values)
         pushing = {r: v for r, v in current.pushing.items() if r not in ended}
-        if seen != current.seen or pushing != current.pushing or not self.path.exists():
+        changed = seen != current.seen or pushing != current.pushing
+        if changed or rewrite or not _is_file(self.path):
             self._write(Tracking(self.url, dict(sorted(seen.items())), pushing))
 
     def record_pushes(self, entries: list[LogEntry]) -> None:
@@ -117,25 +184,42 @@ class RemoteTracking:
         fsutil.atomic_write(self.path, orjson.dumps(document, option=orjson.OPT_SORT_KEYS))
 
 
+class TrackingFileError(IntegrityError):
+    """A tracking file that cannot be used; `reason` says why (after its path)."""
+
+    def __init__(self, path: Path, url: str, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"{path} {reason}; delete it and pull from {url} to record it again")
+
+
 def _decode(data: bytes, url: str, path: Path) -> Tracking:
-    way_out = f"delete {path} and pull from {url} to record it again"
     try:
         raw = orjson.loads(data)
     except orjson.JSONDecodeError:
-        raise IntegrityError(f"{path} is not valid JSON; {way_out}") from None
+        raise TrackingFileError(path, url, "is not valid JSON") from None
     if not isinstance(raw, dict) or raw.get("format") != TRACKING_FORMAT or raw.get("url") != url:
-        raise IntegrityError(f"{path} is not the tracking file of {url}; {way_out}")
+        raise TrackingFileError(path, url, f"is not the tracking file of {url}")
     maps: list[dict[str, str]] = []
     for key in ("seen", "pushing"):
         values = raw.get(key)
         if not isinstance(values, dict):
-            raise IntegrityError(f"{path} has no valid {key!r}; {way_out}")
+            raise TrackingFileError(path, url, f"has no valid {key!r}")
         for ref, value in values.items():
             try:
                 check_ref_name(ref)
             except InvalidInputError:
-                raise IntegrityError(f"{path} names an invalid ref {ref!r}; {way_out}") from None
+                raise TrackingFileError(path, url, f"names an invalid ref {ref!r}") from None
             if not isinstance(value, str) or not is_object_id(value):
-                raise IntegrityError(f"{path} has an invalid id for {ref}; {way_out}")
+                raise TrackingFileError(path, url, f"has an invalid id for {ref}")
         maps.append(values)
     return Tracking(url, maps[0], maps[1])
+
+
+def _after_path(message: str, path: Path) -> str:
+    """untrusted's "<path> is a symlink; ..." without its leading path."""
+    prefix = f"{path} "
+    return message[len(prefix) :] if message.startswith(prefix) else message
+
+
+def _is_file(path: Path) -> bool:
+    return path.is_file() and not path.is_symlink()

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from typer.testing import CliRunner, Result
 
+from mstore import protection
 from mstore.cli.app import app
 from mstore.hashing import hash_bytes
 from mstore.manifests import decode_manifest
@@ -46,6 +49,16 @@ def fails(result: Result, code: int, *words: str) -> None:
     assert "Traceback" not in result.stdout + result.stderr
     for word in words:
         assert word in errors[0], (word, errors[0])
+
+
+def require_immutable_flag(path: Path) -> None:
+    """Skip (fail under CI, which runs as root) unless the immutable flag works at `path`."""
+    probe = protection.probe(path)
+    if not probe.immutable:
+        reason = f"the immutable flag is not available here: {probe.reason}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
 
 
 def new_store(path: Path) -> Repo:
@@ -156,8 +169,8 @@ class Proxy(Remote):
         self.puts.append(object_id)
         self.inner.put_object(object_id, source, progress)
 
-    def get_object(self, object_id: str, dest: Path, progress: Any = None) -> None:
-        self.inner.get_object(object_id, dest, progress)
+    def get_object(self, object_id: str, dest: Path, progress: Any = None, *, limit: int) -> None:
+        self.inner.get_object(object_id, dest, progress, limit=limit)
 
     def put_blob(self, name: str, data: bytes | bytearray) -> None:
         self.puts.append(name)

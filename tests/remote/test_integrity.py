@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
 
+from mstore import protection
+from mstore.errors import IntegrityError
+from mstore.hashing import hash_bytes
 from mstore.ops.transfer import push
 from mstore.remotes import open_remote
+from mstore.remotes.base import CHUNK_THRESHOLD
+from mstore.remotes.packs import MAX_META_BYTES, recipe_name
 from mstore.repo import Repo
 from tests.helpers import assert_consistent, store_digest, write_version
 from tests.remote.support import (
@@ -146,14 +155,20 @@ def test_corrupt_local_object_is_never_pushed(remote_url: str, tmp_path: Path) -
     assert remote.read_refs(["production"]) == {}
 
 
-@pytest.mark.parametrize("where", ["refs/staging", "objects", "packed-refs"])
-def test_fifo_planted_in_a_directory_remote_does_not_hang(tmp_path: Path, where: str) -> None:
+def _pushed_staging(tmp_path: Path) -> tuple[Repo, str, str]:
+    """A store whose staging (v1) is pushed to a directory remote: (store, URL, id)."""
     url = str(tmp_path / "remote")
     a = new_store(tmp_path / "a")
     ok(mstore(a.root, "commit", write_version(tmp_path / "src" / "v1", "v1"), "--to", "staging"))
     push(a, open_remote(url))
     staging = a.refs.read("staging")
     assert staging is not None
+    return a, url, staging
+
+
+@pytest.mark.parametrize("where", ["refs/staging", "objects", "packed-refs"])
+def test_fifo_planted_in_a_directory_remote_does_not_hang(tmp_path: Path, where: str) -> None:
+    a, url, staging = _pushed_staging(tmp_path)
     if where == "objects":
         model = a.manifest(staging).files["model.pth"].id
         target = Path(url) / "objects" / model[:2] / model[2:]
@@ -247,3 +262,199 @@ def test_clashing_remote_ref_names_are_refused(
 
     _assert_refused_unchanged(b, url, 7, repr(names[0]), repr(names[1]))
     ok(mstore(b.root, "pull", url, names[1]))
+
+
+def _counting_reads(monkeypatch: pytest.MonkeyPatch, planted: Path) -> list[int]:
+    """Bytes read (one entry per read) from the file now at `planted`, by any os.read."""
+    inode = planted.stat().st_ino
+    real_read = os.read
+    counted: list[int] = []
+
+    def read(fd: int, n: int) -> bytes:
+        data = real_read(fd, n)
+        with contextlib.suppress(OSError):
+            if os.fstat(fd).st_ino == inode:
+                counted.append(len(data))
+        return data
+
+    monkeypatch.setattr(os, "read", read)
+    return counted
+
+
+@pytest.mark.parametrize("what", ["data object", "manifest"])
+def test_an_oversized_object_is_refused_before_it_is_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, what: str
+) -> None:
+    """Issue 17, item 19: a 40 MiB object where 300 bytes were expected was copied in full
+    (ENOSPC with no path, exit 1), and a manifest checked against 64 MiB only once read."""
+    a, url, staging = _pushed_staging(tmp_path)
+    entry = a.manifest(staging).files["metadata.json"]
+    object_id, size = (entry.id, 40 << 20) if what == "data object" else (staging, 65 << 20)
+    planted = Path(url) / "objects" / object_id[:2] / object_id[2:]
+    planted.chmod(0o644)
+    with open(planted, "r+b") as f:
+        f.truncate(size)  # sparse: nothing is written, a reader gets zeros
+    b = new_store(tmp_path / "b")
+    before = store_digest(b)
+    counted = _counting_reads(monkeypatch, planted)
+
+    result = mstore(b.root, "pull", url)
+
+    fails(result, 3, object_id, f"{size} bytes", "refused before reading")
+    assert sum(counted) == 0
+    assert store_digest(b) == before
+    assert list(b.layout.tmp.iterdir()) == []
+
+
+def test_an_s3_object_larger_than_its_bound_is_refused_unread(bucket: str, tmp_path: Path) -> None:
+    """On S3 the length of the GET is checked before its body is read; a parallel download
+    (above the part size) is bounded in its writes too, should the object grow between."""
+    from mstore.remotes.s3 import S3Remote
+
+    remote = S3Remote(bucket, "models", part_size=5 << 20)
+    big = os.urandom(6 << 20)
+    object_id = hash_bytes(big)
+    remote.client.put_object(Bucket=bucket, Key=remote.object_key(object_id), Body=big)
+
+    remote.get_object(object_id, tmp_path / "whole", limit=len(big))
+    assert (tmp_path / "whole").read_bytes() == big
+    with pytest.raises(IntegrityError, match="refused before reading"):
+        remote.get_object(object_id, tmp_path / "short", limit=1000)
+    assert (tmp_path / "short").stat().st_size == 0
+
+    real_download = remote.client.download_fileobj
+
+    def grown_meanwhile(*args: object, **kwargs: object) -> None:
+        remote.client.put_object(Bucket=bucket, Key=remote.object_key(object_id), Body=big * 2)
+        real_download(*args, **kwargs)
+
+    remote.client.download_fileobj = grown_meanwhile
+    with pytest.raises(IntegrityError, match=object_id):
+        remote.get_object(object_id, tmp_path / "grown", limit=len(big))
+    assert (tmp_path / "grown").stat().st_size <= len(big)
+
+
+def _publish_chunked(url: str, tmp_path: Path) -> tuple[Repo, str]:
+    """A store whose staging holds a 5 MiB model (stored as chunks), pushed to `url`;
+    the store and the model's id."""
+    a = new_store(tmp_path / "a")
+    model = os.urandom(5 << 20)
+    version = write_version(tmp_path / "src" / "v1", "v1", model)
+    ok(mstore(a.root, "commit", version, "--to", "staging"))
+    push(a, open_remote(url))
+    return a, hash_bytes(model)
+
+
+@pytest.fixture
+def chunked(remote_url: str, tmp_path: Path) -> tuple[Repo, str]:
+    return _publish_chunked(remote_url, tmp_path)
+
+
+def _edit_recipe(url: str, object_id: str, edit: Callable[[dict[str, Any]], None]) -> None:
+    remote = open_remote(url)
+    recipe = orjson.loads(remote.get_blob(recipe_name(object_id), MAX_META_BYTES) or b"")
+    edit(recipe)
+    remote.put_blob(recipe_name(object_id), orjson.dumps(recipe))
+
+
+@pytest.mark.parametrize("offset", [1 << 63, (1 << 63) - 1, (1 << 63) - 2])
+def test_a_recipe_offset_beyond_64_bits_is_damage(
+    remote_url: str, chunked: tuple[Repo, str], tmp_path: Path, offset: int
+) -> None:
+    """Issue 17, item 20: on a directory remote, offset 2^63 was "internal error:
+    OverflowError" and 2^63-1 "Invalid argument" (exit 1, "retry"); S3 said 3."""
+    _, model = chunked
+
+    def far(recipe: dict[str, Any]) -> None:
+        recipe["chunks"][0][2] = offset
+
+    _edit_recipe(remote_url, model, far)
+    b = new_store(tmp_path / "b")
+    before = store_digest(b)
+
+    fails(mstore(b.root, "pull", remote_url), 3, "the remote is damaged")
+    assert store_digest(b) == before
+
+
+def test_a_manifest_size_beyond_64_bits_is_damage(
+    remote_url: str, chunked: tuple[Repo, str], tmp_path: Path
+) -> None:
+    """Issue 17, item 20: a manifest (and recipe) giving a file 2^63 bytes ended in
+    "internal error: OverflowError" on a directory remote."""
+    a, model = chunked
+    huge = 1 << 63
+
+    def claim(recipe: dict[str, Any]) -> None:
+        recipe["size"] = huge
+        recipe["chunks"] = [[recipe["chunks"][0][0], recipe["chunks"][0][1], 0, huge]]
+
+    _edit_recipe(remote_url, model, claim)
+    staging = a.refs.read("staging")
+    assert staging is not None
+    document = orjson.loads(a.objects.read_bytes(staging))
+    document["files"]["model.pth"]["size"] = huge
+    forged = put_raw_object(remote_url, orjson.dumps(document, option=orjson.OPT_SORT_KEYS))
+    set_remote_ref(remote_url, "staging", forged)
+    b = new_store(tmp_path / "b")
+    before = store_digest(b)
+
+    fails(mstore(b.root, "pull", remote_url), 3, "the remote is damaged")
+    assert store_digest(b) == before
+
+
+def test_a_symlinked_pack_is_damage_not_followed(tmp_path: Path) -> None:
+    """Issue 17, item 20: a pack replaced by a symlink (to a copy of its own bytes) was
+    ELOOP, exit 1 ("retry"); it is damage, exit 3, whoever reads it (a directory
+    remote's: an S3 key is never a link)."""
+    url = str(tmp_path / "remote")
+    _publish_chunked(url, tmp_path)
+    pack = next(iter(open_remote(url).list_blobs("packs")))
+    copy = tmp_path / "elsewhere"
+    shutil.copyfile(Path(url) / "packs" / pack, copy)
+    (Path(url) / "packs" / pack).unlink()
+    (Path(url) / "packs" / pack).symlink_to(copy)
+    b = new_store(tmp_path / "b")
+    before = store_digest(b)
+
+    fails(mstore(b.root, "pull", url), 3, pack, "symlink")
+    assert store_digest(b) == before
+    fails(mstore(b.root, "remote", "verify", url), 3, pack)
+
+
+def test_the_local_chunk_index_never_blocks_on_or_follows_a_planted_object(
+    tmp_path: Path,
+) -> None:
+    """A local object replaced by a FIFO hung the chunk index's read (a blocking open);
+    one replaced by a symlink was followed. Both are skipped: the chunk is fetched."""
+    from mstore.chunk_index import LocalChunks
+    from mstore.chunking import DEFAULT_PARAMS, chunk_file
+
+    a = new_store(tmp_path / "a")
+    model = os.urandom(5 << 20)
+    ok(
+        mstore(
+            a.root, "commit", write_version(tmp_path / "src" / "v1", "v1", model), "--to", "staging"
+        )
+    )
+    object_id = hash_bytes(model)
+    chunk = next(iter(chunk_file(a.objects.path(object_id), DEFAULT_PARAMS)))
+    index = LocalChunks(a, DEFAULT_PARAMS, CHUNK_THRESHOLD)
+    index.update()
+    assert index.read(chunk.id, chunk.length) is not None
+    path = a.objects.path(object_id)
+    protection.protect_tree(a.layout.store, on=False)
+    found: list[bytes | None] = []
+    for plant in (
+        lambda: os.mkfifo(path),
+        lambda: path.symlink_to(tmp_path / "src" / "v1" / "model.pth"),
+    ):
+        path.unlink()
+        plant()
+        worker = threading.Thread(
+            target=lambda: found.append(index.read(chunk.id, chunk.length)), daemon=True
+        )
+        worker.start()
+        worker.join(20)
+    index.close()
+
+    assert found == [None, None]

@@ -3,21 +3,29 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
+from mstore import protection
+from mstore.errors import MstoreError
 from mstore.ops.transfer import pull, push
 from mstore.remotes import open_remote
 from mstore.remotes.base import MARKER_NAME, encode_marker
+from mstore.remotes.tracking import RemoteTracking
 from mstore.repo import Repo
 from tests.helpers import assert_consistent, store_digest, write_version
 from tests.remote.support import (
     Proxy,
     as_json,
     clone_cli,
+    fails,
     mstore,
     new_store,
     ok,
     remote_state,
+    require_immutable_flag,
     view_bytes,
 )
 
@@ -184,3 +192,40 @@ def _count_s3_writes(proxy: Proxy) -> list[str]:
 
         inner.client.meta.events.register("before-call.s3", record)
     return writes
+
+
+@pytest.fixture
+def read_only_store(tmp_path: Path) -> Iterator[Repo]:
+    """A store with production committed whose `.mstore/` nobody may write, root
+    included (the immutable flag on the directory and its lock file)."""
+    require_immutable_flag(tmp_path)
+    a = new_store(tmp_path / "a")
+    ok(mstore(a.root, "commit", write_version(tmp_path / "src" / "v1", "v1"), "--to", "production"))
+    for path in (a.layout.lock, a.layout.store):
+        protection.set_immutable(path, True)
+    yield a
+    protection.protect_tree(a.layout.store, on=False)
+
+
+def test_a_store_that_cannot_record_a_push_is_named_before_anything_is_sent(
+    read_only_store: Repo, tmp_path: Path
+) -> None:
+    url = open_remote(str(tmp_path / "remote")).url
+
+    with pytest.raises(MstoreError, match="cannot record a push") as refused:
+        RemoteTracking(read_only_store.layout, url).check_writable()
+    assert "nothing was sent" in str(refused.value)
+    assert refused.value.exit_code == 1
+    for path in (read_only_store.layout.store, read_only_store.layout.lock):
+        protection.set_immutable(path, False)
+    RemoteTracking(read_only_store.layout, url).check_writable()  # writable again: fine
+
+
+def test_a_push_from_a_read_only_store_sends_nothing(read_only_store: Repo, tmp_path: Path) -> None:
+    """Issue 17, item 22: a push from a read-only store uploaded every object, then failed
+    on the store lock it takes to record what it moved."""
+    url = str(tmp_path / "remote")
+
+    fails(mstore(read_only_store.root, "push", url), 1, "cannot record a push")
+
+    assert not any(p.is_file() for p in (Path(url) / "objects").rglob("*"))
