@@ -29,7 +29,10 @@ from mstore.layout import Layout
 MAX_REF_BYTES = 1024
 MAX_COMPONENT_BYTES = 255
 FORBIDDEN_CHARACTERS = frozenset(" ~^:?*[\\")
-_BAD_REF_CHARACTER = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]")
+# Control characters, and the line separators `str.splitlines()` ends a line at besides
+# them (U+0085, U+2028, U+2029): a name holding one would break the line-based files
+# names are written to (packed-refs, .env) for any reader that splits that way.
+_BAD_REF_CHARACTER = re.compile(r"[\x00-\x20\x7f\x85\u2028\u2029~^:?*\[\\]")
 # Names that pass every rule below at a glance: ASCII letters, digits, `_` and `-`, with
 # `.` inside a component (not first, not last, never `..`, no component ending `.lock`),
 # components joined by single `/`. Anything else takes the full check.
@@ -43,9 +46,10 @@ _PLAIN = re.compile(
 def check_ref_name(name: str) -> str:
     """Refuse every name `git check-ref-format` rejects, plus over-long ones; return it.
 
-    Rules: not empty, not "@"; no "..", "@{", "//", control characters, space or any of
-    ~ ^ : ? * [ \\; no leading or trailing "/"; no trailing "."; no component starting
-    with "." or ending with ".lock"; components of at most 255 bytes.
+    Rules: not empty, not "@"; no "..", "@{", "//", control characters, line
+    separators (U+0085, U+2028, U+2029), space or any of ~ ^ : ? * [ \\; no leading or
+    trailing "/"; no trailing "."; no component starting with "." or ending with ".lock";
+    components of at most 255 bytes.
     """
     if isinstance(name, str) and len(name) <= MAX_COMPONENT_BYTES and _PLAIN.fullmatch(name):
         return name  # the common case, decided by one regex (`list` checks thousands)
@@ -65,7 +69,7 @@ def check_ref_name(name: str) -> str:
         character = bad.group()
         raise InvalidInputError(
             f"ref name {shown} contains {character!r} (not allowed: control characters, "
-            f"space, ~ ^ : ? * [ \\)"
+            f"line separators, space, ~ ^ : ? * [ \\)"
         )
     if ".." in name or "@{" in name:
         raise InvalidInputError(f"ref name {shown} contains '..' or '@{{'")

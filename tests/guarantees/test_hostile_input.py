@@ -72,6 +72,17 @@ BAD_REF_NAMES: list[tuple[str, str]] = [
     ("long-name", "/".join(["d" * 200] * 6)),
     ("long-multibyte-component", "\u00e9" * 128),
     ("empty", ""),
+    # Every character str.splitlines() ends a line at: no name may break a line-based
+    # file (packed-refs, .env) for a reader that splits that way.
+    ("line-separator", "a\u2028b"),
+    ("paragraph-separator", "a\u2029b"),
+    ("next-line", "a\x85b"),
+    ("vertical-tab", "a\x0bb"),
+    ("form-feed", "a\x0cb"),
+    ("file-separator", "a\x1cb"),
+    ("group-separator", "a\x1db"),
+    ("record-separator", "a\x1eb"),
+    ("carriage-return", "a\rb"),
 ]
 
 

@@ -277,3 +277,40 @@ def test_check_new_name_allows_existing_and_unrelated_names(repo: Repo) -> None:
 def test_check_new_name_validates_the_name(repo: Repo) -> None:
     with pytest.raises(InvalidInputError):
         repo.refs.check_new_name("a..b")
+
+
+# -- line separators -----------------------------------------------------------------------
+
+# Every character str.splitlines() ends a line at, found by asking it: the list cannot
+# miss one that a newer Python adds.
+LINE_BREAKS = [chr(c) for c in range(0x110000) if len(f"a{chr(c)}b".splitlines()) > 1]
+
+
+def test_the_line_breaks_found_include_the_unicode_separators() -> None:
+    assert {"\n", "\r", "\x0b", "\x0c", "\x1c", "\x85", "\u2028", "\u2029"} <= set(LINE_BREAKS)
+
+
+@pytest.mark.parametrize("separator", LINE_BREAKS, ids=[f"U+{ord(c):04X}" for c in LINE_BREAKS])
+def test_check_ref_name_refuses_every_line_separator(separator: str) -> None:
+    for name in (f"a{separator}b", f"archive/{separator}", separator):
+        with pytest.raises(InvalidInputError, match="not allowed"):
+            check_ref_name(name)
+
+
+def test_packed_refs_lines_end_at_newline_only() -> None:
+    """A name a looser rule let in (U+2028, U+0085) stays one name when read back."""
+    from mstore import packed_refs
+
+    refs = {"a\u2028b": ID_A, "c\x85d": ID_B, "e\u2029f": ID_A}
+    data = packed_refs.encode_packed(refs)
+    assert packed_refs.decode_packed(data, "packed-refs", lambda name: name) == refs
+
+
+def test_a_packed_name_with_a_line_separator_is_an_integrity_error(repo: Repo) -> None:
+    """... and the store's own rule refuses it, naming the line, not a split half."""
+    from mstore import packed_refs
+
+    data = packed_refs.encode_packed({"a\u2028b": ID_A, "production": ID_B})
+    repo.layout.packed_refs.write_bytes(data)
+    with pytest.raises(IntegrityError, match=r"line 2: ref name 'a\\u2028b'"):
+        repo.refs.read("production")
