@@ -9,7 +9,9 @@
 A ref file holds exactly one manifest id and a newline. It is replaced atomically
 (`fsutil.atomic_write`) and only inside a transaction (`transaction.py`) holding the
 store lock, which re-reads the ref under the lock before moving it (compare-and-swap).
-Names follow `git check-ref-format` and a few rules of our own (see `check_ref_name`).
+Names follow `git check-ref-format` and a few rules of our own (see `check_ref_name`);
+a new name must also be in Unicode NFC, clash with no existing ref and fit the
+filesystem it is written to (see `RefStore.check_new_name`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import contextlib
 import os
 import re
 import stat
+import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -89,6 +92,14 @@ def check_ref_name(name: str) -> str:
                 f"ref name {shown} has a component over {MAX_COMPONENT_BYTES} bytes"
             )
     return name
+
+
+def name_key(name: str) -> str:
+    """What two names must not share: equal here, they are one file on a filesystem
+    that folds case (APFS, casefolded ext4) or normalises Unicode (`café` typed as one
+    code point or as `e` + U+0301). Unicode's canonical caseless match: NFD, casefold,
+    NFD."""
+    return unicodedata.normalize("NFD", unicodedata.normalize("NFD", name).casefold())
 
 
 def encode_ref(manifest_id: str) -> bytes:
@@ -172,23 +183,47 @@ class RefStore:
         fsutil.remove_empty_parents(path, self.layout.refs)
 
     def check_new_name(self, name: str) -> None:
-        """Refuse a new ref that would clash with existing ones on disk or by case."""
+        """Refuse a name a new ref may not take: invalid, not in Unicode NFC, too long
+        for the filesystem, or clashing with an existing ref on disk, by case or by
+        Unicode normalisation. Every command creating a ref calls this before it
+        writes anything."""
         check_ref_name(name)
+        if not unicodedata.is_normalized("NFC", name):
+            raise InvalidInputError(
+                f"ref name {name!r} is not in Unicode NFC (it would be a second name for "
+                f"{unicodedata.normalize('NFC', name)!r}); write it in NFC"
+            )
+        self._check_fits(name)
         existing = self.names()
         if name in existing:
             return
-        folded = name.casefold()
+        key = name_key(name)
         for other in existing:
-            other_folded = other.casefold()
-            if other_folded.startswith(folded + "/") or folded.startswith(other_folded + "/"):
+            other_key = name_key(other)
+            if other_key.startswith(key + "/") or key.startswith(other_key + "/"):
                 raise RefusedError(
                     f"ref {name!r} clashes with existing ref {other!r} (one would be a "
                     f"directory of the other); choose another name"
                 )
-            if other.casefold() == name.casefold():
+            if other_key == key:
                 raise RefusedError(
-                    f"ref {name!r} differs from existing ref {other!r} only by case; "
-                    f"choose another name"
+                    f"ref {name!r} differs from existing ref {other!r} only by case or "
+                    f"Unicode normalisation; choose another name"
+                )
+
+    def _check_fits(self, name: str) -> None:
+        """Refuse a name with a component longer than the filesystem allows (NAME_MAX)
+        in `refs/` or in `models/`: refused here, it never fails a transaction after
+        its commit point. mstore adds nothing to a component (temporary names embed
+        only a bounded part of it: `fsutil.temp_name`)."""
+        longest = max(name.split("/"), key=lambda c: len(c.encode("utf-8")))
+        size = len(longest.encode("utf-8"))
+        for directory in (self.layout.refs, self.layout.models):
+            limit = fsutil.name_max(directory)
+            if size > limit:
+                raise InvalidInputError(
+                    f"ref name {name!r} has a component of {size} bytes; the filesystem "
+                    f"of {directory} allows {limit}: choose a shorter name"
                 )
 
     def _safe_path(self, name: str) -> str | None:

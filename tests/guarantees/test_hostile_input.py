@@ -29,6 +29,7 @@ import blake3
 import orjson
 import pytest
 
+from mstore import fsutil
 from mstore.ops.commit import commit
 from mstore.settings import Settings
 from tests.guarantees.hostile import (
@@ -38,7 +39,7 @@ from tests.guarantees.hostile import (
     refused,
     visible_digest,
 )
-from tests.helpers import store_digest, tree_digest, write_version
+from tests.helpers import assert_consistent, store_digest, tree_digest, write_version
 
 # -- ref names ------------------------------------------------------------------------
 
@@ -143,6 +144,137 @@ def test_clashing_ref_name_is_refused(
         commit(project.repo(), source, ref)
     source = write_version(project.src / "v6", "v6", model=b"v6")
     refused(project.root, 7, [str(source) if a == "{v6}" else a for a in args], *names)
+
+
+def test_a_name_equal_to_a_ref_after_unicode_normalisation_is_refused(project: Project) -> None:
+    """`café` as one code point and as `e` + U+0301 are one name on APFS and casefolded
+    ext4: a new name must be in NFC, and may not equal an existing one once
+    normalised (the NFD ref below is one an older mstore let in)."""
+    nfc, nfd = "caf\u00e9", "cafe\u0301"
+    source = write_version(project.src / "v6", "v6", model=b"v6")
+    for args in (
+        ["commit", source, f"--to={nfd}"],
+        ["ref", "rename", "staging", f"archive/{nfd}"],
+        ["promote", "staging", f"--archive-as=archive/{nfd}"],
+        ["promote", "staging", f"--to={nfd}"],
+    ):
+        refused(project.root, 6, args, nfd, "NFC")
+    (project.store / "refs" / nfd).write_text(project.production + "\n")
+    for name in (nfc, nfc.upper()):
+        refused(project.root, 7, ["commit", source, f"--to={name}"], repr(name), repr(nfd))
+
+
+# -- the name budget ------------------------------------------------------------------
+#
+# A component may be as long as the filesystem takes (255 bytes): mstore adds nothing to
+# it, its temporary names embed a bounded part of it. One byte more is refused before
+# anything is written, by every command that creates a ref.
+
+LONGEST = "c" * 255
+ONE_MORE = "c" * 256
+
+
+def creations(project: Project, component: str) -> list[tuple[str, list[Any]]]:
+    """(the ref it creates, a command creating a ref with `component` in its name)."""
+    source = write_version(project.src / "v6", "v6", model=b"v6")
+    return [
+        (component, ["commit", source, f"--to={component}"]),
+        (f"archive/{component}", ["commit", source, f"--to=archive/{component}"]),
+        (component, ["ref", "rename", "staging", component]),
+        (component, ["promote", "staging", f"--to={component}"]),
+        (f"archive/{component}", ["promote", "staging", f"--archive-as=archive/{component}"]),
+    ]
+
+
+def assert_usable(project: Project, ref: str) -> None:
+    """Every later command works, the store is consistent, and the ref can go again."""
+    for args in (["verify"], ["list"], ["status"], ["info", ref], ["checkout", "production"]):
+        result = invoke(project.root, *args)
+        assert result.exit_code == 0, (args, result.stdout, result.stderr)
+    assert_consistent(project.repo())
+    assert project.repo().refs.read(ref) is not None
+    removed = invoke(project.root, "ref", "delete", ref, "--force")
+    assert removed.exit_code == 0, removed.stderr
+    assert invoke(project.root, "verify").exit_code == 0
+
+
+@pytest.mark.parametrize(
+    "index", range(5), ids=["commit", "commit-below", "rename", "to", "archive-as"]
+)
+def test_a_component_of_255_bytes_is_created_fully(sealed: Project, index: int) -> None:
+    """The old temporary name (`.tmp-<name>.<12 hex>`) was 18 bytes too long: the
+    transaction failed after its commit point, and every later command with it."""
+    project = sealed
+    ref, args = creations(project, LONGEST)[index]
+    result = invoke(project.root, *args)
+    assert result.exit_code == 0, (result.stdout, result.stderr)
+    assert not (project.store / "transaction").exists()
+    assert_usable(project, ref)
+
+
+@pytest.mark.parametrize(
+    "index", range(5), ids=["commit", "commit-below", "rename", "to", "archive-as"]
+)
+def test_a_component_over_255_bytes_is_refused_before_anything_is_written(
+    project: Project, index: int
+) -> None:
+    _ref, args = creations(project, ONE_MORE)[index]
+    refused(project.root, 6, args, "over 255 bytes")
+
+
+def test_import_adopts_a_directory_named_with_255_bytes(sealed: Project) -> None:
+    """(A 256-byte directory cannot exist to be imported.)"""
+    project = sealed
+    write_version(project.root / "models" / "archive" / LONGEST, "v7", model=b"v7")
+    result = invoke(project.root, "import")
+    assert result.exit_code == 0, (result.stdout, result.stderr)
+    assert (project.root / "models" / "archive" / LONGEST).is_symlink()
+    assert not [p for p in (project.root / "models" / "archive").iterdir() if p.name != LONGEST]
+    assert_usable(project, f"archive/{LONGEST}")
+
+
+def test_pull_creates_a_ref_named_with_255_bytes(sealed: Project, tmp_path: Path) -> None:
+    project, remote = sealed, tmp_path / "remote"
+    source = write_version(project.src / "v6", "v6", model=b"v6")
+    assert invoke(project.root, "commit", source, f"--to={LONGEST}").exit_code == 0
+    pushed = invoke(project.root, "push", remote, LONGEST)
+    assert pushed.exit_code == 0, pushed.stderr
+    assert invoke(project.root, "ref", "delete", LONGEST, "--force").exit_code == 0
+    pulled = invoke(project.root, "pull", remote, LONGEST)
+    assert pulled.exit_code == 0, (pulled.stdout, pulled.stderr)
+    assert_usable(project, LONGEST)
+
+
+def test_a_component_longer_than_the_filesystem_takes_is_refused_before_anything_is_written(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a filesystem with a smaller NAME_MAX (eCryptfs: 143), the same: refused up front."""
+    monkeypatch.setattr(fsutil, "name_max", lambda directory: 143)
+    for _ref, args in creations(project, "c" * 144):
+        refused(project.root, 6, args, "144 bytes", "allows 143")
+
+
+def test_a_store_left_with_a_journal_it_could_not_finish_recovers(
+    sealed: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store an older mstore left behind: its 240-byte ref failed after the commit
+    point (the journal and log entry are there, the ref file is not). The next command
+    that takes the lock finishes it."""
+    project, name = sealed, "a" * 240
+    with monkeypatch.context() as patch:
+        patch.setattr(  # the temporary names of that older mstore
+            fsutil, "temp_name", lambda final: final.with_name(f".tmp-{final.name}.{'0' * 12}")
+        )
+        stuck = invoke(project.root, "commit", project.src / "v5", f"--to={name}")
+    assert stuck.exit_code == 1 and "too long" in stuck.stderr, stuck.stderr
+    assert (project.store / "transaction").exists()
+
+    result = invoke(project.root, "verify")
+
+    assert result.exit_code == 0, (result.stdout, result.stderr)
+    assert "finished interrupted transaction" in result.stderr
+    assert not (project.store / "transaction").exists()
+    assert_usable(project, name)
 
 
 # -- damaged ref files ----------------------------------------------------------------

@@ -314,3 +314,73 @@ def test_a_packed_name_with_a_line_separator_is_an_integrity_error(repo: Repo) -
     repo.layout.packed_refs.write_bytes(data)
     with pytest.raises(IntegrityError, match=r"line 2: ref name 'a\\u2028b'"):
         repo.refs.read("production")
+
+
+# -- the name budget -----------------------------------------------------------------------
+
+
+def test_a_component_of_255_bytes_is_written_read_and_deleted(repo: Repo) -> None:
+    """Its temporary name embeds a bounded part of it, so the write fits NAME_MAX."""
+    for name in ("a" * 255, "archive/" + "é" * 127 + "b"):
+        assert max(len(c.encode()) for c in name.split("/")) == 255
+        repo.refs.check_new_name(name)
+        repo.refs.write(name, ID_A)
+        assert repo.refs.read(name) == ID_A
+        repo.refs.delete(name)
+        assert repo.refs.read(name) is None
+
+
+def test_temporary_names_are_bounded_and_cut_on_a_character() -> None:
+    from mstore import fsutil
+
+    for name in ("production", "a" * 255, "é" * 127, "\U0001f600" * 63):
+        temporary = fsutil.temp_name(Path("/refs") / name).name
+        assert temporary.startswith(fsutil.temp_prefix(name))
+        assert len(temporary.encode()) <= len(fsutil.TEMP_PREFIX) + 64 + 13
+        assert name.startswith(temporary[len(fsutil.TEMP_PREFIX) : -13])
+    assert fsutil.temp_prefix("production") == ".tmp-production."
+
+
+def test_check_new_name_refuses_a_component_the_filesystem_cannot_hold(
+    repo: Repo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mstore import fsutil
+
+    monkeypatch.setattr(fsutil, "name_max", lambda directory: 143)  # eCryptfs
+    repo.refs.check_new_name("archive/" + "a" * 143)
+    with pytest.raises(InvalidInputError, match=r"144 bytes.*allows 143") as info:
+        repo.refs.check_new_name("archive/" + "a" * 144)
+    assert info.value.exit_code == 6
+
+
+def test_name_max_asks_the_nearest_existing_directory(tmp_path: Path) -> None:
+    from mstore import fsutil
+
+    assert fsutil.name_max(tmp_path / "not" / "yet") == os.pathconf(tmp_path, "PC_NAME_MAX")
+
+
+# -- Unicode normalisation -----------------------------------------------------------------
+
+NFC_CAFE = "caf\u00e9"
+NFD_CAFE = "cafe\u0301"
+
+
+def test_check_new_name_refuses_a_name_not_in_nfc(repo: Repo) -> None:
+    with pytest.raises(InvalidInputError, match="NFC") as info:
+        repo.refs.check_new_name(f"archive/{NFD_CAFE}")
+    assert info.value.exit_code == 6
+    repo.refs.check_new_name(f"archive/{NFC_CAFE}")
+
+
+def test_check_new_name_refuses_a_name_equal_after_normalisation(repo: Repo) -> None:
+    """A ref an older mstore let in under the other form still clashes."""
+    repo.refs.write(NFD_CAFE, ID_A)
+    for name in (NFC_CAFE, NFC_CAFE.upper(), f"{NFC_CAFE}/x"):
+        with pytest.raises(RefusedError):
+            repo.refs.check_new_name(name)
+
+
+def test_check_new_name_refuses_case_folded_unicode(repo: Repo) -> None:
+    repo.refs.write("stra\u00dfe", ID_A)
+    with pytest.raises(RefusedError, match="case"):
+        repo.refs.check_new_name("STRASSE")
