@@ -36,6 +36,12 @@ FORBIDDEN_CHARACTERS = frozenset(" ~^:?*[\\")
 # them (U+0085, U+2028, U+2029): a name holding one would break the line-based files
 # names are written to (packed-refs, .env) for any reader that splits that way.
 _BAD_REF_CHARACTER = re.compile(r"[\x00-\x20\x7f\x85\u2028\u2029~^:?*\[\\]")
+# `REF@{N}`: N counts moves in the log, in ASCII digits. A log holds fewer than 10**18
+# entries (each takes over 100 bytes), so a longer N names nothing and is never given
+# to int() (which refuses numbers over 4,300 digits with an exception).
+MAX_REFLOG_DIGITS = 18
+_REFLOG = re.compile(r"(?P<ref>.+)@\{(?P<steps>[^{}]*)\}", re.DOTALL)
+_ASCII_DIGITS = re.compile(r"[0-9]+")
 # Names that pass every rule below at a glance: ASCII letters, digits, `_` and `-`, with
 # `.` inside a component (not first, not last, never `..`, no component ending `.lock`),
 # components joined by single `/`. Anything else takes the full check.
@@ -92,6 +98,28 @@ def check_ref_name(name: str) -> str:
                 f"ref name {shown} has a component over {MAX_COMPONENT_BYTES} bytes"
             )
     return name
+
+
+def split_reflog(revision: str) -> tuple[str, int | None] | None:
+    """(REF, N) for a revision `REF@{N}`, None for any other revision.
+
+    N is ASCII digits only (`production@{\u0661}` is InvalidInputError, not N=1); it is
+    None when it has more significant digits than any log has moves, so that a
+    5,000-digit N names nothing instead of raising from int(). REF is not checked.
+    """
+    match = _REFLOG.fullmatch(revision)
+    if match is None:
+        return None
+    steps = match.group("steps")
+    if not _ASCII_DIGITS.fullmatch(steps):
+        raise InvalidInputError(
+            f"revision {revision[:80]!r}: the N of REF@{{N}} counts moves back in the log, "
+            f"written with the digits 0-9"
+        )
+    significant = steps.lstrip("0") or "0"
+    if len(significant) > MAX_REFLOG_DIGITS:
+        return match.group("ref"), None
+    return match.group("ref"), int(significant)
 
 
 def name_key(name: str) -> str:

@@ -842,6 +842,20 @@ REVISION_CASES: list[tuple[str, Callable[[Project], tuple[list[Any], int, list[s
     ("checkout-unknown", lambda p: (["checkout", "ghost"], 4, ["'ghost'"])),
     ("reflog-without-ref", lambda p: (["diff", "production", "@{1}"], 6, ["'@{1}'"])),
     ("reflog-negative", lambda p: (["info", "production@{-1}"], 6, ["'production@{-1}'"])),
+    (
+        "reflog-5000-digits",
+        lambda p: (["info", "production@{" + "9" * 5000 + "}"], 4, ["'production'", "10**18"]),
+    ),
+    (
+        "rollback-to-reflog-5000-digits",
+        lambda p: (
+            ["rollback", "staging", "--to", "staging@{" + "1" * 5000 + "}"],
+            4,
+            ["'staging'"],
+        ),
+    ),
+    ("reflog-arabic-indic", lambda p: (["info", "production@{\u0661}"], 6, ["0-9"])),
+    ("reflog-fullwidth", lambda p: (["diff", "production", "staging@{\uff11}"], 6, ["0-9"])),
     ("empty", lambda p: (["info", ""], 6, ["empty revision"])),
     (
         "short-expect",
@@ -863,6 +877,46 @@ def test_ambiguous_prefix_is_refused(project: Project) -> None:
     prefix = ambiguous_prefix(project)
     for args in (["info", prefix], ["promote", prefix], ["rollback", "staging", "--to", prefix]):
         refused(project.root, 4, args, repr(prefix), "ambiguous")
+
+
+# -- gates ----------------------------------------------------------------------------
+
+HUGE_REFLOG = "production@{" + "9" * 5000 + "}"
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "names"),
+    [
+        (["promote", "staging", "--require", f"final_val_mae<={HUGE_REFLOG}"], 2, ["production"]),
+        (["gate", "add", "production", f"final_val_mae<={HUGE_REFLOG}"], 2, ["production"]),
+        (["promote", "staging", "--require", "final_val_mae<=\u0661\u0660"], 6, ["0-9"]),
+        (["gate", "add", "production", "final_val_mae<=\uff11\uff10"], 6, ["0-9"]),
+        (["promote", "staging", "--require", "final_val_mae<=staging@{\u0661}"], 6, ["0-9"]),
+    ],
+    ids=[
+        "require-huge-reflog",
+        "add-huge-reflog",
+        "require-arabic",
+        "add-fullwidth",
+        "reflog-digit",
+    ],
+)
+def test_gate_operand_with_huge_or_foreign_digits_is_refused(
+    project: Project, args: list[str], code: int, names: list[str]
+) -> None:
+    """float() reads `\u0661\u0660` as 10 and int() raises on 5,000 digits: a gate
+    takes neither."""
+    refused(project.root, code, args, *names)
+
+
+def test_a_kept_gate_naming_a_reflog_beyond_any_log_fails_its_promote(project: Project) -> None:
+    """A gate kept in the config (written there by hand, or by an older mstore) that
+    names `production@{<5000 digits>}` refuses the promote: the log is shorter."""
+    config = project.store / "config"
+    document = orjson.loads(config.read_bytes())
+    document["gates"] = {"production": [f"final_val_mae<={HUGE_REFLOG}"]}
+    config.write_bytes(orjson.dumps(document, option=orjson.OPT_SORT_KEYS) + b"\n")
+    refused(project.root, 7, ["promote", "staging"], "refused by gate", "10**18")
 
 
 # -- .env, config and log -------------------------------------------------------------

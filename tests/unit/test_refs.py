@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mstore.errors import IntegrityError, InvalidInputError, RefusedError
-from mstore.refs import RefStore, check_ref_name
+from mstore.refs import RefStore, check_ref_name, split_reflog
 from mstore.repo import Repo
 
 ID_A = "a" * 64
@@ -384,3 +384,44 @@ def test_check_new_name_refuses_case_folded_unicode(repo: Repo) -> None:
     repo.refs.write("stra\u00dfe", ID_A)
     with pytest.raises(RefusedError, match="case"):
         repo.refs.check_new_name("STRASSE")
+
+
+# -- REF@{N} -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("revision", "split"),
+    [
+        ("production@{0}", ("production", 0)),
+        ("archive/v1@{12}", ("archive/v1", 12)),
+        ("production@{" + "0" * 5000 + "7}", ("production", 7)),
+        ("production@{" + "9" * 18 + "}", ("production", 10**18 - 1)),
+        ("production@{" + "1" + "0" * 18 + "}", ("production", None)),
+        ("production@{" + "9" * 5000 + "}", ("production", None)),
+        ("production", None),
+        ("@{1}", None),
+        ("production@{1}x", None),
+    ],
+    ids=[
+        "zero",
+        "nested",
+        "leading-zeros",
+        "largest",
+        "one-more-digit",
+        "5000-digits",
+        "plain",
+        "no-ref",
+        "suffix",
+    ],
+)
+def test_split_reflog(revision: str, split: tuple[str, int | None] | None) -> None:
+    assert split_reflog(revision) == split
+
+
+@pytest.mark.parametrize(
+    "steps", ["\u0661", "\u0967", "\uff11", "-1", "+1", "", " 1", "1.0", "\u00b9"]
+)
+def test_split_reflog_takes_only_the_digits_0_to_9(steps: str) -> None:
+    with pytest.raises(InvalidInputError, match="0-9") as info:
+        split_reflog(f"production@{{{steps}}}")
+    assert info.value.exit_code == 6
