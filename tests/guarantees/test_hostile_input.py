@@ -6,13 +6,17 @@ names the offending thing, shows no traceback, and leaves the store exactly as i
 (`store_digest`; where a case damages the store on purpose, the digest is taken after
 the damage, so it proves the command did not damage it further).
 
-Covered: ref names (everything `git check-ref-format` rejects, through every command
-that creates a ref), names clashing by case or as a directory of another ref, damaged
-ref files, crafted manifests (paths escaping the view, non-canonical bytes, newer
-formats, bad ids, sizes and modes, hostile JSON, bytes not matching their name),
-directories to commit (special files, symlinks out, loops and dangling, reserved and
-unencodable names, hostile metadata.json), a `models/` that is not mstore's, revisions,
-`.env`, the store's config and log.
+Covered: ref names (everything `git check-ref-format` rejects and every line
+separator, through every command that creates a ref), names clashing by case, by
+Unicode normalisation or as a directory of another ref, names at the length budget
+(a component of the longest length allowed and one byte more, through every command
+that creates a ref), damaged ref files, crafted manifests (paths escaping the view,
+non-canonical bytes, newer formats, bad ids, sizes and modes, hostile JSON, bytes not
+matching their name), directories to commit (special files, symlinks out, loops and
+dangling, reserved and unencodable names, hostile metadata.json, integers beyond 64
+bits), a `models/` that is not mstore's, revisions (huge and non-ASCII numbers too),
+gates, `.env`, the store's config and log. Files of the store replaced by symlinks or
+FIFOs are in test_planted_store_files.py.
 """
 
 from __future__ import annotations
@@ -700,6 +704,17 @@ def metadata_bytes(content: bytes) -> Callable[[Path, Path], list[str]]:
     return add
 
 
+def metadata_integer(literal: bytes) -> Callable[[Path, Path], list[str]]:
+    """An integer orjson would read as a float (stored, it would come back rounded)."""
+
+    def add(source: Path, tmp: Path) -> list[str]:
+        text = b'{"version": "v6", "training": {"seed": ' + literal + b"}}"
+        (source / "metadata.json").write_bytes(text)
+        return ["metadata.json.training.seed", "beyond 64 bits"]
+
+    return add
+
+
 SOURCE_CASES: list[tuple[str, Callable[[Path, Path], list[str]]]] = [
     ("nested-fifo", add_fifo),
     ("socket", add_socket),
@@ -725,6 +740,9 @@ SOURCE_CASES: list[tuple[str, Callable[[Path, Path], list[str]]]] = [
     ("metadata-100000-brackets", metadata_bytes(b'{"a": ' + b"[" * 100_000)),
     ("metadata-40-levels", metadata_bytes(b'{"a": ' + b"[" * 40 + b"]" * 40 + b"}")),
     ("metadata-trailing-garbage", metadata_bytes(b'{"version": "v6"} {"x": 1}')),
+    ("metadata-integer-beyond-64-bits", metadata_integer(b"123456789012345678901234567890")),
+    ("metadata-integer-2-to-the-64", metadata_integer(b"18446744073709551616")),
+    ("metadata-integer-below-int64", metadata_integer(b"-9223372036854775809")),
 ]
 
 
@@ -736,6 +754,12 @@ def test_hostile_source_directory_is_refused(
     names = add(source, tmp_path)
     refused(project.root, 6, ["commit", source, "--to", "staging"], *names)
     refused(project.root, 6, ["commit", source, "--to", "candidate", "--dry-run"], *names)
+
+
+def test_import_refuses_an_integer_beyond_64_bits(project: Project) -> None:
+    archived = write_version(project.root / "models" / "archive" / "v3", "v3", model=b"v3")
+    metadata_integer(b"123456789012345678901234567890")(archived, project.src)
+    refused(project.root, 6, ["import"], "training.seed", "beyond 64 bits")
 
 
 def test_unreadable_file_is_refused(project: Project) -> None:
