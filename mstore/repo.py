@@ -111,13 +111,13 @@ class Repo:
         if explicit:
             path = Path(explicit).resolve()
             root = path.parent if path.name == STORE_DIR_NAME else path
-            if not (root / STORE_DIR_NAME / "config").is_file():
+            if not os.path.lexists(root / STORE_DIR_NAME / "config"):
                 raise NotFoundError(f"no mstore store at {root} (run `mstore init` there)")
             return cls(root)
         here = (start or Path.cwd()).resolve()
         for candidate in (here, *here.parents):
-            if (candidate / STORE_DIR_NAME / "config").is_file():
-                return cls(candidate)
+            if os.path.lexists(candidate / STORE_DIR_NAME / "config"):
+                return cls(candidate)  # reading the config refuses anything but a file
         raise NotFoundError(
             f"no mstore store in {here} or any parent (run `mstore init`, or pass --store)"
         )
