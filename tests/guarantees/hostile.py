@@ -48,6 +48,10 @@ def build_project(base: Path) -> Project:
         staging = commit(
             repo, write_version(src / "v5", "v5", model=b"v5 weights"), "staging"
         ).manifest_id
+    # SQLite removes a cache's -wal and -shm files with its last connection: closed now,
+    # not by the garbage collector while a test copies the store.
+    repo.hash_cache.close()
+    repo.index.close()
     assert production is not None and staging is not None
     return Project(root, src, production, staging)
 
