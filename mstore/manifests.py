@@ -17,14 +17,17 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import orjson
 
-from mstore.errors import InvalidInputError, RefusedError
+from mstore import untrusted
+from mstore.errors import InvalidInputError, MstoreError, RefusedError
 from mstore.hashing import is_object_id
 
 FORMAT_VERSION = 1
@@ -108,6 +111,22 @@ class Manifest:
     def same_content(self, other: Manifest) -> bool:
         """Same files and metadata, whatever the lineage."""
         return dict(self.files) == dict(other.files) and self.metadata == other.metadata
+
+
+def starts_like_manifest(path: Path) -> bool:
+    """Whether the object file at `path` begins as every canonical manifest does: a cheap
+    test before a full decode. Anything but a regular file (a FIFO planted among the
+    objects) is not one, and is never waited on."""
+    try:
+        fd = untrusted.open_regular(path)
+    except (OSError, MstoreError):
+        return False
+    try:
+        return os.read(fd, len(MANIFEST_PREFIX)) == MANIFEST_PREFIX
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
 
 
 def decode_manifest(data: bytes, object_id: str = "?") -> Manifest:

@@ -29,7 +29,7 @@ from mstore.hashing import is_object_id
 from mstore.history import History, LogEntry
 from mstore.index import LogIndex
 from mstore.layout import STORE_DIR_NAME, Layout
-from mstore.manifests import MANIFEST_PREFIX, METADATA_FILE, Manifest, decode_manifest
+from mstore.manifests import METADATA_FILE, Manifest, decode_manifest, starts_like_manifest
 from mstore.objects import ObjectStore
 from mstore.policy import DEPLOYMENTS_INDEX, deployment, render_metadata
 from mstore.refs import MAX_REFLOG_DIGITS, RefStore, check_ref_name, split_reflog
@@ -234,11 +234,9 @@ class Repo:
         return manifests[0]
 
     def _is_manifest(self, object_id: str) -> bool:
-        path = self.layout.object_path(object_id)
+        if not starts_like_manifest(self.layout.object_path(object_id)):
+            return False
         try:
-            with open(path, "rb") as f:
-                if f.read(len(MANIFEST_PREFIX)) != MANIFEST_PREFIX:
-                    return False
             self.manifest(object_id)
         except (OSError, MstoreError):
             return False

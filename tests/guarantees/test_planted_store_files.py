@@ -97,8 +97,9 @@ STORE_FILES = [
 # Caches SQLite opens itself (following a symlink, and writing through it): outside
 # this sweep, which covers the files mstore's own code opens.
 SQLITE_CACHES = ("hashcache.db*", "index/deployments.db*", "summaries.db*")
-# Objects are named by their hash and checked against it, view files are objects'
-# links (verify checks them), tmp/ and fresh/ hold only what mstore makes and removes.
+# Objects are named by their hash and checked against it (a FIFO among them: see the
+# last test), view files are objects' links (verify checks them), tmp/ and fresh/ hold
+# only what mstore makes and removes.
 NOT_READ_AS_FILES = ("objects/*", "views/*/*", "tmp/*", "fresh/*")
 
 
@@ -215,3 +216,17 @@ def test_an_intent_naming_paths_outside_the_store_seals_nothing_there(
     assert (outside.stat().st_mode, protection.is_immutable(outside)) == before
     assert victim_state(outside / "notes.txt") == before_file
     assert not (project.store / "unprotecting").exists()
+
+
+def test_a_fifo_among_the_objects_is_never_waited_on(sealed: Project) -> None:
+    """Resolving an id prefix and gc look at each candidate object's first bytes; a FIFO
+    named like an object is not a manifest, and is never opened blocking."""
+    fifo = sealed.store / "objects" / "ab" / ("c" * 62)
+    fifo.parent.mkdir(exist_ok=True)
+    os.mkfifo(fifo)
+
+    info = run_bounded(sealed, ["info", "abcccc"], fifo)
+    collected = run_bounded(sealed, ["gc", "--now"], fifo)
+
+    assert info.exit_code == 4 and "no manifest id starts with it" in info.stderr, info.stderr
+    assert collected.exit_code == 0, (collected.stdout, collected.stderr)
