@@ -216,15 +216,15 @@ class RefStore:
         Unicode normalisation. Every command creating a ref calls this before it
         writes anything."""
         check_ref_name(name)
+        existing = self.names()
+        if name in existing:
+            return  # not new: a ref stored before these rules keeps working
         if not unicodedata.is_normalized("NFC", name):
             raise InvalidInputError(
                 f"ref name {name!r} is not in Unicode NFC (it would be a second name for "
                 f"{unicodedata.normalize('NFC', name)!r}); write it in NFC"
             )
         self._check_fits(name)
-        existing = self.names()
-        if name in existing:
-            return
         key = name_key(name)
         for other in existing:
             other_key = name_key(other)
