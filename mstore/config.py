@@ -23,7 +23,7 @@ from pathlib import Path
 
 import orjson
 
-from mstore import fsutil
+from mstore import fsutil, untrusted
 from mstore.errors import IntegrityError, MstoreError, RefusedError
 from mstore.manifests import FORMAT_VERSION
 from mstore.refs import check_ref_name
@@ -31,6 +31,8 @@ from mstore.views import LINK_MODES
 
 DEFAULT_LINK_MODE = "auto"
 PROTECTIONS = ("immutable", "modes")
+# Far above any real config (a few remotes and gates): a bigger file is not read.
+MAX_CONFIG_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -68,8 +70,10 @@ class Config:
 
 
 def read_config(path: Path) -> Config:
+    """The config at `path`; IntegrityError if it is missing, not a regular file (a
+    planted symlink or FIFO is refused, not followed) or not a valid config."""
     try:
-        raw = orjson.loads(path.read_bytes())
+        raw = orjson.loads(untrusted.read_bounded(path, MAX_CONFIG_BYTES))
     except FileNotFoundError:
         raise IntegrityError(f"{path} is missing; the store is damaged") from None
     except orjson.JSONDecodeError as err:

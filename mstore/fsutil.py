@@ -25,6 +25,11 @@ from pathlib import Path
 from mstore.errors import LockedError, MstoreError
 
 TEMP_PREFIX = ".tmp-"
+# A temporary name embeds at most this many bytes of its final name: with the prefix,
+# a dot, 12 hex digits and a `.dir` an import may add, at most 86 bytes, far below any
+# filesystem's NAME_MAX however long the final name (docs/FORMAT.md, "Refs").
+TEMP_NAME_BYTES = 64
+NAME_MAX = 255  # when the filesystem does not say (pathconf)
 MAX_HOLDER_BYTES = 4096  # a lock's holder line: pid, host, time, command
 FICLONE = 0x40049409  # _IOW(0x94, 9, int) from linux/fs.h
 
@@ -35,8 +40,34 @@ def random_suffix(nbytes: int) -> str:
 
 
 def temp_name(final: Path) -> Path:
-    """A unique temporary name beside `final` (same directory, so rename is atomic)."""
-    return final.with_name(f"{TEMP_PREFIX}{final.name}.{random_suffix(6)}")
+    """A unique temporary name beside `final` (same directory, so rename is atomic):
+    `.tmp-<the first 64 bytes of final's name>.<12 hex>`. Bounded, so that any name
+    that fits the filesystem has temporary names that fit too."""
+    return final.with_name(f"{temp_prefix(final.name)}{random_suffix(6)}")
+
+
+def temp_prefix(name: str) -> str:
+    """What every temporary name of final name `name` starts with."""
+    encoded = os.fsencode(name)
+    if len(encoded) > TEMP_NAME_BYTES:
+        # Cut on a character boundary: a torn UTF-8 sequence is dropped, not kept.
+        name = encoded[:TEMP_NAME_BYTES].decode("utf-8", errors="ignore")
+    return f"{TEMP_PREFIX}{name}."
+
+
+def name_max(directory: Path) -> int:
+    """The longest file name, in bytes, the filesystem of `directory` (or of its
+    nearest existing parent) takes."""
+    current = directory
+    while True:
+        try:
+            return os.pathconf(current, "PC_NAME_MAX")
+        except FileNotFoundError:
+            if current.parent == current:
+                return NAME_MAX
+            current = current.parent
+        except (OSError, ValueError):
+            return NAME_MAX
 
 
 def write_all(fd: int, data: bytes | memoryview) -> None:

@@ -7,11 +7,12 @@ A gate is `METRIC OPERATOR OPERAND`, written without spaces for the command line
     final_val_loss<production    against the same metric of another revision
     accuracy>=staging@{1}        ... any revision: ref, REF@{N}, id prefix
 
-Operators: < <= > >= == !=. An operand that reads as a number is a number; anything
-else names a revision. A metric is looked up in the version's `metrics` object and at
-the top level of its metadata (the seed keeps them under `metrics`); a dotted name
-(`metrics.final_val_mae`) is a path. A missing metric, or one that is not a finite
-number (a string, a boolean, null), fails the gate: a gate passes only on evidence.
+Operators: < <= > >= == !=. An operand that reads as a number (digits 0-9 only) is a
+number; anything else names a revision. A metric is looked up in the version's
+`metrics` object and at the top level of its metadata (the seed keeps them under
+`metrics`); a dotted name (`metrics.final_val_mae`) is a path. A missing metric, or one
+that is not a finite number (a string, a boolean, null), fails the gate: a gate passes
+only on evidence.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mstore.errors import InvalidInputError, MstoreError, UsageError
-from mstore.refs import check_ref_name
+from mstore.refs import check_ref_name, split_reflog
 
 OPERATORS: dict[str, Callable[[float, float], bool]] = {
     "<=": operators.le,
@@ -35,9 +36,12 @@ OPERATORS: dict[str, Callable[[float, float], bool]] = {
     ">": operators.gt,
 }
 OPERATOR_CHARACTERS = "<>=!"
-_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+_NUMBER_SHAPE = r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"
+# A number is written with the digits 0-9. The same shape in another script's digits
+# (`\u0661\u0660`, which float() would read as 10) is refused, neither a number nor a name.
+_NUMBER = re.compile(_NUMBER_SHAPE, re.ASCII)
+_NUMBER_IN_OTHER_DIGITS = re.compile(_NUMBER_SHAPE)
 _NOT_FINITE = re.compile(r"[+-]?(?:nan|inf|infinity)", re.IGNORECASE)
-_REFLOG_SUFFIX = re.compile(r"@\{\d+\}$")
 _METRIC = re.compile(r"[^\s<>=!]+")
 
 MetadataResolver = Callable[[str], Mapping[str, Any] | None]
@@ -117,8 +121,13 @@ def _operand(operand: str, text: str) -> float | str:
         if not math.isfinite(value):
             raise InvalidInputError(f"gate {text!r}: {operand!r} is too large to compare")
         return value
+    if _NUMBER_IN_OTHER_DIGITS.fullmatch(operand):
+        raise InvalidInputError(
+            f"gate {text!r}: {operand!r} has digits other than 0-9; write numbers with 0-9"
+        )
     try:
-        check_ref_name(_REFLOG_SUFFIX.sub("", operand))
+        reflog = split_reflog(operand)
+        check_ref_name(operand if reflog is None else reflog[0])
     except InvalidInputError as err:
         raise InvalidInputError(
             f"gate {text!r}: {operand!r} is neither a number nor a revision ({err})"

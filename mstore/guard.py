@@ -35,10 +35,12 @@ from pathlib import Path
 
 import orjson
 
-from mstore import fsutil, protection
+from mstore import fsutil, protection, untrusted
+from mstore.errors import IntegrityError
 from mstore.layout import Layout
 
 INTENT_FORMAT = 1
+MAX_INTENT_BYTES = 64 << 20  # far above any intent mstore writes: a bigger one is not read
 DIRECTORY_MODE = 0o555
 WRITABLE_DIRECTORY_MODE = 0o755
 
@@ -135,14 +137,16 @@ class Guard:
     def recover(self) -> bool:
         """Seal again what an interrupted unprotection named; True if there was one."""
         try:
-            raw = orjson.loads(self.layout.unprotecting.read_bytes())
-            names = [str(n) for n in raw.get("paths", [])]
+            data = untrusted.read_bounded(self.layout.unprotecting, MAX_INTENT_BYTES)
+            raw = orjson.loads(data)
+            names = [_store_path(n) for n in raw.get("paths", [])]
             numbers = {int(n) for n in raw.get("inodes", [])}
         except FileNotFoundError:
             return False
-        except (orjson.JSONDecodeError, AttributeError, TypeError, ValueError):
+        except (orjson.JSONDecodeError, IntegrityError, AttributeError, TypeError, ValueError):
             # A torn intent cannot exist (it is written atomically); an unreadable one
-            # names nothing we can trust: seal every view and object instead.
+            # (not a regular file, or naming a path outside the store) names nothing we
+            # can trust: seal every view and object instead.
             names, numbers = [], set()
             self._seal_everything()
         self._seal_paths(names)
@@ -268,6 +272,16 @@ class Guard:
                     protection.set_immutable_fd(fd, True, path)
         finally:
             os.close(fd)
+
+
+def _store_path(name: object) -> str:
+    """A path of the intent: relative, below `.mstore/` (ValueError for any other: an
+    intent naming `../../x` would have mstore seal a file outside the store)."""
+    if not isinstance(name, str) or name.startswith("/"):
+        raise ValueError(f"not a path below the store: {name!r}")
+    if any(part in ("", ".", "..") for part in name.split("/")):
+        raise ValueError(f"not a path below the store: {name!r}")
+    return name
 
 
 def _flagged(path: Path) -> bool:

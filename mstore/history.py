@@ -7,7 +7,9 @@
 One JSON object per line (canonical, sorted keys). All entries of one transaction are
 appended with a single write and fsynced before any ref moves (see transaction.py). A
 crash can leave a last line without its newline; readers ignore it and the next writer
-(holding the store lock) cuts it off before appending.
+(holding the store lock) cuts it off before appending. The file is opened through
+`untrusted.open_regular`: a symlink or a FIFO planted in its place is refused, never
+followed or waited on.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from pathlib import Path
 
 import orjson
 
-from mstore import fsutil
+from mstore import fsutil, untrusted
 from mstore.errors import IntegrityError
 from mstore.hashing import is_object_id
 
@@ -76,7 +78,7 @@ class History:
         data = b"".join(entry.encode() for entry in entries)
         if not data:
             return
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+        fd = untrusted.open_regular(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
         try:
             self._cut_torn_tail(fd)
             fsutil.write_all(fd, data)
@@ -103,15 +105,16 @@ class History:
     def lines(self) -> Iterator[tuple[int, bytes]]:
         """(line number, raw line) oldest first, including a torn last line (for verify)."""
         try:
-            with open(self.path, "rb") as f:
-                yield from enumerate(f, start=1)
+            fd = untrusted.open_regular(self.path)
         except FileNotFoundError:
             return
+        with os.fdopen(fd, "rb") as f:
+            yield from enumerate(f, start=1)
 
     def end(self) -> int:
         """Offset just after the last complete line: the part of the log that counts."""
         try:
-            fd = os.open(self.path, os.O_RDONLY)
+            fd = untrusted.open_regular(self.path)
         except FileNotFoundError:
             return 0
         try:
@@ -125,7 +128,7 @@ class History:
         if offset <= 0:
             return b"" if offset == 0 else None
         try:
-            fd = os.open(self.path, os.O_RDONLY)
+            fd = untrusted.open_regular(self.path)
         except FileNotFoundError:
             return None
         try:
@@ -149,7 +152,7 @@ class History:
         """Raw lines oldest first from byte `offset` (a line start) to `end` (a line end)."""
         if offset >= end:
             return
-        with open(self.path, "rb") as f:
+        with os.fdopen(untrusted.open_regular(self.path), "rb") as f:
             f.seek(offset)
             remaining = end - offset
             pending = b""
@@ -175,7 +178,7 @@ class History:
 
     def _lines_backwards(self) -> Iterator[bytes]:
         try:
-            fd = os.open(self.path, os.O_RDONLY)
+            fd = untrusted.open_regular(self.path)
         except FileNotFoundError:
             return
         try:

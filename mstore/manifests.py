@@ -9,20 +9,25 @@
 
 Canonical bytes are orjson with sorted keys and no whitespace; decoding re-encodes and
 insists on the same bytes, which also refuses duplicate keys and non-canonical forms.
+Metadata integers are 64-bit (what orjson keeps exactly); larger ones are refused.
 Paths are relative POSIX paths that stay inside the view (see `check_manifest_path`).
 """
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import orjson
 
-from mstore.errors import InvalidInputError, RefusedError
+from mstore import untrusted
+from mstore.errors import InvalidInputError, MstoreError, RefusedError
 from mstore.hashing import is_object_id
 
 FORMAT_VERSION = 1
@@ -33,6 +38,11 @@ MODE_EXECUTABLE = 0o755
 MAX_PATH_BYTES = 4096
 MAX_COMPONENT_BYTES = 255
 MAX_METADATA_DEPTH = 32
+# The integers orjson reads and writes exactly; it reads a longer integer as a float
+# (123456789012345678901234567890 would become 1.2345678901234568e+29), so metadata
+# holding one is refused rather than stored rounded.
+MIN_INTEGER = -(1 << 63)
+MAX_INTEGER = (1 << 64) - 1
 RESERVED_COMPONENTS = frozenset({".mstore", ".git"})
 _BAD_PATH_CHARACTER = re.compile(r"[\x00-\x1f\x7f\\]")
 # Every canonical manifest starts with these bytes (sorted keys put "files" first): a
@@ -101,6 +111,22 @@ class Manifest:
     def same_content(self, other: Manifest) -> bool:
         """Same files and metadata, whatever the lineage."""
         return dict(self.files) == dict(other.files) and self.metadata == other.metadata
+
+
+def starts_like_manifest(path: Path) -> bool:
+    """Whether the object file at `path` begins as every canonical manifest does: a cheap
+    test before a full decode. Anything but a regular file (a FIFO planted among the
+    objects) is not one, and is never waited on."""
+    try:
+        fd = untrusted.open_regular(path)
+    except (OSError, MstoreError):
+        return False
+    try:
+        return os.read(fd, len(MANIFEST_PREFIX)) == MANIFEST_PREFIX
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
 
 
 def decode_manifest(data: bytes, object_id: str = "?") -> Manifest:
@@ -220,6 +246,11 @@ def check_metadata(value: object, depth: int = 0, where: str = "metadata") -> No
         raise InvalidInputError(
             f"{where} holds a non-finite number ({value}); use null or a number"
         )
+    if isinstance(value, int) and not MIN_INTEGER <= value <= MAX_INTEGER:
+        raise InvalidInputError(
+            f"{where} holds an integer beyond 64 bits, which would be stored rounded; "
+            f"write it as a string (or as a float, if rounding is meant)"
+        )
     if isinstance(value, dict):
         for key, item in value.items():
             if not isinstance(key, str):
@@ -241,4 +272,13 @@ def parse_metadata(data: bytes, source: str) -> dict[str, Any]:
     if not isinstance(metadata, dict):
         raise InvalidInputError(f"{source} must hold a JSON object")
     check_metadata(metadata, where=source)
+    # orjson has read an integer beyond 64 bits as a float: read the integers again,
+    # exactly (nesting is bounded now), so that such a value is refused, not rounded.
+    check_metadata(json.loads(data, parse_int=_exact_integer), where=source)
     return metadata
+
+
+def _exact_integer(literal: str) -> int:
+    """An integer literal's value; one too long for any 64-bit integer becomes one just
+    out of range, so that int() never reads thousands of digits."""
+    return int(literal) if len(literal) <= 21 else MAX_INTEGER + 1

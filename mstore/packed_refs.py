@@ -19,7 +19,7 @@ always finds each ref at its old or its new value:
 Readers therefore look at loose files first and this file second: a loose file that a
 pack removed after the reader looked was already in the packed file it then reads.
 The file is validated as a whole before use: a malformed line, an invalid name or id,
-or a name listed twice is IntegrityError.
+or a name listed twice is IntegrityError. Lines end at b"\n" and nowhere else.
 """
 
 from __future__ import annotations
@@ -55,7 +55,10 @@ def decode_packed(data: bytes, where: str, check_name: Callable[[str], str]) -> 
         raise IntegrityError(f"{where} is not valid UTF-8") from None
     refs: dict[str, str] = {}
     previous = ""
-    for number, line in enumerate(text.splitlines(), start=2):
+    # Lines end at "\n" only: str.splitlines() would also end one inside a name, at
+    # U+2028 or U+0085 (refused in names today, but a reader must not depend on that).
+    lines = text.split("\n")[:-1]
+    for number, line in enumerate(lines, start=2):
         manifest_id, _, name = line.partition(" ")
         if not is_object_id(manifest_id):
             raise IntegrityError(f"{where}, line {number}: {line[:80]!r} does not start with an id")

@@ -69,7 +69,7 @@ def mark_released(layout: Layout, view_id: str | None) -> None:
 
 def remove_adopted(link: Path) -> None:
     """Delete directories an import exchanged away (their bytes are in the store)."""
-    prefix = f"{fsutil.TEMP_PREFIX}{link.name}."
+    prefix = fsutil.temp_prefix(link.name)
     for entry in os.scandir(link.parent):
         if entry.name.startswith(prefix):
             if entry.is_dir(follow_symlinks=False):

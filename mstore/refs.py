@@ -9,7 +9,9 @@
 A ref file holds exactly one manifest id and a newline. It is replaced atomically
 (`fsutil.atomic_write`) and only inside a transaction (`transaction.py`) holding the
 store lock, which re-reads the ref under the lock before moving it (compare-and-swap).
-Names follow `git check-ref-format` and a few rules of our own (see `check_ref_name`).
+Names follow `git check-ref-format` and a few rules of our own (see `check_ref_name`);
+a new name must also be in Unicode NFC, clash with no existing ref and fit the
+filesystem it is written to (see `RefStore.check_new_name`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import contextlib
 import os
 import re
 import stat
+import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,7 +32,16 @@ from mstore.layout import Layout
 MAX_REF_BYTES = 1024
 MAX_COMPONENT_BYTES = 255
 FORBIDDEN_CHARACTERS = frozenset(" ~^:?*[\\")
-_BAD_REF_CHARACTER = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]")
+# Control characters, and the line separators `str.splitlines()` ends a line at besides
+# them (U+0085, U+2028, U+2029): a name holding one would break the line-based files
+# names are written to (packed-refs, .env) for any reader that splits that way.
+_BAD_REF_CHARACTER = re.compile(r"[\x00-\x20\x7f\x85\u2028\u2029~^:?*\[\\]")
+# `REF@{N}`: N counts moves in the log, in ASCII digits. A log holds fewer than 10**18
+# entries (each takes over 100 bytes), so a longer N names nothing and is never given
+# to int() (which refuses numbers over 4,300 digits with an exception).
+MAX_REFLOG_DIGITS = 18
+_REFLOG = re.compile(r"(?P<ref>.+)@\{(?P<steps>[^{}]*)\}", re.DOTALL)
+_ASCII_DIGITS = re.compile(r"[0-9]+")
 # Names that pass every rule below at a glance: ASCII letters, digits, `_` and `-`, with
 # `.` inside a component (not first, not last, never `..`, no component ending `.lock`),
 # components joined by single `/`. Anything else takes the full check.
@@ -43,9 +55,10 @@ _PLAIN = re.compile(
 def check_ref_name(name: str) -> str:
     """Refuse every name `git check-ref-format` rejects, plus over-long ones; return it.
 
-    Rules: not empty, not "@"; no "..", "@{", "//", control characters, space or any of
-    ~ ^ : ? * [ \\; no leading or trailing "/"; no trailing "."; no component starting
-    with "." or ending with ".lock"; components of at most 255 bytes.
+    Rules: not empty, not "@"; no "..", "@{", "//", control characters, line
+    separators (U+0085, U+2028, U+2029), space or any of ~ ^ : ? * [ \\; no leading or
+    trailing "/"; no trailing "."; no component starting with "." or ending with ".lock";
+    components of at most 255 bytes.
     """
     if isinstance(name, str) and len(name) <= MAX_COMPONENT_BYTES and _PLAIN.fullmatch(name):
         return name  # the common case, decided by one regex (`list` checks thousands)
@@ -65,7 +78,7 @@ def check_ref_name(name: str) -> str:
         character = bad.group()
         raise InvalidInputError(
             f"ref name {shown} contains {character!r} (not allowed: control characters, "
-            f"space, ~ ^ : ? * [ \\)"
+            f"line separators, space, ~ ^ : ? * [ \\)"
         )
     if ".." in name or "@{" in name:
         raise InvalidInputError(f"ref name {shown} contains '..' or '@{{'")
@@ -85,6 +98,36 @@ def check_ref_name(name: str) -> str:
                 f"ref name {shown} has a component over {MAX_COMPONENT_BYTES} bytes"
             )
     return name
+
+
+def split_reflog(revision: str) -> tuple[str, int | None] | None:
+    """(REF, N) for a revision `REF@{N}`, None for any other revision.
+
+    N is ASCII digits only (`production@{\u0661}` is InvalidInputError, not N=1); it is
+    None when it has more significant digits than any log has moves, so that a
+    5,000-digit N names nothing instead of raising from int(). REF is not checked.
+    """
+    match = _REFLOG.fullmatch(revision)
+    if match is None:
+        return None
+    steps = match.group("steps")
+    if not _ASCII_DIGITS.fullmatch(steps):
+        raise InvalidInputError(
+            f"revision {revision[:80]!r}: the N of REF@{{N}} counts moves back in the log, "
+            f"written with the digits 0-9"
+        )
+    significant = steps.lstrip("0") or "0"
+    if len(significant) > MAX_REFLOG_DIGITS:
+        return match.group("ref"), None
+    return match.group("ref"), int(significant)
+
+
+def name_key(name: str) -> str:
+    """What two names must not share: equal here, they are one file on a filesystem
+    that folds case (APFS, casefolded ext4) or normalises Unicode (`café` typed as one
+    code point or as `e` + U+0301). Unicode's canonical caseless match: NFD, casefold,
+    NFD."""
+    return unicodedata.normalize("NFD", unicodedata.normalize("NFD", name).casefold())
 
 
 def encode_ref(manifest_id: str) -> bytes:
@@ -168,23 +211,47 @@ class RefStore:
         fsutil.remove_empty_parents(path, self.layout.refs)
 
     def check_new_name(self, name: str) -> None:
-        """Refuse a new ref that would clash with existing ones on disk or by case."""
+        """Refuse a name a new ref may not take: invalid, not in Unicode NFC, too long
+        for the filesystem, or clashing with an existing ref on disk, by case or by
+        Unicode normalisation. Every command creating a ref calls this before it
+        writes anything."""
         check_ref_name(name)
         existing = self.names()
         if name in existing:
-            return
-        folded = name.casefold()
+            return  # not new: a ref stored before these rules keeps working
+        if not unicodedata.is_normalized("NFC", name):
+            raise InvalidInputError(
+                f"ref name {name!r} is not in Unicode NFC (it would be a second name for "
+                f"{unicodedata.normalize('NFC', name)!r}); write it in NFC"
+            )
+        self._check_fits(name)
+        key = name_key(name)
         for other in existing:
-            other_folded = other.casefold()
-            if other_folded.startswith(folded + "/") or folded.startswith(other_folded + "/"):
+            other_key = name_key(other)
+            if other_key.startswith(key + "/") or key.startswith(other_key + "/"):
                 raise RefusedError(
                     f"ref {name!r} clashes with existing ref {other!r} (one would be a "
                     f"directory of the other); choose another name"
                 )
-            if other.casefold() == name.casefold():
+            if other_key == key:
                 raise RefusedError(
-                    f"ref {name!r} differs from existing ref {other!r} only by case; "
-                    f"choose another name"
+                    f"ref {name!r} differs from existing ref {other!r} only by case or "
+                    f"Unicode normalisation; choose another name"
+                )
+
+    def _check_fits(self, name: str) -> None:
+        """Refuse a name with a component longer than the filesystem allows (NAME_MAX)
+        in `refs/` or in `models/`: refused here, it never fails a transaction after
+        its commit point. mstore adds nothing to a component (temporary names embed
+        only a bounded part of it: `fsutil.temp_name`)."""
+        longest = max(name.split("/"), key=lambda c: len(c.encode("utf-8")))
+        size = len(longest.encode("utf-8"))
+        for directory in (self.layout.refs, self.layout.models):
+            limit = fsutil.name_max(directory)
+            if size > limit:
+                raise InvalidInputError(
+                    f"ref name {name!r} has a component of {size} bytes; the filesystem "
+                    f"of {directory} allows {limit}: choose a shorter name"
                 )
 
     def _safe_path(self, name: str) -> str | None:

@@ -29,17 +29,16 @@ from mstore.hashing import is_object_id
 from mstore.history import History, LogEntry
 from mstore.index import LogIndex
 from mstore.layout import STORE_DIR_NAME, Layout
-from mstore.manifests import MANIFEST_PREFIX, METADATA_FILE, Manifest, decode_manifest
+from mstore.manifests import METADATA_FILE, Manifest, decode_manifest, starts_like_manifest
 from mstore.objects import ObjectStore
 from mstore.policy import DEPLOYMENTS_INDEX, deployment, render_metadata
-from mstore.refs import RefStore, check_ref_name
+from mstore.refs import MAX_REFLOG_DIGITS, RefStore, check_ref_name, split_reflog
 from mstore.summaries import SummaryCache
 from mstore.transaction import recover
 from mstore.views import Views, ViewSpec
 
 STORE_ENVIRONMENT = "MSTORE_DIR"
 MIN_PREFIX = 6
-_REFLOG = re.compile(r"^(?P<ref>.+)@\{(?P<n>\d+)\}$")
 _HEX = re.compile(r"[0-9a-fA-F]+")
 
 
@@ -112,13 +111,13 @@ class Repo:
         if explicit:
             path = Path(explicit).resolve()
             root = path.parent if path.name == STORE_DIR_NAME else path
-            if not (root / STORE_DIR_NAME / "config").is_file():
+            if not os.path.lexists(root / STORE_DIR_NAME / "config"):
                 raise NotFoundError(f"no mstore store at {root} (run `mstore init` there)")
             return cls(root)
         here = (start or Path.cwd()).resolve()
         for candidate in (here, *here.parents):
-            if (candidate / STORE_DIR_NAME / "config").is_file():
-                return cls(candidate)
+            if os.path.lexists(candidate / STORE_DIR_NAME / "config"):
+                return cls(candidate)  # reading the config refuses anything but a file
         raise NotFoundError(
             f"no mstore store in {here} or any parent (run `mstore init`, or pass --store)"
         )
@@ -178,28 +177,34 @@ class Repo:
         ref = self._try_ref(revision)
         if ref is not None:
             return ref
-        match = _REFLOG.match(revision)
-        if match:
-            name, steps = match.group("ref"), int(match.group("n"))
-            check_ref_name(name)
-            if steps == 0:
-                current = self.refs.read(name)
-                if current is None:
-                    raise NotFoundError(f"ref {name!r} does not exist")
-                return current
-            try:
-                value = self.history.value_at(name, steps)
-            except IndexError:
-                raise NotFoundError(
-                    f"ref {name!r} has fewer than {steps} moves in the log"
-                ) from None
-            if value is None:
-                raise NotFoundError(f"{revision} names a time before ref {name!r} existed")
-            return value
+        reflog = split_reflog(revision)
+        if reflog is not None:
+            return self._resolve_reflog(revision, *reflog)
         if _HEX.fullmatch(revision):
             return self._resolve_prefix(revision.lower())
         check_ref_name(revision)
         raise NotFoundError(f"unknown revision {revision!r}: no such ref (see `mstore list`)")
+
+    def _resolve_reflog(self, revision: str, name: str, steps: int | None) -> str:
+        """`name@{steps}`: the value the ref had `steps` moves ago (None: more moves
+        than any log holds)."""
+        check_ref_name(name)
+        if steps == 0:
+            current = self.refs.read(name)
+            if current is None:
+                raise NotFoundError(f"ref {name!r} does not exist")
+            return current
+        if steps is None:
+            raise NotFoundError(
+                f"ref {name!r} has fewer than 10**{MAX_REFLOG_DIGITS} moves in the log"
+            )
+        try:
+            value = self.history.value_at(name, steps)
+        except IndexError:
+            raise NotFoundError(f"ref {name!r} has fewer than {steps} moves in the log") from None
+        if value is None:
+            raise NotFoundError(f"{revision} names a time before ref {name!r} existed")
+        return value
 
     def _try_ref(self, revision: str) -> str | None:
         try:
@@ -229,11 +234,9 @@ class Repo:
         return manifests[0]
 
     def _is_manifest(self, object_id: str) -> bool:
-        path = self.layout.object_path(object_id)
+        if not starts_like_manifest(self.layout.object_path(object_id)):
+            return False
         try:
-            with open(path, "rb") as f:
-                if f.read(len(MANIFEST_PREFIX)) != MANIFEST_PREFIX:
-                    return False
             self.manifest(object_id)
         except (OSError, MstoreError):
             return False

@@ -35,7 +35,7 @@ from typing import Protocol
 
 import orjson
 
-from mstore import envfile, fsutil
+from mstore import envfile, fsutil, untrusted
 from mstore.errors import IntegrityError, RefMovedError
 from mstore.hashing import hash_bytes
 from mstore.history import History, LogEntry, decode_entry
@@ -45,6 +45,10 @@ from mstore.layout import Layout
 from mstore.manifests import Manifest
 from mstore.refs import RefStore
 from mstore.views import Views, ViewSpec
+
+# Far above any journal (a few entries, the names of the refs it re-renders): a bigger
+# file is not one mstore wrote, and is not read.
+MAX_JOURNAL_BYTES = 64 << 20
 
 
 class Stores(Protocol):
@@ -177,7 +181,7 @@ def recover(repo: Stores) -> str | None:
     """Roll an interrupted transaction forward; return its id, or None if none was pending."""
     path = repo.layout.transaction
     try:
-        data = path.read_bytes()
+        data = untrusted.read_bounded(path, MAX_JOURNAL_BYTES)
     except FileNotFoundError:
         return None
     try:

@@ -47,7 +47,7 @@ from pathlib import Path
 
 import orjson
 
-from mstore import fsutil
+from mstore import fsutil, untrusted
 from mstore.errors import IntegrityError
 from mstore.guard import Guard
 from mstore.hashing import is_object_id
@@ -62,6 +62,8 @@ from mstore.record_rules import (
 )
 
 RECORD_SUFFIX = ".json"
+# A record lists each file of a view in about 150 bytes: a bigger one is not mstore's.
+MAX_RECORD_BYTES = 256 << 20
 
 
 @dataclass(frozen=True)
@@ -117,7 +119,7 @@ def record_path(layout: Layout, view_id: str) -> Path:
 def read_record(layout: Layout, view_id: str) -> ViewRecord | None:
     """The record of a view; None if it has none. IntegrityError if unreadable."""
     try:
-        data = record_path(layout, view_id).read_bytes()
+        data = untrusted.read_bounded(record_path(layout, view_id), MAX_RECORD_BYTES)
     except FileNotFoundError:
         return None
     return decode_record(data, view_id)

@@ -33,7 +33,7 @@ from mstore import fsutil, view_removal
 from mstore.errors import MstoreError
 from mstore.guard import Guard
 from mstore.hashing import is_object_id
-from mstore.manifests import MANIFEST_PREFIX
+from mstore.manifests import starts_like_manifest
 from mstore.repo import Repo
 from mstore.view_records import RECORD_SUFFIX
 
@@ -209,7 +209,7 @@ def plan_gc(
             plan.kept_recent += 1
         else:
             plan.objects[object_id] = st.st_size
-            if _looks_like_manifest(path):
+            if starts_like_manifest(path):
                 plan.manifests.add(object_id)
 
     for object_id, when in marked.items():
@@ -285,12 +285,3 @@ def _object_id_of(link: Path) -> str:
     parts = Path(os.readlink(link)).parts
     candidate = "".join(parts[-2:]) if len(parts) >= 2 else ""
     return candidate if is_object_id(candidate) else ""
-
-
-def _looks_like_manifest(path: Path) -> bool:
-    """Whether the object at `path` starts like a canonical manifest."""
-    try:
-        with open(path, "rb") as f:
-            return f.read(len(MANIFEST_PREFIX)) == MANIFEST_PREFIX
-    except OSError:
-        return False

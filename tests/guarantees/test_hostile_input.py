@@ -6,136 +6,44 @@ names the offending thing, shows no traceback, and leaves the store exactly as i
 (`store_digest`; where a case damages the store on purpose, the digest is taken after
 the damage, so it proves the command did not damage it further).
 
-Covered: ref names (everything `git check-ref-format` rejects, through every command
-that creates a ref), names clashing by case or as a directory of another ref, damaged
-ref files, crafted manifests (paths escaping the view, non-canonical bytes, newer
-formats, bad ids, sizes and modes, hostile JSON, bytes not matching their name),
-directories to commit (special files, symlinks out, loops and dangling, reserved and
-unencodable names, hostile metadata.json), a `models/` that is not mstore's, revisions,
-`.env`, the store's config and log.
+Covered: ref names (everything `git check-ref-format` rejects and every line
+separator, through every command that creates a ref), names clashing by case, by
+Unicode normalisation or as a directory of another ref, names at the length budget
+(a component of the longest length allowed and one byte more, through every command
+that creates a ref), damaged ref files, crafted manifests (paths escaping the view,
+non-canonical bytes, newer formats, bad ids, sizes and modes, hostile JSON, bytes not
+matching their name), directories to commit (special files, symlinks out, loops and
+dangling, reserved and unencodable names, hostile metadata.json, integers beyond 64
+bits), a `models/` that is not mstore's, revisions (huge and non-ASCII numbers too),
+gates, `.env`, the store's config and log. Files of the store replaced by symlinks or
+FIFOs are in test_planted_store_files.py.
 """
 
 from __future__ import annotations
 
 import itertools
 import os
-import shutil
 import socket
 import stat
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import blake3
 import orjson
 import pytest
-from typer.testing import CliRunner, Result
 
-from mstore.cli.app import app
-from mstore.layout import Layout
+from mstore import fsutil
 from mstore.ops.commit import commit
-from mstore.repo import Repo
 from mstore.settings import Settings
-from tests.helpers import store_digest, tree_digest, write_version
-
-runner = CliRunner()
-
-
-@dataclass(frozen=True)
-class Project:
-    """A store with production=v4 and staging=v5, and a place for new sources."""
-
-    root: Path
-    src: Path
-    production: str
-    staging: str
-
-    @property
-    def store(self) -> Path:
-        return self.root / ".mstore"
-
-    def repo(self) -> Repo:
-        return Repo(self.root)
-
-
-@pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> Project:
-    """Built once (it takes fsyncs); each test gets a copy."""
-    base = tmp_path_factory.mktemp("hostile-template")
-    root, src = base / "project", base / "src"
-    root.mkdir()
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MSTORE_AUTHOR", "tester")
-        repo, _ = Repo.init(root)
-        production = commit(repo, write_version(src / "v4", "v4"), "production").manifest_id
-        staging = commit(
-            repo, write_version(src / "v5", "v5", model=b"v5 weights"), "staging"
-        ).manifest_id
-    assert production is not None and staging is not None
-    return Project(root, src, production, staging)
-
-
-@pytest.fixture
-def project(template: Project, tmp_path: Path) -> Project:
-    """A private copy of the template store: production=v4, staging=v5."""
-    root, src = tmp_path / "project", tmp_path / "src"
-    shutil.copytree(template.root, root, symlinks=True)
-    shutil.copytree(template.src, src, symlinks=True)
-    return Project(root, src, template.production, template.staging)
-
-
-class _Unopened:
-    """Just the layout of a store, for `store_digest` of a store that cannot be opened
-    (a damaged config)."""
-
-    def __init__(self, root: Path) -> None:
-        self.layout = Layout(root)
-
-
-def digest(root: Path) -> str:
-    """`store_digest`: .mstore/ (but local state), models/ and .env."""
-    return store_digest(cast(Repo, _Unopened(root)))
-
-
-def invoke(root: Path, *args: object) -> Result:
-    return runner.invoke(app, ["--store", str(root), *map(str, args)])
-
-
-def assert_refused(result: Result, code: int, *names: str) -> str:
-    """Exit `code`, one `mstore: error:` line on stderr naming `names`, no traceback."""
-    detail = (result.exit_code, result.stdout, result.stderr, repr(result.exception))
-    assert result.exit_code == code, detail
-    assert isinstance(result.exception, SystemExit), detail
-    assert "Traceback" not in result.stdout + result.stderr, detail
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1, detail
-    assert lines[0].startswith("mstore: error: "), detail
-    for name in names:
-        assert name in lines[0], (name, lines[0])
-    return lines[0]
-
-
-def refused(root: Path, code: int, args: list[Any], *names: str) -> str:
-    """Run one command that must be refused, and check it changed nothing."""
-    before = digest(root)
-    line = assert_refused(invoke(root, *args), code, *names)
-    assert digest(root) == before, f"{args} changed the store"
-    return line
-
-
-def visible_digest(root: Path) -> str:
-    """What readers and later commands see: config, refs, log, journal, models/, .env."""
-    store = root / ".mstore"
-    return tree_digest(
-        store / "config",
-        store / "refs",
-        store / "log",
-        store / "transaction",
-        root / "models",
-        root / ".env",
-    )
-
+from tests.guarantees.hostile import (
+    Project,
+    assert_refused,
+    invoke,
+    refused,
+    visible_digest,
+)
+from tests.helpers import assert_consistent, store_digest, tree_digest, write_version
 
 # -- ref names ------------------------------------------------------------------------
 
@@ -169,6 +77,17 @@ BAD_REF_NAMES: list[tuple[str, str]] = [
     ("long-name", "/".join(["d" * 200] * 6)),
     ("long-multibyte-component", "\u00e9" * 128),
     ("empty", ""),
+    # Every character str.splitlines() ends a line at: no name may break a line-based
+    # file (packed-refs, .env) for a reader that splits that way.
+    ("line-separator", "a\u2028b"),
+    ("paragraph-separator", "a\u2029b"),
+    ("next-line", "a\x85b"),
+    ("vertical-tab", "a\x0bb"),
+    ("form-feed", "a\x0cb"),
+    ("file-separator", "a\x1cb"),
+    ("group-separator", "a\x1db"),
+    ("record-separator", "a\x1eb"),
+    ("carriage-return", "a\rb"),
 ]
 
 
@@ -229,6 +148,139 @@ def test_clashing_ref_name_is_refused(
         commit(project.repo(), source, ref)
     source = write_version(project.src / "v6", "v6", model=b"v6")
     refused(project.root, 7, [str(source) if a == "{v6}" else a for a in args], *names)
+
+
+def test_a_name_equal_to_a_ref_after_unicode_normalisation_is_refused(project: Project) -> None:
+    """`café` as one code point and as `e` + U+0301 are one name on APFS and casefolded
+    ext4: a new name must be in NFC, and may not equal an existing one once
+    normalised (the NFD ref below is one an older mstore let in)."""
+    nfc, nfd = "caf\u00e9", "cafe\u0301"
+    source = write_version(project.src / "v6", "v6", model=b"v6")
+    for args in (
+        ["commit", source, f"--to={nfd}"],
+        ["ref", "rename", "staging", f"archive/{nfd}"],
+        ["promote", "staging", f"--archive-as=archive/{nfd}"],
+        ["promote", "staging", f"--to={nfd}"],
+    ):
+        refused(project.root, 6, args, nfd, "NFC")
+    (project.store / "refs" / nfd).write_text(project.production + "\n")
+    for name in (nfc, nfc.upper()):
+        refused(project.root, 7, ["commit", source, f"--to={name}"], repr(name), repr(nfd))
+    moved = invoke(project.root, "commit", source, f"--to={nfd}")  # not new: it may move
+    assert moved.exit_code == 0, moved.stderr
+
+
+# -- the name budget ------------------------------------------------------------------
+#
+# A component may be as long as the filesystem takes (255 bytes): mstore adds nothing to
+# it, its temporary names embed a bounded part of it. One byte more is refused before
+# anything is written, by every command that creates a ref.
+
+LONGEST = "c" * 255
+ONE_MORE = "c" * 256
+
+
+def creations(project: Project, component: str) -> list[tuple[str, list[Any]]]:
+    """(the ref it creates, a command creating a ref with `component` in its name)."""
+    source = write_version(project.src / "v6", "v6", model=b"v6")
+    return [
+        (component, ["commit", source, f"--to={component}"]),
+        (f"archive/{component}", ["commit", source, f"--to=archive/{component}"]),
+        (component, ["ref", "rename", "staging", component]),
+        (component, ["promote", "staging", f"--to={component}"]),
+        (f"archive/{component}", ["promote", "staging", f"--archive-as=archive/{component}"]),
+    ]
+
+
+def assert_usable(project: Project, ref: str) -> None:
+    """Every later command works, the store is consistent, and the ref can go again."""
+    for args in (["verify"], ["list"], ["status"], ["info", ref], ["checkout", "production"]):
+        result = invoke(project.root, *args)
+        assert result.exit_code == 0, (args, result.stdout, result.stderr)
+    assert_consistent(project.repo())
+    assert project.repo().refs.read(ref) is not None
+    removed = invoke(project.root, "ref", "delete", ref, "--force")
+    assert removed.exit_code == 0, removed.stderr
+    assert invoke(project.root, "verify").exit_code == 0
+
+
+@pytest.mark.parametrize(
+    "index", range(5), ids=["commit", "commit-below", "rename", "to", "archive-as"]
+)
+def test_a_component_of_255_bytes_is_created_fully(sealed: Project, index: int) -> None:
+    """The old temporary name (`.tmp-<name>.<12 hex>`) was 18 bytes too long: the
+    transaction failed after its commit point, and every later command with it."""
+    project = sealed
+    ref, args = creations(project, LONGEST)[index]
+    result = invoke(project.root, *args)
+    assert result.exit_code == 0, (result.stdout, result.stderr)
+    assert not (project.store / "transaction").exists()
+    assert_usable(project, ref)
+
+
+@pytest.mark.parametrize(
+    "index", range(5), ids=["commit", "commit-below", "rename", "to", "archive-as"]
+)
+def test_a_component_over_255_bytes_is_refused_before_anything_is_written(
+    project: Project, index: int
+) -> None:
+    _ref, args = creations(project, ONE_MORE)[index]
+    refused(project.root, 6, args, "over 255 bytes")
+
+
+def test_import_adopts_a_directory_named_with_255_bytes(sealed: Project) -> None:
+    """(A 256-byte directory cannot exist to be imported.)"""
+    project = sealed
+    write_version(project.root / "models" / "archive" / LONGEST, "v7", model=b"v7")
+    result = invoke(project.root, "import")
+    assert result.exit_code == 0, (result.stdout, result.stderr)
+    assert (project.root / "models" / "archive" / LONGEST).is_symlink()
+    assert not [p for p in (project.root / "models" / "archive").iterdir() if p.name != LONGEST]
+    assert_usable(project, f"archive/{LONGEST}")
+
+
+def test_pull_creates_a_ref_named_with_255_bytes(sealed: Project, tmp_path: Path) -> None:
+    project, remote = sealed, tmp_path / "remote"
+    source = write_version(project.src / "v6", "v6", model=b"v6")
+    assert invoke(project.root, "commit", source, f"--to={LONGEST}").exit_code == 0
+    pushed = invoke(project.root, "push", remote, LONGEST)
+    assert pushed.exit_code == 0, pushed.stderr
+    assert invoke(project.root, "ref", "delete", LONGEST, "--force").exit_code == 0
+    pulled = invoke(project.root, "pull", remote, LONGEST)
+    assert pulled.exit_code == 0, (pulled.stdout, pulled.stderr)
+    assert_usable(project, LONGEST)
+
+
+def test_a_component_longer_than_the_filesystem_takes_is_refused_before_anything_is_written(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a filesystem with a smaller NAME_MAX (eCryptfs: 143), the same: refused up front."""
+    monkeypatch.setattr(fsutil, "name_max", lambda directory: 143)
+    for _ref, args in creations(project, "c" * 144):
+        refused(project.root, 6, args, "144 bytes", "allows 143")
+
+
+def test_a_store_left_with_a_journal_it_could_not_finish_recovers(
+    sealed: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store an older mstore left behind: its 240-byte ref failed after the commit
+    point (the journal and log entry are there, the ref file is not). The next command
+    that takes the lock finishes it."""
+    project, name = sealed, "a" * 240
+    with monkeypatch.context() as patch:
+        patch.setattr(  # the temporary names of that older mstore
+            fsutil, "temp_name", lambda final: final.with_name(f".tmp-{final.name}.{'0' * 12}")
+        )
+        stuck = invoke(project.root, "commit", project.src / "v5", f"--to={name}")
+    assert stuck.exit_code == 1 and "too long" in stuck.stderr, stuck.stderr
+    assert (project.store / "transaction").exists()
+
+    result = invoke(project.root, "verify")
+
+    assert result.exit_code == 0, (result.stdout, result.stderr)
+    assert "finished interrupted transaction" in result.stderr
+    assert not (project.store / "transaction").exists()
+    assert_usable(project, name)
 
 
 # -- damaged ref files ----------------------------------------------------------------
@@ -654,6 +706,17 @@ def metadata_bytes(content: bytes) -> Callable[[Path, Path], list[str]]:
     return add
 
 
+def metadata_integer(literal: bytes) -> Callable[[Path, Path], list[str]]:
+    """An integer orjson would read as a float (stored, it would come back rounded)."""
+
+    def add(source: Path, tmp: Path) -> list[str]:
+        text = b'{"version": "v6", "training": {"seed": ' + literal + b"}}"
+        (source / "metadata.json").write_bytes(text)
+        return ["metadata.json.training.seed", "beyond 64 bits"]
+
+    return add
+
+
 SOURCE_CASES: list[tuple[str, Callable[[Path, Path], list[str]]]] = [
     ("nested-fifo", add_fifo),
     ("socket", add_socket),
@@ -679,6 +742,9 @@ SOURCE_CASES: list[tuple[str, Callable[[Path, Path], list[str]]]] = [
     ("metadata-100000-brackets", metadata_bytes(b'{"a": ' + b"[" * 100_000)),
     ("metadata-40-levels", metadata_bytes(b'{"a": ' + b"[" * 40 + b"]" * 40 + b"}")),
     ("metadata-trailing-garbage", metadata_bytes(b'{"version": "v6"} {"x": 1}')),
+    ("metadata-integer-beyond-64-bits", metadata_integer(b"123456789012345678901234567890")),
+    ("metadata-integer-2-to-the-64", metadata_integer(b"18446744073709551616")),
+    ("metadata-integer-below-int64", metadata_integer(b"-9223372036854775809")),
 ]
 
 
@@ -690,6 +756,12 @@ def test_hostile_source_directory_is_refused(
     names = add(source, tmp_path)
     refused(project.root, 6, ["commit", source, "--to", "staging"], *names)
     refused(project.root, 6, ["commit", source, "--to", "candidate", "--dry-run"], *names)
+
+
+def test_import_refuses_an_integer_beyond_64_bits(project: Project) -> None:
+    archived = write_version(project.root / "models" / "archive" / "v3", "v3", model=b"v3")
+    metadata_integer(b"123456789012345678901234567890")(archived, project.src)
+    refused(project.root, 6, ["import"], "training.seed", "beyond 64 bits")
 
 
 def test_unreadable_file_is_refused(project: Project) -> None:
@@ -796,6 +868,20 @@ REVISION_CASES: list[tuple[str, Callable[[Project], tuple[list[Any], int, list[s
     ("checkout-unknown", lambda p: (["checkout", "ghost"], 4, ["'ghost'"])),
     ("reflog-without-ref", lambda p: (["diff", "production", "@{1}"], 6, ["'@{1}'"])),
     ("reflog-negative", lambda p: (["info", "production@{-1}"], 6, ["'production@{-1}'"])),
+    (
+        "reflog-5000-digits",
+        lambda p: (["info", "production@{" + "9" * 5000 + "}"], 4, ["'production'", "10**18"]),
+    ),
+    (
+        "rollback-to-reflog-5000-digits",
+        lambda p: (
+            ["rollback", "staging", "--to", "staging@{" + "1" * 5000 + "}"],
+            4,
+            ["'staging'"],
+        ),
+    ),
+    ("reflog-arabic-indic", lambda p: (["info", "production@{\u0661}"], 6, ["0-9"])),
+    ("reflog-fullwidth", lambda p: (["diff", "production", "staging@{\uff11}"], 6, ["0-9"])),
     ("empty", lambda p: (["info", ""], 6, ["empty revision"])),
     (
         "short-expect",
@@ -817,6 +903,46 @@ def test_ambiguous_prefix_is_refused(project: Project) -> None:
     prefix = ambiguous_prefix(project)
     for args in (["info", prefix], ["promote", prefix], ["rollback", "staging", "--to", prefix]):
         refused(project.root, 4, args, repr(prefix), "ambiguous")
+
+
+# -- gates ----------------------------------------------------------------------------
+
+HUGE_REFLOG = "production@{" + "9" * 5000 + "}"
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "names"),
+    [
+        (["promote", "staging", "--require", f"final_val_mae<={HUGE_REFLOG}"], 2, ["production"]),
+        (["gate", "add", "production", f"final_val_mae<={HUGE_REFLOG}"], 2, ["production"]),
+        (["promote", "staging", "--require", "final_val_mae<=\u0661\u0660"], 6, ["0-9"]),
+        (["gate", "add", "production", "final_val_mae<=\uff11\uff10"], 6, ["0-9"]),
+        (["promote", "staging", "--require", "final_val_mae<=staging@{\u0661}"], 6, ["0-9"]),
+    ],
+    ids=[
+        "require-huge-reflog",
+        "add-huge-reflog",
+        "require-arabic",
+        "add-fullwidth",
+        "reflog-digit",
+    ],
+)
+def test_gate_operand_with_huge_or_foreign_digits_is_refused(
+    project: Project, args: list[str], code: int, names: list[str]
+) -> None:
+    """float() reads `\u0661\u0660` as 10 and int() raises on 5,000 digits: a gate
+    takes neither."""
+    refused(project.root, code, args, *names)
+
+
+def test_a_kept_gate_naming_a_reflog_beyond_any_log_fails_its_promote(project: Project) -> None:
+    """A gate kept in the config (written there by hand, or by an older mstore) that
+    names `production@{<5000 digits>}` refuses the promote: the log is shorter."""
+    config = project.store / "config"
+    document = orjson.loads(config.read_bytes())
+    document["gates"] = {"production": [f"final_val_mae<={HUGE_REFLOG}"]}
+    config.write_bytes(orjson.dumps(document, option=orjson.OPT_SORT_KEYS) + b"\n")
+    refused(project.root, 7, ["promote", "staging"], "refused by gate", "10**18")
 
 
 # -- .env, config and log -------------------------------------------------------------

@@ -152,3 +152,25 @@ def test_a_reference_without_the_metric_or_an_unknown_revision_fails() -> None:
 def test_equality_is_exact() -> None:
     assert evaluate(parse_gate("a==0.3"), {"a": 0.1 + 0.2}, NO_REVISIONS).passed is False
     assert evaluate(parse_gate("a!=0.3"), {"a": 0.3}, NO_REVISIONS).passed is False
+
+
+@pytest.mark.parametrize(
+    "operand",
+    ["\u0661\u0660", "\u0967.5", "\uff11", "-\u0661e\u0662", "production@{\u0661}", "p@{\uff11}"],
+    ids=["arabic-indic", "devanagari", "fullwidth", "exponent", "reflog-arabic", "reflog-wide"],
+)
+def test_only_the_digits_0_to_9_make_numbers(operand: str) -> None:
+    """float() reads any script's digits; a gate does not, nor does it take them as a
+    revision name: the user meant a number and is told how to write it."""
+    with pytest.raises(InvalidInputError, match="0-9") as caught:
+        parse_gate(f"final_val_mae<={operand}")
+    assert caught.value.exit_code == 6
+
+
+def test_a_reflog_operand_of_thousands_of_digits_is_a_revision() -> None:
+    """Parsed without int(); resolving it says the log is shorter (see test_hostile_input)."""
+    operand = "production@{" + "9" * 5000 + "}"
+    assert parse_gate(f"final_val_mae<={operand}") == Gate("final_val_mae", "<=", operand)
+    digits = "1" + "0" * 5000
+    with pytest.raises(InvalidInputError, match="too large"):
+        parse_gate(f"final_val_mae<={digits}")

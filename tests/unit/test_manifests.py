@@ -357,3 +357,49 @@ def test_encode_refuses_invalid_files() -> None:
         Manifest(files={}, metadata=None, lineage=lineage).encode()
     with pytest.raises(InvalidInputError):
         Manifest(files={"../x": FileEntry(ID_A, 1)}, metadata=None, lineage=lineage).encode()
+
+
+# -- integers ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        (b'{"seed": 123456789012345678901234567890}', "metadata.json.seed"),
+        (b'{"m": {"steps": [1, 18446744073709551616]}}', r"metadata.json.m.steps\[1\]"),
+        (b'{"low": -9223372036854775809}', "metadata.json.low"),
+        (b'{"huge": ' + b"9" * 300 + b"}", "metadata.json.huge"),
+        (b'{"zeros": -' + b"1" + b"0" * 40 + b"}", "metadata.json.zeros"),
+    ],
+    ids=["30-digits", "2-to-the-64-in-a-list", "below-int64", "300-digits", "negative-41"],
+)
+def test_parse_metadata_refuses_integers_beyond_64_bits(text: bytes, where: str) -> None:
+    """orjson would read them as floats: stored, they would come back rounded."""
+    with pytest.raises(InvalidInputError, match=f"{where} holds an integer beyond 64 bits") as info:
+        parse_metadata(text, "metadata.json")
+    assert info.value.exit_code == 6
+
+
+def test_parse_metadata_refuses_an_integer_no_double_holds() -> None:
+    """Past 10**308 orjson itself refuses it, saying where (never int() of 5,000 digits)."""
+    with pytest.raises(InvalidInputError, match=r"not valid JSON.*infinity.*column 10"):
+        parse_metadata(b'{"huge": ' + b"9" * 5000 + b"}", "metadata.json")
+
+
+def test_parse_metadata_keeps_64_bit_integers_exactly() -> None:
+    text = b'{"max": 18446744073709551615, "min": -9223372036854775808, "f": 1e30, "s": "1' + (
+        b"0" * 40 + b'"}'
+    )
+    metadata = parse_metadata(text, "metadata.json")
+    assert metadata == {"max": 2**64 - 1, "min": -(2**63), "f": 1e30, "s": "1" + "0" * 40}
+    manifest = make_manifest(metadata)
+    assert decode_manifest(manifest.encode()).metadata == metadata
+
+
+@pytest.mark.parametrize(
+    "value", [2**64, -(2**63) - 1, 2**20000], ids=["2-to-the-64", "below-int64", "6000-digits"]
+)
+def test_encode_refuses_integers_beyond_64_bits(value: int) -> None:
+    """The API hands metadata as Python objects: refused, not an orjson error."""
+    with pytest.raises(InvalidInputError, match=r"metadata\.n holds an integer beyond 64 bits"):
+        make_manifest({"n": value}).encode()
