@@ -43,6 +43,8 @@ class LocalChunks:
         self.threshold = threshold
 
     def _open(self, params: ChunkParams) -> sqlite3.Connection:
+        if not untrusted.clear_for_cache(self.path):
+            raise UntrustedFileError(f"{self.path} is a directory; remove it (a cache)")
         db = sqlite3.connect(self.path, check_same_thread=False)
         try:
             _prepare(db, params)

@@ -16,6 +16,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mstore import untrusted
+
 if TYPE_CHECKING:
     import sqlite3
 
@@ -34,6 +36,8 @@ class HashCache:
 
         if self._db is None:
             try:
+                if not untrusted.clear_for_cache(self.path):
+                    return None
                 self._db = sqlite3.connect(self.path, timeout=5.0, isolation_level=None)
                 # synchronous first: switching a new database to WAL is then not synced (a cache
                 # need not survive a crash; a broken one is no cache)
@@ -44,7 +48,7 @@ class HashCache:
                     "size INTEGER, mtime_ns INTEGER, ctime_ns INTEGER, id TEXT, "
                     "PRIMARY KEY (device, inode))"
                 )
-            except sqlite3.Error:
+            except (sqlite3.Error, OSError):
                 self._db = None  # a broken cache is no cache
         return self._db
 

@@ -26,5 +26,5 @@ def author() -> str:
 def now() -> str:
     """UTC time as ISO 8601 with a Z suffix, to the second."""
     epoch = os.environ.get("SOURCE_DATE_EPOCH")
-    seconds = int(epoch) if epoch and epoch.isdigit() else int(time.time())
+    seconds = int(epoch) if epoch and epoch.isascii() and epoch.isdigit() else int(time.time())
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))

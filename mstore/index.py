@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mstore import untrusted
 from mstore.errors import IntegrityError
 from mstore.hashing import hash_bytes
 from mstore.history import History, LogEntry, decode_entry
@@ -220,6 +221,8 @@ class LogIndex:
         try:
             if writable:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
+                if not untrusted.clear_for_cache(self.path):
+                    return None
                 db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT, isolation_level=None)
                 db.execute("PRAGMA synchronous=FULL")
                 db.execute(
@@ -231,8 +234,8 @@ class LogIndex:
                     "size INTEGER NOT NULL, tail TEXT NOT NULL)"
                 )
             else:
-                if not self.path.is_file():
-                    return None
+                if not untrusted.is_plain_cache(self.path):
+                    return None  # never through a planted link or FIFO: read the log
                 uri = f"file:{self.path}?mode=ro"
                 db = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT, isolation_level=None)
         except (sqlite3.Error, OSError):

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import orjson
 
+from mstore import untrusted
 from mstore.manifests import Manifest
 
 if TYPE_CHECKING:
@@ -114,6 +115,8 @@ class SummaryCache:
         if self._db is None and not self._broken:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
+                if not untrusted.clear_for_cache(self.path):
+                    raise OSError(f"{self.path} is a directory")
                 db = sqlite3.connect(self.path, timeout=5.0, isolation_level=None)
                 # synchronous first: switching a new database to WAL is then not synced (a cache
                 # need not survive a crash; a broken one is no cache)

@@ -14,7 +14,10 @@ such read goes through this module:
 - `open_lock_file(path)`: the same checks for a file mstore will truncate and write
   (a lock's holder line), plus "one link only": a hardlink to another file is refused;
 - `walk(root, max_depth)`: every entry below `root`, iteratively, never following a
-  symlink and never descending deeper than `max_depth` directories.
+  symlink and never descending deeper than `max_depth` directories;
+- `clear_for_cache(path)`: before SQLite opens a cache (which it would do through a
+  symlink, writing into its target), delete whatever at the cache's paths is not a
+  plain file of one link: caches are deletable by design.
 
 Missing files raise `FileNotFoundError` (and a file where a directory is expected
 `NotADirectoryError`), so callers keep deciding what "absent" means for them.
@@ -64,6 +67,8 @@ def read_bounded(path: Path | str, limit: int) -> bytes:
     `limit` bytes (never reads more than `limit + 1`)."""
     fd = open_regular(path)
     try:
+        if os.fstat(fd).st_size > limit:  # refused before reading a byte
+            raise UntrustedFileError(f"{path} is larger than {limit} bytes")
         data = read_fd_bounded(fd, limit)
     finally:
         os.close(fd)
@@ -103,6 +108,41 @@ def open_lock_file(path: Path | str) -> int:
         os.close(fd)
         raise
     return fd
+
+
+SQLITE_SIDE_FILES = ("", "-journal", "-wal", "-shm")
+
+
+def clear_for_cache(path: Path | str) -> bool:
+    """Delete a symlink, special file or hard link at the SQLite database `path` or its
+    side files (never what a link points at); False if one is a directory (then the
+    cache is not to be used)."""
+    for suffix in SQLITE_SIDE_FILES:
+        name = f"{os.fspath(path)}{suffix}"
+        try:
+            st = os.lstat(name)
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        if stat.S_ISDIR(st.st_mode):
+            return False
+        if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
+            os.unlink(name)
+    return True
+
+
+def is_plain_cache(path: Path | str) -> bool:
+    """True if the SQLite database `path` is a plain file of one link and each side file
+    is absent or one too: what a reader (holding no lock, deleting nothing) may open."""
+    for suffix in SQLITE_SIDE_FILES:
+        try:
+            st = os.lstat(f"{os.fspath(path)}{suffix}")
+        except (FileNotFoundError, NotADirectoryError):
+            if suffix:
+                continue
+            return False
+        if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
+            return False
+    return True
 
 
 def walk(root: Path | str, max_depth: int) -> Iterator[tuple[str, os.DirEntry[str]]]:

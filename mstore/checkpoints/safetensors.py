@@ -25,7 +25,7 @@ from mstore.checkpoints.dtypes import SAFETENSORS_DTYPES, byte_size
 from mstore.checkpoints.model import Checkpoint, TensorInfo
 from mstore.errors import InvalidInputError
 
-MAX_HEADER_BYTES = 100_000_000
+MAX_HEADER_BYTES = 16 << 20  # parsed whole: ~28 bytes of memory a byte (CHECKPOINTS.md)
 """The safetensors library's own limit on the header."""
 
 METADATA_KEY = "__metadata__"

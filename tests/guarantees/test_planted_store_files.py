@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 import os
+import stat
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -96,9 +97,9 @@ STORE_FILES = [
 ]
 
 
-# Caches SQLite opens itself (following a symlink, and writing through it): outside
-# this sweep, which covers the files mstore's own code opens.
-SQLITE_CACHES = ("hashcache.db*", "index/deployments.db*", "summaries.db*")
+# Caches SQLite opens itself (it would follow a symlink and write through it): swept by
+# test_a_planted_cache_file_is_deleted_never_written_through.
+SQLITE_CACHES = ("hashcache.db*", "index/deployments.db*", "summaries.db*", "chunks.sqlite*")
 # Objects are named by their hash and checked against it (a FIFO among them: see the
 # last test), view files are objects' links (verify checks them), tmp/ and fresh/ hold
 # only what mstore makes and removes.
@@ -227,3 +228,39 @@ def test_a_fifo_among_the_objects_is_never_waited_on(sealed: Project) -> None:
 
     assert info.exit_code == 4 and "no manifest id starts with it" in info.stderr, info.stderr
     assert collected.exit_code == 0, (collected.stdout, collected.stderr)
+
+
+CACHE_FILES = [
+    f"{name}{suffix}"
+    for name in ("hashcache.db", "index/deployments.db", "summaries.db")
+    for suffix in ("", "-journal", "-wal", "-shm")
+]
+
+
+@pytest.mark.parametrize("kind", ["symlink", "fifo", "hardlink"])
+@pytest.mark.parametrize("name", CACHE_FILES)
+def test_a_planted_cache_file_is_deleted_never_written_through(
+    sealed: Project, tmp_path: Path, name: str, kind: str
+) -> None:
+    """SQLite opens a database through a symlink and writes into the target: a cache
+    path holding anything but a plain file of one link is deleted first (caches are
+    deletable), so the victim keeps its bytes and the cache works again."""
+    project = sealed
+    path = project.store / name
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"precious")
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    if kind == "hardlink":
+        os.link(victim, path)
+    else:
+        plant(path, kind, victim)
+
+    results = [(args, run_bounded(project, args, path)) for args in COMMANDS]
+
+    for args, result in results:
+        assert result.exit_code in (0, 8), (args, result.stdout, result.stderr)
+    assert victim.read_bytes() == b"precious"
+    assert victim.stat().st_nlink == 1
+    if os.path.lexists(path):  # made again by the cache, as a plain file
+        assert stat.S_ISREG(os.lstat(path).st_mode) and os.lstat(path).st_nlink == 1
