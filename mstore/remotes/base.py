@@ -14,8 +14,9 @@ what the writer read (another writer moved it in between). Readers trust nothing
 remote serves: every object is hashed against its id before it is stored locally,
 manifests and ref files are validated like local ones, and no read is larger than what
 the reader expects: an object at most the size its manifest gives (a manifest at most
-`MAX_MANIFEST_BYTES`), a range inside int64 and at most a pack long, a listing only the
-names the layout has (`BLOB_NAMES`).
+`MAX_MANIFEST_BYTES`), a range inside int64 and at most a pack long, a listing no deeper
+than the layout goes (`BLOB_NAMES`; what else it finds there are strays, which
+`packs.named` keeps out of every plan).
 
 Subclasses implement the storage primitives; the marker logic and the parallel ref
 reads are shared here.
@@ -51,8 +52,9 @@ MAX_RANGE_BYTES = 64 << 20
 # writes to its file at least every few seconds): the next push removes them.
 STALE_TEMPORARY_SECONDS = 24 * 3600.0
 
-# The names a listing of each folder of the layout returns: anything else there (a stray
-# file, an S3 folder marker, a deeper tree) is not a blob of the layout.
+# The names of each folder of the layout: anything else a listing finds there (a stray
+# file, an S3 folder marker) is not a blob of the layout (packs.named); a listing never
+# goes deeper than these names do (blob_depth).
 BLOB_NAMES = {
     "objects": re.compile(r"[0-9a-f]{2}/[0-9a-f]{62}"),
     "recipes": re.compile(r"[0-9a-f]{2}/[0-9a-f]{62}"),
@@ -278,8 +280,9 @@ class Remote(ABC):
 
     @abstractmethod
     def list_blobs(self, prefix: str) -> dict[str, BlobInfo]:
-        """Every blob of the folder `prefix` (a key of BLOB_NAMES, e.g. "packs"): name
-        within it -> info. Names the layout does not have there are left out."""
+        """Every regular file of the folder `prefix` (a key of BLOB_NAMES, e.g. "packs")
+        no deeper than the layout's names there: name within it -> info. Strays are
+        listed too (packs.named separates them)."""
 
     @abstractmethod
     def delete_blob(self, name: str) -> None:

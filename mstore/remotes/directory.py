@@ -19,7 +19,7 @@ through mstore.untrusted (never following a symlink, never blocking on a FIFO, i
 checked with fstat before a byte is read) and every folder on the way to a file must
 be a real directory: a symlink or a special file at any path of the layout is damage
 (UntrustedFileError, exit 3), never followed. Listings walk only as deep as the layout
-goes and return only its names (`BLOB_NAMES`).
+goes (`BLOB_NAMES`), and list regular files only.
 """
 
 from __future__ import annotations
