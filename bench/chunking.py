@@ -32,8 +32,8 @@ from pathlib import Path
 from blake3 import blake3
 from pyfastcdc import FastCDC
 
-from mstore.chunking import DEFAULT_PARAMS, ChunkParams, chunk_file
-from mstore.hashing import hash_file
+from mstore.chunks.chunking import DEFAULT_PARAMS, ChunkParams, chunk_file
+from mstore.core.hashing import hash_file
 
 HERE = Path(__file__).resolve().parent
 KIB = 1 << 10

@@ -34,10 +34,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mstore.ops.remote_upkeep import stats
-from mstore.ops.transfer import clone, pull, push
 from mstore.remotes import open_remote
 from mstore.repo import Repo
+from mstore.transfer.upkeep import stats
+from mstore.transfer.verbs import clone, pull, push
 
 WRITES = {
     "PutObject",

@@ -588,8 +588,8 @@ import os, sys
 from pathlib import Path
 os.fsync = lambda fd: None  # setup only: durability is not what is measured here
 from mstore.repo import Repo
-from mstore.manifests import FileEntry, Lineage, Manifest
-from mstore.history import History, LogEntry
+from mstore.core.manifests import FileEntry, Lineage, Manifest
+from mstore.core.history import History, LogEntry
 from mstore.transaction import RefUpdate, Transaction, apply
 root = Path({str(root)!r})
 repo, _ = Repo.init(root)

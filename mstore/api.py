@@ -23,19 +23,20 @@ from typing import Any
 
 import orjson
 
-from mstore import fsutil
+from mstore.core import fsutil
+from mstore.core.history import LogEntry
+from mstore.core.manifests import METADATA_FILE, check_metadata
 from mstore.errors import InvalidInputError
-from mstore.history import LogEntry
-from mstore.manifests import METADATA_FILE, check_metadata
 from mstore.ops import commit as commit_ops
 from mstore.ops import diff as diff_ops
-from mstore.ops import inspect, metrics, switch, tensor_diff
+from mstore.ops import metrics, switch, tensor_diff
+from mstore.ops import show as inspect
 from mstore.ops.commit import CommitResult
 from mstore.ops.diff import Diff
 from mstore.ops.gating import parse_rule
-from mstore.ops.inspect import Info, RefSummary
 from mstore.ops.metrics import MetricHistory
 from mstore.ops.moves import MoveResult
+from mstore.ops.show import Info, RefSummary
 from mstore.ops.tensor_diff import TensorDiffReport
 from mstore.repo import Repo
 from mstore.settings import Settings

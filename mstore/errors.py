@@ -6,6 +6,8 @@ prints or exits. Exit codes are part of the interface (see docs/FORMAT.md, "Exit
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 
 class MstoreError(Exception):
     """Base of every error mstore reports to a user. Messages name the thing and the way out."""
@@ -76,21 +78,22 @@ EXIT_CODES: dict[int, str] = {
 }
 
 
-def explain(err: BaseException) -> tuple[int, str]:
+def explain(
+    err: BaseException, why: Callable[[OSError], str | None] | None = None
+) -> tuple[int, str]:
     """The exit code and the one-line message for any failure, as every command-line
     entry point shows it (the only such mapping): an MstoreError's own code and text, an
-    OSError's text and path with 1, anything else as an internal error with 1."""
+    OSError's text and path with 1, anything else as an internal error with 1. `why`
+    may say more about a refused write (EPERM, EACCES): the command line passes
+    mstore.views.protection.explain, which knows when sealing refused it."""
     if isinstance(err, MstoreError):
         return err.exit_code, str(err)
     if isinstance(err, OSError):
         where = f" ({err.filename})" if err.filename else ""
-        if err.errno in (1, 13) and err.filename:  # EPERM, EACCES: protection's doing?
-            # Imported only here: protection needs fcntl, which nothing else here does.
-            from mstore import protection
-
-            why = protection.explain(err)
-            if why is not None:
-                return 1, f"{err.strerror or err}{where}: {why}"
+        if err.errno in (1, 13) and err.filename and why is not None:
+            reason = why(err)
+            if reason is not None:
+                return 1, f"{err.strerror or err}{where}: {reason}"
         return 1, f"{err.strerror or err}{where}"
     return 1, f"internal error: {describe(err)}; rerun with --debug"
 

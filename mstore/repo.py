@@ -15,8 +15,17 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 
-from mstore import fsutil
-from mstore.config import Config, read_config, write_config
+from mstore.caches.hashcache import HashCache
+from mstore.caches.summaries import SummaryCache
+from mstore.core import fsutil
+from mstore.core.config import Config, read_config, write_config
+from mstore.core.hashing import is_object_id
+from mstore.core.history import History, LogEntry
+from mstore.core.layout import STORE_DIR_NAME, Layout
+from mstore.core.log_index import LogIndex
+from mstore.core.manifests import METADATA_FILE, Manifest, decode_manifest, starts_like_manifest
+from mstore.core.objects import ObjectStore
+from mstore.core.refs import MAX_REFLOG_DIGITS, RefStore, check_ref_name, split_reflog
 from mstore.errors import (
     AmbiguousRevisionError,
     InvalidInputError,
@@ -24,18 +33,9 @@ from mstore.errors import (
     NotFoundError,
     RefusedError,
 )
-from mstore.hashcache import HashCache
-from mstore.hashing import is_object_id
-from mstore.history import History, LogEntry
-from mstore.index import LogIndex
-from mstore.layout import STORE_DIR_NAME, Layout
-from mstore.manifests import METADATA_FILE, Manifest, decode_manifest, starts_like_manifest
-from mstore.objects import ObjectStore
-from mstore.policy import DEPLOYMENTS_INDEX, deployment, render_metadata
-from mstore.refs import MAX_REFLOG_DIGITS, RefStore, check_ref_name, split_reflog
-from mstore.summaries import SummaryCache
 from mstore.transaction import recover
-from mstore.views import Views, ViewSpec
+from mstore.views.build import Views, ViewSpec
+from mstore.workflow.policy import DEPLOYMENTS_INDEX, deployment, render_metadata
 
 STORE_ENVIRONMENT = "MSTORE_DIR"
 MIN_PREFIX = 6
@@ -50,7 +50,7 @@ class Repo:
         self.refs = RefStore(self.layout)
         self.history = History(self.layout.log)
         self.views = Views(self.layout, self.objects, self.config.link_mode, self.config.protection)
-        # The policy's view of history (policy.py): each manifest's last deployment.
+        # The policy's view of history (workflow/policy.py): each manifest's last deployment.
         self.index = LogIndex(
             self.layout.index / f"{DEPLOYMENTS_INDEX}.db", self.history, deployment
         )
@@ -73,7 +73,7 @@ class Repo:
     def init(cls, root: Path, link_mode: str = "auto") -> tuple[Repo, bool]:
         """Create the store under `root` if absent; return (repo, created). `auto` is
         probed here, once, and the concrete mode recorded with its reason."""
-        from mstore.link_choice import choose
+        from mstore.views.link_choice import choose
 
         layout = Layout(root.resolve())
         created = not layout.config.exists()
@@ -243,7 +243,7 @@ class Repo:
         return True
 
     def active_environment(self) -> str:
-        from mstore.envfile import DEFAULT_ENVIRONMENT, read_environment
+        from mstore.core.envfile import DEFAULT_ENVIRONMENT, read_environment
 
         return read_environment(self.layout.env_file) or DEFAULT_ENVIRONMENT
 
@@ -253,7 +253,7 @@ class Repo:
         self, wanted: Iterable[str], pending: Iterable[LogEntry] = ()
     ) -> dict[str, str]:
         """For each manifest in `wanted` that was deployed, the date of its last
-        deployment (policy.py), from the log index; `pending` entries (not yet in the
+        deployment (workflow/policy.py), from the log index; `pending` entries (not yet in the
         log) count as the newest."""
         return self.index.lookup(wanted, pending)
 

@@ -12,10 +12,10 @@
 
     version = settings.snapshot(verify=True)  # checked against the view's record
     with version.open("model.pth") as f:      # hashed while read: IntegrityError, not
-        state = torch.load(f)                 # a damaged model (mstore.verified_file)
+        state = torch.load(f)                 # a damaged model (mstore.reading.verified_file)
 
 `snapshot(verify=True)` compares every file of the view it resolved with that view's
-record (size, mode, inode, and the times mstore never changes; mstore.loading) and raises
+record (size, mode, inode, and the times mstore never changes; mstore.reading.loading) and raises
 mstore.errors.IntegrityError naming the first file that differs; `verify="hash"`
 re-hashes every file as well. `version.checked` says what was checked.
 
@@ -43,12 +43,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mstore.envfile import DEFAULT_ENVIRONMENT, VARIABLE, read_environment
+from mstore.core.envfile import DEFAULT_ENVIRONMENT, VARIABLE, read_environment
+from mstore.core.layout import ENV_FILE_NAME, MODELS_DIR_NAME, STORE_DIR_NAME
 from mstore.errors import InvalidInputError, NotFoundError, UsageError
-from mstore.layout import ENV_FILE_NAME, MODELS_DIR_NAME, STORE_DIR_NAME
 
 if TYPE_CHECKING:
-    from mstore.loading import Listing, Verify
+    from mstore.reading.loading import Listing, Verify
 
 DEFAULT_MODEL_NAME = "model.pth"
 DEFAULT_ENCODER_NAME = "encoders.pkl"
@@ -65,7 +65,9 @@ class ActiveVersion:
     environment: str
     directory: Path
     metadata: dict[str, Any]
-    checked: str | None = None  # None, or what snapshot(verify=...) checked (mstore.loading)
+    checked: str | None = (
+        None  # None, or what snapshot(verify=...) checked (mstore.reading.loading)
+    )
     listing: Listing | None = None
 
     @property
@@ -104,9 +106,9 @@ class ActiveVersion:
     def open(self, name: str) -> io.BufferedReader:
         """File `name` of this version for reading (binary), hashed while it is read:
         IntegrityError, at the latest from close(), if its bytes are not its object's
-        (the exact guarantee: mstore.verified_file)."""
-        from mstore.loading import listing_of
-        from mstore.verified_file import open_verified  # imports blake3
+        (the exact guarantee: mstore.reading.verified_file)."""
+        from mstore.reading.loading import listing_of
+        from mstore.reading.verified_file import open_verified  # imports blake3
 
         listing = self.listing or listing_of(self.directory, self.environment)
         want = listing.files.get(name)
@@ -167,7 +169,7 @@ class Settings:
         directory = resolve_view(self.model_dir)
         if not verify:
             return ActiveVersion(environment, directory, _read_metadata(directory))
-        from mstore.loading import check_view_files  # imported only by those who verify
+        from mstore.reading.loading import check_view_files  # imported only by those who verify
 
         listing = check_view_files(directory, environment, verify)
         version = ActiveVersion(

@@ -8,7 +8,7 @@ Order of a transaction (the store lock is held throughout):
 2. re-read each ref and compare with the value the caller saw (compare-and-swap);
 3. write the journal `.mstore/transaction` atomically (the commit point);
 4. append the log entries (one write, fsync);
-5. bring the log index up to the log's end (one SQLite transaction; see index.py);
+5. bring the log index up to the log's end (one SQLite transaction; see core/log_index.py);
 6. write or delete each ref file (atomic replace);
 7. switch each `models/<ref>` symlink, then set MODEL_ENVIRONMENT in `.env`;
 8. delete the journal.
@@ -19,7 +19,7 @@ already ends with them, and redoes 5-8, which are idempotent.
 
 A transaction works on the narrow stores of `Stores` (refs, log, index, views, and a
 function giving the view a ref shows for a manifest); it knows nothing of what a ref
-means. How a version's metadata is shown is the policy's business (policy.py): the
+means. How a version's metadata is shown is the policy's business (workflow/policy.py): the
 transaction only knows that a view shows its manifest with that manifest's value in the
 log index, so when the moves change that value, every ref holding it is re-rendered.
 """
@@ -35,16 +35,16 @@ from typing import Protocol
 
 import orjson
 
-from mstore import envfile, fsutil, untrusted
+from mstore.core import envfile, fsutil, untrusted
+from mstore.core.hashing import hash_bytes
+from mstore.core.history import History, LogEntry, decode_entry
+from mstore.core.identity import author, now
+from mstore.core.layout import Layout
+from mstore.core.log_index import LogIndex
+from mstore.core.manifests import Manifest
+from mstore.core.refs import RefStore
 from mstore.errors import IntegrityError, RefMovedError
-from mstore.hashing import hash_bytes
-from mstore.history import History, LogEntry, decode_entry
-from mstore.identity import author, now
-from mstore.index import LogIndex
-from mstore.layout import Layout
-from mstore.manifests import Manifest
-from mstore.refs import RefStore
-from mstore.views import Views, ViewSpec
+from mstore.views.build import Views, ViewSpec
 
 # Far above any journal (a few entries, the names of the refs it re-renders): a bigger
 # file is not one mstore wrote, and is not read.

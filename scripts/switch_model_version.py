@@ -66,9 +66,15 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as err:
         if args.debug:
             raise
-        code, message = explain(err)
+        code, message = explain(err, _why_refused)
         print(f"error: {message}", file=sys.stderr)
         return code
+
+
+def _why_refused(err: OSError) -> str | None:
+    from mstore.views import protection  # only when a write was refused
+
+    return protection.explain(err)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -83,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def list_versions(repo: Repo) -> int:
-    from mstore.ops.inspect import list_refs
+    from mstore.ops.show import list_refs
 
     print("Available model versions:")
     for summary in list_refs(repo):
@@ -102,7 +108,7 @@ def list_versions(repo: Repo) -> int:
 def show_info(repo: Repo, environment: str) -> int:
     import json
 
-    from mstore.ops.inspect import info
+    from mstore.ops.show import info
 
     result = info(repo, environment)
     print(f"Environment: {environment}")

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from mstore import protection
 from mstore.repo import Repo
+from mstore.views import protection
 
 
 @pytest.fixture(autouse=True)

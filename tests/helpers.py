@@ -8,10 +8,10 @@ from pathlib import Path
 
 import orjson
 
-from mstore.manifests import METADATA_FILE
+from mstore.core.manifests import METADATA_FILE
 from mstore.ops.verify import verify
-from mstore.policy import role_status
 from mstore.repo import Repo
+from mstore.workflow.policy import role_status
 
 
 def write_version(

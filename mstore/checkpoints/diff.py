@@ -19,8 +19,8 @@ from typing import BinaryIO
 from mstore.checkpoints.model import Checkpoint, TensorInfo, UnreadableCheckpointError
 from mstore.checkpoints.reading import read_checkpoint
 from mstore.checkpoints.results import GroupSummary, TensorChange, TensorDiff, TensorSummary
+from mstore.core.hashing import hash_range
 from mstore.errors import InvalidInputError
-from mstore.hashing import hash_range
 
 Progress = Callable[[int], None]
 HASHED_PER_BYTE = 4

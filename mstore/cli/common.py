@@ -138,7 +138,7 @@ class MstoreCommand(TyperCommand):
             show_notices(state)
             if state.debug:
                 raise
-            exit_code, message = explain(err)
+            exit_code, message = explain(err, why_refused)
             output.note(f"error: {message}")
             raise typer.Exit(exit_code) from None
         finally:
@@ -197,3 +197,10 @@ def render_move(
     if not session(ctx).quiet:
         for text in result.notes:
             output.note(text)
+
+
+def why_refused(err: OSError) -> str | None:
+    """Why a write was refused, when sealing (the immutable flag, read-only modes) did it."""
+    from mstore.views import protection  # fcntl: only when a write was refused
+
+    return protection.explain(err)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import typer
 
-STORE_DIR_NAME = ".mstore"  # mstore.layout.STORE_DIR_NAME, without importing the store
+STORE_DIR_NAME = ".mstore"  # mstore.core.layout.STORE_DIR_NAME, without importing the store
 STORE_ENVIRONMENT = "MSTORE_DIR"
 COMPLETE_VARIABLE = "_MSTORE_COMPLETE"  # set by the shell's completion script
 

@@ -2,7 +2,7 @@
 
 `register(app)` adds them to the `mstore` typer app (called by mstore/cli/app.py).
 Like the other command modules, each command parses, calls one library function
-(mstore.ops.transfer, mstore.ops.remote_config) and renders the result. Everything
+(mstore.transfer.verbs, mstore.ops.remote_config) and renders the result. Everything
 beyond typer is imported inside the commands, so `mstore --help` loads none of it
 (boto3 is imported only when an s3:// remote is opened).
 
@@ -66,7 +66,7 @@ def push(
     """
     from mstore.cli import output
     from mstore.cli.common import open_repo, session
-    from mstore.ops.transfer import push as run
+    from mstore.transfer.verbs import push as run
 
     repo = open_repo(ctx)
     label, remote, refs = _remote_for(repo, words)
@@ -125,7 +125,7 @@ def pull(
     from mstore.cli.common import open_repo, render_move, session
     from mstore.errors import UsageError
     from mstore.ops.switch import checkout as checkout_ref
-    from mstore.ops.transfer import pull as run
+    from mstore.transfer.verbs import pull as run
 
     repo = open_repo(ctx)
     label, remote, refs = _remote_for(repo, words)
@@ -186,8 +186,8 @@ def clone(
     """
     from mstore.cli import output
     from mstore.cli.common import session
-    from mstore.ops.transfer import clone as run
     from mstore.remotes import open_remote
+    from mstore.transfer.verbs import clone as run
 
     remote = open_remote(url)
     try:

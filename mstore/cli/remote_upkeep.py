@@ -62,7 +62,7 @@ def _on_remote(ctx: typer.Context, name: str, work: Callable[[Any], Any], as_jso
 def remote_upgrade(ctx: typer.Context, name: RemoteArgument, as_json: JsonOption = False) -> None:
     """Upgrade a format-1 remote to format 2 (chunks): rewrites its marker only."""
     from mstore.cli import output
-    from mstore.ops.remote_upkeep import upgrade
+    from mstore.transfer.upkeep import upgrade
 
     result = _on_remote(ctx, name, upgrade, as_json)
     if result is None:
@@ -76,7 +76,7 @@ def remote_upgrade(ctx: typer.Context, name: RemoteArgument, as_json: JsonOption
 def remote_stats(ctx: typer.Context, name: RemoteArgument, as_json: JsonOption = False) -> None:
     """Logical bytes of the versions a remote's refs name, against the bytes it stores."""
     from mstore.cli import output
-    from mstore.ops.remote_upkeep import stats
+    from mstore.transfer.upkeep import stats
 
     result = _on_remote(ctx, name, stats, as_json)
     if result is None:
@@ -109,7 +109,7 @@ def remote_verify(
     the damage lost; exit 3 if some of it is not in this store."""
     from mstore.cli import output
     from mstore.cli.common import open_repo
-    from mstore.ops.remote_upkeep import verify
+    from mstore.transfer.upkeep import verify
 
     store = open_repo(ctx) if repair else None
     result = _on_remote(ctx, name, lambda remote: verify(remote, repair_from=store), as_json)
@@ -147,7 +147,7 @@ def remote_prune(
     least the grace period later deletes those still unneeded (safe against pushes
     running meanwhile, see docs/REMOTES.md)."""
     from mstore.cli import output
-    from mstore.ops.remote_upkeep import prune
+    from mstore.transfer.upkeep import prune
 
     result = _on_remote(ctx, name, lambda remote: prune(remote, grace_hours * 3600.0), as_json)
     if result is None:

@@ -205,7 +205,7 @@ def ref_delete(
     as_json: JsonOption = False,
 ) -> None:
     """Delete a ref; its version becomes reclaimable by gc after the retention window."""
-    from mstore.ops.refs import delete_ref
+    from mstore.ops.ref_edits import delete_ref
 
     render_move(ctx, delete_ref(open_repo(ctx), name, expect, force, dry_run, message), as_json)
 
@@ -220,6 +220,6 @@ def ref_rename(
     as_json: JsonOption = False,
 ) -> None:
     """Rename a ref (MODEL_ENVIRONMENT follows if it was the active one)."""
-    from mstore.ops.refs import rename_ref
+    from mstore.ops.ref_edits import rename_ref
 
     render_move(ctx, rename_ref(open_repo(ctx), old, new, expect, dry_run, message), as_json)

@@ -103,13 +103,13 @@ def commit(
 
 def list_command(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Every ref: version, created, deployed, status, headline metrics; * marks the active one."""
-    from mstore.ops.inspect import list_refs
+    from mstore.ops.show import list_refs
 
     summaries = list_refs(open_repo(ctx))
     if as_json:
         output.emit_json([s.to_json() for s in summaries])
         return
-    from mstore.ops.inspect import headline
+    from mstore.ops.show import headline
 
     rows = []
     for s in summaries:
@@ -137,7 +137,7 @@ def info(
     as_json: JsonOption = False,
 ) -> None:
     """Metadata and files (name, size, object id) of one revision."""
-    from mstore.ops.inspect import info as run
+    from mstore.ops.show import info as run
 
     result = run(open_repo(ctx), revision)
     if as_json:
@@ -188,7 +188,7 @@ def log(
 
         show_metric_history(ctx, ref or "production", metric, limit, as_json)
         return
-    from mstore.ops.inspect import log as run
+    from mstore.ops.show import log as run
 
     entries = run(open_repo(ctx), ref, limit)
     if as_json:

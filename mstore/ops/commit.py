@@ -17,11 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mstore import fsutil
-from mstore.errors import InvalidInputError, MstoreError, NotFoundError
-from mstore.hashing import Progress, hash_bytes, hash_file
-from mstore.identity import author, now
-from mstore.manifests import (
+from mstore.core import fsutil
+from mstore.core.hashing import Progress, hash_bytes, hash_file
+from mstore.core.identity import author, now
+from mstore.core.manifests import (
     METADATA_FILE,
     MODE_EXECUTABLE,
     MODE_FILE,
@@ -31,8 +30,9 @@ from mstore.manifests import (
     check_manifest_path,
     parse_metadata,
 )
+from mstore.core.refs import check_ref_name
+from mstore.errors import InvalidInputError, MstoreError, NotFoundError
 from mstore.ops.moves import MoveResult, check_expected, result_of
-from mstore.refs import check_ref_name
 from mstore.repo import Repo
 from mstore.transaction import RefUpdate, Transaction, apply
 

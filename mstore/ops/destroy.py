@@ -24,11 +24,12 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mstore import fsutil, protection
+from mstore.core import fsutil
+from mstore.core.layout import STORE_DIR_NAME, Layout
 from mstore.errors import NotFoundError
-from mstore.guard import WRITABLE_DIRECTORY_MODE
-from mstore.layout import STORE_DIR_NAME, Layout
 from mstore.repo import STORE_ENVIRONMENT, Repo
+from mstore.views import protection
+from mstore.views.guard import WRITABLE_DIRECTORY_MODE
 
 
 @dataclass

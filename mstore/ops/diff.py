@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from mstore.manifests import FileEntry
+from mstore.core.manifests import FileEntry
 from mstore.repo import Repo
 
 

@@ -4,7 +4,7 @@
       {"format":1,"gates":{"production":["final_val_loss<production","final_val_mae<=6"]},...}
 
 - `list_gates`, `add_gate`, `remove_gate`: the kept rules (canonical text, see
-  mstore.gates). The config is re-read and rewritten atomically under the store lock,
+  mstore.core.gates). The config is re-read and rewritten atomically under the store lock,
   like remotes; a ref whose last rule is removed leaves the config, and a config with
   no rules has no `gates` field at all (its bytes are those of a store never gated).
 - `check_promote`: the target's kept rules plus a promote's own (`--require`), evaluated
@@ -20,10 +20,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mstore.config import read_config, write_config
+from mstore.core.config import read_config, write_config
+from mstore.core.gates import Gate, Verdict, evaluate_all, parse_gate
+from mstore.core.refs import check_ref_name
 from mstore.errors import MstoreError, NotFoundError, RefusedError, UsageError
-from mstore.gates import Gate, Verdict, evaluate_all, parse_gate
-from mstore.refs import check_ref_name
 from mstore.repo import Repo
 
 OVERRIDE_FLAG = "--override-gates"

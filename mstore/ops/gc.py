@@ -29,13 +29,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mstore import fsutil, view_removal
+from mstore.core import fsutil
+from mstore.core.hashing import is_object_id
+from mstore.core.manifests import starts_like_manifest
 from mstore.errors import MstoreError
-from mstore.guard import Guard
-from mstore.hashing import is_object_id
-from mstore.manifests import starts_like_manifest
 from mstore.repo import Repo
-from mstore.view_records import RECORD_SUFFIX
+from mstore.views import removal as view_removal
+from mstore.views.guard import Guard
+from mstore.views.records import RECORD_SUFFIX
 
 DAY = 86400.0
 DEFAULT_RETENTION_DAYS = 90.0
@@ -54,7 +55,7 @@ class GcPlan:
     unfinished: list[Path] = field(default_factory=list)  # views/.trash/: interrupted removals
     copies: list[Path] = field(default_factory=list)
     temporaries: list[Path] = field(default_factory=list)
-    loose_refs: int = 0  # moved into packed-refs (refs.py: `RefStore.pack`)
+    loose_refs: int = 0  # moved into packed-refs (core/refs.py: `RefStore.pack`)
     markers: list[Path] = field(default_factory=list)  # fresh/<id> past the grace period
     kept_objects: int = 0
     kept_recent: int = 0

@@ -20,10 +20,11 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mstore.core.hashing import Progress, hash_bytes
+from mstore.core.identity import author, now
+from mstore.core.manifests import METADATA_FILE, Lineage, Manifest
+from mstore.core.refs import check_ref_name
 from mstore.errors import InvalidInputError, NotFoundError, RefusedError
-from mstore.hashing import Progress, hash_bytes
-from mstore.identity import author, now
-from mstore.manifests import METADATA_FILE, Lineage, Manifest
 from mstore.ops.commit import (
     SourceFile,
     read_metadata,
@@ -31,7 +32,6 @@ from mstore.ops.commit import (
     store_files,
 )
 from mstore.ops.moves import MoveResult, result_of
-from mstore.refs import check_ref_name
 from mstore.repo import Repo
 from mstore.transaction import RefUpdate, Transaction, apply
 

@@ -2,7 +2,7 @@
 
 Each move of the ref in the log is one point, oldest first: when it moved, how
 (`commit`, `promote`, `rollback`...), the version it moved to and that version's value
-of the metric, looked up as gates look it up (mstore.gates.metric_value: the `metrics`
+of the metric, looked up as gates look it up (mstore.core.gates.metric_value: the `metrics`
 object, then the top level, a dotted name as a path). A version without the metric, a
 non-numeric value, a deletion or a manifest no longer in the store is a point without a
 value and with the reason, never a made-up number. Read-only: no lock, nothing written.
@@ -14,9 +14,9 @@ import itertools
 from dataclasses import dataclass
 from typing import Any
 
+from mstore.core.gates import metric_value
+from mstore.core.refs import check_ref_name
 from mstore.errors import MstoreError
-from mstore.gates import metric_value
-from mstore.refs import check_ref_name
 from mstore.repo import Repo
 
 

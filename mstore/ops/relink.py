@@ -19,14 +19,16 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from mstore import fsutil, guard, view_removal
-from mstore.config import write_config
+from mstore.core import fsutil
+from mstore.core.config import write_config
+from mstore.core.hashing import is_object_id
 from mstore.errors import MstoreError
-from mstore.hashing import is_object_id
-from mstore.link_choice import choose
 from mstore.repo import Repo
-from mstore.view_records import read_record
-from mstore.views import Views
+from mstore.views import guard
+from mstore.views import removal as view_removal
+from mstore.views.build import Views
+from mstore.views.link_choice import choose
+from mstore.views.records import read_record
 
 
 @dataclass

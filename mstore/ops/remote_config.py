@@ -13,9 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from mstore.config import read_config, write_config
+from mstore.core.config import read_config, write_config
+from mstore.core.history import LogEntry
 from mstore.errors import NotFoundError, RefusedError
-from mstore.history import LogEntry
 from mstore.remotes import check_remote_name, normalize_url
 from mstore.remotes.tracking import RemoteTracking, Tracking
 from mstore.repo import Repo

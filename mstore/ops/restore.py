@@ -15,12 +15,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from mstore import view_removal
+from mstore.core.hashing import hash_file
 from mstore.errors import IntegrityError
-from mstore.hashing import hash_file
 from mstore.ops.status import MISSING, OK, STALE, status
-from mstore.ops.view_checks import check_views
+from mstore.ops.verify_views import check_views
 from mstore.repo import Repo
+from mstore.views import removal as view_removal
 
 
 @dataclass

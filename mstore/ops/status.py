@@ -15,10 +15,10 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mstore.hashing import hash_file
-from mstore.layout import STORE_DIR_NAME
+from mstore.core.hashing import hash_file
+from mstore.core.layout import STORE_DIR_NAME
 from mstore.repo import Repo
-from mstore.views import ViewSpec
+from mstore.views.build import ViewSpec
 
 OK, MISSING, STALE, FOREIGN = "ok", "missing", "stale", "foreign"
 

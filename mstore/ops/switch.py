@@ -12,14 +12,15 @@ import datetime
 import re
 from collections.abc import Callable, Iterator, Sequence
 
-from mstore import envfile, hooks
+from mstore.core import envfile
+from mstore.core.gates import Gate
+from mstore.core.refs import check_ref_name
 from mstore.errors import NotFoundError, RefusedError, UsageError
-from mstore.gates import Gate
 from mstore.ops.gating import GateCheck, check_promote
 from mstore.ops.moves import MoveResult, check_expected, existing_ref, result_of
-from mstore.refs import check_ref_name
 from mstore.repo import Repo
 from mstore.transaction import RefUpdate, Transaction, apply
+from mstore.workflow import hooks
 
 _VERSION = re.compile(r"^(v\d+)")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")

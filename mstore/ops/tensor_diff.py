@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mstore.checkpoints import TensorDiff, diff_checkpoints
-from mstore.manifests import FileEntry
+from mstore.core.manifests import FileEntry
 from mstore.repo import Repo
 
 Progress = Callable[[int], None]

@@ -9,7 +9,7 @@ Checks, each fault reported by kind and subject:
   existing objects of the right size;
 - log: every line parses; each ref's value equals its newest log entry's `new`;
 - transaction: no journal is left behind (verify first rolls one forward, under lock);
-- index: the log index (index.py) covers the whole log and agrees with it;
+- index: the log index (core/log_index.py) covers the whole log and agrees with it;
 - views: every view is complete and intact, named with its ref (view_checks.py).
 """
 
@@ -20,10 +20,10 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from mstore.core.hashing import MMAP_THRESHOLD, hash_file, is_object_id
+from mstore.core.history import decode_entry
 from mstore.errors import MstoreError
-from mstore.hashing import MMAP_THRESHOLD, hash_file, is_object_id
-from mstore.history import decode_entry
-from mstore.ops.view_checks import check_views
+from mstore.ops.verify_views import check_views
 from mstore.repo import Repo
 
 HASH_THREADS = 2

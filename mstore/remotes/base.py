@@ -33,8 +33,8 @@ from pathlib import Path
 
 import orjson
 
+from mstore.core.hashing import is_object_id
 from mstore.errors import IntegrityError, NotFoundError, RefusedError
-from mstore.hashing import is_object_id
 
 REMOTE_FORMAT = 2
 # Data objects above this many bytes travel and are stored as chunks (docs/REMOTES.md).
@@ -84,7 +84,7 @@ class BlobInfo:
 
 
 def encode_marker() -> bytes:
-    from mstore.chunking import DEFAULT_PARAMS
+    from mstore.chunks.chunking import DEFAULT_PARAMS
 
     document = {"chunking": DEFAULT_PARAMS.name, "format": REMOTE_FORMAT}
     return orjson.dumps(document, option=orjson.OPT_SORT_KEYS) + b"\n"
@@ -118,7 +118,7 @@ def check_marker(data: bytes, url: str) -> None:
             f"remote {url} uses format {version}; this mstore reads format {REMOTE_FORMAT} "
             f"(upgrade mstore)"
         )
-    from mstore.chunking import ChunkParams
+    from mstore.chunks.chunking import ChunkParams
 
     # Another chunker would cut elsewhere: refused, not silently deduplicated against.
     ChunkParams.from_name(str(orjson.loads(data).get("chunking", "")))

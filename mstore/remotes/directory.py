@@ -15,7 +15,7 @@ symlinks followed, atomic replace). A ref is swapped under the exclusive lock on
 lock if its holder dies.
 
 Whoever can write the directory can plant anything in it, so every file is opened
-through mstore.untrusted (never following a symlink, never blocking on a FIFO, its size
+through mstore.core.untrusted (never following a symlink, never blocking on a FIFO, its size
 checked with fstat before a byte is read) and every folder on the way to a file must
 be a real directory: a symlink or a special file at any path of the layout is damage
 (UntrustedFileError, exit 3), never followed. Listings walk only as deep as the layout
@@ -31,12 +31,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from mstore import fsutil, untrusted
+from mstore.core import fsutil, untrusted
+from mstore.core.hashing import BUFFER_SIZE, copy_into
+from mstore.core.layout import Layout
+from mstore.core.objects import OBJECT_MODE, ObjectStore
+from mstore.core.refs import RefStore
+from mstore.core.untrusted import UntrustedFileError
 from mstore.errors import IntegrityError, NotFoundError, RefMovedError
-from mstore.hashing import BUFFER_SIZE, copy_into
-from mstore.layout import Layout
-from mstore.objects import OBJECT_MODE, ObjectStore
-from mstore.refs import RefStore
 from mstore.remotes.base import (
     MARKER_NAME,
     MAX_REF_BYTES,
@@ -50,7 +51,6 @@ from mstore.remotes.base import (
     lost_race_message,
     too_large,
 )
-from mstore.untrusted import UntrustedFileError
 
 LOCK_TIMEOUT = 10.0
 # What a remote holds before its marker appears (see _create_marker).

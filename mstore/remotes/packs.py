@@ -30,10 +30,10 @@ from typing import Any
 
 import orjson
 
-from mstore import fsutil
+from mstore.core import fsutil
+from mstore.core.hashing import is_object_id
+from mstore.core.parallel import parallel
 from mstore.errors import IntegrityError
-from mstore.hashing import is_object_id
-from mstore.ops.parallel import parallel
 from mstore.remotes.base import BlobInfo, Remote
 
 PACK_LIMIT = 64 << 20

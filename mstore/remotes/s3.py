@@ -27,6 +27,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from mstore.core.hashing import BUFFER_SIZE
 from mstore.errors import (
     IntegrityError,
     MstoreError,
@@ -34,7 +35,6 @@ from mstore.errors import (
     RefMovedError,
     RefusedError,
 )
-from mstore.hashing import BUFFER_SIZE
 from mstore.remotes import s3_cas
 from mstore.remotes.base import (
     MARKER_NAME,

@@ -13,7 +13,7 @@ recognizes from it instead of calling it a foreign move.
 
 Both files are written under the store lock: `tracking` atomically (temporary file,
 fsync, rename, fsync the directory), `log` by appending one fsynced write. `tracking`
-is read like a file mstore did not write (mstore.untrusted: no symlink, no FIFO,
+is read like a file mstore did not write (mstore.core.untrusted: no symlink, no FIFO,
 bounded). A tracking file that cannot be used counts, for a pull, as absent (as if
 deleted, which is safe: pushes of the refs it no longer names are refused until pulled)
 and the pull's record replaces it; a record that fails after a pull moved its refs is a
@@ -30,12 +30,12 @@ from pathlib import Path
 
 import orjson
 
-from mstore import fsutil, untrusted
+from mstore.core import fsutil, untrusted
+from mstore.core.hashing import hash_bytes, is_object_id
+from mstore.core.history import History, LogEntry
+from mstore.core.layout import Layout
+from mstore.core.refs import check_ref_name
 from mstore.errors import IntegrityError, InvalidInputError, MstoreError, explain
-from mstore.hashing import hash_bytes, is_object_id
-from mstore.history import History, LogEntry
-from mstore.layout import Layout
-from mstore.refs import check_ref_name
 
 TRACKING_FORMAT = 1
 MAX_TRACKING_BYTES = 64 << 20  # far above the values of 100,000 refs

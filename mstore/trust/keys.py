@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mstore import untrusted
+from mstore.core import untrusted
 from mstore.errors import InvalidInputError, NotFoundError, UsageError
 from mstore.trust.sshsig import PublicKey, TrustExtraMissingError
 

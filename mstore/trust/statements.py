@@ -31,8 +31,8 @@ from typing import Any
 
 import orjson
 
+from mstore.core.hashing import is_object_id
 from mstore.errors import IntegrityError
-from mstore.hashing import is_object_id
 from mstore.trust import sshsig
 
 KIND = "mstore/statement"

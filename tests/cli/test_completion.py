@@ -149,7 +149,7 @@ def test_completion_reads_no_store_module(root: Path) -> None:
     assert done.stdout.split() == ["staging"]
     imported = {line.split("|")[-1].strip() for line in done.stderr.splitlines() if "|" in line}
     assert "mstore.cli.completion" in imported
-    assert not {"blake3", "mstore.repo", "mstore.refs", "mstore.ops"} & imported
+    assert not {"blake3", "mstore.repo", "mstore.core.refs", "mstore.ops"} & imported
 
 
 def test_completion_builds_only_the_command_being_completed() -> None:

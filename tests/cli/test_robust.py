@@ -12,7 +12,7 @@ from typer.testing import CliRunner, Result
 
 from mstore.cli.app import app
 from mstore.errors import EXIT_CODES, NOT_CLEAN_EXIT_CODE
-from mstore.ops import inspect as inspect_ops
+from mstore.ops import show as inspect_ops
 from mstore.repo import Repo
 from tests.helpers import store_digest, write_version
 
@@ -112,10 +112,10 @@ def test_an_internal_error_in_a_real_process(repo: Repo) -> None:
     """The console script's path: a library function that raises, with and without --debug."""
     code = (
         "import sys\n"
-        "import mstore.ops.inspect\n"
+        "import mstore.ops.show\n"
         "def broken(*args, **kwargs):\n"
         "    raise KeyError('production')\n"
-        "mstore.ops.inspect.list_refs = broken\n"
+        "mstore.ops.show.list_refs = broken\n"
         "from mstore.cli.app import main\n"
         "sys.argv = ['mstore', *sys.argv[1:]]\n"
         "main()\n"

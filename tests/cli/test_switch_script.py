@@ -13,7 +13,7 @@ from types import ModuleType
 import pytest
 
 from mstore.errors import EXIT_CODES
-from mstore.ops import inspect as inspect_ops
+from mstore.ops import show as inspect_ops
 from mstore.ops import switch as switch_ops
 from mstore.ops.importing import import_tree
 from mstore.repo import Repo

@@ -36,15 +36,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import mstore.fsutil
-from mstore import protection
+import mstore.core.fsutil
 from mstore.errors import MstoreError
 from mstore.ops.commit import commit
 from mstore.ops.gc import gc
 from mstore.ops.importing import import_tree
-from mstore.ops.refs import delete_ref
+from mstore.ops.ref_edits import delete_ref
 from mstore.ops.switch import checkout, default_archive_name, promote, rollback
 from mstore.repo import Repo
+from mstore.views import protection
 from tests.helpers import assert_consistent, write_version
 
 # -- the interceptor ---------------------------------------------------------------------
@@ -64,7 +64,7 @@ PATH_CALLS = (
 )
 FD_CALLS = ("write", "pwrite", "fsync", "fdatasync", "ftruncate", "copy_file_range")
 WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
-TEMP_PREFIX = mstore.fsutil.TEMP_PREFIX
+TEMP_PREFIX = mstore.core.fsutil.TEMP_PREFIX
 # A fixed clock (2024-11-15T00:00:00Z) makes manifests, log lines and transaction ids
 # of a re-run identical to the counting run's, so "old or new" can compare bytes.
 FIXED_EPOCH = "1731628800"
@@ -265,8 +265,8 @@ class FsCalls:
         opener = self._wrap_builtin_open(builtins.open)
         patches.append((builtins, "open", opener))
         patches.append((io, "open", opener))
-        exchange = self._wrap_exchange(mstore.fsutil.exchange)
-        patches.append((mstore.fsutil, "exchange", exchange))
+        exchange = self._wrap_exchange(mstore.core.fsutil.exchange)
+        patches.append((mstore.core.fsutil, "exchange", exchange))
         for module, name, replacement in patches:
             self._saved.append((module, name, getattr(module, name)))
             setattr(module, name, replacement)

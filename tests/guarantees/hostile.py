@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from mstore.cli.app import app
-from mstore.layout import Layout
+from mstore.core.layout import Layout
 from mstore.ops.commit import commit
 from mstore.repo import Repo
 from tests.helpers import store_digest, tree_digest, write_version

@@ -46,15 +46,15 @@ from typing import Any
 
 import orjson
 
-from mstore import protection
-from mstore.hashing import hash_file
-from mstore.history import History, LogEntry
-from mstore.layout import Layout
+from mstore.core.hashing import hash_file
+from mstore.core.history import History, LogEntry
+from mstore.core.layout import Layout
+from mstore.core.refs import RefStore
 from mstore.ops.commit import commit
 from mstore.ops.switch import rollback
 from mstore.ops.verify import verify
-from mstore.refs import RefStore
 from mstore.repo import Repo
+from mstore.views import protection
 from tests.helpers import assert_consistent, store_digest, write_version
 
 MSTORE = Path(sys.executable).parent / "mstore"

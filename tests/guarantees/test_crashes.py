@@ -34,7 +34,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from mstore.history import decode_entry
+from mstore.core.history import decode_entry
 from mstore.repo import Repo
 from tests.guarantees.faults import (
     FIXED_EPOCH,

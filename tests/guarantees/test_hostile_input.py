@@ -33,7 +33,7 @@ import blake3
 import orjson
 import pytest
 
-from mstore import fsutil
+from mstore.core import fsutil
 from mstore.ops.commit import commit
 from mstore.settings import Settings
 from tests.guarantees.hostile import (

@@ -33,7 +33,8 @@ import orjson
 import pytest
 from typer.testing import Result
 
-from mstore import packed_refs, protection
+from mstore.core import packed_refs
+from mstore.views import protection
 from tests.guarantees.hostile import Project, invoke
 
 TIMEOUT = 10.0

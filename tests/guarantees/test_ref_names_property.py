@@ -1,7 +1,7 @@
 """Ref names, property-tested against git itself.
 
 FORMAT.md says ref names follow `git check-ref-format`, plus limits of mstore's own
-(length, `@`). The property: whenever `mstore.refs.check_ref_name` accepts a name,
+(length, `@`). The property: whenever `mstore.core.refs.check_ref_name` accepts a name,
 `git check-ref-format --allow-onelevel refs/heads/<name>` accepts it too; that is,
 mstore refuses everything git refuses. Names are generated from an alphabet rich in
 the characters the rules are about (`./@{}~^:?*[\\ -`), letters, digits, control
@@ -23,9 +23,9 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from mstore.cli.app import app
+from mstore.core.refs import check_ref_name
 from mstore.errors import InvalidInputError
 from mstore.ops.commit import commit
-from mstore.refs import check_ref_name
 from mstore.repo import Repo
 from tests.helpers import store_digest, write_version
 

@@ -26,13 +26,13 @@ from pathlib import Path
 import orjson
 import pytest
 
-from mstore import protection
 from mstore.errors import MstoreError
 from mstore.ops.commit import commit
 from mstore.ops.relink import relink
 from mstore.ops.status import status
 from mstore.ops.verify import verify
 from mstore.repo import Repo
+from mstore.views import protection
 from tests.guarantees.faults import (
     FsCalls,
     fresh_copy,

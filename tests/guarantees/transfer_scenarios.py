@@ -13,12 +13,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from mstore.ops import remote_upkeep
 from mstore.ops.commit import commit
 from mstore.ops.switch import promote
-from mstore.ops.transfer import clone, pull, push
 from mstore.remotes import open_remote
 from mstore.repo import Repo
+from mstore.transfer import upkeep as remote_upkeep
+from mstore.transfer.verbs import clone, pull, push
 from tests.guarantees.faults import (
     fresh_copy,
     recover,

@@ -27,12 +27,12 @@ from pathlib import Path
 
 from mstore.ops.commit import commit
 from mstore.ops.gc import gc
-from mstore.ops.refs import delete_ref
+from mstore.ops.ref_edits import delete_ref
 from mstore.ops.restore import restore
 from mstore.ops.verify import verify
 from mstore.repo import Repo
-from mstore.view_records import check_view, read_record
-from mstore.view_removal import trash_path
+from mstore.views.records import check_view, read_record
+from mstore.views.removal import trash_path
 from tests.guarantees.faults import LOCK_TIMEOUT, listing, project, start_code
 from tests.helpers import write_version
 

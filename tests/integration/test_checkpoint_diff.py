@@ -10,7 +10,7 @@ import pytest
 
 from mstore.checkpoints import diff_checkpoints, read_checkpoint
 from mstore.checkpoints.zipdir import read_zip_directory
-from mstore.hashing import hash_bytes, hash_range
+from mstore.core.hashing import hash_bytes, hash_range
 from tests.checkpoint_files import (
     pickled_state_dict,
     pickled_tensor,

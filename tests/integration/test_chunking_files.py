@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from blake3 import blake3
 
-from mstore.chunking import ChunkParams, chunk_bytes, chunk_file
+from mstore.chunks.chunking import ChunkParams, chunk_bytes, chunk_file
 from mstore.errors import IntegrityError
 
 PARAMS = ChunkParams(16 << 10, 64 << 10, 256 << 10, tensor_cuts=False)
@@ -73,7 +73,7 @@ def test_abandoning_the_iterator_stops_cleanly(data_file: Path) -> None:
 MEMORY_PROBE = textwrap.dedent(
     """
     import sys
-    from mstore.chunking import ChunkParams, chunk_file
+    from mstore.chunks.chunking import ChunkParams, chunk_file
 
     def status(field):  # kB; VmHWM is this process's peak (ru_maxrss would count the parent)
         with open("/proc/self/status") as f:

@@ -16,7 +16,7 @@ import pytest
 
 from mstore.errors import LockedError
 from mstore.ops.commit import commit
-from mstore.ops.inspect import log
+from mstore.ops.show import log
 from mstore.ops.switch import promote
 from mstore.ops.verify import verify
 from mstore.repo import Repo

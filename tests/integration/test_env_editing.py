@@ -14,14 +14,15 @@ from pathlib import Path
 
 import pytest
 
-from mstore import envfile, protection
-from mstore.envfile import read_environment
+from mstore.core import envfile
+from mstore.core.envfile import read_environment
+from mstore.core.untrusted import UntrustedFileError
 from mstore.errors import RefusedError
-from mstore.hooks import POST_SWITCH, PRE_PROMOTE
 from mstore.ops.switch import checkout, promote
 from mstore.repo import Repo
 from mstore.settings import Settings
-from mstore.untrusted import UntrustedFileError
+from mstore.views import protection
+from mstore.workflow.hooks import POST_SWITCH, PRE_PROMOTE
 from tests.helpers import assert_consistent, store_digest, two_version_store
 
 SECRETS = b"# secrets\nDB_PASSWORD=hunter2\nMODEL_ENVIRONMENT=production  # active\n"

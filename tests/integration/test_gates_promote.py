@@ -12,8 +12,8 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from mstore.cli.app import app
+from mstore.core.gates import parse_gate
 from mstore.errors import RefusedError
-from mstore.gates import parse_gate
 from mstore.ops.commit import commit
 from mstore.ops.gating import GateCheck, GateRefusedError, add_gate, check_promote
 from mstore.ops.switch import promote

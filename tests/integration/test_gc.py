@@ -15,14 +15,14 @@ from types import SimpleNamespace
 import pytest
 from typer.testing import CliRunner
 
-import mstore.hashcache
+import mstore.caches.hashcache
+from mstore.caches.hashcache import RACY_SECONDS
 from mstore.cli.app import app
-from mstore.hashcache import RACY_SECONDS
-from mstore.hashing import hash_bytes
-from mstore.manifests import METADATA_FILE
+from mstore.core.hashing import hash_bytes
+from mstore.core.manifests import METADATA_FILE
 from mstore.ops.commit import commit, scan_source, store_files
 from mstore.ops.gc import DAY, gc
-from mstore.ops.refs import delete_ref
+from mstore.ops.ref_edits import delete_ref
 from mstore.ops.restore import restore
 from mstore.ops.status import status
 from mstore.ops.switch import promote
@@ -322,7 +322,7 @@ def settled(monkeypatch: pytest.MonkeyPatch) -> None:
     """The hash cache's clock runs past the racy window (files count as settled)."""
     real = time.time
     monkeypatch.setattr(
-        mstore.hashcache, "time", SimpleNamespace(time=lambda: real() + RACY_SECONDS + 5)
+        mstore.caches.hashcache, "time", SimpleNamespace(time=lambda: real() + RACY_SECONDS + 5)
     )
 
 

@@ -10,16 +10,16 @@ from pathlib import Path
 
 import pytest
 
-import mstore.guard
-import mstore.view_removal
+import mstore.views.guard
+import mstore.views.removal
 from mstore.errors import MstoreError
 from mstore.ops.commit import commit
 from mstore.ops.gc import gc, plan_gc
-from mstore.ops.refs import delete_ref
+from mstore.ops.ref_edits import delete_ref
 from mstore.ops.verify import verify
 from mstore.repo import Repo
-from mstore.view_records import record_path
-from mstore.view_removal import trash_path
+from mstore.views.records import record_path
+from mstore.views.removal import trash_path
 from tests.helpers import assert_consistent, write_version
 
 
@@ -62,7 +62,7 @@ def fail_nth_unlink(monkeypatch: pytest.MonkeyPatch, n: int) -> list[str]:
             raise OSError(errno.EIO, "injected", str(path))
         real(path, *args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(mstore.view_removal.os, "unlink", unlink)
+    monkeypatch.setattr(mstore.views.removal.os, "unlink", unlink)
     return calls
 
 
@@ -111,7 +111,7 @@ def test_gc_reports_what_it_removed_not_what_it_planned(repo: Repo, tmp_path: Pa
         assert sorted(plan.views) == sorted(released)
         # Gone before gc reached them (a user's rm): not gc's to report.
         gone_view = released[0]
-        mstore.view_removal.remove_view(repo.layout, gone_view, repo.views.guard)
+        mstore.views.removal.remove_view(repo.layout, gone_view, repo.views.guard)
         gone_object = sorted(plan.objects)[0]
         os.unlink(repo.layout.object_path(gone_object))
 
@@ -151,7 +151,7 @@ def test_failed_gc_names_the_file_and_a_retry_finishes(
 def test_record_left_without_its_view_is_removed(repo: Repo, tmp_path: Path) -> None:
     released = released_views(repo, tmp_path, count=1)
     view = repo.layout.view_path(released[0])
-    mstore.guard.delete_tree(view)  # as if killed between the two steps
+    mstore.views.guard.delete_tree(view)  # as if killed between the two steps
     assert record_path(repo.layout, released[0]).exists()
     assert verify(Repo(repo.root)).ok
 

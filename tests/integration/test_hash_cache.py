@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 
-import mstore.hashcache
-import mstore.objects
+import mstore.caches.hashcache
+import mstore.core.objects
 import mstore.ops.commit
-from mstore.hashcache import RACY_SECONDS
-from mstore.hashing import copy_into, hash_bytes, hash_file
+from mstore.caches.hashcache import RACY_SECONDS
+from mstore.core.hashing import copy_into, hash_bytes, hash_file
 from mstore.ops.commit import commit
 from mstore.ops.verify import verify
 from mstore.repo import Repo
@@ -69,7 +69,7 @@ def watch_reads(directory: Path) -> Iterator[list[str]]:
 
             return wrapper
 
-        patch.setattr(mstore.objects, "copy_into", wrap("copy_into", copy_into))
+        patch.setattr(mstore.core.objects, "copy_into", wrap("copy_into", copy_into))
         patch.setattr(mstore.ops.commit, "hash_file", wrap("hash_file", hash_file))
         patch.setattr(builtins, "open", wrap("open", builtins.open))
         patch.setattr(io, "open", wrap("io.open", io.open))
@@ -86,7 +86,7 @@ def count_copies(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         calls.append(Path(source).name)
         return original(source, *args, **kwargs)
 
-    monkeypatch.setattr(mstore.objects, "copy_into", counting)
+    monkeypatch.setattr(mstore.core.objects, "copy_into", counting)
     return calls
 
 
@@ -97,7 +97,7 @@ def settled(monkeypatch: pytest.MonkeyPatch) -> None:
     also checks, so backdating mtimes alone does not make a file cacheable.)"""
     real = time.time
     monkeypatch.setattr(
-        mstore.hashcache, "time", SimpleNamespace(time=lambda: real() + RACY_SECONDS + 5)
+        mstore.caches.hashcache, "time", SimpleNamespace(time=lambda: real() + RACY_SECONDS + 5)
     )
 
 

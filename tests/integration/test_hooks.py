@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from mstore.cli.app import app
 from mstore.errors import RefusedError
 from mstore.ops.commit import commit
-from mstore.ops.inspect import log
+from mstore.ops.show import log
 from mstore.ops.switch import checkout, promote, rollback
 from mstore.repo import Repo
 from tests.helpers import LOCAL_STATE, assert_consistent, tree_digest, write_version

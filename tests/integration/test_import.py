@@ -16,7 +16,7 @@ from mstore.cli.app import app
 from mstore.errors import InvalidInputError, MstoreError, RefusedError
 from mstore.ops.commit import commit
 from mstore.ops.importing import import_tree
-from mstore.ops.inspect import log
+from mstore.ops.show import log
 from mstore.ops.status import status
 from mstore.repo import Repo
 from tests.helpers import assert_consistent, store_digest, tree_digest, write_version

@@ -14,16 +14,16 @@ from typing import Any
 import orjson
 import pytest
 
-from mstore.history import History, LogEntry, decode_entry
+from mstore.core.history import History, LogEntry, decode_entry
 from mstore.ops.commit import commit
 from mstore.ops.importing import import_tree
-from mstore.ops.inspect import list_refs
-from mstore.ops.refs import delete_ref, rename_ref
+from mstore.ops.ref_edits import delete_ref, rename_ref
+from mstore.ops.show import list_refs
 from mstore.ops.switch import checkout, promote, rollback
 from mstore.ops.verify import verify
-from mstore.policy import deployment
 from mstore.repo import Repo
 from mstore.transaction import RefUpdate, Transaction, apply
+from mstore.workflow.policy import deployment
 from tests.helpers import assert_consistent, write_version
 from tests.integration.test_import import seed_project
 

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from mstore.core.packed_refs import HEADER
+from mstore.core.refs import RefStore
 from mstore.errors import IntegrityError, RefusedError
 from mstore.ops.gc import gc
 from mstore.ops.verify import verify
-from mstore.packed_refs import HEADER
-from mstore.refs import RefStore
 from mstore.repo import Repo
 from tests.helpers import assert_consistent, write_version
 
@@ -207,7 +207,7 @@ def test_the_plain_name_shortcut_accepts_only_names_the_full_check_accepts(
     from hypothesis import given, settings
     from hypothesis import strategies as st
 
-    from mstore import refs as refs_module
+    from mstore.core import refs as refs_module
 
     plain = refs_module._PLAIN
     alphabet = st.sampled_from([*"ab-_./@{}~ ", "lock", "..", "/.", ".lock"])

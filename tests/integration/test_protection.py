@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from mstore import protection
-from mstore.protection import ProtectionUnavailable
+from mstore.views import protection
+from mstore.views.protection import ProtectionUnavailable
 
 FLAG_TESTS_NEED = "setting the immutable flag needs root with CAP_LINUX_IMMUTABLE"
 
@@ -163,7 +163,7 @@ def test_probe_and_set_say_why_where_the_filesystem_refuses(
     assert not protection.is_immutable(target)
 
 
-PROBE = "import sys; from pathlib import Path; from mstore import protection; r = protection.probe(Path(sys.argv[1])); print(r.immutable, r.reason)"  # noqa: E501
+PROBE = "import sys; from pathlib import Path; from mstore.views import protection; r = protection.probe(Path(sys.argv[1])); print(r.immutable, r.reason)"  # noqa: E501
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="dropping a capability is done as root")

@@ -11,8 +11,8 @@ from typer.testing import CliRunner, Result
 from mstore.cli.app import app
 from mstore.errors import InvalidInputError, NotFoundError, RefMovedError, RefusedError
 from mstore.ops.commit import commit
-from mstore.ops.inspect import log
-from mstore.ops.refs import delete_ref, rename_ref
+from mstore.ops.ref_edits import delete_ref, rename_ref
+from mstore.ops.show import log
 from mstore.ops.status import status
 from mstore.ops.switch import checkout, promote
 from mstore.ops.verify import verify

@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 import pytest
 
-from mstore.fsutil import read_lock_holder
+from mstore.core.fsutil import read_lock_holder
 from mstore.ops.commit import commit
 from mstore.ops.status import status
 from mstore.ops.verify import verify
@@ -37,7 +37,7 @@ with Repo(Path(sys.argv[1])).locked("commit"):
 CRASHER = """
 import os, signal, sys
 from pathlib import Path
-from mstore.history import History
+from mstore.core.history import History
 from mstore.ops.commit import commit
 from mstore.repo import Repo
 

@@ -12,13 +12,13 @@ from types import SimpleNamespace
 import pytest
 from typer.testing import CliRunner, Result
 
-import mstore.hashcache
+import mstore.caches.hashcache
 import mstore.ops.status
+from mstore.caches.hashcache import RACY_SECONDS
 from mstore.cli.app import app
-from mstore.hashcache import RACY_SECONDS
-from mstore.hashing import hash_file
+from mstore.core.hashing import hash_file
 from mstore.ops.commit import commit
-from mstore.ops.refs import delete_ref
+from mstore.ops.ref_edits import delete_ref
 from mstore.ops.restore import restore
 from mstore.ops.status import StatusReport, ViewStatus, status
 from mstore.ops.switch import promote
@@ -90,7 +90,7 @@ def settled(monkeypatch: pytest.MonkeyPatch) -> None:
     `os.utime`d, which changes ctime) count as settled, as if hashed seconds later."""
     real = time.time
     monkeypatch.setattr(
-        mstore.hashcache, "time", SimpleNamespace(time=lambda: real() + RACY_SECONDS + 5)
+        mstore.caches.hashcache, "time", SimpleNamespace(time=lambda: real() + RACY_SECONDS + 5)
     )
 
 

@@ -23,16 +23,17 @@ from pathlib import Path
 
 import pytest
 
-from mstore import protection
+from mstore.cli.common import why_refused
 from mstore.errors import explain
 from mstore.ops.commit import commit
 from mstore.ops.destroy import destroy
 from mstore.ops.gc import gc
-from mstore.ops.refs import delete_ref
+from mstore.ops.ref_edits import delete_ref
 from mstore.ops.relink import relink
 from mstore.ops.status import status
 from mstore.ops.verify import verify
 from mstore.repo import Repo
+from mstore.views import protection
 from tests.helpers import assert_consistent, write_version
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -121,7 +122,7 @@ def test_an_eperm_from_protection_is_explained(sealed: Repo, tmp_path: Path) -> 
     target = sealed.layout.view_link("production") / "model.pth"
     with pytest.raises(PermissionError) as caught:
         target.open("ab")
-    code, message = explain(caught.value)
+    code, message = explain(caught.value, why_refused)
     assert code == 1 and "protected by mstore" in message and "mstore destroy" in message
 
 
@@ -174,7 +175,7 @@ def test_a_failed_view_removal_leaves_objects_sealed_and_gc_finishes(
 KILL_AFTER_CLEAR = """
 import os, sys
 from pathlib import Path
-from mstore import protection
+from mstore.views import protection
 from mstore.ops.gc import gc
 from mstore.repo import Repo
 real = protection.set_immutable_fd

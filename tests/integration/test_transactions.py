@@ -12,12 +12,12 @@ from typing import Any
 import orjson
 import pytest
 
-import mstore.envfile
+import mstore.core.envfile
 import mstore.transaction
+from mstore.core.history import LogEntry
 from mstore.errors import IntegrityError
-from mstore.history import LogEntry
 from mstore.ops.commit import commit
-from mstore.ops.inspect import log
+from mstore.ops.show import log
 from mstore.ops.switch import checkout, default_archive_name, promote
 from mstore.ops.verify import verify
 from mstore.repo import Repo
@@ -119,7 +119,7 @@ def inject_crash(point: str, repo: Repo, patch: pytest.MonkeyPatch) -> None:
     elif point.startswith("view-switch-"):
         patch.setattr(repo.views, "switch", crash_on_call(repo.views.switch, int(point[-1])))
     elif point == "env-write":
-        patch.setattr(mstore.envfile, "write_environment", crash_on_call(lambda *a: None))
+        patch.setattr(mstore.core.envfile, "write_environment", crash_on_call(lambda *a: None))
     elif point == "journal-delete":
         journal = os.fspath(repo.layout.transaction)
         real_unlink = os.unlink

@@ -21,15 +21,15 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from mstore import settings as settings_module
+from mstore.core.hashing import hash_bytes
 from mstore.errors import IntegrityError, InvalidInputError, NotFoundError, UsageError
-from mstore.hashing import hash_bytes
 from mstore.ops.commit import commit
 from mstore.ops.gc import gc
 from mstore.ops.switch import checkout, promote
+from mstore.reading.verified_file import READ_AHEAD, open_verified
 from mstore.repo import Repo
 from mstore.settings import Settings
-from mstore.verified_file import READ_AHEAD, open_verified
-from mstore.view_records import record_path
+from mstore.views.records import record_path
 from tests.helpers import LOCAL_STATE, assert_consistent, write_version
 
 ENCODERS = pickle.dumps({"scaler": [1.0, 2.0, 3.0], "labels": list(range(50))}, protocol=4)
@@ -231,15 +231,16 @@ def test_importing_settings_loads_neither_typer_nor_blake3() -> None:
 def test_the_light_record_reader_reads_the_format_view_records_writes(
     tmp_path: Path,
 ) -> None:
-    """mstore.loading parses records without orjson, through the same shape check
+    """mstore.reading.loading parses records without orjson, through the same shape check
     (record_rules.check_record) as view_records: both accept a record mstore wrote, and
     both refuse the same damaged one."""
     import orjson
 
-    from mstore import loading, view_records
     from mstore.errors import IntegrityError
     from mstore.ops.commit import commit
+    from mstore.reading import loading
     from mstore.repo import Repo
+    from mstore.views import records as view_records
     from tests.helpers import write_version
 
     repo, _ = Repo.init(tmp_path / "project")

@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from mstore.cli.app import app
-from mstore.manifests import METADATA_FILE
+from mstore.core.manifests import METADATA_FILE
 from mstore.ops.commit import commit
 from mstore.ops.switch import promote
 from mstore.ops.verify import VerifyReport, verify

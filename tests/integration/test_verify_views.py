@@ -10,10 +10,10 @@ from pathlib import Path
 import orjson
 import pytest
 
-from mstore.ops.refs import delete_ref
+from mstore.ops.ref_edits import delete_ref
 from mstore.ops.verify import VerifyReport, verify
 from mstore.repo import Repo
-from mstore.view_records import record_path
+from mstore.views.records import record_path
 from tests.helpers import two_version_store as store
 from tests.helpers import view_dir
 

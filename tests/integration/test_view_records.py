@@ -13,13 +13,13 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from mstore.cli.app import app
-from mstore.manifests import METADATA_FILE
+from mstore.core.manifests import METADATA_FILE
+from mstore.core.record_rules import STABLE_TIMES
 from mstore.ops.commit import commit
-from mstore.ops.refs import delete_ref
+from mstore.ops.ref_edits import delete_ref
 from mstore.ops.switch import checkout
-from mstore.record_rules import STABLE_TIMES
 from mstore.repo import Repo
-from mstore.view_records import read_record, record_path
+from mstore.views.records import read_record, record_path
 from tests.helpers import assert_consistent, write_version
 
 

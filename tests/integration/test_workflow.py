@@ -13,6 +13,8 @@ from pathlib import Path
 import orjson
 import pytest
 
+from mstore.core.hashing import hash_bytes
+from mstore.core.manifests import METADATA_FILE, Lineage, Manifest
 from mstore.errors import (
     AmbiguousRevisionError,
     InvalidInputError,
@@ -21,11 +23,9 @@ from mstore.errors import (
     RefusedError,
     UsageError,
 )
-from mstore.hashing import hash_bytes
-from mstore.manifests import METADATA_FILE, Lineage, Manifest
 from mstore.ops.commit import commit
 from mstore.ops.diff import diff
-from mstore.ops.inspect import info, list_refs, log
+from mstore.ops.show import info, list_refs, log
 from mstore.ops.switch import checkout, promote, rollback
 from mstore.repo import Repo
 from tests.helpers import assert_consistent, store_digest, tree_digest, write_version

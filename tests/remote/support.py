@@ -12,14 +12,14 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner, Result
 
-from mstore import protection
 from mstore.cli.app import app
-from mstore.hashing import hash_bytes
-from mstore.manifests import decode_manifest
-from mstore.ops.chunk_pull import fetch_object
+from mstore.core.hashing import hash_bytes
+from mstore.core.manifests import decode_manifest
 from mstore.remotes import open_remote
 from mstore.remotes.base import BlobInfo, Remote, RemoteRef
 from mstore.repo import Repo
+from mstore.transfer.chunk_pull import fetch_object
+from mstore.views import protection
 
 runner = CliRunner()
 

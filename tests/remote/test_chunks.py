@@ -12,14 +12,14 @@ from pathlib import Path
 import orjson
 import pytest
 
+from mstore.core.hashing import hash_file
 from mstore.errors import MstoreError
-from mstore.hashing import hash_file
-from mstore.ops.transfer import pull, push
 from mstore.remotes import open_remote
 from mstore.remotes.base import CHUNK_THRESHOLD, Remote
 from mstore.remotes.packs import MAX_META_BYTES, recipe_name
 from mstore.remotes.tracking import remote_key
 from mstore.repo import Repo
+from mstore.transfer.verbs import pull, push
 from tests.helpers import assert_consistent, store_digest, write_version
 from tests.remote.support import Proxy, fails, mstore, new_store, ok, remote_state, view_bytes
 

@@ -18,19 +18,19 @@ from pathlib import Path
 
 import pytest
 
-from mstore import protection
-from mstore.ops import pull as pull_module
 from mstore.ops.commit import commit
-from mstore.ops.transfer import clone, push
 from mstore.remotes import open_remote
 from mstore.repo import Repo
+from mstore.transfer import pull as pull_module
+from mstore.transfer.verbs import clone, push
+from mstore.views import protection
 from tests.guarantees.faults import child_environment
 from tests.helpers import assert_consistent, write_version
 from tests.remote.support import clone_cli, fails, mstore, new_store, ok, require_immutable_flag
 
 CHILD = """
 import os, signal, sys
-from mstore.ops import pull
+from mstore.transfer import pull
 real = pull.apply
 def apply_then_terminate(repo, transaction):
     real(repo, transaction)

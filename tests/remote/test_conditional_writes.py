@@ -15,11 +15,11 @@ import pytest
 from botocore.exceptions import ClientError
 
 from mstore.errors import RefusedError
-from mstore.ops.transfer import push
 from mstore.remotes import open_remote, s3_cas
 from mstore.remotes.s3 import S3Remote, make_client
 from mstore.remotes.tracking import RemoteTracking
 from mstore.repo import Repo
+from mstore.transfer.verbs import push
 from tests.helpers import write_version
 from tests.remote.support import mstore, new_store, ok, remote_state
 

@@ -9,7 +9,7 @@ command leaves its store byte-identical.
 
 `test_every_remote_path_read_is_in_the_table_and_read_safely` runs the same commands on
 a healthy remote with `os.open`, `open` and `os.walk` watched: a remote path read that
-no row of PATHS covers, read without O_NOFOLLOW | O_NONBLOCK (mstore.untrusted), read
+no row of PATHS covers, read without O_NOFOLLOW | O_NONBLOCK (mstore.core.untrusted), read
 with `open()`, or a folder walked with `os.walk`, fails it. So a file added to the
 layout later must come with a row here, and its planted copies are then tried too.
 
@@ -35,13 +35,13 @@ import orjson
 import pytest
 from typer.testing import Result
 
+from mstore.core.packed_refs import MAX_PACKED_BYTES
 from mstore.ops.commit import commit
-from mstore.ops.transfer import pull, push
-from mstore.packed_refs import MAX_PACKED_BYTES
 from mstore.remotes import open_remote
 from mstore.remotes.base import CHUNK_THRESHOLD, MAX_MANIFEST_BYTES, MAX_REF_BYTES
 from mstore.remotes.packs import MAX_META_BYTES, recipe_name
 from mstore.repo import Repo
+from mstore.transfer.verbs import pull, push
 from tests.guarantees.faults import remove_tree, scratch_directory
 from tests.helpers import LOCAL_STATE, tree_digest, write_version
 from tests.remote.support import mstore

@@ -13,14 +13,14 @@ from typing import Any
 import orjson
 import pytest
 
-from mstore import protection
+from mstore.core.hashing import hash_bytes
 from mstore.errors import IntegrityError
-from mstore.hashing import hash_bytes
-from mstore.ops.transfer import push
 from mstore.remotes import open_remote
 from mstore.remotes.base import CHUNK_THRESHOLD
 from mstore.remotes.packs import MAX_META_BYTES, recipe_name
 from mstore.repo import Repo
+from mstore.transfer.verbs import push
+from mstore.views import protection
 from tests.helpers import assert_consistent, store_digest, write_version
 from tests.remote.support import (
     fails,
@@ -426,8 +426,8 @@ def test_the_local_chunk_index_never_blocks_on_or_follows_a_planted_object(
 ) -> None:
     """A local object replaced by a FIFO hung the chunk index's read (a blocking open);
     one replaced by a symlink was followed. Both are skipped: the chunk is fetched."""
-    from mstore.chunk_index import LocalChunks
-    from mstore.chunking import DEFAULT_PARAMS, chunk_file
+    from mstore.caches.chunk_index import LocalChunks
+    from mstore.chunks.chunking import DEFAULT_PARAMS, chunk_file
 
     a = new_store(tmp_path / "a")
     model = os.urandom(5 << 20)
@@ -438,7 +438,7 @@ def test_the_local_chunk_index_never_blocks_on_or_follows_a_planted_object(
     )
     object_id = hash_bytes(model)
     chunk = next(iter(chunk_file(a.objects.path(object_id), DEFAULT_PARAMS)))
-    index = LocalChunks(a, DEFAULT_PARAMS, CHUNK_THRESHOLD)
+    index = LocalChunks(a.layout, a.objects, DEFAULT_PARAMS, CHUNK_THRESHOLD)
     index.update()
     assert index.read(chunk.id, chunk.length) is not None
     path = a.objects.path(object_id)

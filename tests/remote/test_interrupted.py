@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from mstore.errors import MstoreError
-from mstore.ops.transfer import clone, push
 from mstore.remotes import open_remote
 from mstore.remotes.s3 import S3Remote
+from mstore.transfer.verbs import clone, push
 from tests.helpers import assert_consistent, write_version
 from tests.remote.conftest import S3Server
 from tests.remote.support import mstore, new_store, ok, remote_state, view_bytes
@@ -97,7 +97,7 @@ def test_pull_interrupted_leaves_the_store_unchanged(remote_url: str, tmp_path: 
         raise Crash
 
     with pytest.raises(Crash):
-        from mstore.ops.transfer import pull
+        from mstore.transfer.verbs import pull
 
         pull(b, open_remote(remote_url), progress=crash)
 
@@ -147,7 +147,7 @@ def test_pull_crashing_mid_rebuild_leaves_the_store_unchanged(
 ) -> None:
     """A pull that dies while it rebuilds a large object from ranges installs nothing;
     the retried pull ends where an uninterrupted one ends."""
-    from mstore.ops.transfer import pull
+    from mstore.transfer.verbs import pull
     from tests.helpers import store_digest
     from tests.remote.support import Proxy
 

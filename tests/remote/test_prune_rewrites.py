@@ -17,12 +17,12 @@ from pathlib import Path
 import pytest
 
 from mstore.errors import MstoreError
-from mstore.ops import chunk_present
-from mstore.ops.remote_upkeep import prune
-from mstore.ops.transfer import push
 from mstore.remotes import open_remote
 from mstore.remotes.base import BlobInfo, Remote
 from mstore.repo import Repo
+from mstore.transfer import chunk_present
+from mstore.transfer.upkeep import prune
+from mstore.transfer.verbs import push
 from tests.helpers import assert_consistent, write_version
 from tests.remote.support import Proxy, mstore, new_store, ok, remote_state
 from tests.remote.tamper import hours_later

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from mstore import protection
 from mstore.errors import MstoreError
-from mstore.ops.transfer import pull, push
 from mstore.remotes import open_remote
 from mstore.remotes.base import MARKER_NAME, encode_marker
 from mstore.remotes.tracking import RemoteTracking
 from mstore.repo import Repo
+from mstore.transfer.verbs import pull, push
+from mstore.views import protection
 from tests.helpers import assert_consistent, store_digest, write_version
 from tests.remote.support import (
     Proxy,

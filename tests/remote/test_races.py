@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from mstore.errors import MstoreError, RefMovedError
-from mstore.ops.transfer import clone, pull, push
 from mstore.remotes import open_remote
 from mstore.remotes.tracking import RemoteTracking
 from mstore.repo import Repo
+from mstore.transfer.verbs import clone, pull, push
 from tests.helpers import assert_consistent, write_version
 from tests.remote.support import Proxy, fails, mstore, new_store, ok, remote_state
 

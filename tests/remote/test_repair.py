@@ -11,11 +11,11 @@ from pathlib import Path
 import orjson
 import pytest
 
-from mstore.chunking import DEFAULT_PARAMS, chunk_file
-from mstore.ops.remote_upkeep import prune
+from mstore.chunks.chunking import DEFAULT_PARAMS, chunk_file
 from mstore.remotes import open_remote
 from mstore.remotes.packs import recipe_name
 from mstore.repo import Repo
+from mstore.transfer.upkeep import prune
 from tests.helpers import assert_consistent, write_version
 from tests.remote.support import as_json, fails, mstore, new_store, ok, remote_state
 from tests.remote.tamper import flip_byte, hours_later, names_raw, read_raw, write_raw

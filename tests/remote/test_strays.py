@@ -11,11 +11,11 @@ from pathlib import Path
 
 import orjson
 
-from mstore.hashing import is_object_id
-from mstore.ops.remote_upkeep import prune
+from mstore.core.hashing import is_object_id
 from mstore.remotes import open_remote
 from mstore.remotes.packs import DOOMED
 from mstore.repo import Repo
+from mstore.transfer.upkeep import prune
 from tests.helpers import write_version
 from tests.remote.support import as_json, mstore, new_store, ok, remote_state
 from tests.remote.tamper import hours_later, names_raw, read_raw, write_raw

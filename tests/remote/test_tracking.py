@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 from typer.testing import Result
 
-from mstore import fsutil
+from mstore.core import fsutil
 from mstore.errors import RefMovedError
-from mstore.ops.transfer import push
 from mstore.remotes import open_remote
 from mstore.remotes.base import Remote, RemoteRef
 from mstore.remotes.tracking import RemoteTracking
 from mstore.repo import Repo
+from mstore.transfer.verbs import push
 from tests.helpers import assert_consistent, write_version
 from tests.remote.support import (
     Proxy,

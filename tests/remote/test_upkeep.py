@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 
 from mstore.errors import MstoreError
-from mstore.ops import chunk_present
-from mstore.ops.remote_upkeep import PruneResult, prune
-from mstore.ops.transfer import push
 from mstore.remotes import open_remote
 from mstore.remotes.base import MARKER_NAME, BlobInfo
 from mstore.repo import Repo
+from mstore.transfer import chunk_present
+from mstore.transfer.upkeep import PruneResult, prune
+from mstore.transfer.verbs import push
 from tests.helpers import assert_consistent, write_version
 from tests.remote.support import (
     Proxy,
@@ -44,7 +44,7 @@ def test_a_format_1_remote_is_refused_until_upgraded(
     _commit(a, tmp_path / "src", "v1", model, "production")
     # A remote as format 1 wrote it: every object whole, the old marker.
     with monkeypatch.context() as patched:
-        patched.setattr("mstore.ops.push.CHUNK_THRESHOLD", 1 << 40)
+        patched.setattr("mstore.transfer.push.CHUNK_THRESHOLD", 1 << 40)
         push(a, open_remote(remote_url))
     open_remote(remote_url).put_blob(MARKER_NAME, b'{"format":1}\n')
     b = new_store(tmp_path / "b")

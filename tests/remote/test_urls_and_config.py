@@ -7,7 +7,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from mstore.config import Config, read_config, write_config
+from mstore.core.config import Config, read_config, write_config
 from mstore.errors import IntegrityError, InvalidInputError, UsageError
 from mstore.remotes import check_remote_name, normalize_url, open_remote, select_remote
 from mstore.remotes.directory import DirectoryRemote

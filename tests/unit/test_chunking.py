@@ -1,4 +1,4 @@
-"""Unit tests for mstore.chunking: golden cut points, coverage, locality, parameters."""
+"""Unit tests for mstore.chunks.chunking: golden cut points, coverage, locality, parameters."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from blake3 import blake3
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mstore.chunking import (
+from mstore.chunks.chunking import (
     ACCELERATED,
     DEFAULT_PARAMS,
     Chunk,
@@ -19,8 +19,8 @@ from mstore.chunking import (
     chunk_bytes,
     chunk_file,
 )
+from mstore.core.hashing import hash_bytes
 from mstore.errors import RefusedError, UsageError
-from mstore.hashing import hash_bytes
 
 SMALL = ChunkParams(min_size=64, avg_size=256, max_size=1024, tensor_cuts=False)
 SMALL_TENSOR = ChunkParams(min_size=64, avg_size=256, max_size=1024, tensor_cuts=True)

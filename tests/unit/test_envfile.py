@@ -1,4 +1,4 @@
-"""Unit tests for mstore.envfile: MODEL_ENVIRONMENT in `.env`, every other byte kept."""
+"""Unit tests for mstore.core.envfile: MODEL_ENVIRONMENT in `.env`, every other byte kept."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mstore.envfile import read_environment, render_environment, write_environment
+from mstore.core.envfile import read_environment, render_environment, write_environment
 from mstore.errors import InvalidInputError
 from tests.unit.shell_env import shell_value
 

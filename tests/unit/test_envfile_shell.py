@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mstore.envfile import VARIABLE, quote_value, read_environment, write_environment
+from mstore.core.envfile import VARIABLE, quote_value, read_environment, write_environment
 from tests.guarantees.test_ref_names_property import mstore_accepts
 from tests.unit.shell_env import SHELLS, run_shell
 

@@ -1,4 +1,4 @@
-"""Unit tests for mstore.fsutil: atomic writes, symlink swaps, the store lock, walking."""
+"""Unit tests for mstore.core.fsutil: atomic writes, symlink swaps, the store lock, walking."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ from typing import NoReturn
 
 import pytest
 
-from mstore import fsutil
+from mstore.core import fsutil
+from mstore.core.fsutil import StoreLock, atomic_write, is_special, replace_symlink, walk_files
 from mstore.errors import LockedError, MstoreError
-from mstore.fsutil import StoreLock, atomic_write, is_special, replace_symlink, walk_files
 
 # -- atomic_write ------------------------------------------------------------------------
 
@@ -120,7 +120,7 @@ def test_second_lock_in_same_process_is_refused_naming_holder(tmp_path: Path) ->
 CHILD = """
 import sys, time
 from pathlib import Path
-from mstore.fsutil import StoreLock
+from mstore.core.fsutil import StoreLock
 StoreLock(Path(sys.argv[1]), "child", timeout=5).acquire()
 print("locked", flush=True)
 time.sleep(120)

@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from mstore.core.gates import OPERATORS, Gate, evaluate, evaluate_all, metric_value, parse_gate
 from mstore.errors import InvalidInputError, NotFoundError, UsageError
-from mstore.gates import OPERATORS, Gate, evaluate, evaluate_all, metric_value, parse_gate
 
 MODELS = Path(__file__).resolve().parent.parent.parent / "models"
 PRODUCTION = json.loads((MODELS / "production" / "metadata.json").read_text())

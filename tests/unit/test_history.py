@@ -1,4 +1,4 @@
-"""Unit tests for mstore.history: the append-only log, read newest-first from the end."""
+"""Unit tests for mstore.core.history: the append-only log, read newest-first from the end."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 import orjson
 import pytest
 
+from mstore.core.history import BLOCK_SIZE, History, LogEntry, decode_entry
 from mstore.errors import IntegrityError
-from mstore.history import BLOCK_SIZE, History, LogEntry, decode_entry
 
 
 def oid(n: int) -> str:

@@ -1,4 +1,4 @@
-"""Unit tests for mstore.manifests: canonical encoding and strict decoding (pure logic)."""
+"""Unit tests for mstore.core.manifests: canonical encoding and strict decoding (pure logic)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,7 @@ from typing import Any
 import orjson
 import pytest
 
-from mstore.errors import InvalidInputError, RefusedError
-from mstore.manifests import (
+from mstore.core.manifests import (
     MODE_EXECUTABLE,
     FileEntry,
     Lineage,
@@ -17,6 +16,7 @@ from mstore.manifests import (
     decode_manifest,
     parse_metadata,
 )
+from mstore.errors import InvalidInputError, RefusedError
 
 ID_A = "a" * 64
 ID_B = "0123456789abcdef" * 4

@@ -1,4 +1,4 @@
-"""Unit tests for mstore.objects: the content-addressed object store."""
+"""Unit tests for mstore.core.objects: the content-addressed object store."""
 
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ import blake3
 import pytest
 from pyfakefs.fake_filesystem import FakeFilesystem
 
-from mstore import hashing
+from mstore.core import hashing
+from mstore.core.layout import Layout
+from mstore.core.objects import ObjectStore
 from mstore.errors import IntegrityError, InvalidInputError, NotFoundError
-from mstore.layout import Layout
-from mstore.objects import ObjectStore
 from mstore.repo import Repo
 
 OLD = 1_000_000_000  # 2001-09-09: an mtime no fresh write can have

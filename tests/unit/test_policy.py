@@ -5,8 +5,14 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from mstore.history import LogEntry
-from mstore.policy import deployment, render_metadata, role_status, shown_deployed, shown_status
+from mstore.core.history import LogEntry
+from mstore.workflow.policy import (
+    deployment,
+    render_metadata,
+    role_status,
+    shown_deployed,
+    shown_status,
+)
 
 ID_A = "a" * 64
 ID_B = "b" * 64

@@ -1,4 +1,4 @@
-"""mstore.ref_reading: one ref read as the store reads it (loose file, then packed-refs),
+"""mstore.core.ref_reading: one ref read as the store reads it (loose file, then packed-refs),
 with the standard library only, and in agreement with `RefStore.read` on every case."""
 
 from __future__ import annotations
@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from mstore.core.layout import Layout
+from mstore.core.packed_refs import write_packed
+from mstore.core.ref_reading import read_ref
+from mstore.core.refs import RefStore, check_ref_name
 from mstore.errors import IntegrityError
-from mstore.layout import Layout
-from mstore.packed_refs import write_packed
-from mstore.ref_reading import read_ref
-from mstore.refs import RefStore, check_ref_name
 
 LOOSE = "a" * 64
 PACKED = "b" * 64
@@ -80,12 +80,17 @@ def test_what_is_not_a_ref_file_is_refused_like_the_store_refuses_it(
 
 def test_importing_it_loads_nothing_but_the_standard_library() -> None:
     code = (
-        "import sys, mstore.ref_reading; "
+        "import sys, mstore.core.ref_reading; "
         "print(sorted(m for m in sys.modules if m.startswith('mstore') or m in "
         "('blake3', 'orjson', 'typer')))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert (
-        out.stdout.strip()
-        == "['mstore', 'mstore.errors', 'mstore.ref_reading', 'mstore.untrusted']"
+    assert out.stdout.strip() == str(
+        [
+            "mstore",
+            "mstore.core",
+            "mstore.core.ref_reading",
+            "mstore.core.untrusted",
+            "mstore.errors",
+        ]
     )

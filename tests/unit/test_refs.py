@@ -1,4 +1,4 @@
-"""Unit tests for mstore.refs: ref-name rules (checked against git) and RefStore on disk."""
+"""Unit tests for mstore.core.refs: ref-name rules (checked against git) and RefStore on disk."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mstore.core.refs import RefStore, check_ref_name, split_reflog
 from mstore.errors import IntegrityError, InvalidInputError, RefusedError
-from mstore.refs import RefStore, check_ref_name, split_reflog
 from mstore.repo import Repo
 
 ID_A = "a" * 64
@@ -241,7 +241,7 @@ def test_names_are_sorted_and_skip_temp_files(repo: Repo) -> None:
 
 
 def test_names_of_store_without_refs_dir_is_empty(tmp_path: Path) -> None:
-    from mstore.layout import Layout
+    from mstore.core.layout import Layout
 
     assert RefStore(Layout(tmp_path)).names() == []
 
@@ -299,7 +299,7 @@ def test_check_ref_name_refuses_every_line_separator(separator: str) -> None:
 
 def test_packed_refs_lines_end_at_newline_only() -> None:
     """A name a looser rule let in (U+2028, U+0085) stays one name when read back."""
-    from mstore import packed_refs
+    from mstore.core import packed_refs
 
     refs = {"a\u2028b": ID_A, "c\x85d": ID_B, "e\u2029f": ID_A}
     data = packed_refs.encode_packed(refs)
@@ -308,7 +308,7 @@ def test_packed_refs_lines_end_at_newline_only() -> None:
 
 def test_a_packed_name_with_a_line_separator_is_an_integrity_error(repo: Repo) -> None:
     """... and the store's own rule refuses it, naming the line, not a split half."""
-    from mstore import packed_refs
+    from mstore.core import packed_refs
 
     data = packed_refs.encode_packed({"a\u2028b": ID_A, "production": ID_B})
     repo.layout.packed_refs.write_bytes(data)
@@ -331,7 +331,7 @@ def test_a_component_of_255_bytes_is_written_read_and_deleted(repo: Repo) -> Non
 
 
 def test_temporary_names_are_bounded_and_cut_on_a_character() -> None:
-    from mstore import fsutil
+    from mstore.core import fsutil
 
     for name in ("production", "a" * 255, "é" * 127, "\U0001f600" * 63):
         temporary = fsutil.temp_name(Path("/refs") / name).name
@@ -344,7 +344,7 @@ def test_temporary_names_are_bounded_and_cut_on_a_character() -> None:
 def test_check_new_name_refuses_a_component_the_filesystem_cannot_hold(
     repo: Repo, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from mstore import fsutil
+    from mstore.core import fsutil
 
     monkeypatch.setattr(fsutil, "name_max", lambda directory: 143)  # eCryptfs
     repo.refs.check_new_name("archive/" + "a" * 143)
@@ -354,7 +354,7 @@ def test_check_new_name_refuses_a_component_the_filesystem_cannot_hold(
 
 
 def test_name_max_asks_the_nearest_existing_directory(tmp_path: Path) -> None:
-    from mstore import fsutil
+    from mstore.core import fsutil
 
     assert fsutil.name_max(tmp_path / "not" / "yet") == os.pathconf(tmp_path, "PC_NAME_MAX")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mstore.summaries import SCAN_AT, Summary, SummaryCache
+from mstore.caches.summaries import SCAN_AT, Summary, SummaryCache
 
 
 def summary(i: int) -> Summary:

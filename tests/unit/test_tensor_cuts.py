@@ -1,4 +1,4 @@
-"""Unit tests for mstore.tensor_cuts: where torch zip entries and safetensors tensors lie."""
+"""Unit tests for mstore.chunks.tensor_cuts: where torch zip entries and safetensors tensors lie."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from blake3 import blake3
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mstore.chunking import ChunkParams, chunk_bytes
-from mstore.tensor_cuts import tensor_cut_points
+from mstore.chunks.chunking import ChunkParams, chunk_bytes
+from mstore.chunks.tensor_cuts import tensor_cut_points
 
 
 def random_bytes(label: str, size: int) -> bytes:
@@ -150,7 +150,7 @@ def test_zip64_end_record_is_followed() -> None:
 
 
 def test_zip64_extra_field_replaces_placeholders() -> None:
-    from mstore.tensor_cuts import _zip64_sizes
+    from mstore.chunks.tensor_cuts import _zip64_sizes
 
     both = struct.pack("<HHQQQ", 1, 24, 5 << 30, 6 << 30, 7 << 30)
     assert _zip64_sizes(both, 0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF) == (6 << 30, 7 << 30)

@@ -1,4 +1,4 @@
-"""mstore/untrusted.py: the one way to open files mstore did not write itself."""
+"""mstore/core/untrusted.py: the one way to open files mstore did not write itself."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from mstore import untrusted
+from mstore.core import untrusted
+from mstore.core.untrusted import UntrustedFileError
 from mstore.errors import IntegrityError
-from mstore.untrusted import UntrustedFileError
 
 
 def test_read_bounded_reads_a_regular_file(tmp_path: Path) -> None:

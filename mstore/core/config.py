@@ -1,0 +1,142 @@
+"""The store's config file: `.mstore/config`, canonical JSON.
+
+    {"format": 1, "link_mode": "auto"}
+    {"format": 1, "link_mode": "copy", "remotes": {"origin": "s3://bucket/prefix"}}
+    {"format": 1, "gates": {"production": ["final_val_mae<=production"]}, "link_mode": "auto"}
+
+`format` is the on-disk format version; a store written by a newer mstore is refused
+rather than misread. `remotes` (name -> URL, see docs/REMOTES.md) is optional and only
+written when a remote is configured, so configs without remotes keep their bytes.
+`gates` (ref -> the rules every promote to that ref must pass, in canonical text, see
+mstore.core.gates) likewise only when a gate is kept.
+`protection` (`immutable` or `modes`: how objects shared with hardlinked views are
+guarded, docs/FORMAT.md "Link modes") and `link_reason` (why `auto` chose the link
+mode, as `init` found it) are written by `init` and `relink` when there is something to
+say, so a store made before them keeps its bytes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import orjson
+
+from mstore.core import fsutil, untrusted
+from mstore.core.manifests import FORMAT_VERSION
+from mstore.core.refs import check_ref_name
+from mstore.core.view_ids import LINK_MODES
+from mstore.errors import IntegrityError, MstoreError, RefusedError
+
+DEFAULT_LINK_MODE = "auto"
+PROTECTIONS = ("immutable", "modes")
+# Far above any real config (a few remotes and gates): a bigger file is not read.
+MAX_CONFIG_BYTES = 1 << 20
+
+
+@dataclass(frozen=True)
+class Config:
+    format: int = FORMAT_VERSION
+    link_mode: str = DEFAULT_LINK_MODE
+    remotes: Mapping[str, str] = field(default_factory=dict)
+    gates: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    protection: str | None = None
+    link_reason: str = ""
+
+    def encode(self) -> bytes:
+        document: dict[str, object] = {"format": self.format, "link_mode": self.link_mode}
+        if self.remotes:
+            document["remotes"] = dict(self.remotes)
+        if self.gates:
+            document["gates"] = {ref: list(rules) for ref, rules in self.gates.items()}
+        if self.protection:
+            document["protection"] = self.protection
+        if self.link_reason:
+            document["link_reason"] = self.link_reason
+        return orjson.dumps(document, option=orjson.OPT_SORT_KEYS) + b"\n"
+
+    def with_remotes(self, remotes: Mapping[str, str]) -> Config:
+        """A copy of this config with `remotes` (name -> URL) instead of the current ones."""
+        return replace(self, remotes=dict(remotes))
+
+    def with_link_mode(self, link_mode: str, protection: str | None, reason: str) -> Config:
+        """A copy with another link mode, its protection and the reason it was chosen."""
+        return replace(self, link_mode=link_mode, protection=protection, link_reason=reason)
+
+    def with_gates(self, gates: Mapping[str, tuple[str, ...]]) -> Config:
+        """A copy with `gates` (ref -> rules); refs without rules are left out."""
+        return replace(self, gates={ref: tuple(rules) for ref, rules in gates.items() if rules})
+
+
+def read_config(path: Path) -> Config:
+    """The config at `path`; IntegrityError if it is missing, not a regular file (a
+    planted symlink or FIFO is refused, not followed) or not a valid config."""
+    try:
+        raw = orjson.loads(untrusted.read_bounded(path, MAX_CONFIG_BYTES))
+    except FileNotFoundError:
+        raise IntegrityError(f"{path} is missing; the store is damaged") from None
+    except orjson.JSONDecodeError as err:
+        raise IntegrityError(f"{path} is not valid JSON ({err})") from None
+    version = raw.get("format") if isinstance(raw, dict) else None
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise IntegrityError(f"{path} has no valid format version")
+    if raw["format"] > FORMAT_VERSION:
+        raise RefusedError(
+            f"this store uses format {raw['format']}; this mstore reads format "
+            f"{FORMAT_VERSION} (upgrade mstore)"
+        )
+    link_mode = raw.get("link_mode", DEFAULT_LINK_MODE)
+    if link_mode not in LINK_MODES:
+        raise IntegrityError(f"{path}: unknown link_mode {link_mode!r}")
+    remotes = raw.get("remotes", {})
+    if not isinstance(remotes, dict) or not all(
+        isinstance(name, str) and isinstance(url, str) for name, url in remotes.items()
+    ):
+        raise IntegrityError(f"{path}: remotes must map names to URLs (strings)")
+    gates = _read_gates(path, raw.get("gates", {}))
+    protection = raw.get("protection")
+    if protection is not None and (protection not in PROTECTIONS or link_mode != "hardlink"):
+        raise IntegrityError(
+            f"{path}: protection must be one of {', '.join(PROTECTIONS)}, with link_mode hardlink"
+        )
+    reason = raw.get("link_reason", "")
+    if not isinstance(reason, str):
+        raise IntegrityError(f"{path}: link_reason must be a string")
+    return Config(
+        format=raw["format"],
+        link_mode=link_mode,
+        remotes=remotes,
+        gates=gates,
+        protection=protection,
+        link_reason=reason,
+    )
+
+
+def _read_gates(path: Path, raw: object) -> dict[str, tuple[str, ...]]:
+    """`gates` as stored: ref name -> non-empty list of rules, each in canonical text."""
+    from mstore.core.gates import parse_gate  # only a store that keeps gates needs the parser
+
+    if not isinstance(raw, dict):
+        raise IntegrityError(f"{path}: gates must map ref names to lists of rules")
+    gates: dict[str, tuple[str, ...]] = {}
+    for ref, rules in raw.items():
+        if not isinstance(rules, list) or not rules:
+            raise IntegrityError(f"{path}: gates of {ref!r} must be a non-empty list of rules")
+        for rule in rules:
+            try:
+                canonical = isinstance(rule, str) and parse_gate(rule).text() == rule
+            except MstoreError:
+                canonical = False
+            if not canonical:
+                raise IntegrityError(f"{path}: gate {rule!r} of {ref!r} is not a valid rule")
+        try:
+            check_ref_name(ref)
+        except MstoreError as err:
+            raise IntegrityError(f"{path}: gates name an invalid ref ({err})") from None
+        gates[ref] = tuple(rules)
+    return gates
+
+
+def write_config(path: Path, config: Config) -> None:
+    fsutil.atomic_write(path, config.encode())

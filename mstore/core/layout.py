@@ -1,0 +1,146 @@
+"""Every path mstore uses, in one place (docs/FORMAT.md, "Layout").
+
+<project>/
+  .env                      MODEL_ENVIRONMENT=<ref> (the active environment)
+  models/<ref>              symlink -> ../.mstore/views/<view id> (one per ref)
+  .mstore/
+    config                  JSON: format version, link mode
+    lock                    flock target; holder's pid, host, time, command
+    log                     append-only JSON lines, one per ref move
+    transaction             present only while a ref transaction is applied
+    unprotecting            present only while protected inodes are unprotected (views/guard.py)
+    objects/<id[:2]>/<id[2:]>   object bytes, read-only
+    refs/<name>             "<manifest id>\\n"
+    packed-refs             many refs in one file ("<id> <name>" lines); loose refs win
+    views/<view id>/        one materialized view, immutable once renamed in
+    copies/<id[:2]>/<id[2:]>    writable-mode copies of objects shared by views
+    fresh/<id>              empty marker: when the object was last stored again (for gc)
+    hooks/pre-promote, hooks/post-switch
+    index/deployments.db    log index: manifest id -> date of its last deployment
+    summaries.db            cache of what `list` shows of each manifest (local)
+    tmp/                    temporary files of writers (removed by gc)
+    remotes/<remote key>/   per remote URL: tracking (JSON) and log (pushes), see
+                            docs/REMOTES.md, "Remote-tracking values"
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+STORE_DIR_NAME = ".mstore"
+MODELS_DIR_NAME = "models"
+ENV_FILE_NAME = ".env"
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Paths of one store, derived from the project root (the parent of `.mstore/`)."""
+
+    root: Path
+
+    @property
+    def store(self) -> Path:
+        return self.root / STORE_DIR_NAME
+
+    @property
+    def models(self) -> Path:
+        return self.root / MODELS_DIR_NAME
+
+    @property
+    def env_file(self) -> Path:
+        return self.root / ENV_FILE_NAME
+
+    @property
+    def config(self) -> Path:
+        return self.store / "config"
+
+    @property
+    def lock(self) -> Path:
+        return self.store / "lock"
+
+    @property
+    def log(self) -> Path:
+        return self.store / "log"
+
+    @property
+    def transaction(self) -> Path:
+        return self.store / "transaction"
+
+    @property
+    def unprotecting(self) -> Path:
+        return self.store / "unprotecting"
+
+    @property
+    def fresh(self) -> Path:
+        return self.store / "fresh"
+
+    @property
+    def objects(self) -> Path:
+        return self.store / "objects"
+
+    @property
+    def refs(self) -> Path:
+        return self.store / "refs"
+
+    @property
+    def packed_refs(self) -> Path:
+        return self.store / "packed-refs"
+
+    @property
+    def views(self) -> Path:
+        return self.store / "views"
+
+    @property
+    def copies(self) -> Path:
+        return self.store / "copies"
+
+    @property
+    def hooks(self) -> Path:
+        return self.store / "hooks"
+
+    @property
+    def index(self) -> Path:
+        return self.store / "index"
+
+    @property
+    def summaries(self) -> Path:
+        return self.store / "summaries.db"
+
+    @property
+    def hash_cache(self) -> Path:
+        return self.store / "hashcache.db"
+
+    @property
+    def tmp(self) -> Path:
+        return self.store / "tmp"
+
+    @property
+    def remotes(self) -> Path:
+        return self.store / "remotes"
+
+    def remote_dir(self, remote_key: str) -> Path:
+        """`.mstore/remotes/<remote key>/`: what this store knows of one remote URL."""
+        return self.remotes / remote_key
+
+    def object_path(self, object_id: str) -> Path:
+        return self.objects / object_id[:2] / object_id[2:]
+
+    def copy_path(self, object_id: str) -> Path:
+        return self.copies / object_id[:2] / object_id[2:]
+
+    def ref_path(self, name: str) -> Path:
+        """Path of a ref file; `name` must already be validated (refs.check_ref_name)."""
+        return self.refs.joinpath(*name.split("/"))
+
+    def view_path(self, view_id: str) -> Path:
+        return self.views / view_id
+
+    def view_link(self, ref_name: str) -> Path:
+        """The working view `models/<ref>` for a validated ref name."""
+        return self.models.joinpath(*ref_name.split("/"))
+
+    def view_link_target(self, ref_name: str, view_id: str) -> str:
+        """Relative symlink text from `models/<ref>` to its view (the project can move)."""
+        depth = ref_name.count("/") + 1
+        return "/".join([".."] * depth + [STORE_DIR_NAME, "views", view_id])

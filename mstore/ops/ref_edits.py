@@ -1,0 +1,67 @@
+"""ref delete / ref rename: ref moves like any other, logged, one transaction each.
+
+Deleting an archive ref is what lets gc reclaim a version (after the log's retention
+window). The active environment's ref is not deleted unless forced: the application
+would find no model. Renaming the active ref moves MODEL_ENVIRONMENT with it.
+"""
+
+from __future__ import annotations
+
+from mstore.core.refs import check_ref_name
+from mstore.errors import RefusedError
+from mstore.ops.moves import MoveResult, existing_ref, result_of
+from mstore.repo import Repo
+from mstore.transaction import RefUpdate, Transaction, apply
+
+
+def delete_ref(
+    repo: Repo,
+    name: str,
+    expect: str | None = None,
+    force: bool = False,
+    dry_run: bool = False,
+    message: str = "",
+) -> MoveResult:
+    check_ref_name(name)
+    with repo.locked_unless(dry_run, "ref delete"):
+        current = existing_ref(repo, name, expect)
+        if repo.active_environment() == name and not force:
+            raise RefusedError(
+                f"ref {name!r} is the active environment (MODEL_ENVIRONMENT); check out "
+                f"another ref first, or pass --force"
+            )
+        transaction = Transaction(
+            "delete", message or f"delete {name}", [RefUpdate(name, current, None)]
+        )
+        result = result_of(transaction, None, dry_run)
+        if not dry_run:
+            apply(repo, transaction)
+    return result
+
+
+def rename_ref(
+    repo: Repo,
+    old: str,
+    new: str,
+    expect: str | None = None,
+    dry_run: bool = False,
+    message: str = "",
+) -> MoveResult:
+    check_ref_name(old)
+    check_ref_name(new)
+    with repo.locked_unless(dry_run, "ref rename"):
+        current = existing_ref(repo, old, expect)
+        if repo.refs.read(new) is not None:
+            raise RefusedError(f"ref {new!r} already exists; delete it first or pick another name")
+        repo.refs.check_new_name(new)
+        active = repo.active_environment()
+        transaction = Transaction(
+            "rename",
+            message or f"rename {old} to {new}",
+            [RefUpdate(new, None, current), RefUpdate(old, current, None)],
+            environment=new if active == old else None,
+        )
+        result = result_of(transaction, active, dry_run)
+        if not dry_run:
+            apply(repo, transaction)
+    return result

@@ -1,0 +1,140 @@
+"""Rebuilding a large object from its recipe: local chunks first, then byte ranges.
+
+    recipe ──▶ chunks this host holds (LocalChunks, hashed)  ─┐
+           └─▶ the rest: byte ranges of packs, adjacent ones  ├─▶ tmp file ──▶ caller hashes
+               coalesced (<= RANGE_LIMIT each), hashed        ┘    the whole against its id
+
+Every offset and length of the recipe is checked before use (inside int64, a range at
+most a pack long: `check_range`), every chunk is hashed before it is written; a range
+the server cuts short, or bytes that do not hash to their chunk id, fail the pull with
+IntegrityError (exit 3) before anything is installed. The caller then hashes the
+rebuilt file against the object id.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from mstore.caches.chunk_index import LocalChunks
+from mstore.core.hashing import Progress, hash_bytes
+from mstore.core.parallel import parallel
+from mstore.errors import IntegrityError
+from mstore.remotes.base import MAX_FILE_BYTES, Remote, check_range, too_large
+from mstore.remotes.packs import Entry, Recipe
+
+RANGE_LIMIT = 16 << 20
+
+
+@dataclass(frozen=True)
+class Span:
+    """One byte-range GET: bytes [start, end) of `pack`, and the chunks it holds,
+    each with the position its bytes go to in the rebuilt file."""
+
+    pack: str
+    start: int
+    end: int
+    parts: tuple[tuple[Entry, int], ...]
+
+
+def rebuild(
+    remote: Remote,
+    recipe: Recipe,
+    dest: os.PathLike[str] | str,
+    local: LocalChunks | None,
+    jobs: int,
+    progress: Progress | None,
+) -> int:
+    """Write the object `recipe` describes into the new file `dest`; bytes fetched."""
+    check_recipe(recipe, remote.url)
+    fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        wanted: list[tuple[Entry, int]] = []
+        position = 0
+        for entry in recipe.entries:
+            data = local.read(entry.chunk, entry.length) if local is not None else None
+            if data is None:
+                wanted.append((entry, position))
+            else:
+                os.pwrite(fd, data, position)
+                if progress:
+                    progress(len(data))
+            position += entry.length
+
+        def fetch(span: Span) -> int:
+            data = remote.get_range(f"packs/{span.pack}", span.start, span.end - span.start)
+            for entry, at in span.parts:
+                piece = memoryview(data)[entry.offset - span.start :][: entry.length]
+                if hash_bytes(piece) != entry.chunk:
+                    raise IntegrityError(
+                        f"pack {span.pack} on {remote.url}: the bytes at {entry.offset}+"
+                        f"{entry.length} do not hash to chunk {entry.chunk[:12]} of object "
+                        f"{recipe.object_id[:12]}; the remote is damaged, nothing installed "
+                        f"(`mstore remote verify`)"
+                    )
+                os.pwrite(fd, piece, at)
+            if progress:
+                progress(len(data))
+            return len(data)
+
+        fetched = sum(parallel(fetch, spans_of(wanted), jobs))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return fetched
+
+
+def check_recipe(recipe: Recipe, url: str) -> None:
+    """Refuse a recipe whose size or ranges no file can have (IntegrityError), before any
+    of them reaches the local chunk index, a range request or a write."""
+    if recipe.size > MAX_FILE_BYTES:
+        raise IntegrityError(
+            f"recipe of object {recipe.object_id} on {url} gives {recipe.size} bytes, more "
+            f"than a file can hold; the remote is damaged"
+        )
+    for entry in recipe.entries:
+        check_range(f"packs/{entry.pack}", entry.offset, entry.length, url)
+
+
+def spans_of(wanted: list[tuple[Entry, int]]) -> list[Span]:
+    """The range GETs for `wanted`: per pack, adjacent or overlapping chunks coalesced."""
+    by_pack: dict[str, list[tuple[Entry, int]]] = {}
+    for entry, at in wanted:
+        by_pack.setdefault(entry.pack, []).append((entry, at))
+    spans: list[Span] = []
+    for pack, parts in sorted(by_pack.items()):
+        parts.sort(key=lambda p: p[0].offset)
+        group: list[tuple[Entry, int]] = []
+        start = end = 0
+        for entry, at in parts:
+            stop = entry.offset + entry.length
+            if group and entry.offset <= end and max(end, stop) - start <= RANGE_LIMIT:
+                group.append((entry, at))
+                end = max(end, stop)
+                continue
+            if group:
+                spans.append(Span(pack, start, end, tuple(group)))
+            group, start, end = [(entry, at)], entry.offset, stop
+        if group:
+            spans.append(Span(pack, start, end, tuple(group)))
+    return spans
+
+
+def fetch_object(
+    remote: Remote, object_id: str, dest: os.PathLike[str] | str, limit: int = MAX_FILE_BYTES
+) -> None:
+    """Write an object's bytes into the new file `dest`, rebuilt from its recipe when it
+    has one, else read whole (unchecked: callers hash it, as for `Remote.get_object`);
+    IntegrityError if it holds more than `limit` bytes (its manifest's size)."""
+    from pathlib import Path
+
+    from mstore.remotes.packs import MAX_META_BYTES, decode_recipe, recipe_name
+
+    data = remote.get_blob(recipe_name(object_id), MAX_META_BYTES)
+    if data is None:
+        remote.get_object(object_id, Path(dest), limit=limit)
+        return
+    recipe = decode_recipe(data, object_id, None, remote.url)
+    if recipe.size > limit:
+        raise too_large(f"recipe of object {object_id}", remote.url, recipe.size, limit)
+    rebuild(remote, recipe, dest, None, 8, None)

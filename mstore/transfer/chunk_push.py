@@ -1,0 +1,143 @@
+"""Sending large objects as chunks: only the chunks a remote lacks travel, in packs.
+
+    object ──chunk_file──▶ chunks ──(known to RemoteIndex? reuse)──▶ recipe
+                                  └─(new)──▶ pack builder ──≤ 64 MiB──▶ packs/<id>, indexes/<id>
+
+Packs are sealed at `PACK_LIMIT` bytes and sent while the next one fills (at most
+`jobs` in flight); each pack is named by the blake3 of its bytes, written in one
+request, then its index. Recipes are written only after every pack and index they
+name is stored, so a remote recipe never names a missing pack; manifests and refs come
+after the recipes (mstore.transfer.push keeps that order).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mstore.chunks.chunking import ChunkParams, chunk_file
+from mstore.core.hashing import Progress, hash_bytes
+from mstore.errors import IntegrityError
+from mstore.remotes.base import Remote
+from mstore.remotes.packs import (
+    PACK_LIMIT,
+    Entry,
+    Recipe,
+    RemoteIndex,
+    encode_index,
+    encode_recipe,
+    recipe_name,
+)
+
+
+@dataclass
+class ChunkStats:
+    chunks: int = 0
+    chunks_sent: int = 0
+    bytes_sent: int = 0
+    packs: list[str] = field(default_factory=list)  # the ids of the packs sent
+    recipes: list[Recipe] = field(default_factory=list)
+
+
+class ChunkSender:
+    """Chunks objects, packs the chunks `index` lacks, sends packs, then recipes."""
+
+    def __init__(
+        self,
+        remote: Remote,
+        index: RemoteIndex,
+        params: ChunkParams,
+        jobs: int,
+        progress: Progress | None,
+    ) -> None:
+        self.remote = remote
+        self.index = index
+        self.params = params
+        self.progress = progress
+        self.stats = ChunkStats()
+        # Only usable packs are in the index: stored, unmarked, their index valid.
+        self._where: dict[str, tuple[str, int, int]] = dict(index.chunks)
+        # chunk id -> (offset, length) in the pack being filled
+        self._pending: dict[str, tuple[int, int]] = {}
+        self._buffer = bytearray(PACK_LIMIT)  # filled up to self._fill, never grown
+        self._fill = 0
+        self._pool = ThreadPoolExecutor(max_workers=max(1, jobs))
+        self._slots = threading.BoundedSemaphore(max(1, jobs))
+        self._futures: list[Future[None]] = []
+        self._recipes: list[tuple[str, int, list[str]]] = []
+
+    def add(self, object_id: str, path: Path) -> None:
+        """Chunk the object at `path` (already checked to hash to `object_id`)."""
+        order: list[str] = []
+        size = 0
+        with open(path, "rb", buffering=0) as f:
+            for chunk in chunk_file(path, self.params, owned=True):
+                order.append(chunk.id)
+                size += chunk.length
+                self.stats.chunks += 1
+                if self.progress:
+                    self.progress(chunk.length)  # the bar counts the object's bytes handled
+                if chunk.id in self._where or chunk.id in self._pending:
+                    continue
+                data = os.pread(f.fileno(), chunk.length, chunk.offset)
+                if hash_bytes(data) != chunk.id:
+                    raise IntegrityError(
+                        f"object {object_id} changed while it was sent (bytes at "
+                        f"{chunk.offset} no longer match); run `mstore verify`"
+                    )
+                if self._fill + len(data) > PACK_LIMIT:
+                    self._seal()
+                self._pending[chunk.id] = (self._fill, len(data))
+                self._buffer[self._fill : self._fill + len(data)] = data
+                self._fill += len(data)
+                self.stats.chunks_sent += 1
+        self._recipes.append((object_id, size, order))
+
+    def finish(self) -> list[Recipe]:
+        """Send the last pack, wait for every pack, then write the recipes."""
+        self._seal()
+        try:
+            for future in self._futures:
+                future.result()
+        finally:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+        recipes = []
+        for object_id, size, order in self._recipes:
+            entries = tuple(Entry(c, *self._where[c]) for c in order)
+            recipe = Recipe(object_id, size, entries)
+            self.remote.put_blob(recipe_name(object_id), encode_recipe(recipe))
+            recipes.append(recipe)
+        self.stats.recipes = recipes
+        return recipes
+
+    def abort(self) -> None:
+        """After a failure: wait for the packs in flight, send nothing more."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def _seal(self) -> None:
+        if not self._fill:
+            return
+        # The filled buffer itself is sent (no copy); the next pack gets a new one.
+        data = self._buffer
+        del data[self._fill :]
+        pack = hash_bytes(memoryview(data))
+        listing = sorted(((c, o, n) for c, (o, n) in self._pending.items()), key=lambda i: i[1])
+        for chunk, offset, length in listing:
+            self._where[chunk] = (pack, offset, length)
+        self._pending = {}
+        self._buffer = bytearray(PACK_LIMIT)
+        self._fill = 0
+        self.stats.packs.append(pack)
+        self.stats.bytes_sent += len(data)
+        self._slots.acquire()
+        self._futures.append(self._pool.submit(self._send, pack, data, listing))
+
+    def _send(self, pack: str, data: bytearray, listing: list[tuple[str, int, int]]) -> None:
+        try:
+            self.remote.put_blob(f"packs/{pack}", data)
+            self.remote.put_blob(f"indexes/{pack}", encode_index(pack, len(data), listing))
+        finally:
+            self._slots.release()

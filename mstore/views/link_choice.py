@@ -1,0 +1,104 @@
+"""What `auto` resolves to on a store's filesystem, probed once (at `init` or `relink`)
+and recorded in the config with its reason (docs/FORMAT.md, "Link modes").
+
+In order, the first that can be made safe:
+1. `reflink`: the filesystem clones files (XFS, btrfs): each view file is a
+   copy-on-write clone, sharing the object's blocks; a write lands in the clone.
+2. `copy`, inside a git work tree: sealed files (immutable, or read-only directories)
+   would block git itself (`git clean -fdx`, `checkout`, `pull` cannot delete them).
+3. `hardlink` + `immutable`: the immutable flag works here (root with
+   CAP_LINUX_IMMUTABLE on a filesystem that keeps inode flags): refuses root too.
+4. `hardlink` + `modes`: not root: 0444 files and 0555 directories refuse this user and
+   every other one but root.
+5. `copy`: root without the flag (a default container; tmpfs, overlayfs): root ignores
+   modes, so only a private copy keeps a write through models/ off the objects.
+Hardlinks must work between tmp/ and views/ for 3 and 4 (they always share `.mstore/`,
+but some filesystems have no hardlinks at all).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from mstore.core import fsutil
+from mstore.core.layout import Layout
+from mstore.views import links as view_links
+from mstore.views import protection
+
+
+@dataclass(frozen=True)
+class LinkChoice:
+    """A concrete link mode, its protection (or None) and why it was chosen."""
+
+    link_mode: str
+    protection: str | None
+    reason: str
+
+
+def choose(layout: Layout, requested: str) -> LinkChoice:
+    """The concrete mode for `requested` (`auto` probed; other modes as they are).
+    The store's tmp/ and views/ must exist."""
+    if requested != "auto":
+        return LinkChoice(requested, None, "")
+    if view_links.reflink_works(layout):
+        return LinkChoice("reflink", None, "the filesystem clones files (reflink)")
+    work_tree = git_work_tree(layout.root)
+    if work_tree is not None:
+        return LinkChoice(
+            "copy",
+            None,
+            f"the project is inside the git work tree {work_tree}: protected files would "
+            f"block git clean, checkout and pull there, so views use private copies (each "
+            f"file is stored twice; a store outside the work tree stores it once)",
+        )
+    linking = _hardlink_problem(layout)
+    if linking:
+        return LinkChoice("copy", None, linking)
+    probe = protection.probe(layout.tmp)
+    if probe.immutable:
+        return LinkChoice(
+            "hardlink",
+            "immutable",
+            "hardlinks to objects sealed with the immutable flag refuse every write, "
+            "root's included",
+        )
+    if os.geteuid() != 0:
+        return LinkChoice(
+            "hardlink",
+            "modes",
+            f"hardlinks to read-only objects (0444 files, 0555 directories) refuse writes by "
+            f"every user but root; the immutable flag is not available ({probe.reason})",
+        )
+    return LinkChoice(
+        "copy",
+        None,
+        f"root ignores read-only modes and the immutable flag is not available "
+        f"({probe.reason}), so views use private copies",
+    )
+
+
+def git_work_tree(root: Path) -> Path | None:
+    """The top of the git work tree holding `root`, if any (a `.git` dir or file)."""
+    for candidate in (root, *root.parents):
+        if os.path.lexists(candidate / ".git"):
+            return candidate
+    return None
+
+
+def _hardlink_problem(layout: Layout) -> str:
+    """Why objects cannot be hardlinked into views here ('' if they can)."""
+    scratch = layout.tmp / f"{fsutil.TEMP_PREFIX}link-probe.{fsutil.random_suffix(4)}"
+    link = layout.views / scratch.name
+    scratch.write_bytes(b"probe")
+    try:
+        os.link(scratch, link)
+    except OSError as err:
+        return f"the filesystem refuses hardlinks ({err.strerror}), so views use private copies"
+    finally:
+        for path in (link, scratch):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+    return ""
