@@ -4,12 +4,15 @@
 #   scripts/test.sh [PYTEST ARGS...]
 #
 # 1. Debian packages, when missing (as root): b3sum (tests compare object names with
-#    it), openssh-client (signatures are checked against `ssh-keygen -Y`) and ceph-mon, ceph-osd, radosgw, ceph-common (the remote suite runs against a
-#    real S3 server, Ceph's RADOS Gateway, as well as moto and a directory).
+#    it), openssh-client (signatures are checked against `ssh-keygen -Y`), chromium and
+#    chromium-driver (the web view's tests drive a real headless browser) and ceph-mon,
+#    ceph-osd, radosgw, ceph-common (the remote suite runs against a real S3 server,
+#    Ceph's RADOS Gateway, as well as moto and a directory).
 # 2. .venv with mstore and its test tools (`pip install -e '.[dev]'`).
 # 3. pytest, with the gateway started for the run and stopped by PID however it ends
 #    (scripts/ceph_s3.sh run). Without the Ceph packages (not root, no apt) the RGW
-#    cases skip and say why in pytest's summary; under CI=true they fail instead.
+#    cases skip and say why in pytest's summary, and so do the browser tests without
+#    Chromium; under CI=true they fail instead.
 #
 # Exits with pytest's status, except that "no tests collected" (5) is a failure too.
 set -euo pipefail
@@ -18,6 +21,8 @@ cd "$(dirname "$0")/.."
 missing=()
 command -v b3sum >/dev/null 2>&1 || missing+=(b3sum)
 command -v ssh-keygen >/dev/null 2>&1 || missing+=(openssh-client)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
 for tool in ceph-mon ceph-osd radosgw radosgw-admin monmaptool ceph; do
   if ! command -v "$tool" >/dev/null 2>&1; then
     missing+=(ceph-mon ceph-osd radosgw ceph-common)

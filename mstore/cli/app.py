@@ -22,6 +22,7 @@ from mstore.cli import (
     remote_commands,
     store_commands,
     switching,
+    ui_command,
     upkeep,
     versions,
 )
@@ -80,6 +81,7 @@ def build_app() -> typer.Typer:
     upkeep.register(app)  # verify status restore gc, ref
     remote_commands.register(app)  # push pull clone, remote
     store_commands.register(app)  # relink destroy
+    ui_command.register(app)  # ui
     return app
 
 

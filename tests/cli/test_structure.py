@@ -75,7 +75,7 @@ def test_help_order_is_unchanged() -> None:
     assert [line.split()[0] for line in commands if line.strip()] == [
         "init", "commit", "list", "info", "log", "diff", "import", "checkout", "promote",
         "rollback", "verify", "status", "restore", "gc", "push", "pull", "clone", "relink",
-        "destroy", "gate", "ref",
+        "destroy", "ui", "gate", "ref",
         "remote",
     ]  # fmt: skip
 

@@ -115,7 +115,8 @@ RANKS = {
     "ops": 6,
     "transfer": 7,
     "api": 8,
-    "cli": 9,
+    "ui": 9,
+    "cli": 10,
     "": 9,  # the package itself (`import mstore` loads the API on first use)
 }
 

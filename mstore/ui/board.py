@@ -1,0 +1,88 @@
+"""The refs board (`/`): production, staging and the archive as the seed lays them out.
+
+The page reads every ref name (one file with packed refs) but summarises only the
+refs it shows: production and staging, one page of the archive (newest first) and up
+to OTHERS_SHOWN other refs. `/api/refs` is `mstore list --json`: every ref.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from starlette.responses import Response
+
+from mstore.ops.show import RefSummary, headline, list_refs, summaries, summarize
+from mstore.repo import Repo
+from mstore.ui import params
+from mstore.ui.view import View
+
+ARCHIVE_PREFIX = "archive/"
+ARCHIVE_PAGE = 50
+OTHERS_SHOWN = 200
+ROLES = ("production", "staging")
+_DIGITS = re.compile(r"(\d+)")
+
+
+@dataclass(frozen=True)
+class Section:
+    """One part of the board: its rows, and how many refs it has in all."""
+
+    title: str
+    rows: list[RefSummary]
+    total: int
+
+
+def board(view: View) -> Response:
+    if view.api:
+        return view.json([s.to_json() for s in list_refs(view.repo)])
+    page = params.count(view.request, "page", 1) or 1
+    refs = view.repo.refs.read_all()
+    archive = sorted((n for n in refs if n.startswith(ARCHIVE_PREFIX)), key=natural, reverse=True)
+    others = sorted(n for n in refs if n not in ROLES and not n.startswith(ARCHIVE_PREFIX))
+    start = (page - 1) * ARCHIVE_PAGE
+    shown_archive = archive[start : start + ARCHIVE_PAGE]
+    if page > 1 and not shown_archive:
+        raise params.BadParameter(f"the archive has no page {page} ({len(archive)} refs)")
+    names = [n for n in ROLES if n in refs] + shown_archive + others[:OTHERS_SHOWN]
+    rows = {s.ref: s for s in summarize_refs(view.repo, {n: refs[n] for n in names})}
+    serving = [n for n in ROLES if n in refs]
+    sections = [
+        Section("Serving", [rows[n] for n in serving], len(serving)),
+        Section("Archive", [rows[n] for n in shown_archive], len(archive)),
+        Section("Other refs", [rows[n] for n in others[:OTHERS_SHOWN]], len(others)),
+    ]
+    signers = {name: signed_by(view.repo, name) for name in names}
+    return view.html(
+        "board.html",
+        "Refs",
+        sections=sections,
+        headline=headline,
+        page=page,
+        newer=page - 1 if page > 1 else None,
+        older=page + 1 if start + ARCHIVE_PAGE < len(archive) else None,
+        active=view.repo.active_environment(),
+        signers=signers if any(signers.values()) else None,
+    )
+
+
+def summarize_refs(repo: Repo, refs: dict[str, str]) -> list[RefSummary]:
+    """What `mstore list` shows of each of `refs` (and only of those)."""
+    ids = set(refs.values())
+    known = summaries(repo, ids)
+    deployments = repo.deployments(ids)
+    active = repo.active_environment()
+    return [summarize(name, mid, known[mid], active, deployments) for name, mid in refs.items()]
+
+
+def natural(name: str) -> list[object]:
+    """Sort key reading digit runs as numbers: archive/v10 after archive/v9."""
+    return [int(part) if part.isdigit() else part for part in _DIGITS.split(name)]
+
+
+def signed_by(repo: Repo, ref: str) -> str | None:
+    """Who signed `ref`'s current value, for the board's "signed by" column.
+
+    Statements are not recorded in the store yet (only remotes carry them), so no ref
+    has a signer here; the board shows the column only when some ref has one."""
+    return None
