@@ -42,7 +42,8 @@ class Chart:
     lines: tuple[str, ...]
     """SVG `points` attributes, one per run of steps that all have values."""
     y_ticks: tuple[tuple[float, str], ...]
-    x_ticks: tuple[tuple[float, str], ...]
+    x_ticks: tuple[tuple[float, str, str], ...]
+    """(x, label, text-anchor): the outermost labels are anchored inwards, to stay inside."""
     x_title: str
     y_title: str
     width: int = WIDTH
@@ -96,7 +97,9 @@ def line_chart(steps: list[Step], x_title: str, y_title: str) -> Chart:
         points=points,
         lines=_runs(steps, x_of, y_of),
         y_ticks=tuple((round(y_of(t), 2), f"{t:g}") for t in ticks),
-        x_ticks=tuple((round(x_of(i), 2), s.label) for i, s in _spread(steps)),
+        x_ticks=tuple(
+            (round(x_of(i), 2), s.label, _anchor(i, len(steps))) for i, s in _spread(steps)
+        ),
         x_title=x_title,
         y_title=y_title,
     )
@@ -113,6 +116,14 @@ def _runs(
         else:
             runs[-1].append(f"{x_of(index):.2f},{y_of(step.value):.2f}")
     return tuple(" ".join(run) for run in runs if len(run) > 1)
+
+
+def _anchor(index: int, count: int) -> str:
+    if count > 1 and index == 0:
+        return "start"
+    if count > 1 and index == count - 1:
+        return "end"
+    return "middle"
 
 
 def _spread(steps: list[Step], most: int = 6) -> list[tuple[int, Step]]:

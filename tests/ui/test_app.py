@@ -4,6 +4,7 @@ status (never a traceback), and a write is refused unless every check passes."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -122,7 +123,7 @@ def test_every_page_answers(served: Served) -> None:
         assert reply.headers["content-security-policy"].startswith("default-src 'none'")
 
 
-def test_the_fleet_says_when_no_host_reports(example: Repo, served: Served, tmp_path: Any) -> None:
+def test_the_fleet_says_when_no_host_reports(example: Repo, served: Served, tmp_path: Path) -> None:
     assert "no remote is configured" in served.request("/fleet").text
     runner.invoke(app, ["--store", str(example.root), "remote", "add", "origin", str(tmp_path)])
 
@@ -143,6 +144,23 @@ def test_storage_counts_the_example_store(example: Repo, served: Served) -> None
     ]
     assert local["logical_bytes"] >= sum(sizes)
     assert local["unique_bytes"] <= local["logical_bytes"] <= local["stored_bytes"] * 2
+
+
+def test_a_remote_is_measured_only_when_asked(
+    example: Repo, served: Served, tmp_path: Path
+) -> None:
+    remote = tmp_path / "remote"
+    for args in (["remote", "add", "origin", str(remote)], ["push"]):
+        result = runner.invoke(app, ["--store", str(example.root), *args])
+        assert result.exit_code == 0, result.stderr
+
+    assert api_json(served, "/api/storage")["remote"] is None
+    document = api_json(served, "/api/storage?remote=origin")
+
+    assert document["remote"] == cli_json(example, "remote", "stats", "origin")
+    assert document["remote"]["versions"] == 6
+    page = served.request("/storage?remote=origin").text
+    assert "Measure (contacts the remote)" in page and 'id="remote-storage"' in page
 
 
 # -- bad requests: pages with their status, never a traceback ------------------------------
@@ -206,12 +224,7 @@ def test_a_locked_store_is_read_and_a_write_is_asked_to_retry(
     with example.locked("commit"):  # a long commit holds the lock
         before = store_digest(example)
         board = writable.request("/")
-        write = writable.post_form(
-            "/promote",
-            promote_form(example, writable),
-            Cookie=writable.token_cookie,
-            Origin=writable.base,
-        )
+        write = writable.post_as_owner("/promote", promote_form(example, writable))
 
     assert board.status == 200
     assert write.status == 503
@@ -251,12 +264,7 @@ def test_a_promote_with_every_check_passing_moves_production(
 ) -> None:
     candidate = example.resolve("staging")
 
-    reply = writable.post_form(
-        "/promote",
-        promote_form(example, writable),
-        Cookie=writable.token_cookie,
-        Origin=writable.base,
-    )
+    reply = writable.post_as_owner("/promote", promote_form(example, writable))
 
     assert reply.status == 200, reply.text
     assert Repo(example.root).resolve("production") == candidate
@@ -324,7 +332,7 @@ def test_a_read_only_server_refuses_every_write(example: Repo, served: Served) -
         ),
         ("/checkout", {"csrf": served.csrf, "ref": "staging"}),
     ):
-        reply = served.post_form(path, form, Cookie=served.token_cookie, Origin=served.base)
+        reply = served.post_as_owner(path, form)
         assert reply.status == 403, reply.text
         assert "--allow-writes" in reply.text
     assert store_digest(example) == before
@@ -337,7 +345,7 @@ def test_a_write_is_refused_when_what_it_confirmed_has_moved(
     Store(example).promote("staging")  # production moved after the page was shown
     before = store_digest(example)
 
-    reply = writable.post_form("/promote", form, Cookie=writable.token_cookie, Origin=writable.base)
+    reply = writable.post_as_owner("/promote", form)
 
     assert reply.status == 409, reply.text
     assert "not" in reply.text and "expected" in reply.text
@@ -353,7 +361,7 @@ def test_a_write_is_refused_when_the_source_names_another_version(
     }
     before = store_digest(example)
 
-    reply = writable.post_form("/promote", form, Cookie=writable.token_cookie, Origin=writable.base)
+    reply = writable.post_as_owner("/promote", form)
 
     assert reply.status == 409, reply.text
     assert "review the new plan" in reply.text
