@@ -13,8 +13,8 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-WIDTH, HEIGHT = 720, 300
-LEFT, RIGHT, TOP, BOTTOM = 72, 16, 16, 56
+WIDTH, HEIGHT = 720, 340
+LEFT, RIGHT, TOP, BOTTOM = 110, 16, 16, 110
 INSET = 28
 """Room between the y axis (and the right edge) and the first (last) point."""
 TICKS = 5
@@ -42,8 +42,8 @@ class Chart:
     lines: tuple[str, ...]
     """SVG `points` attributes, one per run of steps that all have values."""
     y_ticks: tuple[tuple[float, str], ...]
-    x_ticks: tuple[tuple[float, str, str], ...]
-    """(x, label, text-anchor): the outermost labels are anchored inwards, to stay inside."""
+    x_ticks: tuple[tuple[float, str], ...]
+    """(x, label): drawn slanted, ending under their step, so that long labels never overlap."""
     x_title: str
     y_title: str
     width: int = WIDTH
@@ -97,9 +97,7 @@ def line_chart(steps: list[Step], x_title: str, y_title: str) -> Chart:
         points=points,
         lines=_runs(steps, x_of, y_of),
         y_ticks=tuple((round(y_of(t), 2), f"{t:g}") for t in ticks),
-        x_ticks=tuple(
-            (round(x_of(i), 2), s.label, _anchor(i, len(steps))) for i, s in _spread(steps)
-        ),
+        x_ticks=tuple((round(x_of(i), 2), s.label) for i, s in _spread(steps)),
         x_title=x_title,
         y_title=y_title,
     )
@@ -118,15 +116,7 @@ def _runs(
     return tuple(" ".join(run) for run in runs if len(run) > 1)
 
 
-def _anchor(index: int, count: int) -> str:
-    if count > 1 and index == 0:
-        return "start"
-    if count > 1 and index == count - 1:
-        return "end"
-    return "middle"
-
-
-def _spread(steps: list[Step], most: int = 6) -> list[tuple[int, Step]]:
+def _spread(steps: list[Step], most: int = 12) -> list[tuple[int, Step]]:
     """At most `most` x-axis labels, evenly picked (always the first and the last)."""
     if len(steps) <= most:
         return list(enumerate(steps))
