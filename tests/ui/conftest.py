@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 
+from mstore.api import Store
 from mstore.repo import Repo
 from mstore.ui.security import Binding, csrf_value
 from mstore.ui.server import bind, server_for
@@ -59,6 +60,14 @@ def example_copy(directory: Path) -> Path:
 @pytest.fixture
 def example(tmp_path: Path) -> Repo:
     return Repo(example_copy(tmp_path / "example"))
+
+
+def promote_and_roll_back(repo: Repo) -> Store:
+    """Production moved twice, as a team does: staging promoted, then rolled back."""
+    store = Store(repo)
+    store.promote("staging")
+    store.rollback("production")
+    return store
 
 
 @dataclass

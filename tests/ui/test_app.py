@@ -17,7 +17,7 @@ from mstore.errors import UsageError
 from mstore.repo import Repo
 from mstore.ui.server import bind
 from tests.helpers import assert_consistent, store_digest
-from tests.ui.conftest import Served
+from tests.ui.conftest import Served, promote_and_roll_back
 
 runner = CliRunner()
 
@@ -76,9 +76,7 @@ def test_the_json_is_the_cli_s(
 def test_after_moves_the_log_and_the_rollback_plan_are_the_cli_s(
     example: Repo, served: Served
 ) -> None:
-    store = Store(example)
-    store.promote("staging")
-    store.rollback("production")
+    promote_and_roll_back(example)
 
     assert api_json(served, "/api/log?ref=production") == cli_json(example, "log", "production")
     assert api_json(served, "/api/rollback?ref=production") == cli_json(

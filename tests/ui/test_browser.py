@@ -29,7 +29,14 @@ from mstore.api import Store
 from mstore.cli.app import app
 from mstore.repo import Repo
 from tests.helpers import assert_consistent, store_digest
-from tests.ui.conftest import PROJECT, Served, example_copy, serving, start_browser
+from tests.ui.conftest import (
+    PROJECT,
+    Served,
+    example_copy,
+    promote_and_roll_back,
+    serving,
+    start_browser,
+)
 
 FIXTURES = PROJECT / "tests" / "fixtures" / "checkpoints"
 WAIT_SECONDS = 20
@@ -84,9 +91,7 @@ def test_reading_works_with_javascript_off(example: Repo, served: Served) -> Non
 def test_the_history_marks_a_promote_and_a_rollback(
     example: Repo, served: Served, browser: Any
 ) -> None:
-    store = Store(example)
-    store.promote("staging")
-    store.rollback("production")
+    promote_and_roll_back(example)
 
     browser.get(served.base + "/history?ref=production")
 
@@ -142,9 +147,7 @@ def test_the_compare_page_names_the_changed_head_tensors(
 def test_the_metric_chart_has_one_point_per_production_move(
     example: Repo, served: Served, browser: Any
 ) -> None:
-    store = Store(example)
-    store.promote("staging")
-    store.rollback("production")
+    store = promote_and_roll_back(example)
     store.promote("archive/v3_2024-11-10")
     moves = store.history("production")
     points = store.metric("production", "final_val_mae").points
@@ -334,9 +337,7 @@ def test_screenshots_of_the_main_pages(
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1732612800")  # 2024-11-26: the same pictures each run
     target = Path(os.environ.get("MSTORE_UI_SCREENSHOTS") or tmp_path / "screenshots")
     target.mkdir(parents=True, exist_ok=True)
-    store = Store(example)
-    store.promote("staging")
-    store.rollback("production")
+    promote_and_roll_back(example)
     pages = {
         "board": "/",
         "history": "/history?ref=production",
