@@ -40,6 +40,7 @@ from mstore.ops.show import Info, RefSummary
 from mstore.ops.tensor_diff import TensorDiffReport
 from mstore.repo import Repo
 from mstore.settings import Settings
+from mstore.workflow.policy import PRODUCTION, STAGING
 
 
 class Store:
@@ -81,8 +82,8 @@ class Store:
 
     def promote(
         self,
-        source: str = "staging",
-        target: str = "production",
+        source: str = STAGING,
+        target: str = PRODUCTION,
         message: str = "",
         require: Sequence[str] = (),
         override_gates: bool = False,
@@ -106,7 +107,7 @@ class Store:
 
     def rollback(
         self,
-        ref: str = "production",
+        ref: str = PRODUCTION,
         to: str | None = None,
         message: str = "",
         expect: str | None = None,

@@ -35,7 +35,12 @@ from mstore.errors import (
 )
 from mstore.transaction import recover
 from mstore.views.build import Views, ViewSpec
-from mstore.workflow.policy import DEPLOYMENTS_INDEX, deployment, render_metadata
+from mstore.workflow.policy import (
+    DEFAULT_ENVIRONMENT,
+    DEPLOYMENTS_INDEX,
+    deployment,
+    render_metadata,
+)
 
 STORE_ENVIRONMENT = "MSTORE_DIR"
 MIN_PREFIX = 6
@@ -243,7 +248,7 @@ class Repo:
         return True
 
     def active_environment(self) -> str:
-        from mstore.core.envfile import DEFAULT_ENVIRONMENT, read_environment
+        from mstore.core.envfile import read_environment
 
         return read_environment(self.layout.env_file) or DEFAULT_ENVIRONMENT
 

@@ -17,6 +17,7 @@ from mstore.cli.common import (
     ref_option,
     render_move,
 )
+from mstore.workflow.policy import PRODUCTION
 
 
 def register(app: typer.Typer) -> None:
@@ -41,7 +42,7 @@ def checkout(
 def promote(
     ctx: typer.Context,
     source: Annotated[str, ref_argument("Revision to promote (e.g. staging).", metavar="REV")],
-    to: Annotated[str, ref_option("--to", help="Ref to move.")] = "production",
+    to: Annotated[str, ref_option("--to", help="Ref to move.")] = PRODUCTION,
     archive_as: Annotated[
         str | None,
         typer.Option(
@@ -101,7 +102,7 @@ def promote(
 
 def rollback(
     ctx: typer.Context,
-    ref: Annotated[str, ref_argument("Ref to move back.")] = "production",
+    ref: Annotated[str, ref_argument("Ref to move back.")] = PRODUCTION,
     to: Annotated[
         str | None,
         ref_option("--to", metavar="REV", help="Revision to move to (default: REF@{1})."),

@@ -185,8 +185,9 @@ def log(
     """History of ref moves, newest first (all refs when none is named)."""
     if metric is not None:
         from mstore.cli.metric_chart import show_metric_history
+        from mstore.workflow.policy import PRODUCTION
 
-        show_metric_history(ctx, ref or "production", metric, limit, as_json)
+        show_metric_history(ctx, ref or PRODUCTION, metric, limit, as_json)
         return
     from mstore.ops.show import log as run
 

@@ -25,6 +25,7 @@ from mstore.core.gates import Gate, Verdict, evaluate_all, parse_gate
 from mstore.core.refs import check_ref_name
 from mstore.errors import MstoreError, NotFoundError, RefusedError, UsageError
 from mstore.repo import Repo
+from mstore.workflow.policy import PRODUCTION
 
 OVERRIDE_FLAG = "--override-gates"
 _NOT_A_NUMBER = re.compile(r"""["'].*|true|false|yes|no|null|none""", re.IGNORECASE)
@@ -37,7 +38,7 @@ def parse_rule(text: str) -> Gate:
     if isinstance(gate.operand, str) and _NOT_A_NUMBER.fullmatch(gate.operand):
         raise UsageError(
             f"gate {text!r} compares {gate.metric} with {gate.operand}; gates compare numbers: "
-            f"with a number (final_val_mae<=6) or a revision's metric (final_val_mae<=production)"
+            f"with a number (final_val_mae<=6) or a revision's metric (final_val_mae<={PRODUCTION})"
         )
     return gate
 

@@ -8,9 +8,7 @@
 
 from __future__ import annotations
 
-import datetime
-import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 
 from mstore.core import envfile
 from mstore.core.gates import Gate
@@ -20,10 +18,7 @@ from mstore.ops.gating import GateCheck, check_promote
 from mstore.ops.moves import MoveResult, check_expected, existing_ref, result_of
 from mstore.repo import Repo
 from mstore.transaction import RefUpdate, Transaction, apply
-from mstore.workflow import hooks
-
-_VERSION = re.compile(r"^(v\d+)")
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
+from mstore.workflow import hooks, policy
 
 
 def checkout(repo: Repo, ref: str, dry_run: bool = False) -> MoveResult:
@@ -34,7 +29,7 @@ def checkout(repo: Repo, ref: str, dry_run: bool = False) -> MoveResult:
         if current is None:
             raise NotFoundError(
                 f"{ref!r} is not a ref (see `mstore list`); to serve another revision, move a "
-                f"ref to it, e.g. `mstore rollback production --to REV`"
+                f"ref to it, e.g. `mstore rollback {policy.PRODUCTION} --to REV`"
             )
         previous = repo.active_environment()
         repairs = False
@@ -76,28 +71,15 @@ def post_switch(repo: Repo, result: MoveResult, ref: str, old: str | None, new: 
 
 
 def default_archive_name(repo: Repo, manifest_id: str) -> str:
-    """`archive/<vN>_<date>` for a version leaving production, as the seed names them."""
+    """The policy's name for version `manifest_id` leaving production (policy.archive_name)."""
     metadata = repo.manifest(manifest_id).metadata or {}
-    version = str(metadata.get("version") or "")
-    match = _VERSION.match(version)
-    label = (
-        match.group(1)
-        if match
-        else f"v{len([n for n in repo.refs.names() if n.startswith('archive/')]) + 1}"
-    )
-    date = repo.deployments([manifest_id]).get(manifest_id)
-    for key in ("deployed_date", "created_date"):
-        value = metadata.get(key)
-        if date is None and isinstance(value, str) and _DATE.match(value):
-            date = value[:10]
-    if date is None:
-        date = datetime.date.today().isoformat()
-    return f"archive/{label}_{date}"
+    deployed = repo.deployments([manifest_id]).get(manifest_id)
+    return policy.archive_name(metadata, repo.refs.names(), deployed)
 
 
 def _free_archive_name(repo: Repo, base: str, manifest_id: str) -> tuple[str, bool]:
     """(name, already archived): `base`, or `base-2`, `base-3`... if taken by another version."""
-    for name in _candidates(base):
+    for name in policy.archive_names(base):
         existing = repo.refs.read(name)
         if existing == manifest_id:
             return name, True
@@ -107,18 +89,10 @@ def _free_archive_name(repo: Repo, base: str, manifest_id: str) -> tuple[str, bo
     raise AssertionError("unreachable")
 
 
-def _candidates(base: str) -> Iterator[str]:
-    yield base
-    n = 2
-    while True:
-        yield f"{base}-{n}"
-        n += 1
-
-
 def promote(
     repo: Repo,
     source: str,
-    target: str = "production",
+    target: str = policy.PRODUCTION,
     archive_as: str | None = None,
     expect: str | None = None,
     dry_run: bool = False,
@@ -136,7 +110,7 @@ def promote(
     """
     check_ref_name(target)
     if archive_as is not None:
-        archive_as = archive_as if archive_as.startswith("archive/") else f"archive/{archive_as}"
+        archive_as = policy.archive_ref(archive_as)
         check_ref_name(archive_as)
     with repo.locked_unless(dry_run, "promote"):
         candidate = repo.resolve(source)
@@ -221,7 +195,7 @@ def _pre_promote(
 
 def rollback(
     repo: Repo,
-    ref: str = "production",
+    ref: str = policy.PRODUCTION,
     to: str | None = None,
     expect: str | None = None,
     dry_run: bool = False,
