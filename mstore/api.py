@@ -31,7 +31,7 @@ from mstore.ops import commit as commit_ops
 from mstore.ops import diff as diff_ops
 from mstore.ops import metrics, switch, tensor_diff
 from mstore.ops import show as inspect
-from mstore.ops.commit import CommitResult
+from mstore.ops.commit import CommitOptions, CommitResult
 from mstore.ops.diff import Diff
 from mstore.ops.gating import parse_rule
 from mstore.ops.metrics import MetricHistory
@@ -78,7 +78,8 @@ class Store:
             if not directory.is_dir():
                 raise InvalidInputError(f"{directory} is not a directory; nothing to commit")
             fsutil.atomic_write(directory / METADATA_FILE, data)
-        return commit_ops.commit(self.repo, directory, ref, message=message, expect=expect)
+        options = CommitOptions(message=message, expect=expect)
+        return commit_ops.commit(self.repo, directory, ref, options=options)
 
     def promote(
         self,
@@ -93,17 +94,14 @@ class Store:
         """Archive `target`, move it to `source`'s version, make it the active one. The
         target's kept gates and `require` (rules like `final_val_mae<=production`) must
         pass, else GateRefusedError and nothing changes; the pre-promote hook runs after."""
-        rules = [parse_rule(text) for text in require]
-        return switch.promote(
-            self.repo,
-            source,
-            target,
+        options = switch.PromoteOptions(
             archive_as=archive_as,
             expect=expect,
             message=message,
-            require=rules,
+            require=tuple(parse_rule(text) for text in require),
             override_gates=override_gates,
         )
+        return switch.promote(self.repo, source, target, options=options)
 
     def rollback(
         self,

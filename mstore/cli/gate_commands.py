@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -19,6 +20,7 @@ from mstore.cli.common import (
 
 if TYPE_CHECKING:
     from mstore.ops.gating import GateCheck
+    from mstore.ops.switch import PromoteOptions
 
 
 def register(app: typer.Typer) -> None:
@@ -33,19 +35,24 @@ def register(app: typer.Typer) -> None:
 
 
 def gated_promote(
-    ctx: typer.Context, as_json: bool, options: dict[str, Any], require: list[str]
+    ctx: typer.Context,
+    as_json: bool,
+    source: str,
+    target: str,
+    options: PromoteOptions,
+    require: list[str],
 ) -> None:
     """`mstore promote`: parse the --require rules first (nothing is touched when one is
-    wrong), promote with `options` (ops.switch.promote's keywords), and show every gate's
-    verdict with the move, or with the refusal."""
+    wrong), promote `source` to `target` with `options` and those rules, and show every
+    gate's verdict with the move, or with the refusal."""
     from mstore.ops.gating import GateCheck, GateRefusedError, parse_rule
     from mstore.ops.switch import promote
 
-    rules = [parse_rule(text) for text in require]
+    options = replace(options, require=tuple(parse_rule(text) for text in require))
     checks: list[GateCheck] = []
-    dry_run = bool(options.get("dry_run"))
+    dry_run = options.dry_run
     try:
-        result = promote(open_repo(ctx), require=rules, on_gates=checks.append, **options)
+        result = promote(open_repo(ctx), source, target, options=options, on_gates=checks.append)
     except GateRefusedError as refusal:
         if as_json:
             output.emit_json(

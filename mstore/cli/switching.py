@@ -82,22 +82,17 @@ def promote(
     refuses with exit 7 unless --override-gates.
     """
     from mstore.cli.gate_commands import gated_promote
+    from mstore.ops.switch import PromoteOptions
 
-    gated_promote(
-        ctx,
-        as_json,
-        dict(
-            source=source,
-            target=to,
-            archive_as=archive_as,
-            expect=expect,
-            dry_run=dry_run,
-            message=message,
-            no_verify=no_verify,
-            override_gates=override_gates,
-        ),
-        require or [],
+    options = PromoteOptions(
+        archive_as=archive_as,
+        expect=expect,
+        message=message,
+        override_gates=override_gates,
+        no_verify=no_verify,
+        dry_run=dry_run,
     )
+    gated_promote(ctx, as_json, source, to, options, require or [])
 
 
 def rollback(

@@ -83,14 +83,16 @@ def commit(
     as_json: JsonOption = False,
 ) -> None:
     """Snapshot DIRECTORY (metadata.json becomes the version's metadata) and move --to REF."""
+    from mstore.ops.commit import CommitOptions
     from mstore.ops.commit import commit as run
 
     repo = open_repo(ctx)
+    options = CommitOptions(message=message, expect=expect, move=move, dry_run=dry_run)
     with output.byte_progress("hashing" if dry_run else "storing", session(ctx).quiet) as (
         start,
         advance,
     ):
-        result = run(repo, directory, to, message, expect, dry_run, advance, start, move=move)
+        result = run(repo, directory, to, options=options, progress=advance, on_start=start)
     if as_json:
         output.emit_json(result.to_json())
         return

@@ -36,6 +36,8 @@ from mstore.ops.moves import MoveResult, check_expected, result_of
 from mstore.repo import Repo
 from mstore.transaction import RefUpdate, Transaction, apply
 
+COMMIT = "commit"  # the log's action, and what the store lock says it is held for
+
 
 @dataclass(frozen=True)
 class SourceFile:
@@ -138,43 +140,54 @@ def _cached_bytes(repo: Repo, source: Path) -> bytes | None:
         return None
 
 
+@dataclass(frozen=True)
+class CommitOptions:
+    """How a commit goes: everything `commit` takes besides what is snapshotted to which
+    ref (OSTree's checkout options struct is the model). The CLI builds one from its
+    flags, the API from its keywords."""
+
+    message: str = ""  # the log's and the manifest's message
+    expect: str | None = None  # the ref's expected id, or "none" (compare-and-swap)
+    move: bool = False  # hand the files over: rename them into the store (same filesystem)
+    dry_run: bool = False  # hash only: nothing is written
+
+
 def commit(
     repo: Repo,
     directory: Path,
     ref: str,
-    message: str = "",
-    expect: str | None = None,
-    dry_run: bool = False,
+    *,
+    options: CommitOptions = CommitOptions(),
     progress: Progress | None = None,
     on_start: Callable[[int], None] | None = None,
-    action: str = "commit",
-    move: bool = False,
 ) -> CommitResult:
     """Snapshot `directory` and move `ref` to it (nothing moves if the content is unchanged).
 
-    With `move`, the files are handed over: renamed into the store instead of copied
-    (same filesystem), so `directory` is left without them.
+    With `options.move`, the files are handed over: renamed into the store instead of
+    copied (same filesystem), so `directory` is left without them. `on_start` hears how
+    many bytes there are before the first is read, `progress` how many each step read.
     """
     check_ref_name(ref)
     repo.refs.check_new_name(ref)
-    if move:
+    if options.move:
         _check_movable(repo, directory)
     files = scan_source(directory)
     metadata = read_metadata(files, repo)
     total = sum(f.size for f in files)
     if on_start:
         on_start(total)
-    with repo.locked_unless(dry_run, action):
+    dry_run, message = options.dry_run, options.message
+    with repo.locked_unless(dry_run, COMMIT):
         current = repo.refs.read(ref)
-        check_expected(ref, current, expect)
-        entries, new_objects = store_files(repo, files, dry_run, progress, move)
+        check_expected(ref, current, options.expect)
+        entries, new_objects = store_files(repo, files, dry_run, progress, options.move)
         manifest = Manifest(
             files=entries,
             metadata=metadata,
             lineage=Lineage(parent=current, author=author(), time=now(), message=message),
         )
         if current is not None and repo.manifest(current).same_content(manifest):
-            transaction = Transaction(action, message, [RefUpdate(ref, current, current)])
+            transaction = Transaction(COMMIT, message, [RefUpdate(ref, current, current)])
             return CommitResult(
                 result_of(transaction, None, dry_run, ["unchanged: no new version"]),
                 current,
@@ -184,7 +197,7 @@ def commit(
             )
         encoded = manifest.encode()
         manifest_id = repo.objects.put_bytes(encoded) if not dry_run else hash_bytes(encoded)
-        transaction = Transaction(action, message, [RefUpdate(ref, current, manifest_id)])
+        transaction = Transaction(COMMIT, message, [RefUpdate(ref, current, manifest_id)])
         if not dry_run:
             apply(repo, transaction)
     return CommitResult(

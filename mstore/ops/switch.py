@@ -8,7 +8,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from mstore.core import envfile
 from mstore.core.gates import Gate
@@ -89,34 +90,47 @@ def _free_archive_name(repo: Repo, base: str, manifest_id: str) -> tuple[str, bo
     raise AssertionError("unreachable")
 
 
+@dataclass(frozen=True)
+class PromoteOptions:
+    """How a promote goes: everything `promote` takes besides what moves where (OSTree's
+    checkout options struct is the model). The CLI builds one from its flags, the API
+    from its keywords."""
+
+    archive_as: str | None = None  # keep the replaced version as archive/NAME
+    expect: str | None = None  # the target's expected id, or "none" (compare-and-swap)
+    message: str = ""  # the log's message (default: "promote SOURCE to TARGET")
+    require: tuple[Gate, ...] = ()  # gates of this promote, besides the target's kept ones
+    override_gates: bool = False  # move even if gates fail; the log says which
+    no_verify: bool = False  # skip the pre-promote hook; the log says so
+    dry_run: bool = False  # plan only: nothing is written and no hook runs
+
+
 def promote(
     repo: Repo,
     source: str,
     target: str = policy.PRODUCTION,
-    archive_as: str | None = None,
-    expect: str | None = None,
-    dry_run: bool = False,
-    message: str = "",
-    no_verify: bool = False,
-    require: Sequence[Gate] = (),
-    override_gates: bool = False,
+    *,
+    options: PromoteOptions = PromoteOptions(),
     on_gates: Callable[[GateCheck], None] | None = None,
 ) -> MoveResult:
     """Archive the current `target`, move `target` to `source`'s manifest, set .env.
 
     The pre-promote hook (if installed) sees the candidate's view first and can veto;
-    `no_verify` skips it, and the log entry says so. Before it, the target's kept gates
-    and `require` are checked (ops.gating); `on_gates` receives their verdicts.
+    `options.no_verify` skips it, and the log entry says so. Before it, the target's kept
+    gates and `options.require` are checked (ops.gating); `on_gates` receives their
+    verdicts.
     """
     check_ref_name(target)
+    archive_as = options.archive_as
     if archive_as is not None:
         archive_as = policy.archive_ref(archive_as)
         check_ref_name(archive_as)
+    dry_run = options.dry_run
     with repo.locked_unless(dry_run, "promote"):
         candidate = repo.resolve(source)
         repo.manifest(candidate)  # validate the candidate before anything is written
         current = repo.refs.read(target)
-        check_expected(target, current, expect)
+        check_expected(target, current, options.expect)
         if current is None:
             repo.refs.check_new_name(target)
         updates: list[RefUpdate] = []
@@ -124,39 +138,30 @@ def promote(
         if current == candidate:
             notes.append(f"{target} already is {candidate[:12]}; nothing to promote")
         else:
-            if current is not None:
-                if archive_as is not None:
-                    existing = repo.refs.read(archive_as)
-                    if existing not in (None, current):
-                        raise RefusedError(
-                            f"{archive_as} already names another version ({existing[:12]}); "
-                            f"choose another --archive-as"
-                        )
-                    name, archived = archive_as, existing == current
-                    if not archived:
-                        repo.refs.check_new_name(name)
-                else:
-                    name, archived = _free_archive_name(
-                        repo, default_archive_name(repo, current), current
-                    )
-                if archived:
-                    notes.append(f"{target}'s version is already kept as {name}")
-                else:
-                    updates.append(RefUpdate(name, None, current))
+            keep = _keep_replaced(repo, target, current, archive_as, notes) if current else None
+            if keep is not None:
+                updates.append(keep)
             updates.append(RefUpdate(target, current, candidate))
         gates = check_promote(
-            repo, source, target, candidate, current, require, override_gates, bool(updates)
+            repo,
+            source,
+            target,
+            candidate,
+            current,
+            options.require,
+            override=options.override_gates,
+            moving=bool(updates),
         )
         if on_gates is not None:
             on_gates(gates)
-        text = message or f"promote {source} to {target}"
+        text = options.message or f"promote {source} to {target}"
         text += gates.log_note()
         hook = hooks.hook_path(repo.layout, hooks.PRE_PROMOTE)
-        if hook is not None and no_verify and updates:
+        if hook is not None and options.no_verify and updates:
             text += " [pre-promote hook skipped: --no-verify]"
         transaction = Transaction("promote", text, updates, environment=target)
         result = result_of(transaction, repo.active_environment(), dry_run, notes)
-        if hook is not None and updates and not no_verify:
+        if hook is not None and updates and not options.no_verify:
             if dry_run:
                 result.notes.append("the pre-promote hook would run before the move")
             else:
@@ -168,6 +173,29 @@ def promote(
     if not dry_run and result.changed:
         post_switch(repo, result, target, current, candidate)
     return result
+
+
+def _keep_replaced(
+    repo: Repo, target: str, current: str, archive_as: str | None, notes: list[str]
+) -> RefUpdate | None:
+    """The archive ref that keeps `target`'s version `current` (`archive_as`, else the
+    policy's name), or None if one already does (said in `notes`)."""
+    if archive_as is not None:
+        existing = repo.refs.read(archive_as)
+        if existing not in (None, current):
+            raise RefusedError(
+                f"{archive_as} already names another version ({existing[:12]}); "
+                f"choose another --archive-as"
+            )
+        name, archived = archive_as, existing == current
+        if not archived:
+            repo.refs.check_new_name(name)
+    else:
+        name, archived = _free_archive_name(repo, default_archive_name(repo, current), current)
+    if archived:
+        notes.append(f"{target}'s version is already kept as {name}")
+        return None
+    return RefUpdate(name, None, current)
 
 
 def _pre_promote(

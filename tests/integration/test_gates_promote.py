@@ -16,7 +16,7 @@ from mstore.core.gates import parse_gate
 from mstore.errors import RefusedError
 from mstore.ops.commit import commit
 from mstore.ops.gating import GateCheck, GateRefusedError, add_gate, check_promote
-from mstore.ops.switch import promote
+from mstore.ops.switch import PromoteOptions, promote
 from mstore.repo import Repo
 from tests.helpers import assert_consistent, store_digest, write_version
 
@@ -241,11 +241,15 @@ def test_gates_run_before_the_pre_promote_hook(
     hook.chmod(0o755)
 
     with pytest.raises(GateRefusedError) as caught:
-        promote(repo, "staging", require=[parse_gate("final_val_mae<=production")])
+        promote(
+            repo,
+            "staging",
+            options=PromoteOptions(require=(parse_gate("final_val_mae<=production"),)),
+        )
 
     assert isinstance(caught.value, RefusedError) and caught.value.exit_code == 7
     assert not record.exists(), "the hook ran although a gate failed"
-    promote(repo, "staging", require=[parse_gate("final_val_mae<=7")])
+    promote(repo, "staging", options=PromoteOptions(require=(parse_gate("final_val_mae<=7"),)))
     assert record.exists()
 
 
@@ -260,7 +264,10 @@ def test_gates_are_checked_under_the_lock_against_the_versions_moved(
     checks: list[GateCheck] = []
 
     result = promote(
-        opened, "staging", require=[parse_gate("final_val_mae<production")], on_gates=checks.append
+        opened,
+        "staging",
+        options=PromoteOptions(require=(parse_gate("final_val_mae<production"),)),
+        on_gates=checks.append,
     )
     assert checks[0].verdicts[0].reference == 6.5 and checks[0].passed
     assert result.changed
@@ -274,7 +281,12 @@ def test_gates_are_checked_under_the_lock_against_the_versions_moved(
 
 def test_a_gate_against_a_target_that_does_not_exist_fails(repo: Repo, ids: dict[str, str]) -> None:
     with pytest.raises(GateRefusedError, match="canary does not exist yet"):
-        promote(repo, "staging", "canary", require=[parse_gate("final_val_mae<=canary")])
+        promote(
+            repo,
+            "staging",
+            "canary",
+            options=PromoteOptions(require=(parse_gate("final_val_mae<=canary"),)),
+        )
     assert repo.refs.read("canary") is None
 
 
