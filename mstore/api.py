@@ -66,10 +66,13 @@ class Store:
         message: str = "",
         metadata: Mapping[str, Any] | None = None,
         expect: str | None = None,
+        override_gates: bool = False,
     ) -> CommitResult:
         """Snapshot `directory` and move `ref` to it. `metadata`, when given, is written
         to `directory/metadata.json` first (replacing one there) and becomes the
-        version's metadata; `expect` is the ref's expected current id (compare-and-swap)."""
+        version's metadata; `expect` is the ref's expected current id (compare-and-swap).
+        A `ref` with kept gates moves only if the version passes them (GateRefusedError,
+        nothing stored), unless `override_gates`."""
         directory = Path(directory)
         if metadata is not None:
             document = dict(metadata)
@@ -78,7 +81,7 @@ class Store:
             if not directory.is_dir():
                 raise InvalidInputError(f"{directory} is not a directory; nothing to commit")
             fsutil.atomic_write(directory / METADATA_FILE, data)
-        options = CommitOptions(message=message, expect=expect)
+        options = CommitOptions(message=message, expect=expect, override_gates=override_gates)
         return commit_ops.commit(self.repo, directory, ref, options=options)
 
     def promote(

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 def register(app: typer.Typer) -> None:
     """Add the `gate` group (add, list, remove) to `app`."""
     gate_app = typer.Typer(
-        help="Keep gates: rules every promote to a ref must pass.", no_args_is_help=True
+        help="Keep gates: rules every move onto a ref must pass.", no_args_is_help=True
     )
     add_command(gate_app, "add", gate_add)
     add_command(gate_app, "list", gate_list)
@@ -85,7 +85,7 @@ def render_verdicts(check: GateCheck) -> None:
 
 def gate_add(
     ctx: typer.Context,
-    ref: Annotated[str, ref_argument("Ref whose promotes the gate checks (e.g. production).")],
+    ref: Annotated[str, ref_argument("Ref whose moves the gate checks (e.g. production).")],
     rule: Annotated[
         str,
         typer.Argument(
@@ -95,7 +95,7 @@ def gate_add(
     dry_run: DryRunOption = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Keep RULE: every promote to REF must pass it (kept in .mstore/config)."""
+    """Keep RULE: every move onto REF (promote, commit, rename) must pass it (in .mstore/config)."""
     from mstore.ops.gating import add_gate
 
     _render_edit(add_gate(open_repo(ctx), ref, rule, dry_run), as_json)
@@ -108,7 +108,7 @@ def gate_remove(
     dry_run: DryRunOption = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Stop checking RULE on promotes to REF."""
+    """Stop checking RULE on moves onto REF."""
     from mstore.ops.gating import remove_gate
 
     _render_edit(remove_gate(open_repo(ctx), ref, rule, dry_run), as_json)

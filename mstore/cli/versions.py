@@ -13,6 +13,7 @@ from mstore.cli.common import (
     ExpectOption,
     JsonOption,
     MessageOption,
+    OverrideGatesOption,
     add_command,
     open_repo,
     ref_argument,
@@ -79,15 +80,24 @@ def commit(
             "(same filesystem; DIRECTORY is emptied).",
         ),
     ] = False,
+    override_gates: OverrideGatesOption = False,
     dry_run: DryRunOption = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Snapshot DIRECTORY (metadata.json becomes the version's metadata) and move --to REF."""
+    """Snapshot DIRECTORY (metadata.json becomes the version's metadata) and move --to REF.
+
+    REF's kept gates must pass (exit 7, nothing stored), unless --override-gates."""
     from mstore.ops.commit import CommitOptions
     from mstore.ops.commit import commit as run
 
     repo = open_repo(ctx)
-    options = CommitOptions(message=message, expect=expect, move=move, dry_run=dry_run)
+    options = CommitOptions(
+        message=message,
+        expect=expect,
+        move=move,
+        override_gates=override_gates,
+        dry_run=dry_run,
+    )
     with output.byte_progress("hashing" if dry_run else "storing", session(ctx).quiet) as (
         start,
         advance,

@@ -7,7 +7,7 @@
 `format` is the on-disk format version; a store written by a newer mstore is refused
 rather than misread. `remotes` (name -> URL, see docs/REMOTES.md) is optional and only
 written when a remote is configured, so configs without remotes keep their bytes.
-`gates` (ref -> the rules every promote to that ref must pass, in canonical text, see
+`gates` (ref -> the rules every move onto that ref must pass, in canonical text, see
 mstore.core.gates) likewise only when a gate is kept.
 `protection` (`immutable` or `modes`: how objects shared with hardlinked views are
 guarded, docs/FORMAT.md "Link modes") and `link_reason` (why `auto` chose the link

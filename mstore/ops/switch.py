@@ -15,7 +15,7 @@ from mstore.core import envfile
 from mstore.core.gates import Gate
 from mstore.core.refs import check_ref_name
 from mstore.errors import NotFoundError, RefusedError, UsageError
-from mstore.ops.gating import GateCheck, check_promote
+from mstore.ops.gating import GateCheck, check_move, enforce, rollback_note
 from mstore.ops.moves import MoveResult, check_expected, existing_ref, result_of
 from mstore.repo import Repo
 from mstore.transaction import RefUpdate, Transaction, apply
@@ -142,16 +142,12 @@ def promote(
             if keep is not None:
                 updates.append(keep)
             updates.append(RefUpdate(target, current, candidate))
-        gates = check_promote(
-            repo,
-            source,
-            target,
-            candidate,
-            current,
-            options.require,
-            override=options.override_gates,
-            moving=bool(updates),
-        )
+        gates = GateCheck()  # a promote that moves nothing checks nothing
+        if updates:
+            metadata = repo.manifest(candidate).metadata
+            check = check_move(repo, target, current, lambda: metadata, options.require)
+            move = f"promoting {source} to {target}"
+            gates = enforce(check, options.override_gates, move, "promote")
         if on_gates is not None:
             on_gates(gates)
         text = options.message or f"promote {source} to {target}"
@@ -229,7 +225,10 @@ def rollback(
     dry_run: bool = False,
     message: str = "",
 ) -> MoveResult:
-    """Move `ref` to its previous value in the log (`ref@{1}`), or to revision `to`."""
+    """Move `ref` to its previous value in the log (`ref@{1}`), or to revision `to`.
+
+    The one move onto a ref its gates do not guard: the log message names the gates
+    passed by (ops.gating.rollback_note)."""
     check_ref_name(ref)
     with repo.locked_unless(dry_run, "rollback"):
         current = existing_ref(repo, ref, expect, "; nothing to roll back")
@@ -243,9 +242,10 @@ def rollback(
                     f"ref {ref!r} has no previous value in the log; name one with --to REV"
                 ) from None
         notes = [] if target != current else [f"{ref} already is {target[:12]}"]
-        transaction = Transaction(
-            "rollback", message or f"rollback {ref}", [RefUpdate(ref, current, target)]
-        )
+        # Exempt from the ref's gates (going back to a value it held is the emergency
+        # path), but never silently: the log says the gates were passed by.
+        text = (message or f"rollback {ref}") + rollback_note(repo, ref)
+        transaction = Transaction("rollback", text, [RefUpdate(ref, current, target)])
         result = result_of(transaction, None, dry_run, notes)
         if not dry_run:
             apply(repo, transaction)
