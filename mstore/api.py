@@ -26,6 +26,7 @@ import orjson
 from mstore.core import fsutil
 from mstore.core.history import LogEntry
 from mstore.core.manifests import METADATA_FILE, check_metadata
+from mstore.core.view_ids import LinkMode
 from mstore.errors import InvalidInputError
 from mstore.ops import commit as commit_ops
 from mstore.ops import diff as diff_ops
@@ -164,7 +165,7 @@ def open(path: Path | str | None = None) -> Store:
     return Store(Repo.discover(store=None if path is None else str(path)))
 
 
-def init(path: Path | str, link_mode: str = "auto") -> Store:
+def init(path: Path | str, link_mode: str = LinkMode.AUTO) -> Store:
     """Create a store in `path` (idempotent: an existing store is opened)."""
     repo, _ = Repo.init(Path(path), link_mode=link_mode)
     return Store(repo)
