@@ -26,12 +26,13 @@ import orjson
 from mstore.core import fsutil
 from mstore.core.history import LogEntry
 from mstore.core.manifests import METADATA_FILE, check_metadata
+from mstore.core.view_ids import LinkMode
 from mstore.errors import InvalidInputError
 from mstore.ops import commit as commit_ops
 from mstore.ops import diff as diff_ops
 from mstore.ops import metrics, switch, tensor_diff
 from mstore.ops import show as inspect
-from mstore.ops.commit import CommitResult
+from mstore.ops.commit import CommitOptions, CommitResult
 from mstore.ops.diff import Diff
 from mstore.ops.gating import parse_rule
 from mstore.ops.metrics import MetricHistory
@@ -40,6 +41,7 @@ from mstore.ops.show import Info, RefSummary
 from mstore.ops.tensor_diff import TensorDiffReport
 from mstore.repo import Repo
 from mstore.settings import Settings
+from mstore.workflow.policy import PRODUCTION, STAGING
 
 
 class Store:
@@ -65,10 +67,13 @@ class Store:
         message: str = "",
         metadata: Mapping[str, Any] | None = None,
         expect: str | None = None,
+        override_gates: bool = False,
     ) -> CommitResult:
         """Snapshot `directory` and move `ref` to it. `metadata`, when given, is written
         to `directory/metadata.json` first (replacing one there) and becomes the
-        version's metadata; `expect` is the ref's expected current id (compare-and-swap)."""
+        version's metadata; `expect` is the ref's expected current id (compare-and-swap).
+        A `ref` with kept gates moves only if the version passes them (GateRefusedError,
+        nothing stored), unless `override_gates`."""
         directory = Path(directory)
         if metadata is not None:
             document = dict(metadata)
@@ -77,12 +82,13 @@ class Store:
             if not directory.is_dir():
                 raise InvalidInputError(f"{directory} is not a directory; nothing to commit")
             fsutil.atomic_write(directory / METADATA_FILE, data)
-        return commit_ops.commit(self.repo, directory, ref, message=message, expect=expect)
+        options = CommitOptions(message=message, expect=expect, override_gates=override_gates)
+        return commit_ops.commit(self.repo, directory, ref, options=options)
 
     def promote(
         self,
-        source: str = "staging",
-        target: str = "production",
+        source: str = STAGING,
+        target: str = PRODUCTION,
         message: str = "",
         require: Sequence[str] = (),
         override_gates: bool = False,
@@ -92,21 +98,18 @@ class Store:
         """Archive `target`, move it to `source`'s version, make it the active one. The
         target's kept gates and `require` (rules like `final_val_mae<=production`) must
         pass, else GateRefusedError and nothing changes; the pre-promote hook runs after."""
-        rules = [parse_rule(text) for text in require]
-        return switch.promote(
-            self.repo,
-            source,
-            target,
+        options = switch.PromoteOptions(
             archive_as=archive_as,
             expect=expect,
             message=message,
-            require=rules,
+            require=tuple(parse_rule(text) for text in require),
             override_gates=override_gates,
         )
+        return switch.promote(self.repo, source, target, options=options)
 
     def rollback(
         self,
-        ref: str = "production",
+        ref: str = PRODUCTION,
         to: str | None = None,
         message: str = "",
         expect: str | None = None,
@@ -162,7 +165,7 @@ def open(path: Path | str | None = None) -> Store:
     return Store(Repo.discover(store=None if path is None else str(path)))
 
 
-def init(path: Path | str, link_mode: str = "auto") -> Store:
+def init(path: Path | str, link_mode: str = LinkMode.AUTO) -> Store:
     """Create a store in `path` (idempotent: an existing store is opened)."""
     repo, _ = Repo.init(Path(path), link_mode=link_mode)
     return Store(repo)

@@ -26,6 +26,7 @@ from mstore.core.log_index import LogIndex
 from mstore.core.manifests import METADATA_FILE, Manifest, decode_manifest, starts_like_manifest
 from mstore.core.objects import ObjectStore
 from mstore.core.refs import MAX_REFLOG_DIGITS, RefStore, check_ref_name, split_reflog
+from mstore.core.view_ids import LinkMode
 from mstore.errors import (
     AmbiguousRevisionError,
     InvalidInputError,
@@ -35,7 +36,12 @@ from mstore.errors import (
 )
 from mstore.transaction import recover
 from mstore.views.build import Views, ViewSpec
-from mstore.workflow.policy import DEPLOYMENTS_INDEX, deployment, render_metadata
+from mstore.workflow.policy import (
+    DEFAULT_ENVIRONMENT,
+    DEPLOYMENTS_INDEX,
+    deployment,
+    render_metadata,
+)
 
 STORE_ENVIRONMENT = "MSTORE_DIR"
 MIN_PREFIX = 6
@@ -70,29 +76,26 @@ class Repo:
     # -- opening ---------------------------------------------------------------
 
     @classmethod
-    def init(cls, root: Path, link_mode: str = "auto") -> tuple[Repo, bool]:
+    def init(cls, root: Path, link_mode: str = LinkMode.AUTO) -> tuple[Repo, bool]:
         """Create the store under `root` if absent; return (repo, created). `auto` is
         probed here, once, and the concrete mode recorded with its reason."""
         from mstore.views.link_choice import choose
+        from mstore.views.links import reflink_works
 
         layout = Layout(root.resolve())
         created = not layout.config.exists()
         if created:
-            Views(layout, ObjectStore(layout), link_mode)  # validates the mode
+            mode = LinkMode.parse(link_mode)
             fsutil.makedirs_durable(layout.store)
             for directory in (layout.objects, layout.refs, layout.views, layout.tmp):
                 fsutil.makedirs_durable(directory)
-            if (
-                link_mode == "reflink"
-                and Views(layout, ObjectStore(layout), link_mode).resolve_auto_for("reflink")
-                != "reflink"
-            ):
+            if mode == LinkMode.REFLINK and not reflink_works(layout):
                 shutil.rmtree(layout.store)
                 raise RefusedError(
                     f"link mode reflink is not supported by the filesystem of {layout.root} "
                     f"(XFS and btrfs support it); use --link-mode auto or copy"
                 )
-            choice = choose(layout, link_mode)
+            choice = choose(layout, mode)
             fsutil.makedirs_durable(layout.models)
             # The config is written last: its presence is what makes a store a store.
             write_config(
@@ -243,7 +246,7 @@ class Repo:
         return True
 
     def active_environment(self) -> str:
-        from mstore.core.envfile import DEFAULT_ENVIRONMENT, read_environment
+        from mstore.core.envfile import read_environment
 
         return read_environment(self.layout.env_file) or DEFAULT_ENVIRONMENT
 

@@ -43,9 +43,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mstore.core.envfile import DEFAULT_ENVIRONMENT, VARIABLE, read_environment
+from mstore.core.envfile import VARIABLE, read_environment
 from mstore.core.layout import ENV_FILE_NAME, MODELS_DIR_NAME, STORE_DIR_NAME
 from mstore.errors import InvalidInputError, NotFoundError, UsageError
+from mstore.workflow.policy import DEFAULT_ENVIRONMENT
 
 if TYPE_CHECKING:
     from mstore.reading.loading import Listing, Verify

@@ -94,6 +94,12 @@ ExpectOption = Annotated[
 MessageOption = Annotated[
     str, typer.Option("--message", "-m", metavar="MSG", help="Why, recorded in the log.")
 ]
+OverrideGatesOption = Annotated[
+    bool,
+    typer.Option(
+        "--override-gates", help="Move the ref even if its gates fail (recorded in the log)."
+    ),
+]
 LinkModeOption = Annotated[
     str,
     typer.Option(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -19,12 +20,13 @@ from mstore.cli.common import (
 
 if TYPE_CHECKING:
     from mstore.ops.gating import GateCheck
+    from mstore.ops.switch import PromoteOptions
 
 
 def register(app: typer.Typer) -> None:
     """Add the `gate` group (add, list, remove) to `app`."""
     gate_app = typer.Typer(
-        help="Keep gates: rules every promote to a ref must pass.", no_args_is_help=True
+        help="Keep gates: rules every move onto a ref must pass.", no_args_is_help=True
     )
     add_command(gate_app, "add", gate_add)
     add_command(gate_app, "list", gate_list)
@@ -33,19 +35,24 @@ def register(app: typer.Typer) -> None:
 
 
 def gated_promote(
-    ctx: typer.Context, as_json: bool, options: dict[str, Any], require: list[str]
+    ctx: typer.Context,
+    as_json: bool,
+    source: str,
+    target: str,
+    options: PromoteOptions,
+    require: list[str],
 ) -> None:
     """`mstore promote`: parse the --require rules first (nothing is touched when one is
-    wrong), promote with `options` (ops.switch.promote's keywords), and show every gate's
-    verdict with the move, or with the refusal."""
+    wrong), promote `source` to `target` with `options` and those rules, and show every
+    gate's verdict with the move, or with the refusal."""
     from mstore.ops.gating import GateCheck, GateRefusedError, parse_rule
     from mstore.ops.switch import promote
 
-    rules = [parse_rule(text) for text in require]
+    options = replace(options, require=tuple(parse_rule(text) for text in require))
     checks: list[GateCheck] = []
-    dry_run = bool(options.get("dry_run"))
+    dry_run = options.dry_run
     try:
-        result = promote(open_repo(ctx), require=rules, on_gates=checks.append, **options)
+        result = promote(open_repo(ctx), source, target, options=options, on_gates=checks.append)
     except GateRefusedError as refusal:
         if as_json:
             output.emit_json(
@@ -78,7 +85,7 @@ def render_verdicts(check: GateCheck) -> None:
 
 def gate_add(
     ctx: typer.Context,
-    ref: Annotated[str, ref_argument("Ref whose promotes the gate checks (e.g. production).")],
+    ref: Annotated[str, ref_argument("Ref whose moves the gate checks (e.g. production).")],
     rule: Annotated[
         str,
         typer.Argument(
@@ -88,7 +95,7 @@ def gate_add(
     dry_run: DryRunOption = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Keep RULE: every promote to REF must pass it (kept in .mstore/config)."""
+    """Keep RULE: every move onto REF (promote, commit, rename) must pass it (in .mstore/config)."""
     from mstore.ops.gating import add_gate
 
     _render_edit(add_gate(open_repo(ctx), ref, rule, dry_run), as_json)
@@ -101,7 +108,7 @@ def gate_remove(
     dry_run: DryRunOption = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Stop checking RULE on promotes to REF."""
+    """Stop checking RULE on moves onto REF."""
     from mstore.ops.gating import remove_gate
 
     _render_edit(remove_gate(open_repo(ctx), ref, rule, dry_run), as_json)

@@ -126,12 +126,13 @@ def pull(
     from mstore.errors import UsageError
     from mstore.ops.switch import checkout as checkout_ref
     from mstore.transfer.verbs import pull as run
+    from mstore.workflow.policy import PRODUCTION
 
     repo = open_repo(ctx)
     label, remote, refs = _remote_for(repo, words)
     if checkout and len(refs) != 1:
         raise UsageError(
-            "--checkout needs exactly one REF, e.g. `mstore pull production --checkout`"
+            f"--checkout needs exactly one REF, e.g. `mstore pull {PRODUCTION} --checkout`"
         )
     try:
         with output.byte_progress("pulling", session(ctx).quiet) as (start, advance):

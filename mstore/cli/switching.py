@@ -17,6 +17,7 @@ from mstore.cli.common import (
     ref_option,
     render_move,
 )
+from mstore.workflow.policy import PRODUCTION
 
 
 def register(app: typer.Typer) -> None:
@@ -41,7 +42,7 @@ def checkout(
 def promote(
     ctx: typer.Context,
     source: Annotated[str, ref_argument("Revision to promote (e.g. staging).", metavar="REV")],
-    to: Annotated[str, ref_option("--to", help="Ref to move.")] = "production",
+    to: Annotated[str, ref_option("--to", help="Ref to move.")] = PRODUCTION,
     archive_as: Annotated[
         str | None,
         typer.Option(
@@ -81,27 +82,22 @@ def promote(
     refuses with exit 7 unless --override-gates.
     """
     from mstore.cli.gate_commands import gated_promote
+    from mstore.ops.switch import PromoteOptions
 
-    gated_promote(
-        ctx,
-        as_json,
-        dict(
-            source=source,
-            target=to,
-            archive_as=archive_as,
-            expect=expect,
-            dry_run=dry_run,
-            message=message,
-            no_verify=no_verify,
-            override_gates=override_gates,
-        ),
-        require or [],
+    options = PromoteOptions(
+        archive_as=archive_as,
+        expect=expect,
+        message=message,
+        override_gates=override_gates,
+        no_verify=no_verify,
+        dry_run=dry_run,
     )
+    gated_promote(ctx, as_json, source, to, options, require or [])
 
 
 def rollback(
     ctx: typer.Context,
-    ref: Annotated[str, ref_argument("Ref to move back.")] = "production",
+    ref: Annotated[str, ref_argument("Ref to move back.")] = PRODUCTION,
     to: Annotated[
         str | None,
         ref_option("--to", metavar="REV", help="Revision to move to (default: REF@{1})."),

@@ -12,6 +12,7 @@ from mstore.cli.common import (
     ExpectOption,
     JsonOption,
     MessageOption,
+    OverrideGatesOption,
     add_command,
     finite,
     open_repo,
@@ -216,10 +217,16 @@ def ref_rename(
     new: Annotated[str, typer.Argument(metavar="NEW", help="New name.")],
     message: MessageOption = "",
     expect: ExpectOption = None,
+    override_gates: OverrideGatesOption = False,
     dry_run: DryRunOption = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Rename a ref (MODEL_ENVIRONMENT follows if it was the active one)."""
+    """Rename a ref (MODEL_ENVIRONMENT follows if it was the active one).
+
+    A NEW with kept gates is taken only by a version that passes them (exit 7 otherwise,
+    unless --override-gates).
+    """
     from mstore.ops.ref_edits import rename_ref
 
-    render_move(ctx, rename_ref(open_repo(ctx), old, new, expect, dry_run, message), as_json)
+    result = rename_ref(open_repo(ctx), old, new, expect, dry_run, message, override_gates)
+    render_move(ctx, result, as_json)

@@ -13,6 +13,7 @@ from mstore.cli.common import (
     ExpectOption,
     JsonOption,
     MessageOption,
+    OverrideGatesOption,
     add_command,
     open_repo,
     ref_argument,
@@ -79,18 +80,29 @@ def commit(
             "(same filesystem; DIRECTORY is emptied).",
         ),
     ] = False,
+    override_gates: OverrideGatesOption = False,
     dry_run: DryRunOption = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Snapshot DIRECTORY (metadata.json becomes the version's metadata) and move --to REF."""
+    """Snapshot DIRECTORY (metadata.json becomes the version's metadata) and move --to REF.
+
+    REF's kept gates must pass (exit 7, nothing stored), unless --override-gates."""
+    from mstore.ops.commit import CommitOptions
     from mstore.ops.commit import commit as run
 
     repo = open_repo(ctx)
+    options = CommitOptions(
+        message=message,
+        expect=expect,
+        move=move,
+        override_gates=override_gates,
+        dry_run=dry_run,
+    )
     with output.byte_progress("hashing" if dry_run else "storing", session(ctx).quiet) as (
         start,
         advance,
     ):
-        result = run(repo, directory, to, message, expect, dry_run, advance, start, move=move)
+        result = run(repo, directory, to, options=options, progress=advance, on_start=start)
     if as_json:
         output.emit_json(result.to_json())
         return
@@ -185,8 +197,9 @@ def log(
     """History of ref moves, newest first (all refs when none is named)."""
     if metric is not None:
         from mstore.cli.metric_chart import show_metric_history
+        from mstore.workflow.policy import PRODUCTION
 
-        show_metric_history(ctx, ref or "production", metric, limit, as_json)
+        show_metric_history(ctx, ref or PRODUCTION, metric, limit, as_json)
         return
     from mstore.ops.show import log as run
 

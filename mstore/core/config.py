@@ -7,7 +7,7 @@
 `format` is the on-disk format version; a store written by a newer mstore is refused
 rather than misread. `remotes` (name -> URL, see docs/REMOTES.md) is optional and only
 written when a remote is configured, so configs without remotes keep their bytes.
-`gates` (ref -> the rules every promote to that ref must pass, in canonical text, see
+`gates` (ref -> the rules every move onto that ref must pass, in canonical text, see
 mstore.core.gates) likewise only when a gate is kept.
 `protection` (`immutable` or `modes`: how objects shared with hardlinked views are
 guarded, docs/FORMAT.md "Link modes") and `link_reason` (why `auto` chose the link
@@ -26,10 +26,10 @@ import orjson
 from mstore.core import fsutil, untrusted
 from mstore.core.manifests import FORMAT_VERSION
 from mstore.core.refs import check_ref_name
-from mstore.core.view_ids import LINK_MODES
+from mstore.core.view_ids import LinkMode
 from mstore.errors import IntegrityError, MstoreError, RefusedError
 
-DEFAULT_LINK_MODE = "auto"
+DEFAULT_LINK_MODE = LinkMode.AUTO
 PROTECTIONS = ("immutable", "modes")
 # Far above any real config (a few remotes and gates): a bigger file is not read.
 MAX_CONFIG_BYTES = 1 << 20
@@ -38,7 +38,7 @@ MAX_CONFIG_BYTES = 1 << 20
 @dataclass(frozen=True)
 class Config:
     format: int = FORMAT_VERSION
-    link_mode: str = DEFAULT_LINK_MODE
+    link_mode: LinkMode = DEFAULT_LINK_MODE
     remotes: Mapping[str, str] = field(default_factory=dict)
     gates: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     protection: str | None = None
@@ -60,7 +60,7 @@ class Config:
         """A copy of this config with `remotes` (name -> URL) instead of the current ones."""
         return replace(self, remotes=dict(remotes))
 
-    def with_link_mode(self, link_mode: str, protection: str | None, reason: str) -> Config:
+    def with_link_mode(self, link_mode: LinkMode, protection: str | None, reason: str) -> Config:
         """A copy with another link mode, its protection and the reason it was chosen."""
         return replace(self, link_mode=link_mode, protection=protection, link_reason=reason)
 
@@ -86,9 +86,9 @@ def read_config(path: Path) -> Config:
             f"this store uses format {raw['format']}; this mstore reads format "
             f"{FORMAT_VERSION} (upgrade mstore)"
         )
-    link_mode = raw.get("link_mode", DEFAULT_LINK_MODE)
-    if link_mode not in LINK_MODES:
-        raise IntegrityError(f"{path}: unknown link_mode {link_mode!r}")
+    link_mode = LinkMode.named(raw.get("link_mode", DEFAULT_LINK_MODE))
+    if link_mode is None:
+        raise IntegrityError(f"{path}: unknown link_mode {raw['link_mode']!r}")
     remotes = raw.get("remotes", {})
     if not isinstance(remotes, dict) or not all(
         isinstance(name, str) and isinstance(url, str) for name, url in remotes.items()
@@ -96,7 +96,7 @@ def read_config(path: Path) -> Config:
         raise IntegrityError(f"{path}: remotes must map names to URLs (strings)")
     gates = _read_gates(path, raw.get("gates", {}))
     protection = raw.get("protection")
-    if protection is not None and (protection not in PROTECTIONS or link_mode != "hardlink"):
+    if protection is not None and (protection not in PROTECTIONS or link_mode != LinkMode.HARDLINK):
         raise IntegrityError(
             f"{path}: protection must be one of {', '.join(PROTECTIONS)}, with link_mode hardlink"
         )

@@ -45,7 +45,6 @@ from mstore.core import untrusted
 from mstore.errors import InvalidInputError, RefusedError
 
 VARIABLE = "MODEL_ENVIRONMENT"
-DEFAULT_ENVIRONMENT = "production"
 MAX_ENV_BYTES = 1 << 20  # far above any real .env
 _ASSIGNMENT = re.compile(rf"[ \t]*(?:export[ \t]+)?{VARIABLE}(?P<dotenv>[ \t]*)=(?P<blank>[ \t]*)")
 _AFTER_VALUE = re.compile(r"(?:[ \t]+(?:#.*)?)?")

@@ -4,7 +4,7 @@ The rules of docs/FORMAT.md ("Views", the record): `mode` and `ino` always; the 
 mstore itself never changes after the build (`STABLE_TIMES`). Both `view_records` (the
 builds' check) and `loading` (the application's check, which must stay light to import)
 read them from here, so the two can never disagree, and so is the shape of a record
-(`check_record`). Standard library only.
+(`check_record`). Standard library only (and `view_ids`, itself light to import).
 """
 
 from __future__ import annotations
@@ -12,26 +12,28 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from mstore.core.view_ids import LinkMode
+
 RECORD_KIND = "mstore/view-record"
 RECORD_FORMAT = 1
 FILE_FIELDS = ("ctime_ns", "id", "ino", "mode", "mtime_ns", "size")
 
-STABLE_TIMES: dict[str, tuple[str, ...]] = {
-    "reflink": ("mtime_ns", "ctime_ns"),
-    "copy": ("mtime_ns",),
-    "hardlink": ("mtime_ns",),
-    "symlink": ("mtime_ns",),
+STABLE_TIMES: dict[LinkMode, tuple[str, ...]] = {
+    LinkMode.REFLINK: ("mtime_ns", "ctime_ns"),
+    LinkMode.COPY: ("mtime_ns",),
+    LinkMode.HARDLINK: ("mtime_ns",),
+    LinkMode.SYMLINK: ("mtime_ns",),
 }
 
 
-def compared_fields(link_mode: str) -> tuple[str, ...]:
+def compared_fields(link_mode: LinkMode) -> tuple[str, ...]:
     """The record fields a view file of `link_mode` is compared on, besides its size."""
     return ("mode", "ino", *STABLE_TIMES.get(link_mode, ()))
 
 
 def check_record(
     document: Any, view_id: str, is_id: Callable[[Any], bool]
-) -> tuple[str, dict[str, dict[str, Any]]]:
+) -> tuple[LinkMode, dict[str, dict[str, Any]]]:
     """(link mode, files) of a decoded record of view `view_id`; ValueError (or
     TypeError, KeyError, AttributeError) if it is not one. `is_id` checks object ids."""
     if (
@@ -47,4 +49,4 @@ def check_record(
             raise ValueError(f"bad entry for {path!r}")
         if not all(type(fields[n]) is int for n in FILE_FIELDS if n != "id"):
             raise ValueError(f"bad entry for {path!r}")
-    return str(document["link_mode"]), files
+    return LinkMode(document["link_mode"]), files

@@ -3,9 +3,10 @@
 Everything is checked before anything is written: the directory exists and holds at
 least one file; no FIFO, socket or device; symlinks must stay inside the directory;
 `metadata.json`, if present, is a JSON object without NaN or infinities. Then the
-store lock is taken and `--expect` checked before any object is written, so a refused
-commit (ref moved, store locked) leaves the store as it was; the objects, the manifest
-and the ref move all happen under that one lock (gc cannot run in between).
+store lock is taken, and `--expect` and the ref's kept gates (ops.gating) are checked
+before any object is written, so a refused commit (ref moved, gate failed, store
+locked) leaves the store as it was; the objects, the manifest and the ref move all
+happen under that one lock (gc cannot run in between).
 """
 
 from __future__ import annotations
@@ -32,9 +33,12 @@ from mstore.core.manifests import (
 )
 from mstore.core.refs import check_ref_name
 from mstore.errors import InvalidInputError, MstoreError, NotFoundError
+from mstore.ops.gating import GateCheck, check_move, enforce
 from mstore.ops.moves import MoveResult, check_expected, result_of
 from mstore.repo import Repo
 from mstore.transaction import RefUpdate, Transaction, apply
+
+COMMIT = "commit"  # the log's action, and what the store lock says it is held for
 
 
 @dataclass(frozen=True)
@@ -138,43 +142,56 @@ def _cached_bytes(repo: Repo, source: Path) -> bytes | None:
         return None
 
 
+@dataclass(frozen=True)
+class CommitOptions:
+    """How a commit goes: everything `commit` takes besides what is snapshotted to which
+    ref (OSTree's checkout options struct is the model). The CLI builds one from its
+    flags, the API from its keywords."""
+
+    message: str = ""  # the log's and the manifest's message
+    expect: str | None = None  # the ref's expected id, or "none" (compare-and-swap)
+    move: bool = False  # hand the files over: rename them into the store (same filesystem)
+    override_gates: bool = False  # move the ref even if its gates fail; the log says which
+    dry_run: bool = False  # hash only: nothing is written
+
+
 def commit(
     repo: Repo,
     directory: Path,
     ref: str,
-    message: str = "",
-    expect: str | None = None,
-    dry_run: bool = False,
+    *,
+    options: CommitOptions = CommitOptions(),
     progress: Progress | None = None,
     on_start: Callable[[int], None] | None = None,
-    action: str = "commit",
-    move: bool = False,
 ) -> CommitResult:
     """Snapshot `directory` and move `ref` to it (nothing moves if the content is unchanged).
 
-    With `move`, the files are handed over: renamed into the store instead of copied
-    (same filesystem), so `directory` is left without them.
+    With `options.move`, the files are handed over: renamed into the store instead of
+    copied (same filesystem), so `directory` is left without them. `on_start` hears how
+    many bytes there are before the first is read, `progress` how many each step read.
     """
     check_ref_name(ref)
     repo.refs.check_new_name(ref)
-    if move:
+    if options.move:
         _check_movable(repo, directory)
     files = scan_source(directory)
     metadata = read_metadata(files, repo)
     total = sum(f.size for f in files)
     if on_start:
         on_start(total)
-    with repo.locked_unless(dry_run, action):
+    dry_run, message = options.dry_run, options.message
+    with repo.locked_unless(dry_run, COMMIT):
         current = repo.refs.read(ref)
-        check_expected(ref, current, expect)
-        entries, new_objects = store_files(repo, files, dry_run, progress, move)
+        check_expected(ref, current, options.expect)
+        gates = _check_gates(repo, directory, ref, current, files, metadata, options)
+        entries, new_objects = store_files(repo, files, dry_run, progress, options.move)
         manifest = Manifest(
             files=entries,
             metadata=metadata,
             lineage=Lineage(parent=current, author=author(), time=now(), message=message),
         )
         if current is not None and repo.manifest(current).same_content(manifest):
-            transaction = Transaction(action, message, [RefUpdate(ref, current, current)])
+            transaction = Transaction(COMMIT, message, [RefUpdate(ref, current, current)])
             return CommitResult(
                 result_of(transaction, None, dry_run, ["unchanged: no new version"]),
                 current,
@@ -184,12 +201,37 @@ def commit(
             )
         encoded = manifest.encode()
         manifest_id = repo.objects.put_bytes(encoded) if not dry_run else hash_bytes(encoded)
-        transaction = Transaction(action, message, [RefUpdate(ref, current, manifest_id)])
+        note = gates.log_note()
+        text = message + note if message else note.lstrip()
+        transaction = Transaction(COMMIT, text, [RefUpdate(ref, current, manifest_id)])
         if not dry_run:
             apply(repo, transaction)
     return CommitResult(
         result_of(transaction, None, dry_run), manifest_id, len(files), total, new_objects
     )
+
+
+def _check_gates(
+    repo: Repo,
+    directory: Path,
+    ref: str,
+    current: str | None,
+    files: list[SourceFile],
+    metadata: dict[str, Any] | None,
+    options: CommitOptions,
+) -> GateCheck:
+    """`ref`'s kept gates on this commit, checked before any object is stored.
+
+    A commit that moves nothing (the directory holds `ref`'s version already) checks
+    nothing, like a promote that moves nothing: when a gate fails, the files are hashed
+    (nothing stored) to tell, before the commit is refused or overridden."""
+    check = check_move(repo, ref, current, lambda: metadata)
+    if not check.passed and current is not None:
+        entries, _ = store_files(repo, files, dry_run=True, progress=None)
+        lineage = Lineage(parent=current, author=author(), time=now(), message=options.message)
+        if repo.manifest(current).same_content(Manifest(entries, metadata, lineage)):
+            return GateCheck()
+    return enforce(check, options.override_gates, f"committing {directory} to {ref}", COMMIT)
 
 
 def store_files(

@@ -1,4 +1,4 @@
-"""Gates on promotion: the rules kept per ref in the config, and the check a promote runs.
+"""Gates: the rules kept per ref in the config, and the check every move onto a gated ref runs.
 
     .mstore/config
       {"format":1,"gates":{"production":["final_val_loss<production","final_val_mae<=6"]},...}
@@ -7,17 +7,20 @@
   mstore.core.gates). The config is re-read and rewritten atomically under the store lock,
   like remotes; a ref whose last rule is removed leaves the config, and a config with
   no rules has no `gates` field at all (its bytes are those of a store never gated).
-- `check_promote`: the target's kept rules plus a promote's own (`--require`), evaluated
-  under the promote's lock against the versions actually moved: the candidate, and for
-  an operand naming the target, the version the promote replaces. Any failure refuses
-  (exit 7) unless overridden; an override is written into the log entry's message.
+- `check_move` and `enforce`: a move of a ref onto a new version (promote, commit,
+  ref rename) checks the ref's kept rules, plus a promote's own (`--require`), under the
+  move's lock against the versions actually moved: the candidate, and for an operand
+  naming the ref, the version the move replaces. Any failure refuses (exit 7) unless
+  overridden; an override is written into the log entry's message.
+- `rollback_note`: rollback alone does not check gates (returning the ref to a value it
+  held is the emergency path); its log entry's message says the gates were passed by.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 from mstore.core.config import read_config, write_config
@@ -25,6 +28,7 @@ from mstore.core.gates import Gate, Verdict, evaluate_all, parse_gate
 from mstore.core.refs import check_ref_name
 from mstore.errors import MstoreError, NotFoundError, RefusedError, UsageError
 from mstore.repo import Repo
+from mstore.workflow.policy import PRODUCTION
 
 OVERRIDE_FLAG = "--override-gates"
 _NOT_A_NUMBER = re.compile(r"""["'].*|true|false|yes|no|null|none""", re.IGNORECASE)
@@ -37,14 +41,14 @@ def parse_rule(text: str) -> Gate:
     if isinstance(gate.operand, str) and _NOT_A_NUMBER.fullmatch(gate.operand):
         raise UsageError(
             f"gate {text!r} compares {gate.metric} with {gate.operand}; gates compare numbers: "
-            f"with a number (final_val_mae<=6) or a revision's metric (final_val_mae<=production)"
+            f"with a number (final_val_mae<=6) or a revision's metric (final_val_mae<={PRODUCTION})"
         )
     return gate
 
 
 @dataclass(frozen=True)
 class GateCheck:
-    """Every gate's verdict for one promote; `overridden` when failures were let through."""
+    """Every gate's verdict for one move; `overridden` when failures were let through."""
 
     verdicts: tuple[Verdict, ...] = ()
     overridden: bool = False
@@ -73,33 +77,31 @@ class GateCheck:
 
 
 class GateRefusedError(RefusedError):
-    """A promote refused by failing gates; `check` holds every verdict."""
+    """A move refused by failing gates; `check` holds every verdict."""
 
     def __init__(self, message: str, check: GateCheck) -> None:
         super().__init__(message)
         self.check = check
 
 
-def check_promote(
+def check_move(
     repo: Repo,
-    source: str,
     target: str,
-    candidate: str,
     current: str | None,
+    candidate: Callable[[], Mapping[str, Any] | None],
     required: Sequence[Gate] = (),
-    override: bool = False,
-    moving: bool = True,
 ) -> GateCheck:
-    """Evaluate `target`'s kept gates and `required` for moving `target` from `current` to
-    `candidate` (call under the promote's lock). Raise GateRefusedError on any failure
-    unless `override`; a promote that moves nothing (`moving` false) checks nothing.
+    """Every verdict of `target`'s kept gates and `required` on moving `target` from
+    `current` to a version whose metadata `candidate` returns (asked only when there are
+    gates: an ungated move reads nothing more); an empty check when there are none. Call
+    under the move's lock, and only for a move that changes `target`.
 
     An operand naming `target` means `current`, the version being replaced; an operand of
     a required gate that names no revision is a usage error (exit 2)."""
     # Re-read under the lock: a concurrent `gate add` may have changed the config.
     kept = read_config(repo.layout.config).gates.get(target, ())
     gates = [*(parse_gate(rule) for rule in kept), *required]
-    if not moving or not gates:
+    if not gates:
         return GateCheck()
     for gate in required:
         _check_operand(repo, gate, target)
@@ -112,18 +114,31 @@ def check_promote(
             )
         return repo.manifest(manifest_id).metadata
 
-    verdicts = evaluate_all(gates, repo.manifest(candidate).metadata, metadata_of)
-    check = GateCheck(verdicts, overridden=override and not all(v.passed for v in verdicts))
-    if check.passed or override:
+    return GateCheck(evaluate_all(gates, candidate(), metadata_of))
+
+
+def enforce(check: GateCheck, override: bool, move: str, verb: str) -> GateCheck:
+    """`check` as the move may go ahead with it: unchanged when every gate passed, marked
+    overridden with `override`, else GateRefusedError naming `move` ("promoting staging to
+    production") and the way out (`verb` anyway with --override-gates)."""
+    if check.passed:
         return check
+    if override:
+        return replace(check, overridden=True)
     failures = check.failures
     reasons = "; ".join(f"{v.rule} ({v.reason})" for v in failures)
     which = f"gate {reasons}" if len(failures) == 1 else f"{len(failures)} gates: {reasons}"
     raise GateRefusedError(
-        f"promoting {source} to {target} is refused by {which}; nothing changed (improve the "
-        f"candidate, or promote anyway with {OVERRIDE_FLAG}, which the log records)",
+        f"{move} is refused by {which}; nothing changed (improve the candidate, or {verb} "
+        f"anyway with {OVERRIDE_FLAG}, which the log records)",
         check,
     )
+
+
+def rollback_note(repo: Repo, ref: str) -> str:
+    """What a rollback's log message gains when `ref` is gated: its rules, not checked."""
+    kept = read_config(repo.layout.config).gates.get(ref, ())
+    return f" [gates not checked (rollback): {', '.join(kept)}]" if kept else ""
 
 
 def _check_operand(repo: Repo, gate: Gate, gated_ref: str) -> None:
@@ -167,7 +182,7 @@ def list_gates(repo: Repo) -> dict[str, tuple[str, ...]]:
 
 
 def add_gate(repo: Repo, ref: str, text: str, dry_run: bool = False) -> GateEdit:
-    """Keep rule `text` for every promote to `ref` (already kept: nothing changes)."""
+    """Keep rule `text` for every move onto `ref` (already kept: nothing changes)."""
     check_ref_name(ref)
     gate = parse_rule(text)
     rule = gate.text()
@@ -185,7 +200,7 @@ def add_gate(repo: Repo, ref: str, text: str, dry_run: bool = False) -> GateEdit
 
 
 def remove_gate(repo: Repo, ref: str, text: str, dry_run: bool = False) -> GateEdit:
-    """Stop checking rule `text` on promotes to `ref`; NotFoundError if it is not kept."""
+    """Stop checking rule `text` on moves onto `ref`; NotFoundError if it is not kept."""
     check_ref_name(ref)
     try:
         rule = parse_gate(text).text()

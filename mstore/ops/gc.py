@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -141,49 +142,98 @@ def _unlink(path: Path, guard: Guard | None = None) -> bool:
     return True
 
 
+@dataclass(frozen=True)
+class _Windows:
+    """When this gc runs, and how long what was written or released lately is kept."""
+
+    now: float
+    grace: float
+
+    def recent(self, when: float) -> bool:
+        """Written (or released) within the grace period: a writer may still need it."""
+        return self.now - when < self.grace
+
+    def abandoned(self, when: float) -> bool:
+        """A temporary file this old was left by a writer that died: no write takes a
+        day, so the grace period is capped there for temporaries."""
+        return self.now - when >= min(self.grace, DAY)
+
+
 def plan_gc(
     repo: Repo,
     retention_days: float = DEFAULT_RETENTION_DAYS,
     grace_days: float = DEFAULT_GRACE_DAYS,
     now: bool = False,
 ) -> GcPlan:
-    """Decide what to delete. The caller holds the store lock."""
+    """Decide what to delete, phase by phase, each keeping what something still needs
+    (deleting is `GcPlan.execute`'s job). The caller holds the store lock."""
     clock = time.time()
-    retention = 0.0 if now else retention_days * DAY
-    grace = 0.0 if now else grace_days * DAY
+    windows = _Windows(clock, 0.0 if now else grace_days * DAY)
+    retained = clock - retention_days * DAY
+    oldest = None if now else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(retained))
     plan = GcPlan(loose_refs=repo.refs.loose_count())
+    refs = repo.refs.read_all()
 
-    manifests = set(repo.refs.read_all().values())
-    cutoff = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(clock - retention))
-    for entry in repo.history.newest_first() if not now else ():
-        if entry.when < cutoff:
+    manifests = _live_manifests(repo, refs, oldest)
+    live = _live_objects(repo, refs, manifests)
+    kept_views = _plan_views(repo, plan, windows)
+    kept_inodes = _view_files(repo, kept_views, live)
+    marked = _fresh_markers(repo.layout.fresh)
+    _plan_objects(repo, plan, live, kept_inodes, marked, windows)
+    _plan_markers(repo, plan, marked, windows)
+    _plan_copies(repo, plan, kept_inodes, windows)
+    _plan_temporaries(repo, plan, windows)
+    return plan
+
+
+def _live_manifests(repo: Repo, refs: Mapping[str, str], oldest: str | None) -> set[str]:
+    """1. The manifests refs name, and those a log entry written since `oldest` names as
+    old or new (no entry's with `--now`): `rollback` and `REF@{N}` must find them for the
+    retention window, as git's reflog keeps what it names."""
+    manifests = set(refs.values())
+    if oldest is None:
+        return manifests
+    for entry in repo.history.newest_first():
+        if entry.when < oldest:
             continue  # not `break`: a clock that went backwards must not hide newer entries
         manifests.update(v for v in (entry.old, entry.new) if v is not None)
+    return manifests
+
+
+def _live_objects(repo: Repo, refs: Mapping[str, str], manifests: set[str]) -> set[str]:
+    """2. The live manifests (those still stored) and every object they name, plus what
+    each ref's view shows that no manifest names (a re-rendered metadata.json): restore
+    needs those objects to repair the view."""
     live: set[str] = set()
     for manifest_id in manifests:
         if repo.objects.has(manifest_id):
             live.add(manifest_id)
             live.update(e.id for e in repo.manifest(manifest_id).files.values())
-    # What each ref's view shows, such as a re-rendered metadata.json, which no manifest
-    # names: restore needs those objects to repair the view.
-    refs = repo.refs.read_all()
     dates = repo.deployments(set(refs.values()))
     for ref, manifest_id in refs.items():
         spec = repo.view_spec(ref, manifest_id, dates=dates)
         live.update(e.id for e in spec.files.values())
+    return live
 
+
+def _plan_views(repo: Repo, plan: GcPlan, windows: _Windows) -> set[str]:
+    """3. Sort views/: a view a link under models/ shows, or one built or released
+    within the grace period (a reader may have resolved its link just before a switch),
+    or anything not named like a view, is kept; every other view is deleted, with the
+    record of a view that is gone and a record's temporary file left by a dead writer,
+    and removals an earlier gc did not finish are finished. Returns the views kept."""
     kept_views = _linked_views(repo)
     views_root = repo.layout.views
     plan.unfinished = view_removal.unfinished(repo.layout)
     names = sorted(os.listdir(views_root)) if views_root.is_dir() else []
     for name in names:
         path = views_root / name
-        recent = clock - _released(path) < grace
+        recent = windows.recent(_released(path))
         if name.endswith(RECORD_SUFFIX) and is_object_id(name[: -len(RECORD_SUFFIX)]):
             if name[: -len(RECORD_SUFFIX)] not in names and not recent:
                 plan.records.append(path)  # its view's build or removal was interrupted
         elif name.startswith(fsutil.TEMP_PREFIX):
-            if clock - path.lstat().st_mtime >= min(grace, DAY):
+            if windows.abandoned(path.lstat().st_mtime):
                 plan.temporaries.append(path)  # a record's interrupted atomic write
         elif name in kept_views:
             continue
@@ -192,39 +242,71 @@ def plan_gc(
         else:
             plan.views.append(name)
     kept_views.discard(view_removal.TRASH)
+    return kept_views
+
+
+def _view_files(repo: Repo, kept_views: set[str], live: set[str]) -> set[tuple[int, int]]:
+    """4. The inodes the kept views' files are (a hardlink view shares its objects' and
+    copies' inodes, which must stay), and into `live` the objects symlink views point at."""
     kept_inodes: set[tuple[int, int]] = set()
     for view_id in kept_views:
-        for path in _files_below(views_root / view_id):
+        for path in _files_below(repo.layout.views / view_id):
             st = path.lstat()
             kept_inodes.add((st.st_dev, st.st_ino))
             if path.is_symlink():
                 live.add(_object_id_of(path))
+    return kept_inodes
 
-    marked = _fresh_markers(repo.layout.fresh)
+
+def _plan_objects(
+    repo: Repo,
+    plan: GcPlan,
+    live: set[str],
+    kept_inodes: set[tuple[int, int]],
+    marked: Mapping[str, float],
+    windows: _Windows,
+) -> None:
+    """5. Every object that is live or shown by a kept view is kept; so is one stored (or
+    stored again: its `fresh/` marker) within the grace period, which a commit that has
+    not yet moved its ref may need. The rest is deleted, manifests noted as such."""
     for object_id in repo.objects.iter_ids():
         path = repo.layout.object_path(object_id)
         st = path.stat()
         if object_id in live or (st.st_dev, st.st_ino) in kept_inodes:
             plan.kept_objects += 1
-        elif clock - max(st.st_mtime, marked.get(object_id, 0.0)) < grace:
+        elif windows.recent(max(st.st_mtime, marked.get(object_id, 0.0))):
             plan.kept_recent += 1
         else:
             plan.objects[object_id] = st.st_size
             if starts_like_manifest(path):
                 plan.manifests.add(object_id)
 
+
+def _plan_markers(repo: Repo, plan: GcPlan, marked: Mapping[str, float], windows: _Windows) -> None:
+    """6. A `fresh/` marker past the grace period protects nothing any more, nor does
+    one whose object is deleted."""
     for object_id, when in marked.items():
-        if clock - when >= grace or object_id in plan.objects:
+        if not windows.recent(when) or object_id in plan.objects:
             plan.markers.append(repo.layout.fresh / object_id)
+
+
+def _plan_copies(
+    repo: Repo, plan: GcPlan, kept_inodes: set[tuple[int, int]], windows: _Windows
+) -> None:
+    """7. A private copy (copy mode) that no kept view links and that was not made within
+    the grace period (a view being built may be about to link it) is deleted."""
     for path in _files_below(repo.layout.copies):
         st = path.lstat()
-        if (st.st_dev, st.st_ino) not in kept_inodes and clock - st.st_mtime >= grace:
+        if (st.st_dev, st.st_ino) not in kept_inodes and not windows.recent(st.st_mtime):
             plan.copies.append(path)
+
+
+def _plan_temporaries(repo: Repo, plan: GcPlan, windows: _Windows) -> None:
+    """8. What a dead writer left in tmp/ (a view build, an object being stored)."""
     tmp = repo.layout.tmp
     for name in sorted(os.listdir(tmp)) if tmp.is_dir() else []:
-        if clock - (tmp / name).lstat().st_mtime >= min(grace, DAY):
+        if windows.abandoned((tmp / name).lstat().st_mtime):
             plan.temporaries.append(tmp / name)
-    return plan
 
 
 def gc(

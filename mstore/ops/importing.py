@@ -34,9 +34,7 @@ from mstore.ops.commit import (
 from mstore.ops.moves import MoveResult, result_of
 from mstore.repo import Repo
 from mstore.transaction import RefUpdate, Transaction, apply
-
-SEED_REFS = ("production", "staging")
-ARCHIVE_DIR = "archive"
+from mstore.workflow.policy import ARCHIVE, SEED_REFS, archive_ref
 
 
 @dataclass(frozen=True)
@@ -71,9 +69,9 @@ def find_candidates(models: Path) -> tuple[list[Candidate], list[str]]:
     candidates: list[Candidate] = []
     skipped: list[str] = []
     names = [n for n in SEED_REFS if (models / n).exists() or (models / n).is_symlink()]
-    archive = models / ARCHIVE_DIR
+    archive = models / ARCHIVE
     if archive.is_dir() and not archive.is_symlink():
-        names += [f"{ARCHIVE_DIR}/{n}" for n in sorted(os.listdir(archive))]
+        names += [archive_ref(n) for n in sorted(os.listdir(archive))]
     for name in names:
         directory = models.joinpath(*name.split("/"))
         if directory.is_symlink():

@@ -22,6 +22,7 @@ from pathlib import Path
 from mstore.core import fsutil
 from mstore.core.config import write_config
 from mstore.core.hashing import is_object_id
+from mstore.core.view_ids import LinkMode
 from mstore.errors import MstoreError
 from mstore.repo import Repo
 from mstore.views import guard
@@ -33,10 +34,10 @@ from mstore.views.records import read_record
 
 @dataclass
 class RelinkResult:
-    link_mode: str
+    link_mode: LinkMode
     protection: str | None
     reason: str
-    previous_mode: str
+    previous_mode: LinkMode
     previous_protection: str | None
     relinked: list[str] = field(default_factory=list)  # refs switched to a new view
     removed_views: list[str] = field(default_factory=list)
@@ -69,12 +70,12 @@ class RelinkResult:
         }
 
 
-def relink(repo: Repo, link_mode: str = "auto", dry_run: bool = False) -> RelinkResult:
+def relink(repo: Repo, link_mode: str = LinkMode.AUTO, dry_run: bool = False) -> RelinkResult:
     """Move the store to `link_mode` (auto: probed now); with `dry_run`, the plan."""
-    Views(repo.layout, repo.objects, link_mode)  # validates the mode
+    requested = LinkMode.parse(link_mode)
     with repo.locked_unless(dry_run, "relink"):
         repo.layout.tmp.mkdir(parents=True, exist_ok=True)
-        choice = choose(repo.layout, link_mode)
+        choice = choose(repo.layout, requested)
         specs = {
             ref: replace(repo.view_spec(ref, manifest_id), link_mode=choice.link_mode)
             for ref, manifest_id in sorted(repo.refs.read_all().items())
@@ -90,7 +91,7 @@ def relink(repo: Repo, link_mode: str = "auto", dry_run: bool = False) -> Relink
             removed_views=_views_of_other_modes(repo, choice.link_mode, keep),
             dry_run=dry_run,
         )
-        if choice.link_mode != "copy":
+        if choice.link_mode != LinkMode.COPY:
             result.removed_copies, result.copy_bytes = _count_files(repo.layout.copies)
         if dry_run:
             return result
@@ -106,13 +107,13 @@ def relink(repo: Repo, link_mode: str = "auto", dry_run: bool = False) -> Relink
             new.switch(ref, spec.id)
         for view_id in result.removed_views:
             view_removal.remove_view(repo.layout, view_id, new.guard)
-        if choice.link_mode != "copy" and repo.layout.copies.is_dir():
+        if choice.link_mode != LinkMode.COPY and repo.layout.copies.is_dir():
             guard.delete_tree(repo.layout.copies)
             fsutil.fsync_dir(repo.layout.store)
     return result
 
 
-def _views_of_other_modes(repo: Repo, link_mode: str, keep: set[str]) -> list[str]:
+def _views_of_other_modes(repo: Repo, link_mode: LinkMode, keep: set[str]) -> list[str]:
     """Views under views/ not in `keep` built in another mode (or without a record)."""
     views = repo.layout.views
     found: list[str] = []

@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from mstore.core.hashing import hash_file
+from mstore.core.view_ids import LinkMode
 from mstore.errors import IntegrityError
 from mstore.ops.status import MISSING, OK, STALE, status
 from mstore.ops.verify_views import check_views
@@ -70,7 +71,7 @@ def restore(repo: Repo, refs: list[str] | None = None, dry_run: bool = False) ->
                 repo.views.guard.seal_tree(repo.layout.view_path(spec.id))
             if view.clean and check.complete and not check.modes:
                 continue  # a file's inode or times alone moved (a copied store): bytes checked
-            linking = repo.config.link_mode in ("hardlink", "symlink")
+            linking = repo.config.link_mode in (LinkMode.HARDLINK, LinkMode.SYMLINK)
             lost = view.modified if linking else []
             result.unrecoverable.extend(f"{view.ref}/{path}" for path in lost)
             fixed = sorted(set(view.missing + view.modified + list(check.modes)) - set(lost))

@@ -8,22 +8,18 @@
 
 from __future__ import annotations
 
-import datetime
-import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from mstore.core import envfile
 from mstore.core.gates import Gate
 from mstore.core.refs import check_ref_name
 from mstore.errors import NotFoundError, RefusedError, UsageError
-from mstore.ops.gating import GateCheck, check_promote
+from mstore.ops.gating import GateCheck, check_move, enforce, rollback_note
 from mstore.ops.moves import MoveResult, check_expected, existing_ref, result_of
 from mstore.repo import Repo
 from mstore.transaction import RefUpdate, Transaction, apply
-from mstore.workflow import hooks
-
-_VERSION = re.compile(r"^(v\d+)")
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
+from mstore.workflow import hooks, policy
 
 
 def checkout(repo: Repo, ref: str, dry_run: bool = False) -> MoveResult:
@@ -34,7 +30,7 @@ def checkout(repo: Repo, ref: str, dry_run: bool = False) -> MoveResult:
         if current is None:
             raise NotFoundError(
                 f"{ref!r} is not a ref (see `mstore list`); to serve another revision, move a "
-                f"ref to it, e.g. `mstore rollback production --to REV`"
+                f"ref to it, e.g. `mstore rollback {policy.PRODUCTION} --to REV`"
             )
         previous = repo.active_environment()
         repairs = False
@@ -76,28 +72,15 @@ def post_switch(repo: Repo, result: MoveResult, ref: str, old: str | None, new: 
 
 
 def default_archive_name(repo: Repo, manifest_id: str) -> str:
-    """`archive/<vN>_<date>` for a version leaving production, as the seed names them."""
+    """The policy's name for version `manifest_id` leaving production (policy.archive_name)."""
     metadata = repo.manifest(manifest_id).metadata or {}
-    version = str(metadata.get("version") or "")
-    match = _VERSION.match(version)
-    label = (
-        match.group(1)
-        if match
-        else f"v{len([n for n in repo.refs.names() if n.startswith('archive/')]) + 1}"
-    )
-    date = repo.deployments([manifest_id]).get(manifest_id)
-    for key in ("deployed_date", "created_date"):
-        value = metadata.get(key)
-        if date is None and isinstance(value, str) and _DATE.match(value):
-            date = value[:10]
-    if date is None:
-        date = datetime.date.today().isoformat()
-    return f"archive/{label}_{date}"
+    deployed = repo.deployments([manifest_id]).get(manifest_id)
+    return policy.archive_name(metadata, repo.refs.names(), deployed)
 
 
 def _free_archive_name(repo: Repo, base: str, manifest_id: str) -> tuple[str, bool]:
     """(name, already archived): `base`, or `base-2`, `base-3`... if taken by another version."""
-    for name in _candidates(base):
+    for name in policy.archive_names(base):
         existing = repo.refs.read(name)
         if existing == manifest_id:
             return name, True
@@ -107,42 +90,47 @@ def _free_archive_name(repo: Repo, base: str, manifest_id: str) -> tuple[str, bo
     raise AssertionError("unreachable")
 
 
-def _candidates(base: str) -> Iterator[str]:
-    yield base
-    n = 2
-    while True:
-        yield f"{base}-{n}"
-        n += 1
+@dataclass(frozen=True)
+class PromoteOptions:
+    """How a promote goes: everything `promote` takes besides what moves where (OSTree's
+    checkout options struct is the model). The CLI builds one from its flags, the API
+    from its keywords."""
+
+    archive_as: str | None = None  # keep the replaced version as archive/NAME
+    expect: str | None = None  # the target's expected id, or "none" (compare-and-swap)
+    message: str = ""  # the log's message (default: "promote SOURCE to TARGET")
+    require: tuple[Gate, ...] = ()  # gates of this promote, besides the target's kept ones
+    override_gates: bool = False  # move even if gates fail; the log says which
+    no_verify: bool = False  # skip the pre-promote hook; the log says so
+    dry_run: bool = False  # plan only: nothing is written and no hook runs
 
 
 def promote(
     repo: Repo,
     source: str,
-    target: str = "production",
-    archive_as: str | None = None,
-    expect: str | None = None,
-    dry_run: bool = False,
-    message: str = "",
-    no_verify: bool = False,
-    require: Sequence[Gate] = (),
-    override_gates: bool = False,
+    target: str = policy.PRODUCTION,
+    *,
+    options: PromoteOptions = PromoteOptions(),
     on_gates: Callable[[GateCheck], None] | None = None,
 ) -> MoveResult:
     """Archive the current `target`, move `target` to `source`'s manifest, set .env.
 
     The pre-promote hook (if installed) sees the candidate's view first and can veto;
-    `no_verify` skips it, and the log entry says so. Before it, the target's kept gates
-    and `require` are checked (ops.gating); `on_gates` receives their verdicts.
+    `options.no_verify` skips it, and the log entry says so. Before it, the target's kept
+    gates and `options.require` are checked (ops.gating); `on_gates` receives their
+    verdicts.
     """
     check_ref_name(target)
+    archive_as = options.archive_as
     if archive_as is not None:
-        archive_as = archive_as if archive_as.startswith("archive/") else f"archive/{archive_as}"
+        archive_as = policy.archive_ref(archive_as)
         check_ref_name(archive_as)
+    dry_run = options.dry_run
     with repo.locked_unless(dry_run, "promote"):
         candidate = repo.resolve(source)
         repo.manifest(candidate)  # validate the candidate before anything is written
         current = repo.refs.read(target)
-        check_expected(target, current, expect)
+        check_expected(target, current, options.expect)
         if current is None:
             repo.refs.check_new_name(target)
         updates: list[RefUpdate] = []
@@ -150,39 +138,26 @@ def promote(
         if current == candidate:
             notes.append(f"{target} already is {candidate[:12]}; nothing to promote")
         else:
-            if current is not None:
-                if archive_as is not None:
-                    existing = repo.refs.read(archive_as)
-                    if existing not in (None, current):
-                        raise RefusedError(
-                            f"{archive_as} already names another version ({existing[:12]}); "
-                            f"choose another --archive-as"
-                        )
-                    name, archived = archive_as, existing == current
-                    if not archived:
-                        repo.refs.check_new_name(name)
-                else:
-                    name, archived = _free_archive_name(
-                        repo, default_archive_name(repo, current), current
-                    )
-                if archived:
-                    notes.append(f"{target}'s version is already kept as {name}")
-                else:
-                    updates.append(RefUpdate(name, None, current))
+            keep = _keep_replaced(repo, target, current, archive_as, notes) if current else None
+            if keep is not None:
+                updates.append(keep)
             updates.append(RefUpdate(target, current, candidate))
-        gates = check_promote(
-            repo, source, target, candidate, current, require, override_gates, bool(updates)
-        )
+        gates = GateCheck()  # a promote that moves nothing checks nothing
+        if updates:
+            metadata = repo.manifest(candidate).metadata
+            check = check_move(repo, target, current, lambda: metadata, options.require)
+            move = f"promoting {source} to {target}"
+            gates = enforce(check, options.override_gates, move, "promote")
         if on_gates is not None:
             on_gates(gates)
-        text = message or f"promote {source} to {target}"
+        text = options.message or f"promote {source} to {target}"
         text += gates.log_note()
         hook = hooks.hook_path(repo.layout, hooks.PRE_PROMOTE)
-        if hook is not None and no_verify and updates:
+        if hook is not None and options.no_verify and updates:
             text += " [pre-promote hook skipped: --no-verify]"
         transaction = Transaction("promote", text, updates, environment=target)
         result = result_of(transaction, repo.active_environment(), dry_run, notes)
-        if hook is not None and updates and not no_verify:
+        if hook is not None and updates and not options.no_verify:
             if dry_run:
                 result.notes.append("the pre-promote hook would run before the move")
             else:
@@ -194,6 +169,29 @@ def promote(
     if not dry_run and result.changed:
         post_switch(repo, result, target, current, candidate)
     return result
+
+
+def _keep_replaced(
+    repo: Repo, target: str, current: str, archive_as: str | None, notes: list[str]
+) -> RefUpdate | None:
+    """The archive ref that keeps `target`'s version `current` (`archive_as`, else the
+    policy's name), or None if one already does (said in `notes`)."""
+    if archive_as is not None:
+        existing = repo.refs.read(archive_as)
+        if existing not in (None, current):
+            raise RefusedError(
+                f"{archive_as} already names another version ({existing[:12]}); "
+                f"choose another --archive-as"
+            )
+        name, archived = archive_as, existing == current
+        if not archived:
+            repo.refs.check_new_name(name)
+    else:
+        name, archived = _free_archive_name(repo, default_archive_name(repo, current), current)
+    if archived:
+        notes.append(f"{target}'s version is already kept as {name}")
+        return None
+    return RefUpdate(name, None, current)
 
 
 def _pre_promote(
@@ -221,13 +219,16 @@ def _pre_promote(
 
 def rollback(
     repo: Repo,
-    ref: str = "production",
+    ref: str = policy.PRODUCTION,
     to: str | None = None,
     expect: str | None = None,
     dry_run: bool = False,
     message: str = "",
 ) -> MoveResult:
-    """Move `ref` to its previous value in the log (`ref@{1}`), or to revision `to`."""
+    """Move `ref` to its previous value in the log (`ref@{1}`), or to revision `to`.
+
+    The one move onto a ref its gates do not guard: the log message names the gates
+    passed by (ops.gating.rollback_note)."""
     check_ref_name(ref)
     with repo.locked_unless(dry_run, "rollback"):
         current = existing_ref(repo, ref, expect, "; nothing to roll back")
@@ -241,9 +242,10 @@ def rollback(
                     f"ref {ref!r} has no previous value in the log; name one with --to REV"
                 ) from None
         notes = [] if target != current else [f"{ref} already is {target[:12]}"]
-        transaction = Transaction(
-            "rollback", message or f"rollback {ref}", [RefUpdate(ref, current, target)]
-        )
+        # Exempt from the ref's gates (going back to a value it held is the emergency
+        # path), but never silently: the log says the gates were passed by.
+        text = (message or f"rollback {ref}") + rollback_note(repo, ref)
+        transaction = Transaction("rollback", text, [RefUpdate(ref, current, target)])
         result = result_of(transaction, None, dry_run, notes)
         if not dry_run:
             apply(repo, transaction)

@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 
 from mstore.core.record_rules import STABLE_TIMES, check_record, compared_fields
 from mstore.core.ref_reading import read_ref
+from mstore.core.view_ids import LinkMode
 from mstore.errors import IntegrityError, InvalidInputError, NotFoundError
 
 if TYPE_CHECKING:  # not built at run time: this module's import cost is the application's
@@ -48,7 +49,7 @@ if TYPE_CHECKING:  # not built at run time: this module's import cost is the app
 
     Verify: TypeAlias = bool | Literal["hash"]
 
-Record = tuple[str, dict[str, dict[str, Any]]]  # (link mode, files) of a view record
+Record = tuple[LinkMode, dict[str, dict[str, Any]]]  # (link mode, files) of a view record
 # How many values of its ref a view without a record is compared with (newest first).
 UNRECORDED_CANDIDATES = 16
 CHECKED_RECORD = "record"  # size, mode, inode and stable times against the view record
@@ -79,7 +80,7 @@ def listing_of(directory: Path, environment: str) -> Listing:
     return _listing(directory, environment)[0]
 
 
-def _listing(directory: Path, environment: str) -> tuple[Listing, str, Record | None]:
+def _listing(directory: Path, environment: str) -> tuple[Listing, LinkMode, Record | None]:
     """The view's listing, its link mode, and its record if it has one."""
     views = directory.parent
     if views.name != "views" or views.parent.name != ".mstore":
@@ -110,7 +111,7 @@ def check_view_files(directory: Path, environment: str, verify: Verify) -> Listi
             raise _damaged(where, path, "is missing", environment)
         target = directory.joinpath(*path.split("/"))
         lst = present[path]
-        if link_mode == "symlink":
+        if link_mode == LinkMode.SYMLINK:
             objects = views.parent / "objects"
             wanted = os.path.relpath(objects / want.id[:2] / want.id[2:], target.parent)
             if not stat.S_ISLNK(lst.st_mode) or os.readlink(target) != wanted:
@@ -181,7 +182,7 @@ def _read_record(path: Path, view_id: str) -> Record | None:
         raise IntegrityError(f"record of view {view_id[:12]} is unreadable: {err}") from None
 
 
-def _unrecorded_listing(directory: Path, environment: str) -> tuple[Listing, str]:
+def _unrecorded_listing(directory: Path, environment: str) -> tuple[Listing, LinkMode]:
     """The listing and link mode of a view without a record: those of the manifest whose
     view has the directory's id, among the values ref `environment` has had."""
     # Only a view without a record needs these: the store's readers, orjson and blake3.

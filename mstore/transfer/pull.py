@@ -30,6 +30,7 @@ from mstore.core.config import write_config
 from mstore.core.hashing import Progress
 from mstore.core.parallel import Start, serialized
 from mstore.core.refs import check_ref_name
+from mstore.core.view_ids import LinkMode
 from mstore.errors import InvalidInputError, MstoreError, NotFoundError, RefusedError, explain
 from mstore.ops.destroy import remove_protected
 from mstore.ops.moves import MoveResult, result_of
@@ -188,7 +189,7 @@ def _after_switch(repo: Repo, result: MoveResult, active: str, updates: list[Ref
 def clone(
     remote: Remote,
     directory: Path,
-    link_mode: str = "auto",
+    link_mode: str = LinkMode.AUTO,
     progress: Progress | None = None,
     on_start: Start | None = None,
     jobs: int = DEFAULT_JOBS,

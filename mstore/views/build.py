@@ -32,8 +32,8 @@ from mstore.core.hashing import hash_bytes
 from mstore.core.layout import Layout
 from mstore.core.manifests import METADATA_FILE, FileEntry, Manifest
 from mstore.core.objects import ObjectStore
-from mstore.core.view_ids import LINK_MODES, view_id
-from mstore.errors import IntegrityError, InvalidInputError
+from mstore.core.view_ids import LinkMode, view_id
+from mstore.errors import IntegrityError
 from mstore.views import links as view_links
 from mstore.views import protection, ref_links
 from mstore.views import removal as view_removal
@@ -52,7 +52,7 @@ class ViewSpec:
     """What one view shows: files by path (metadata.json already rendered) and link mode."""
 
     files: Mapping[str, FileEntry]
-    link_mode: str
+    link_mode: LinkMode
     # Bytes of objects this view needs that may not be stored yet (a re-rendered
     # metadata.json), by object id; `build` stores them. Not part of the id.
     rendered: Mapping[str, bytes] = field(default_factory=dict)
@@ -67,18 +67,14 @@ class Views:
         self,
         layout: Layout,
         objects: ObjectStore,
-        link_mode: str,
+        link_mode: LinkMode,
         protection: str | None = None,
     ) -> None:
-        if link_mode not in LINK_MODES:
-            raise InvalidInputError(
-                f"unknown link mode {link_mode!r} (one of {', '.join(LINK_MODES)})"
-            )
         self.layout = layout
         self.objects = objects
         self.link_mode = link_mode
         # Protection guards the objects' own inodes, which only hardlink views show.
-        self.guard = Guard(layout, protection if link_mode == "hardlink" else None)
+        self.guard = Guard(layout, protection if link_mode == LinkMode.HARDLINK else None)
 
     def spec(self, manifest: Manifest, metadata: bytes | None = None) -> ViewSpec:
         """The view of `manifest` (computed only; nothing is written), showing
@@ -91,16 +87,6 @@ class Views:
             extra[rendered_id] = metadata
             files[METADATA_FILE] = FileEntry(rendered_id, len(metadata), entry.mode)
         return ViewSpec(files=files, link_mode=self.link_mode, rendered=extra)
-
-    def resolve_auto(self) -> str:
-        """The concrete mode for `auto` on this filesystem: reflink if it works, else copy."""
-        return self.resolve_auto_for(self.link_mode)
-
-    def resolve_auto_for(self, mode: str) -> str:
-        """`mode`, with `auto` and `reflink` checked against this filesystem."""
-        if mode not in ("auto", "reflink"):
-            return mode
-        return "reflink" if view_links.reflink_works(self.layout) else "copy"
 
     def check(self, spec: ViewSpec) -> ViewCheck:
         """How `views/<id>` compares with `spec` and its record (reads only)."""
@@ -139,7 +125,7 @@ class Views:
         """
         final = self.layout.view_path(spec.id)
         for path in suspects:
-            if spec.link_mode == "copy" and path in spec.files:
+            if spec.link_mode == LinkMode.COPY and path in spec.files:
                 view_links.drop_shared_copy(self.layout, spec.files[path])
         for data in spec.rendered.values():
             self.objects.put_bytes(data)
@@ -150,7 +136,7 @@ class Views:
         # A hardlink to a flagged object needs its flag cleared for a moment: the intent
         # names those objects and the final name (sealed after the rename) first.
         sources = [self.layout.object_path(e.id) for e in spec.files.values()]
-        flagged = [p for p in sources if spec.link_mode == "hardlink" and _flagged(p)]
+        flagged = [p for p in sources if spec.link_mode == LinkMode.HARDLINK and _flagged(p)]
         try:
             with self.guard.unprotecting([*flagged, final]):
                 for source in flagged:
@@ -177,7 +163,7 @@ class Views:
             target.parent.mkdir(parents=True, exist_ok=True)
             directories.add(target.parent)
             view_links.place(self.layout, entry, target, spec.link_mode)
-        if spec.link_mode == "hardlink":
+        if spec.link_mode == LinkMode.HARDLINK:
             # After every link: a sealed inode refuses another (two paths, one object).
             for path in spec.files:
                 self.guard.seal_file(staging.joinpath(*path.split("/")))
@@ -251,7 +237,7 @@ class Views:
         """`models/<ref>`, refusing to write through symlinked or foreign directories."""
         return ref_links.check_location(self.layout, ref, adopt)
 
-    def place(self, entry: FileEntry, target: Path, mode: str | None = None) -> None:
+    def place(self, entry: FileEntry, target: Path, mode: LinkMode | None = None) -> None:
         """Create view file `target` for `entry` in `mode` (default: the store's mode)."""
         view_links.place(self.layout, entry, target, mode or self.link_mode)
 

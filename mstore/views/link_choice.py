@@ -25,6 +25,7 @@ from pathlib import Path
 
 from mstore.core import fsutil
 from mstore.core.layout import Layout
+from mstore.core.view_ids import LinkMode
 from mstore.views import links as view_links
 from mstore.views import protection
 
@@ -33,22 +34,22 @@ from mstore.views import protection
 class LinkChoice:
     """A concrete link mode, its protection (or None) and why it was chosen."""
 
-    link_mode: str
+    link_mode: LinkMode
     protection: str | None
     reason: str
 
 
-def choose(layout: Layout, requested: str) -> LinkChoice:
+def choose(layout: Layout, requested: LinkMode) -> LinkChoice:
     """The concrete mode for `requested` (`auto` probed; other modes as they are).
     The store's tmp/ and views/ must exist."""
-    if requested != "auto":
+    if requested != LinkMode.AUTO:
         return LinkChoice(requested, None, "")
     if view_links.reflink_works(layout):
-        return LinkChoice("reflink", None, "the filesystem clones files (reflink)")
+        return LinkChoice(LinkMode.REFLINK, None, "the filesystem clones files (reflink)")
     work_tree = git_work_tree(layout.root)
     if work_tree is not None:
         return LinkChoice(
-            "copy",
+            LinkMode.COPY,
             None,
             f"the project is inside the git work tree {work_tree}: protected files would "
             f"block git clean, checkout and pull there, so views use private copies (each "
@@ -56,24 +57,24 @@ def choose(layout: Layout, requested: str) -> LinkChoice:
         )
     linking = _hardlink_problem(layout)
     if linking:
-        return LinkChoice("copy", None, linking)
+        return LinkChoice(LinkMode.COPY, None, linking)
     probe = protection.probe(layout.tmp)
     if probe.immutable:
         return LinkChoice(
-            "hardlink",
+            LinkMode.HARDLINK,
             "immutable",
             "hardlinks to objects sealed with the immutable flag refuse every write, "
             "root's included",
         )
     if os.geteuid() != 0:
         return LinkChoice(
-            "hardlink",
+            LinkMode.HARDLINK,
             "modes",
             f"hardlinks to read-only objects (0444 files, 0555 directories) refuse writes by "
             f"every user but root; the immutable flag is not available ({probe.reason})",
         )
     return LinkChoice(
-        "copy",
+        LinkMode.COPY,
         None,
         f"root ignores read-only modes and the immutable flag is not available "
         f"({probe.reason}), so views use private copies",

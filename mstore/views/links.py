@@ -21,17 +21,19 @@ from pathlib import Path
 from mstore.core import fsutil
 from mstore.core.layout import Layout
 from mstore.core.manifests import MODE_EXECUTABLE, FileEntry
+from mstore.core.view_ids import LinkMode
 from mstore.errors import RefusedError
 
 
-def place(layout: Layout, entry: FileEntry, target: Path, mode: str) -> None:
-    """Create view file `target` for `entry` in link mode `mode`."""
+def place(layout: Layout, entry: FileEntry, target: Path, mode: LinkMode) -> None:
+    """Create view file `target` for `entry` in link mode `mode` (never `auto`, which the
+    config records as the mode it chose)."""
     source = layout.object_path(entry.id)
-    if mode == "symlink":
+    if mode == LinkMode.SYMLINK:
         os.symlink(os.path.relpath(source, target.parent), target)
-    elif mode == "hardlink":
+    elif mode == LinkMode.HARDLINK:
         os.link(source, target)
-    elif mode == "reflink":
+    elif mode == LinkMode.REFLINK:
         if not fsutil.try_reflink(source, target):
             raise RefusedError("link mode reflink is not supported on this filesystem; use auto")
         os.chmod(target, 0o555 if entry.mode == MODE_EXECUTABLE else 0o444)

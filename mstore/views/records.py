@@ -58,6 +58,7 @@ from mstore.core.record_rules import (
     check_record,
     compared_fields,
 )
+from mstore.core.view_ids import LinkMode
 from mstore.errors import IntegrityError
 from mstore.views.guard import Guard
 
@@ -88,7 +89,7 @@ class FileRecord:
 @dataclass(frozen=True)
 class ViewRecord:
     view: str
-    link_mode: str
+    link_mode: LinkMode
     files: Mapping[str, FileRecord]
 
     def encode(self) -> bytes:
@@ -130,7 +131,7 @@ def write_record(layout: Layout, record: ViewRecord) -> None:
 
 
 def record_of(
-    view: Path, view_id: str, link_mode: str, files: Mapping[str, FileEntry]
+    view: Path, view_id: str, link_mode: LinkMode, files: Mapping[str, FileEntry]
 ) -> ViewRecord:
     """Stat every file of a built view into its record."""
     return ViewRecord(
@@ -165,7 +166,7 @@ class ViewCheck:
 def check_view(
     layout: Layout,
     view_id: str,
-    link_mode: str,
+    link_mode: LinkMode,
     files: Mapping[str, FileEntry] | None,
     record: ViewRecord | None,
     guard: Guard | None = None,
@@ -219,7 +220,7 @@ def check_view(
         if problem is not None:
             problems.append(f"{path}: {problem}")
     unprotected: list[str] = []
-    if guard is not None and guard.active and link_mode == "hardlink":
+    if guard is not None and guard.active and link_mode == LinkMode.HARDLINK:
         unprotected = _unsealed(view, guard, [p for p in files if p in present])
     return ViewCheck(
         True,
@@ -251,9 +252,9 @@ def _unsealed(view: Path, guard: Guard, paths: list[str]) -> list[str]:
 
 
 def _kind_problem(
-    layout: Layout, target: Path, lst: os.stat_result, entry: FileEntry, link_mode: str
+    layout: Layout, target: Path, lst: os.stat_result, entry: FileEntry, link_mode: LinkMode
 ) -> str | None:
-    if link_mode == "symlink":
+    if link_mode == LinkMode.SYMLINK:
         if not stat.S_ISLNK(lst.st_mode):
             return "not a symlink"
         wanted = os.path.relpath(layout.object_path(entry.id), target.parent)
@@ -261,6 +262,6 @@ def _kind_problem(
     return None if stat.S_ISREG(lst.st_mode) else "not a regular file"
 
 
-def _differs(recorded: FileRecord, st: os.stat_result, link_mode: str) -> bool:
+def _differs(recorded: FileRecord, st: os.stat_result, link_mode: LinkMode) -> bool:
     current = FileRecord.of(recorded.id, st)
     return any(getattr(recorded, n) != getattr(current, n) for n in compared_fields(link_mode))

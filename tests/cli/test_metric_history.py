@@ -16,7 +16,7 @@ from typer.testing import CliRunner, Result
 
 from mstore.cli.app import app
 from mstore.ops.commit import commit
-from mstore.ops.switch import promote, rollback
+from mstore.ops.switch import PromoteOptions, promote, rollback
 from mstore.repo import Repo
 from tests.helpers import store_digest, write_version
 
@@ -49,7 +49,7 @@ def history(repo: Repo, tmp_path: Path) -> Repo:
             commit(repo, directory, "production")
         else:
             commit(repo, directory, "staging")
-            promote(repo, "staging", archive_as=f"old-{name}")
+            promote(repo, "staging", options=PromoteOptions(archive_as=f"old-{name}"))
     rollback(repo, "production")
     return repo
 

@@ -38,7 +38,7 @@ from typing import Any
 
 import mstore.core.fsutil
 from mstore.errors import MstoreError
-from mstore.ops.commit import commit
+from mstore.ops.commit import CommitOptions, commit
 from mstore.ops.gc import gc
 from mstore.ops.importing import import_tree
 from mstore.ops.ref_edits import delete_ref
@@ -339,7 +339,12 @@ def prepare_operation(run: Path) -> Callable[[], None]:
     def run_it() -> None:
         repo = Repo(root, lock_timeout=LOCK_TIMEOUT)
         if operation == "commit":
-            commit(repo, run / args["source"], "staging", "retrained on November data")
+            commit(
+                repo,
+                run / args["source"],
+                "staging",
+                options=CommitOptions(message="retrained on November data"),
+            )
         elif operation == "import":
             import_tree(repo)
         elif operation == "promote":

@@ -79,6 +79,25 @@ def test_commit_promote_rollback_and_reads(
     assert capsys.readouterr() == ("", "")  # the library never prints
 
 
+def test_a_commit_onto_a_gated_ref_is_refused_unless_overridden(
+    store: mstore.Store, tmp_path: Path
+) -> None:
+    from mstore.ops.gating import GateRefusedError, add_gate
+
+    first = store.commit(model_dir(tmp_path, b"w1"), "production", "", {"final_val_mae": 6.0})
+    add_gate(store.repo, "production", "final_val_mae<=production")
+    worse = model_dir(tmp_path, b"w2")
+
+    with pytest.raises(GateRefusedError, match="final_val_mae<=production"):
+        store.commit(worse, "production", "run 2", {"final_val_mae": 7.5})
+    assert store.resolve("production") == first.manifest_id
+    second = store.commit(worse, "production", "run 2", override_gates=True)
+    assert store.resolve("production") == second.manifest_id != first.manifest_id
+    assert store.history("production")[0].message == (
+        "run 2 [gates overridden (--override-gates): final_val_mae<=production]"
+    )
+
+
 def test_errors_come_from_mstore_errors(store: mstore.Store, tmp_path: Path) -> None:
     with pytest.raises(NotFoundError):
         mstore.open(tmp_path / "nowhere")

@@ -9,7 +9,7 @@ import pytest
 from blake3 import blake3
 
 from mstore.errors import InvalidInputError
-from mstore.ops.commit import commit
+from mstore.ops.commit import CommitOptions, commit
 from mstore.repo import Repo
 from tests.helpers import assert_consistent, write_version
 
@@ -19,7 +19,7 @@ def test_move_renames_files_into_the_store(repo: Repo, tmp_path: Path) -> None:
     model_bytes = (source / "model.pth").read_bytes()
     inode = (source / "model.pth").stat().st_ino
 
-    result = commit(repo, source, "staging", move=True)
+    result = commit(repo, source, "staging", options=CommitOptions(move=True))
 
     assert sorted(os.listdir(source)) == []
     model = repo.manifest(repo.refs.read("staging") or "").files["model.pth"]
@@ -37,7 +37,7 @@ def test_move_of_content_already_stored_keeps_one_object(repo: Repo, tmp_path: P
     again = write_version(tmp_path / "b", "v1", model=b"same weights")
     objects_before = sorted(repo.objects.iter_ids())
 
-    commit(repo, again, "staging", move=True)
+    commit(repo, again, "staging", options=CommitOptions(move=True))
 
     assert sorted(repo.objects.iter_ids()) == objects_before
     assert os.listdir(again) == []
@@ -47,7 +47,7 @@ def test_move_of_content_already_stored_keeps_one_object(repo: Repo, tmp_path: P
 
 def test_dry_run_move_leaves_the_files(repo: Repo, tmp_path: Path) -> None:
     source = write_version(tmp_path / "out", "v1")
-    commit(repo, source, "staging", move=True, dry_run=True)
+    commit(repo, source, "staging", options=CommitOptions(move=True, dry_run=True))
     assert sorted(os.listdir(source)) == ["encoders.pkl", "metadata.json", "model.pth"]
     assert repo.refs.read("staging") is None
 
@@ -58,7 +58,7 @@ def test_move_of_a_file_with_other_hard_links_copies_it(repo: Repo, tmp_path: Pa
     other = tmp_path / "elsewhere.pth"
     os.link(source / "model.pth", other)
 
-    commit(repo, source, "staging", move=True)
+    commit(repo, source, "staging", options=CommitOptions(move=True))
 
     assert "model.pth" not in os.listdir(source)
     model = repo.manifest(repo.refs.read("staging") or "").files["model.pth"]
@@ -73,7 +73,7 @@ def test_move_out_of_the_stores_own_view_is_refused(repo: Repo, tmp_path: Path) 
     log_before = repo.layout.log.read_bytes()
 
     with pytest.raises(InvalidInputError, match=r"inside the store.*without --move"):
-        commit(repo, repo.layout.view_link("staging"), "exp", move=True)
+        commit(repo, repo.layout.view_link("staging"), "exp", options=CommitOptions(move=True))
 
     assert repo.refs.read("exp") is None
     assert repo.layout.log.read_bytes() == log_before

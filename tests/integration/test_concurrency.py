@@ -38,7 +38,7 @@ WORKER = """
 import json, sys
 from pathlib import Path
 from mstore.errors import LockedError, RefMovedError
-from mstore.ops.commit import commit
+from mstore.ops.commit import CommitOptions, commit
 from mstore.repo import Repo
 from tests.helpers import write_version
 
@@ -50,7 +50,8 @@ for n in range(count):
         weights = f"{worker}/{n}".encode()
         source = write_version(src / f"w{worker}-{n}", f"v{worker}.{n}", model=weights)
         try:
-            result = commit(Repo(root), source, "staging", expect=seen[:12] if seen else "none")
+            options = CommitOptions(expect=seen[:12] if seen else "none")
+            result = commit(Repo(root), source, "staging", options=options)
         except (RefMovedError, LockedError):
             retries += 1
             continue

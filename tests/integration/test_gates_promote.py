@@ -1,5 +1,6 @@
-"""Gates on promote, on real stores: refusals change nothing, kept gates apply to every
-promote to their ref, overrides are logged, and operands are the versions moved."""
+"""Gates on real stores: refusals change nothing, kept gates apply to every move onto their
+ref (promote, commit, ref rename; rollback passes them by and says so), overrides are
+logged, and operands are the versions moved."""
 
 from __future__ import annotations
 
@@ -14,9 +15,9 @@ from typer.testing import CliRunner, Result
 from mstore.cli.app import app
 from mstore.core.gates import parse_gate
 from mstore.errors import RefusedError
-from mstore.ops.commit import commit
-from mstore.ops.gating import GateCheck, GateRefusedError, add_gate, check_promote
-from mstore.ops.switch import promote
+from mstore.ops.commit import CommitOptions, commit
+from mstore.ops.gating import GateCheck, GateRefusedError, add_gate
+from mstore.ops.switch import PromoteOptions, promote
 from mstore.repo import Repo
 from tests.helpers import assert_consistent, store_digest, write_version
 
@@ -241,11 +242,15 @@ def test_gates_run_before_the_pre_promote_hook(
     hook.chmod(0o755)
 
     with pytest.raises(GateRefusedError) as caught:
-        promote(repo, "staging", require=[parse_gate("final_val_mae<=production")])
+        promote(
+            repo,
+            "staging",
+            options=PromoteOptions(require=(parse_gate("final_val_mae<=production"),)),
+        )
 
     assert isinstance(caught.value, RefusedError) and caught.value.exit_code == 7
     assert not record.exists(), "the hook ran although a gate failed"
-    promote(repo, "staging", require=[parse_gate("final_val_mae<=7")])
+    promote(repo, "staging", options=PromoteOptions(require=(parse_gate("final_val_mae<=7"),)))
     assert record.exists()
 
 
@@ -260,7 +265,10 @@ def test_gates_are_checked_under_the_lock_against_the_versions_moved(
     checks: list[GateCheck] = []
 
     result = promote(
-        opened, "staging", require=[parse_gate("final_val_mae<production")], on_gates=checks.append
+        opened,
+        "staging",
+        options=PromoteOptions(require=(parse_gate("final_val_mae<production"),)),
+        on_gates=checks.append,
     )
     assert checks[0].verdicts[0].reference == 6.5 and checks[0].passed
     assert result.changed
@@ -274,18 +282,180 @@ def test_gates_are_checked_under_the_lock_against_the_versions_moved(
 
 def test_a_gate_against_a_target_that_does_not_exist_fails(repo: Repo, ids: dict[str, str]) -> None:
     with pytest.raises(GateRefusedError, match="canary does not exist yet"):
-        promote(repo, "staging", "canary", require=[parse_gate("final_val_mae<=canary")])
+        promote(
+            repo,
+            "staging",
+            "canary",
+            options=PromoteOptions(require=(parse_gate("final_val_mae<=canary"),)),
+        )
     assert repo.refs.read("canary") is None
 
 
 def test_nothing_to_promote_checks_nothing(repo: Repo, ids: dict[str, str]) -> None:
-    check = check_promote(
-        repo,
-        "production",
-        "production",
-        ids["v4"],
-        ids["v4"],
-        [parse_gate("final_val_mae<production")],
-        moving=False,
+    checks: list[GateCheck] = []
+    failing = PromoteOptions(require=(parse_gate("final_val_mae<production"),))
+
+    result = promote(repo, "production", options=failing, on_gates=checks.append)
+
+    assert not result.changed
+    assert checks == [GateCheck()]
+
+
+# -- every other move onto a gated ref -------------------------------------------------
+
+
+def last_message(repo: Repo, ref: str) -> str:
+    """The message of the newest log entry moving `ref`."""
+    return next(e for e in Repo(repo.root).history.newest_first() if e.ref == ref).message
+
+
+def test_a_commit_onto_a_gated_ref_is_refused_and_stores_nothing(
+    repo: Repo, ids: dict[str, str], tmp_path: Path
+) -> None:
+    document(mstore(repo, "gate", "add", "production", "final_val_mae<=production", "--json"))
+    worse = write_version(tmp_path / "src" / "v6", "v6", metrics={"final_val_mae": 6.5})
+    before = store_digest(repo)
+
+    line = refused(
+        mstore(repo, "commit", worse, "--to", "production"),
+        f"committing {worse} to production",
+        "final_val_mae<=production",
+        "6.5",
+        "5.74",
+        "--override-gates",
     )
-    assert check == GateCheck()
+
+    assert "commit anyway" in line
+    assert store_digest(repo) == before
+    assert Repo(repo.root).refs.read("production") == ids["v4"]
+    # The gate is production's: the same version may go to any other ref.
+    document(mstore(repo, "commit", worse, "--to", "candidate", "--json"))
+    assert_consistent(repo)
+
+
+def test_an_overridden_commit_onto_a_gated_ref_moves_it_and_the_log_says_so(
+    repo: Repo, ids: dict[str, str], tmp_path: Path
+) -> None:
+    add_gate(repo, "production", "final_val_mae<=production")
+    worse = write_version(tmp_path / "src" / "v6", "v6", metrics={"final_val_mae": 6.5})
+
+    result = document(
+        mstore(
+            repo,
+            "commit",
+            worse,
+            "--to",
+            "production",
+            "-m",
+            "hotfix",
+            "--override-gates",
+            "--json",
+        )
+    )
+
+    assert Repo(repo.root).refs.read("production") == result["manifest"] != ids["v4"]
+    assert last_message(repo, "production") == (
+        "hotfix [gates overridden (--override-gates): final_val_mae<=production]"
+    )
+    assert_consistent(repo)
+
+
+def test_a_commit_onto_a_gated_ref_with_passing_gates_logs_nothing_extra(
+    repo: Repo, ids: dict[str, str], tmp_path: Path
+) -> None:
+    add_gate(repo, "production", "final_val_mae<=production")
+    better = write_version(tmp_path / "src" / "v6", "v6", metrics={"final_val_mae": 5.0})
+
+    result = commit(repo, better, "production", options=CommitOptions(message="better"))
+
+    assert result.move.changed
+    assert last_message(repo, "production") == "better"
+
+
+def test_a_commit_that_moves_nothing_checks_no_gate(
+    repo: Repo, ids: dict[str, str], tmp_path: Path
+) -> None:
+    """The directory holds production's version already: nothing moves, nothing is
+    refused (like a promote that moves nothing), even under a gate it would fail."""
+    add_gate(repo, "production", "final_val_mae<=5")
+    before = store_digest(repo)
+
+    result = commit(repo, tmp_path / "src" / "v4", "production")
+
+    assert not result.move.changed and result.manifest_id == ids["v4"]
+    assert store_digest(repo) == before
+
+
+def test_a_rename_onto_a_gated_name_is_refused_and_changes_nothing(
+    repo: Repo, ids: dict[str, str]
+) -> None:
+    document(mstore(repo, "ref", "delete", "production", "--force", "--json"))
+    add_gate(repo, "production", "final_val_mae<=6")
+    before = store_digest(repo)
+
+    refused(
+        mstore(repo, "ref", "rename", "staging", "production"),
+        "renaming staging to production",
+        "final_val_mae<=6",
+        "6.1",
+        "--override-gates",
+    )
+
+    assert store_digest(repo) == before
+    assert Repo(repo.root).refs.read("staging") == ids["v5"]
+    assert Repo(repo.root).refs.read("production") is None
+    assert_consistent(repo)
+
+
+def test_an_overridden_rename_onto_a_gated_name_goes_through_and_the_log_says_so(
+    repo: Repo, ids: dict[str, str]
+) -> None:
+    document(mstore(repo, "ref", "delete", "production", "--force", "--json"))
+    add_gate(repo, "production", "final_val_mae<=6")
+
+    document(mstore(repo, "ref", "rename", "staging", "production", "--override-gates", "--json"))
+
+    moved = Repo(repo.root)
+    assert (moved.refs.read("production"), moved.refs.read("staging")) == (ids["v5"], None)
+    note = "[gates overridden (--override-gates): final_val_mae<=6]"
+    assert {e.ref: e.message for e in moved.history.newest_first() if e.action == "rename"} == {
+        "production": f"rename staging to production {note}",
+        "staging": f"rename staging to production {note}",
+    }
+    assert_consistent(repo)
+
+
+def test_a_rename_onto_a_name_whose_gates_pass_logs_nothing_extra(
+    repo: Repo, ids: dict[str, str]
+) -> None:
+    add_gate(repo, "canary", "final_val_mae<=7")
+
+    document(mstore(repo, "ref", "rename", "staging", "canary", "--json"))
+
+    assert last_message(repo, "canary") == "rename staging to canary"
+
+
+def test_a_rollback_of_a_gated_ref_goes_through_and_the_log_says_its_gates_were_passed_by(
+    repo: Repo, ids: dict[str, str]
+) -> None:
+    document(mstore(repo, "promote", "staging", "--json"))  # production: v4 -> v5 (6.1)
+    add_gate(repo, "production", "final_val_mae<=6")
+    add_gate(repo, "production", "final_val_loss<=80")
+    # v4 (5.74, 89.43) fails the second gate; rollback is the emergency path all the same.
+
+    result = document(mstore(repo, "rollback", "--json"))
+
+    assert result["moves"] == [{"ref": "production", "old": ids["v5"], "new": ids["v4"]}]
+    assert last_message(repo, "production") == (
+        "rollback production [gates not checked (rollback): final_val_mae<=6, final_val_loss<=80]"
+    )
+    assert_consistent(repo)
+
+
+def test_a_rollback_of_an_ungated_ref_logs_nothing_extra(repo: Repo, ids: dict[str, str]) -> None:
+    document(mstore(repo, "promote", "staging", "--json"))
+    add_gate(repo, "canary", "final_val_mae<=6")
+
+    document(mstore(repo, "rollback", "-m", "back", "--json"))
+
+    assert last_message(repo, "production") == "back"

@@ -20,7 +20,7 @@ from mstore.caches.hashcache import RACY_SECONDS
 from mstore.cli.app import app
 from mstore.core.hashing import hash_bytes
 from mstore.core.manifests import METADATA_FILE
-from mstore.ops.commit import commit, scan_source, store_files
+from mstore.ops.commit import CommitOptions, commit, scan_source, store_files
 from mstore.ops.gc import DAY, gc
 from mstore.ops.ref_edits import delete_ref
 from mstore.ops.restore import restore
@@ -53,7 +53,7 @@ def three_versions(repo: Repo, tmp_path: Path) -> SimpleNamespace:
     for n in (1, 2, 3):
         source = write_version(tmp_path / "src" / f"v{n}", f"v{n}")
         ref = "production" if n == 1 else "staging"
-        manifest_id = commit(repo, source, ref, f"v{n}").manifest_id
+        manifest_id = commit(repo, source, ref, options=CommitOptions(message=f"v{n}")).manifest_id
         assert manifest_id is not None
         ids.append(manifest_id)
         if n > 1:

@@ -20,7 +20,7 @@ import mstore.core.objects
 import mstore.ops.commit
 from mstore.caches.hashcache import RACY_SECONDS
 from mstore.core.hashing import copy_into, hash_bytes, hash_file
-from mstore.ops.commit import commit
+from mstore.ops.commit import CommitOptions, commit
 from mstore.ops.verify import verify
 from mstore.repo import Repo
 from tests.helpers import assert_consistent, write_version
@@ -113,10 +113,15 @@ def test_unchanged_directory_is_committed_without_reading_it(
     repo: Repo, tmp_path: Path, settled: None
 ) -> None:
     source = make_source(tmp_path / "src")
-    first = commit(repo, source, "staging", "first")
+    first = commit(repo, source, "staging", options=CommitOptions(message="first"))
 
     with watch_reads(source) as seen:
-        again = commit(Repo(repo.root), source, "staging", "same files, another message")
+        again = commit(
+            Repo(repo.root),
+            source,
+            "staging",
+            options=CommitOptions(message="same files, another message"),
+        )
 
     assert seen == []
     assert again.manifest_id == first.manifest_id
@@ -130,10 +135,10 @@ def test_unchanged_seed_directory_is_committed_without_reading_it(
 ) -> None:
     """The same with a metadata.json: FORMAT.md says an unchanged directory costs no reads."""
     source = backdate(write_version(tmp_path / "src", "v1", model=os.urandom(BIG)))
-    first = commit(repo, source, "staging", "first")
+    first = commit(repo, source, "staging", options=CommitOptions(message="first"))
 
     with watch_reads(source) as seen:
-        again = commit(Repo(repo.root), source, "staging", "again")
+        again = commit(Repo(repo.root), source, "staging", options=CommitOptions(message="again"))
 
     assert again.manifest_id == first.manifest_id
     assert seen == []
@@ -142,10 +147,12 @@ def test_unchanged_seed_directory_is_committed_without_reading_it(
 def test_reads_are_seen_when_the_cache_cannot_help(repo: Repo, tmp_path: Path) -> None:
     """Control for `watch_reads`: without a settled cache entry, commit reads every file."""
     source = make_source(tmp_path / "src")
-    commit(repo, source, "staging", "first")  # real clock: ctimes are racy, nothing cached
+    commit(
+        repo, source, "staging", options=CommitOptions(message="first")
+    )  # real clock: ctimes are racy, nothing cached
 
     with watch_reads(source) as seen:
-        commit(Repo(repo.root), source, "staging", "again")
+        commit(Repo(repo.root), source, "staging", options=CommitOptions(message="again"))
 
     copied = sorted(Path(s.split(" ", 1)[1]).name for s in seen if s.startswith("copy_into"))
     assert copied == ["encoders.pkl", "model.pth", "tokenizer.json"]
@@ -205,7 +212,9 @@ def test_deleted_cache_loses_nothing(
     copies = count_copies(monkeypatch)
 
     fresh = Repo(repo.root)
-    again = commit(fresh, source, "staging", "after losing the cache")
+    again = commit(
+        fresh, source, "staging", options=CommitOptions(message="after losing the cache")
+    )
 
     assert again.manifest_id == first
     assert not again.move.changed
@@ -229,8 +238,8 @@ def test_corrupt_cache_file_does_not_break_commit(
     source = write_version(tmp_path / "src2", "v2")
 
     fresh = Repo(repo.root)
-    result = commit(fresh, source, "staging", "with a broken cache")
-    again = commit(Repo(repo.root), source, "staging", "and again")
+    result = commit(fresh, source, "staging", options=CommitOptions(message="with a broken cache"))
+    again = commit(Repo(repo.root), source, "staging", options=CommitOptions(message="and again"))
 
     assert result.move.changed
     assert again.manifest_id == result.manifest_id

@@ -16,7 +16,7 @@ from mstore.cli.app import app
 from mstore.errors import RefusedError
 from mstore.ops.commit import commit
 from mstore.ops.show import log
-from mstore.ops.switch import checkout, promote, rollback
+from mstore.ops.switch import PromoteOptions, checkout, promote, rollback
 from mstore.repo import Repo
 from tests.helpers import LOCAL_STATE, assert_consistent, tree_digest, write_version
 
@@ -151,7 +151,7 @@ def test_no_verify_skips_the_hook_and_says_so_in_the_log(
 ) -> None:
     pre_promote_hook(repo, record, exit_code=1)
 
-    promote(repo, "staging", no_verify=True)
+    promote(repo, "staging", options=PromoteOptions(no_verify=True))
 
     assert not record.exists(), "the hook ran despite no_verify"
     assert repo.refs.read("production") == ids["v5"]

@@ -38,7 +38,7 @@ CRASHER = """
 import os, signal, sys
 from pathlib import Path
 from mstore.core.history import History
-from mstore.ops.commit import commit
+from mstore.ops.commit import CommitOptions, commit
 from mstore.repo import Repo
 
 original = History.append
@@ -48,7 +48,8 @@ def append(self, entries):
     os.kill(os.getpid(), signal.SIGKILL)
 
 History.append = append
-commit(Repo(Path(sys.argv[1])), Path(sys.argv[2]), sys.argv[3], "interrupted")
+options = CommitOptions(message="interrupted")
+commit(Repo(Path(sys.argv[1])), Path(sys.argv[2]), sys.argv[3], options=options)
 """
 
 

@@ -16,7 +16,7 @@ import mstore.core.envfile
 import mstore.transaction
 from mstore.core.history import LogEntry
 from mstore.errors import IntegrityError
-from mstore.ops.commit import commit
+from mstore.ops.commit import CommitOptions, commit
 from mstore.ops.show import log
 from mstore.ops.switch import checkout, default_archive_name, promote
 from mstore.ops.verify import verify
@@ -202,7 +202,12 @@ def test_commit_crash_after_journal_is_rolled_forward_by_verify(
     with monkeypatch.context() as patch:
         patch.setattr(repo.refs, "write", crash_on_call(repo.refs.write))
         with pytest.raises(SimulatedCrash):
-            commit(repo, write_version(tmp_path / "src" / "v6", "v6"), "staging", "six")
+            commit(
+                repo,
+                write_version(tmp_path / "src" / "v6", "v6"),
+                "staging",
+                options=CommitOptions(message="six"),
+            )
     [pending] = journal_entries(repo)
     txn = orjson.loads(repo.layout.transaction.read_bytes())["txn"]
     assert repo.refs.read("staging") == v5

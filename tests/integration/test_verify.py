@@ -13,7 +13,7 @@ from typer.testing import CliRunner, Result
 
 from mstore.cli.app import app
 from mstore.core.manifests import METADATA_FILE
-from mstore.ops.commit import commit
+from mstore.ops.commit import CommitOptions, commit
 from mstore.ops.switch import promote
 from mstore.ops.verify import VerifyReport, verify
 from mstore.repo import Repo
@@ -39,8 +39,8 @@ def build_store(repo: Repo, tmp_path: Path) -> dict[str, str]:
     """production=v5 (promoted), staging=v5, archive/v4_<date>=v4; the refs' manifest ids."""
     v4 = write_version(tmp_path / "src" / "v4", "v4_no_leakage")
     v5 = write_version(tmp_path / "src" / "v5", "v5_candidate")
-    commit(repo, v4, "production", "v4")
-    commit(repo, v5, "staging", "v5")
+    commit(repo, v4, "production", options=CommitOptions(message="v4"))
+    commit(repo, v5, "staging", options=CommitOptions(message="v5"))
     promote(repo, "staging")
     refs = repo.refs.read_all()
     assert len(refs) == 3

@@ -23,10 +23,10 @@ from mstore.errors import (
     RefusedError,
     UsageError,
 )
-from mstore.ops.commit import commit
+from mstore.ops.commit import CommitOptions, commit
 from mstore.ops.diff import diff
 from mstore.ops.show import info, list_refs, log
-from mstore.ops.switch import checkout, promote, rollback
+from mstore.ops.switch import PromoteOptions, checkout, promote, rollback
 from mstore.repo import Repo
 from tests.helpers import assert_consistent, store_digest, tree_digest, write_version
 
@@ -60,8 +60,12 @@ def v5_dir(tmp_path: Path) -> Path:
 
 def seed(repo: Repo, tmp_path: Path) -> tuple[str, str]:
     """Commit v4 to production and v5 to staging; return their manifest ids."""
-    v4 = commit(repo, v4_dir(tmp_path), "production", "v4 without leakage").manifest_id
-    v5 = commit(repo, v5_dir(tmp_path), "staging", "v5 candidate").manifest_id
+    v4 = commit(
+        repo, v4_dir(tmp_path), "production", options=CommitOptions(message="v4 without leakage")
+    ).manifest_id
+    v5 = commit(
+        repo, v5_dir(tmp_path), "staging", options=CommitOptions(message="v5 candidate")
+    ).manifest_id
     assert v4 is not None and v5 is not None
     return v4, v5
 
@@ -82,7 +86,7 @@ def promote_staging(repo: Repo) -> tuple[str, str, str]:
 def test_commit_creates_ref_view_manifest_and_log_entry(repo: Repo, tmp_path: Path) -> None:
     source = v4_dir(tmp_path)
 
-    result = commit(repo, source, "production", "first")
+    result = commit(repo, source, "production", options=CommitOptions(message="first"))
 
     assert result.manifest_id is not None
     assert result.files == 3
@@ -120,7 +124,7 @@ def test_commit_of_unchanged_content_is_a_no_op(repo: Repo, tmp_path: Path) -> N
     before = store_digest(repo)
     entries = log(repo)
 
-    again = commit(repo, source, "staging", "same bytes again")
+    again = commit(repo, source, "staging", options=CommitOptions(message="same bytes again"))
 
     assert again.manifest_id == first.manifest_id
     assert not again.move.changed
@@ -522,7 +526,7 @@ def test_expect_with_current_prefix_moves_the_ref(repo: Repo, tmp_path: Path) ->
     v4, _ = seed(repo, tmp_path)
     source = write_version(tmp_path / "src" / "v6", "v6")
 
-    result = commit(repo, source, "production", expect=v4[:6].upper())
+    result = commit(repo, source, "production", options=CommitOptions(expect=v4[:6].upper()))
 
     assert repo.refs.read("production") == result.manifest_id
     assert_consistent(repo)
@@ -534,7 +538,7 @@ def test_expect_with_wrong_prefix_refuses_commit(repo: Repo, tmp_path: Path) -> 
     before, visible, objects = store_digest(repo), visible_state(repo), object_ids(repo)
 
     with pytest.raises(RefMovedError, match=f"ref production is {v4[:12]}, not {v5[:8]}"):
-        commit(repo, source, "production", expect=v5[:8])
+        commit(repo, source, "production", options=CommitOptions(expect=v5[:8]))
 
     assert visible_state(repo) == visible
     assert object_ids(repo) - objects == set(), "the refused commit left new objects behind"
@@ -547,14 +551,14 @@ def test_expect_with_wrong_prefix_refuses_promote(repo: Repo, tmp_path: Path) ->
     before = store_digest(repo)
 
     with pytest.raises(RefMovedError, match=f"ref production is {v4[:12]}, not {v5[:8]}"):
-        promote(repo, "staging", expect=v5[:8])
+        promote(repo, "staging", options=PromoteOptions(expect=v5[:8]))
 
     assert store_digest(repo) == before
     assert_consistent(repo)
 
 
 def test_expect_none_creates_a_new_ref(repo: Repo, tmp_path: Path) -> None:
-    result = commit(repo, v4_dir(tmp_path), "staging", expect="none")
+    result = commit(repo, v4_dir(tmp_path), "staging", options=CommitOptions(expect="none"))
 
     assert repo.refs.read("staging") == result.manifest_id
     assert_consistent(repo)
@@ -576,7 +580,7 @@ def test_expect_needs_six_digits(repo: Repo, tmp_path: Path) -> None:
     before = store_digest(repo)
 
     with pytest.raises(InvalidInputError, match="--expect needs at least 6 hex digits"):
-        promote(repo, "staging", expect=v4[:5])
+        promote(repo, "staging", options=PromoteOptions(expect=v4[:5]))
 
     assert store_digest(repo) == before
     assert_consistent(repo)
@@ -602,7 +606,7 @@ def test_promote_suffixes_archive_name_taken_by_another_version(repo: Repo, tmp_
 def test_promote_archive_as_names_the_archive(repo: Repo, tmp_path: Path) -> None:
     v4, v5 = seed(repo, tmp_path)
 
-    promote(repo, "staging", archive_as="v4_hotfix")
+    promote(repo, "staging", options=PromoteOptions(archive_as="v4_hotfix"))
 
     assert repo.refs.read("archive/v4_hotfix") == v4
     assert repo.refs.read("production") == v5
@@ -611,13 +615,13 @@ def test_promote_archive_as_names_the_archive(repo: Repo, tmp_path: Path) -> Non
 
 def test_promote_archive_as_name_of_another_version_is_refused(repo: Repo, tmp_path: Path) -> None:
     _, v5 = seed(repo, tmp_path)
-    promote(repo, "staging", archive_as="keep")
+    promote(repo, "staging", options=PromoteOptions(archive_as="keep"))
     v6 = commit(repo, write_version(tmp_path / "src" / "v6", "v6"), "staging").manifest_id
     assert v6 is not None
     before = store_digest(repo)
 
     with pytest.raises(RefusedError, match="archive/keep already names another version"):
-        promote(repo, "staging", archive_as="archive/keep")
+        promote(repo, "staging", options=PromoteOptions(archive_as="archive/keep"))
 
     assert store_digest(repo) == before
     assert repo.refs.read("production") == v5
