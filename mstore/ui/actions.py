@@ -31,6 +31,7 @@ from mstore.ui import params
 from mstore.ui.rendering import api_url
 from mstore.ui.security import CSRF_FIELD, Forbidden, check_origin, csrf_value, same
 from mstore.ui.view import View
+from mstore.workflow import policy
 
 MAX_FORM_BYTES = 64 << 10
 FORM_TYPE = "application/x-www-form-urlencoded"
@@ -69,7 +70,13 @@ def plan_promote(repo: Repo, source: str, target: str) -> PromotePlan:
     current = repo.refs.read(target)
     checks: list[GateCheck] = []
     try:
-        result = switch.promote(repo, source, target, dry_run=True, on_gates=checks.append)
+        result = switch.promote(
+            repo,
+            source,
+            target,
+            options=switch.PromoteOptions(dry_run=True),
+            on_gates=checks.append,
+        )
     except GateRefusedError as refusal:
         return PromotePlan(source, target, candidate, current, None, refusal.check)
     return PromotePlan(
@@ -81,8 +88,8 @@ def plan_promote(repo: Repo, source: str, target: str) -> PromotePlan:
 
 
 def promote_page(view: View) -> Response:
-    source = params.text(view.request, "source", "staging") or "staging"
-    target = params.text(view.request, "target", "production") or "production"
+    source = params.text(view.request, "source", policy.STAGING) or policy.STAGING
+    target = params.text(view.request, "target", policy.PRODUCTION) or policy.PRODUCTION
     plan = plan_promote(view.repo, source, target)
     if view.api:
         return view.json(plan.to_json())
@@ -106,7 +113,7 @@ def promote_page(view: View) -> Response:
 
 
 def rollback_page(view: View) -> Response:
-    ref = params.text(view.request, "ref", "production") or "production"
+    ref = params.text(view.request, "ref", policy.PRODUCTION) or policy.PRODUCTION
     to = params.text(view.request, "to")
     result = switch.rollback(view.repo, ref, to=to, dry_run=True)
     if view.api:

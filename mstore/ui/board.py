@@ -16,11 +16,11 @@ from mstore.ops.show import RefSummary, headline, list_refs, summaries, summariz
 from mstore.repo import Repo
 from mstore.ui import params
 from mstore.ui.view import View
+from mstore.workflow import policy
 
-ARCHIVE_PREFIX = "archive/"
 ARCHIVE_PAGE = 50
 OTHERS_SHOWN = 200
-ROLES = ("production", "staging")
+ROLES = policy.SEED_REFS  # production and staging, shown first
 _DIGITS = re.compile(r"(\d+)")
 
 
@@ -38,8 +38,8 @@ def board(view: View) -> Response:
         return view.json([s.to_json() for s in list_refs(view.repo)])
     page = params.count(view.request, "page", 1) or 1
     refs = view.repo.refs.read_all()
-    archive = sorted((n for n in refs if n.startswith(ARCHIVE_PREFIX)), key=natural, reverse=True)
-    others = sorted(n for n in refs if n not in ROLES and not n.startswith(ARCHIVE_PREFIX))
+    archive = sorted((n for n in refs if policy.is_archive(n)), key=natural, reverse=True)
+    others = sorted(n for n in refs if n not in ROLES and not policy.is_archive(n))
     start = (page - 1) * ARCHIVE_PAGE
     shown_archive = archive[start : start + ARCHIVE_PAGE]
     if page > 1 and not shown_archive:

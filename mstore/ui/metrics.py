@@ -19,8 +19,9 @@ from mstore.ui import params
 from mstore.ui.chart import Chart, Step, line_chart
 from mstore.ui.rendering import page_url
 from mstore.ui.view import View
+from mstore.workflow import policy
 
-DEFAULT_REF = "production"
+DEFAULT_REF = policy.PRODUCTION
 VERSIONS_SHOWN = 200
 
 

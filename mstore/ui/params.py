@@ -11,6 +11,7 @@ from __future__ import annotations
 from starlette.requests import Request
 
 from mstore.errors import UsageError
+from mstore.workflow import policy
 
 MAX_TEXT = 1024
 
@@ -37,7 +38,7 @@ def text(request: Request, name: str, default: str | None = None) -> str | None:
 def required(request: Request, name: str) -> str:
     value = text(request, name)
     if value is None:
-        raise BadParameter(f"parameter {name!r} is required (e.g. ?{name}=production)")
+        raise BadParameter(f"parameter {name!r} is required (e.g. ?{name}={policy.PRODUCTION})")
     return value
 
 

@@ -21,6 +21,7 @@ from mstore.ops.version_files import scan_version
 from mstore.repo import Repo
 from mstore.ui import params
 from mstore.ui.view import View
+from mstore.workflow import policy
 
 LINEAGE_SHOWN = 20
 
@@ -89,8 +90,8 @@ def _changelog(value: object) -> list[str]:
 
 
 def compare(view: View) -> Response:
-    old = params.text(view.request, "old", "production") or "production"
-    new = params.text(view.request, "new", "staging") or "staging"
+    old = params.text(view.request, "old", policy.PRODUCTION) or policy.PRODUCTION
+    new = params.text(view.request, "new", policy.STAGING) or policy.STAGING
     depth = params.count(view.request, "group_depth", None, high=64)
     changes = view.store.diff(old, new)
     tensors = diff_tensors(view.repo, old, new, depth)
