@@ -28,6 +28,7 @@ from mstore.core.objects import ObjectStore
 from mstore.core.refs import MAX_REFLOG_DIGITS, RefStore, check_ref_name, split_reflog
 from mstore.errors import (
     AmbiguousRevisionError,
+    Hint,
     InvalidInputError,
     MstoreError,
     NotFoundError,
@@ -90,7 +91,9 @@ class Repo:
                 shutil.rmtree(layout.store)
                 raise RefusedError(
                     f"link mode reflink is not supported by the filesystem of {layout.root} "
-                    f"(XFS and btrfs support it); use --link-mode auto or copy"
+                    "(XFS and btrfs support it); use ",
+                    Hint("link_mode"),
+                    " auto or copy",
                 )
             choice = choose(layout, link_mode)
             fsutil.makedirs_durable(layout.models)
@@ -112,14 +115,20 @@ class Repo:
             path = Path(explicit).resolve()
             root = path.parent if path.name == STORE_DIR_NAME else path
             if not os.path.lexists(root / STORE_DIR_NAME / "config"):
-                raise NotFoundError(f"no mstore store at {root} (run `mstore init` there)")
+                raise NotFoundError(
+                    f"no mstore store at {root} (run ", Hint(command="init"), " there)"
+                )
             return cls(root)
         here = (start or Path.cwd()).resolve()
         for candidate in (here, *here.parents):
             if os.path.lexists(candidate / STORE_DIR_NAME / "config"):
                 return cls(candidate)  # reading the config refuses anything but a file
         raise NotFoundError(
-            f"no mstore store in {here} or any parent (run `mstore init`, or pass --store)"
+            f"no mstore store in {here} or any parent (run ",
+            Hint(command="init"),
+            ", or pass ",
+            Hint("store"),
+            ")",
         )
 
     @property
@@ -183,7 +192,9 @@ class Repo:
         if _HEX.fullmatch(revision):
             return self._resolve_prefix(revision.lower())
         check_ref_name(revision)
-        raise NotFoundError(f"unknown revision {revision!r}: no such ref (see `mstore list`)")
+        raise NotFoundError(
+            f"unknown revision {revision!r}: no such ref (see ", Hint(command="list"), ")"
+        )
 
     def _resolve_reflog(self, revision: str, name: str, steps: int | None) -> str:
         """`name@{steps}`: the value the ref had `steps` moves ago (None: more moves

@@ -31,7 +31,7 @@ from mstore.core.manifests import (
     parse_metadata,
 )
 from mstore.core.refs import check_ref_name
-from mstore.errors import InvalidInputError, MstoreError, NotFoundError
+from mstore.errors import Hint, InvalidInputError, MstoreError, NotFoundError
 from mstore.ops.moves import MoveResult, check_expected, result_of
 from mstore.repo import Repo
 from mstore.transaction import RefUpdate, Transaction, apply
@@ -240,8 +240,9 @@ def _check_movable(repo: Repo, directory: Path) -> None:
     resolved = directory.resolve()
     if resolved.is_relative_to(repo.layout.store.resolve()):
         raise InvalidInputError(
-            f"{directory} is inside the store (a view of a stored version): commit it "
-            "without --move (its objects are stored already, so no new object is written)"
+            f"{directory} is inside the store (a view of a stored version): commit it without ",
+            Hint("move", True),
+            " (its objects are stored already, so no new object is written)",
         )
 
 

@@ -23,10 +23,11 @@ from typing import Any
 from mstore.core.config import read_config, write_config
 from mstore.core.gates import Gate, Verdict, evaluate_all, parse_gate
 from mstore.core.refs import check_ref_name
-from mstore.errors import MstoreError, NotFoundError, RefusedError, UsageError
+from mstore.errors import Hint, MstoreError, NotFoundError, RefusedError, UsageError
 from mstore.repo import Repo
 
-OVERRIDE_FLAG = "--override-gates"
+# The log's words for an override (docs/FORMAT.md, "Log"): recorded, not a way out.
+OVERRIDE_RECORD = "--override-gates"
 _NOT_A_NUMBER = re.compile(r"""["'].*|true|false|yes|no|null|none""", re.IGNORECASE)
 
 
@@ -62,7 +63,7 @@ class GateCheck:
         if not self.overridden:
             return ""
         rules = ", ".join(v.rule for v in self.failures)
-        return f" [gates overridden ({OVERRIDE_FLAG}): {rules}]"
+        return f" [gates overridden ({OVERRIDE_RECORD}): {rules}]"
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -75,8 +76,8 @@ class GateCheck:
 class GateRefusedError(RefusedError):
     """A promote refused by failing gates; `check` holds every verdict."""
 
-    def __init__(self, message: str, check: GateCheck) -> None:
-        super().__init__(message)
+    def __init__(self, *parts: str | Hint, check: GateCheck) -> None:
+        super().__init__(*parts)
         self.check = check
 
 
@@ -121,8 +122,10 @@ def check_promote(
     which = f"gate {reasons}" if len(failures) == 1 else f"{len(failures)} gates: {reasons}"
     raise GateRefusedError(
         f"promoting {source} to {target} is refused by {which}; nothing changed (improve the "
-        f"candidate, or promote anyway with {OVERRIDE_FLAG}, which the log records)",
-        check,
+        "candidate, or promote anyway with ",
+        Hint("override_gates", True),
+        ", which the log records)",
+        check=check,
     )
 
 
@@ -133,7 +136,9 @@ def _check_operand(repo: Repo, gate: Gate, gated_ref: str) -> None:
     try:
         repo.resolve(gate.operand)
     except NotFoundError as err:
-        raise UsageError(f"gate {gate.text()!r} compares with {gate.operand!r}: {err}") from None
+        raise UsageError(
+            f"gate {gate.text()!r} compares with {gate.operand!r}: ", *err.parts
+        ) from None
 
 
 # -- the kept gates ------------------------------------------------------------------------
@@ -197,7 +202,9 @@ def remove_gate(repo: Repo, ref: str, text: str, dry_run: bool = False) -> GateE
         if rule not in rules:
             kept = ", ".join(rules) or "none"
             raise NotFoundError(
-                f"{ref} has no gate {rule!r} (kept for {ref}: {kept}; see `mstore gate list`)"
+                f"{ref} has no gate {rule!r} (kept for {ref}: {kept}; see ",
+                Hint(command="gate list"),
+                ")",
             )
         rules = tuple(r for r in rules if r != rule)
         if not dry_run:

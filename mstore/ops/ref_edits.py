@@ -8,7 +8,7 @@ would find no model. Renaming the active ref moves MODEL_ENVIRONMENT with it.
 from __future__ import annotations
 
 from mstore.core.refs import check_ref_name
-from mstore.errors import RefusedError
+from mstore.errors import Hint, RefusedError
 from mstore.ops.moves import MoveResult, existing_ref, result_of
 from mstore.repo import Repo
 from mstore.transaction import RefUpdate, Transaction, apply
@@ -28,7 +28,8 @@ def delete_ref(
         if repo.active_environment() == name and not force:
             raise RefusedError(
                 f"ref {name!r} is the active environment (MODEL_ENVIRONMENT); check out "
-                f"another ref first, or pass --force"
+                "another ref first, or pass ",
+                Hint("force", True),
             )
         transaction = Transaction(
             "delete", message or f"delete {name}", [RefUpdate(name, current, None)]

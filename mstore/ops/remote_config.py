@@ -15,7 +15,7 @@ from pathlib import Path
 
 from mstore.core.config import read_config, write_config
 from mstore.core.history import LogEntry
-from mstore.errors import NotFoundError, RefusedError
+from mstore.errors import Hint, NotFoundError, RefusedError
 from mstore.remotes import check_remote_name, normalize_url
 from mstore.remotes.tracking import RemoteTracking, Tracking
 from mstore.repo import Repo
@@ -59,8 +59,9 @@ def add_remote(repo: Repo, name: str, url: str, base: Path | None = None) -> str
         existing = config.remotes.get(name)
         if existing is not None:
             raise RefusedError(
-                f"remote {name} already exists ({existing}); remove it first "
-                f"(mstore remote remove {name})"
+                f"remote {name} already exists ({existing}); remove it first (",
+                Hint(command="remote remove", args=(name,)),
+                ")",
             )
         repo.config = config.with_remotes({**config.remotes, name: canonical})
         write_config(repo.layout.config, repo.config)

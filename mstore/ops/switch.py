@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator, Sequence
 from mstore.core import envfile
 from mstore.core.gates import Gate
 from mstore.core.refs import check_ref_name
-from mstore.errors import NotFoundError, RefusedError, UsageError
+from mstore.errors import Hint, NotFoundError, RefusedError, UsageError
 from mstore.ops.gating import GateCheck, check_promote
 from mstore.ops.moves import MoveResult, check_expected, existing_ref, result_of
 from mstore.repo import Repo
@@ -33,8 +33,10 @@ def checkout(repo: Repo, ref: str, dry_run: bool = False) -> MoveResult:
         current = repo.refs.read(ref)
         if current is None:
             raise NotFoundError(
-                f"{ref!r} is not a ref (see `mstore list`); to serve another revision, move a "
-                f"ref to it, e.g. `mstore rollback production --to REV`"
+                f"{ref!r} is not a ref (see ",
+                Hint(command="list"),
+                "); to serve another revision, move a ref to it, e.g. ",
+                Hint("to", "REV", "rollback", ("REF",)),
             )
         previous = repo.active_environment()
         repairs = False
@@ -156,7 +158,8 @@ def promote(
                     if existing not in (None, current):
                         raise RefusedError(
                             f"{archive_as} already names another version ({existing[:12]}); "
-                            f"choose another --archive-as"
+                            "choose another ",
+                            Hint("archive_as"),
                         )
                     name, archived = archive_as, existing == current
                     if not archived:
@@ -215,7 +218,9 @@ def _pre_promote(
     if run is not None and not run.ok:
         raise RefusedError(
             f"pre-promote hook vetoed promoting {source} to {target} (exit {run.returncode}); "
-            f"nothing changed (fix the candidate, or skip the hook with --no-verify)"
+            "nothing changed (fix the candidate, or skip the hook with ",
+            Hint("no_verify", True),
+            ")",
         )
 
 
@@ -238,7 +243,8 @@ def rollback(
                 target = repo.resolve(f"{ref}@{{1}}")
             except NotFoundError:
                 raise UsageError(
-                    f"ref {ref!r} has no previous value in the log; name one with --to REV"
+                    f"ref {ref!r} has no previous value in the log; name one with ",
+                    Hint("to", "REV"),
                 ) from None
         notes = [] if target != current else [f"{ref} already is {target[:12]}"]
         transaction = Transaction(

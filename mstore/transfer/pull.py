@@ -30,7 +30,14 @@ from mstore.core.config import write_config
 from mstore.core.hashing import Progress
 from mstore.core.parallel import Start, serialized
 from mstore.core.refs import check_ref_name
-from mstore.errors import InvalidInputError, MstoreError, NotFoundError, RefusedError, explain
+from mstore.errors import (
+    Hint,
+    InvalidInputError,
+    MstoreError,
+    NotFoundError,
+    RefusedError,
+    as_error,
+)
 from mstore.ops.destroy import remove_protected
 from mstore.ops.moves import MoveResult, result_of
 from mstore.remotes import DEFAULT_REMOTE
@@ -145,7 +152,9 @@ def _plan_pull(
     if unpushed:
         raise RefusedError(
             f"local {', '.join(unpushed)} never reached {remote.url}; pulling would move "
-            f"it away: push it first, or pull --force (the old value stays in the log)"
+            "it away: push it first, or pull with ",
+            Hint("force", True),
+            " (the old value stays in the log)",
         )
     _check_clashes([u.ref for u in updates if u.old is None], remote.url)
     return updates
@@ -215,8 +224,10 @@ def clone(
             leftover = _undo(directory, created)
         if leftover is not None and isinstance(err, Exception):
             raise MstoreError(
-                f"{explain(err)[1]}; and {directory} could not be removed again "
-                f"({leftover}): delete it with `mstore destroy --store {directory}`"
+                *as_error(err).parts,
+                f"; and {directory} could not be removed again ({leftover}): delete it with ",
+                Hint(command="destroy"),
+                f" run in {directory}",
             ) from err
         raise
     return repo, result
@@ -238,7 +249,7 @@ def _undo(directory: Path, created: bool) -> str | None:
         for path in [directory] if created else list(directory.iterdir()):
             remove_protected(path)
     except OSError as err:
-        return explain(err)[1]
+        return str(as_error(err))
     return None
 
 
