@@ -12,7 +12,8 @@
 
 Each method is one operation of `mstore.ops` under the store's lock, returning its
 frozen result (CommitResult, MoveResult, Diff, ...); failures raise mstore.errors
-classes (a refused gate: GateRefusedError, a RefusedError). Nothing prints.
+classes (a refused gate: GateRefusedError, a RefusedError). Nothing prints: a hook's
+output goes where the process's own goes, or to the file `open(..., hook_output=f)` gives.
 
 An error names its way out in this API's words: an option as a keyword (`expect`,
 `force=True`), a verb the Store runs as its method (`Store.refs()`), any other verb as
@@ -46,6 +47,7 @@ from mstore.ops.show import Info, RefSummary
 from mstore.ops.tensor_diff import TensorDiffReport
 from mstore.repo import Repo
 from mstore.settings import Settings
+from mstore.workflow.hooks import HookOutput
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -222,12 +224,14 @@ class Store:
 def open(
     path: Path | str | None = None,
     lock_timeout: float = 10.0,
+    hook_output: HookOutput = None,
 ) -> Store:
     """The store whose project root (or `.mstore/`) is `path`; without `path`, MSTORE_DIR
     or the nearest store from the cwd up. NotFoundError if there is none. Each operation
-    waits at most `lock_timeout` seconds for the store lock."""
+    waits at most `lock_timeout` seconds for the store lock; hooks write to `hook_output`
+    (a file or descriptor; None: where this process writes)."""
     repo = Repo.discover(store=None if path is None else str(path))
-    repo.lock_timeout = lock_timeout
+    repo.lock_timeout, repo.hook_output = lock_timeout, hook_output
     return Store(repo)
 
 
@@ -236,11 +240,12 @@ def init(
     path: Path | str,
     link_mode: str = "auto",
     lock_timeout: float = 10.0,
+    hook_output: HookOutput = None,
 ) -> Store:
     """Create a store in `path` (idempotent: an existing store is opened); the options
     are `open`'s."""
     repo, _ = Repo.init(Path(path), link_mode=link_mode)
-    repo.lock_timeout = lock_timeout
+    repo.lock_timeout, repo.hook_output = lock_timeout, hook_output
     return Store(repo)
 
 

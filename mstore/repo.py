@@ -36,6 +36,7 @@ from mstore.errors import (
 )
 from mstore.transaction import recover
 from mstore.views.build import Views, ViewSpec
+from mstore.workflow.hooks import HookOutput
 from mstore.workflow.policy import DEPLOYMENTS_INDEX, deployment, render_metadata
 
 STORE_ENVIRONMENT = "MSTORE_DIR"
@@ -56,6 +57,8 @@ class Repo:
             self.layout.index / f"{DEPLOYMENTS_INDEX}.db", self.history, deployment
         )
         self.lock_timeout = lock_timeout
+        # Where hooks write (workflow/hooks.py); the command line sets its stderr.
+        self.hook_output: HookOutput = None
         self._manifests: dict[str, Manifest] = {}
         self._hash_cache: HashCache | None = None
         self._summaries: SummaryCache | None = None

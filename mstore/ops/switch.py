@@ -69,6 +69,7 @@ def post_switch(repo: Repo, result: MoveResult, ref: str, old: str | None, new: 
             "MSTORE_NEW": new or "",
             "MSTORE_ACTION": result.action,
         },
+        repo.hook_output,
     )
     if run is not None and not run.ok:
         result.notes.append(
@@ -214,6 +215,7 @@ def _pre_promote(
             "MSTORE_VIEW": str(view),
             "MSTORE_MANIFEST": candidate,
         },
+        repo.hook_output,
     )
     if run is not None and not run.ok:
         raise RefusedError(
