@@ -4,6 +4,7 @@ Repo.init(root)          create .mstore/ (and models/); idempotent
 Repo.discover(start)     walk up from `start` like git, or honour MSTORE_DIR
 repo.resolve(revision)   ref name | REF@{N} | unique id prefix (>= 6 hex) -> id
 with repo.locked("cmd"): exclusive store lock; finishes an interrupted transaction
+repo.update_config(fn)   the one read-modify-write of .mstore/config, under the lock
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 
@@ -63,6 +64,7 @@ class Repo:
         self._hash_cache: HashCache | None = None
         self._summaries: SummaryCache | None = None
         self.recovered: str | None = None
+        self._holding_lock = False
         # Things a user should hear about (a dead lock holder, a finished transaction);
         # the library never prints, the CLI shows them on stderr.
         self.notices: list[str] = []
@@ -165,11 +167,33 @@ class Repo:
             if self.views.guard.recover():
                 self.notices.append("protected again what an interrupted command unprotected")
             self.index.update()
-            yield self
+            self._holding_lock = True
+            try:
+                yield self
+            finally:
+                self._holding_lock = False
 
     def locked_unless(self, dry_run: bool, command: str) -> AbstractContextManager[Repo]:
         """`locked(command)`, or no lock for a dry run (which reads and writes nothing)."""
         return nullcontext(self) if dry_run else self.locked(command)
+
+    # -- the config --------------------------------------------------------------
+
+    def update_config(self, change: Callable[[Config], Config]) -> Config:
+        """The one read-modify-write of `.mstore/config`: under the store lock (the
+        caller's, or taken here), re-read the file (another command may have changed it
+        since this Repo read it), apply `change`, write the result atomically if it
+        differs, and make it this Repo's config (its views follow the link mode it
+        names). `change` may raise to refuse; then nothing is written."""
+        with nullcontext(self) if self._holding_lock else self.locked("config"):
+            current = read_config(self.layout.config)
+            config = change(current)
+            if config != current:
+                write_config(self.layout.config, config)
+        if (config.link_mode, config.protection) != (self.config.link_mode, self.config.protection):
+            self.views = Views(self.layout, self.objects, config.link_mode, config.protection)
+        self.config = config
+        return config
 
     # -- reading ---------------------------------------------------------------
 

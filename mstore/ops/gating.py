@@ -4,9 +4,10 @@
       {"format":1,"gates":{"production":["final_val_loss<production","final_val_mae<=6"]},...}
 
 - `list_gates`, `add_gate`, `remove_gate`: the kept rules (canonical text, see
-  mstore.core.gates). The config is re-read and rewritten atomically under the store lock,
-  like remotes; a ref whose last rule is removed leaves the config, and a config with
-  no rules has no `gates` field at all (its bytes are those of a store never gated).
+  mstore.core.gates). The config is re-read and rewritten atomically under the store lock
+  (`Repo.update_config`), like remotes; a ref whose last rule is removed leaves the
+  config, and a config with no rules has no `gates` field at all (its bytes are those of
+  a store never gated).
 - `check_promote`: the target's kept rules plus a promote's own (`--require`), evaluated
   under the promote's lock against the versions actually moved: the candidate, and for
   an operand naming the target, the version the promote replaces. Any failure refuses
@@ -20,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mstore.core.config import read_config, write_config
+from mstore.core.config import read_config
 from mstore.core.gates import Gate, Verdict, evaluate_all, parse_gate
 from mstore.core.refs import check_ref_name
 from mstore.errors import Hint, MstoreError, NotFoundError, RefusedError, UsageError
@@ -178,14 +179,12 @@ def add_gate(repo: Repo, ref: str, text: str, dry_run: bool = False) -> GateEdit
     rule = gate.text()
     with repo.locked_unless(dry_run, "gate add"):
         _check_operand(repo, gate, ref)
-        config = read_config(repo.layout.config)
-        rules = config.gates.get(ref, ())
+        rules = read_config(repo.layout.config).gates.get(ref, ())
         if rule in rules:
             return GateEdit("add", ref, rule, False, rules, dry_run)
         rules = (*rules, rule)
         if not dry_run:
-            repo.config = config.with_gates({**config.gates, ref: rules})
-            write_config(repo.layout.config, repo.config)
+            repo.update_config(lambda config: config.with_gates({**config.gates, ref: rules}))
     return GateEdit("add", ref, rule, True, rules, dry_run)
 
 
@@ -197,8 +196,7 @@ def remove_gate(repo: Repo, ref: str, text: str, dry_run: bool = False) -> GateE
     except MstoreError:
         rule = text.strip()  # a kept rule always parses; anything else is simply not kept
     with repo.locked_unless(dry_run, "gate remove"):
-        config = read_config(repo.layout.config)
-        rules = config.gates.get(ref, ())
+        rules = read_config(repo.layout.config).gates.get(ref, ())
         if rule not in rules:
             kept = ", ".join(rules) or "none"
             raise NotFoundError(
@@ -208,6 +206,5 @@ def remove_gate(repo: Repo, ref: str, text: str, dry_run: bool = False) -> GateE
             )
         rules = tuple(r for r in rules if r != rule)
         if not dry_run:
-            repo.config = config.with_gates({**config.gates, ref: rules})
-            write_config(repo.layout.config, repo.config)
+            repo.update_config(lambda config: config.with_gates({**config.gates, ref: rules}))
     return GateEdit("remove", ref, rule, True, rules, dry_run)

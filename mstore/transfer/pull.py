@@ -26,7 +26,6 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from mstore.core.config import write_config
 from mstore.core.hashing import Progress
 from mstore.core.parallel import Start, serialized
 from mstore.core.refs import check_ref_name
@@ -214,8 +213,7 @@ def clone(
     try:
         repo, _ = Repo.init(directory, link_mode)
         with repo.locked("clone"):
-            repo.config = repo.config.with_remotes({DEFAULT_REMOTE: remote.url})
-            write_config(repo.layout.config, repo.config)
+            repo.update_config(lambda config: config.with_remotes({DEFAULT_REMOTE: remote.url}))
         result = pull(
             repo, remote, None, progress=progress, on_start=on_start, jobs=jobs, name=DEFAULT_REMOTE
         )
