@@ -8,7 +8,7 @@
    value, mstore.remotes.tracking); anything else was put there by another store, and
    replacing it would undo their promote or rollback unseen. --force replaces it
    anyway, and the push log says so;
-3. check that the remote's compare-and-swap is safe (S3: probed once per process);
+3. check that the remote's compare-and-swap is safe (S3: probed once by the remote);
 4. send the data objects the remote lacks (large ones as chunks: what counts as
    present, and how a push stays safe from a concurrent prune, is
    mstore.transfer.chunk_present), then the manifests naming them;
