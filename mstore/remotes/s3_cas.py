@@ -56,7 +56,8 @@ def probe_key_name() -> str:
 
 def probe(client: Any, bucket: str, key: str, url: str) -> str:
     """The ETag form the server behind `client` compares in If-Match, found by writing
-    the scratch key `key` (deleted afterwards); RefusedError if it cannot compare."""
+    the scratch key `key` (deleted afterwards: a failure to delete it fails the probe);
+    RefusedError if it cannot compare."""
     from botocore.exceptions import ClientError
 
     def put(body: bytes, **condition: str) -> str | None:
@@ -94,7 +95,10 @@ def probe(client: Any, bucket: str, key: str, url: str) -> str:
             raise unsafe("refused If-Match with the key's own ETag, quoted and unquoted")
         if put(b"cas probe 5\n", IfMatch=shaped(first, chosen)) is not None:
             raise unsafe("accepted If-Match with the ETag the key held before its last write")
-        return chosen
-    finally:
-        with contextlib.suppress(Exception):
+    except BaseException:
+        with contextlib.suppress(Exception):  # the probe's own failure is the one to report
             client.delete_object(Bucket=bucket, Key=key)
+        raise
+    # Nothing is sent yet: a key left behind is this push's failure, not something to hide.
+    client.delete_object(Bucket=bucket, Key=key)
+    return chosen
