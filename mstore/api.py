@@ -12,14 +12,21 @@
 
 Each method is one operation of `mstore.ops` under the store's lock, returning its
 frozen result (CommitResult, MoveResult, Diff, ...); failures raise mstore.errors
-classes (a refused gate: GateRefusedError, a RefusedError). Nothing prints.
+classes (a refused gate: GateRefusedError, a RefusedError). Nothing prints: a hook's
+output goes where the process's own goes, or to the file `open(..., hook_output=f)` gives.
+
+An error names its way out in this API's words: an option as a keyword (`expect`,
+`force=True`), a verb the Store runs as its method (`Store.refs()`), any other verb as
+the command that runs it (`mstore verify`); `err.hints` holds them (mstore.errors.Hint).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import functools
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import orjson
 
@@ -27,7 +34,7 @@ from mstore.core import fsutil
 from mstore.core.history import LogEntry
 from mstore.core.manifests import METADATA_FILE, check_metadata
 from mstore.core.view_ids import LinkMode
-from mstore.errors import InvalidInputError
+from mstore.errors import Hint, InvalidInputError, MstoreError, in_python
 from mstore.ops import commit as commit_ops
 from mstore.ops import diff as diff_ops
 from mstore.ops import metrics, switch, tensor_diff
@@ -41,9 +48,66 @@ from mstore.ops.show import Info, RefSummary
 from mstore.ops.tensor_diff import TensorDiffReport
 from mstore.repo import Repo
 from mstore.settings import Settings
+from mstore.workflow.hooks import HookOutput
 from mstore.workflow.policy import PRODUCTION, STAGING
 
+P = ParamSpec("P")
+R = TypeVar("R")
 
+# The verbs a Store runs, by their command's name -> its method.
+METHODS = {
+    "commit": "commit",
+    "promote": "promote",
+    "rollback": "rollback",
+    "checkout": "checkout",
+    "list": "refs",
+    "info": "info",
+    "log": "history",
+    "diff": "diff",
+}
+# Options this API takes under another name.
+KEYWORDS = {"store": "path"}
+
+
+def in_api(hint: Hint) -> str:
+    """A hint in this API's words: a keyword (`expect`, `force=True`), a verb the API runs
+    as its call (`Store.rollback('REF', to=REV)`, `mstore.init(path)`), any other verb as
+    the command line runs it."""
+    if hint.command is None:
+        return in_python(replace(hint, option=KEYWORDS.get(hint.option or "", hint.option)))
+    if hint.command == "init":
+        return "`mstore.init(path)`"
+    method = METHODS.get(hint.command)
+    if method is None:
+        return in_python(hint)
+    arguments = [repr(argument) for argument in hint.args]
+    if hint.option is not None:
+        arguments.append(f"{hint.option}={hint.value}")
+    return f"`Store.{method}({', '.join(arguments)})`"
+
+
+def _in_api_words(function: Callable[P, R]) -> Callable[P, R]:
+    """`function`, whose errors name their way out in this API's words (`in_api`)."""
+
+    @functools.wraps(function)
+    def worded(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return function(*args, **kwargs)
+        except MstoreError as err:
+            err.wording = in_api
+            raise
+
+    return worded
+
+
+def _every_method_in_api_words(cls: type[Store]) -> type[Store]:
+    for name, member in list(vars(cls).items()):
+        if callable(member) and not name.startswith("_"):
+            setattr(cls, name, _in_api_words(member))
+    return cls
+
+
+@_every_method_in_api_words
 class Store:
     """One store, for code: each method is one mstore operation (see the module doc)."""
 
@@ -159,15 +223,32 @@ class Store:
         return Settings(self.root, environment)
 
 
-def open(path: Path | str | None = None) -> Store:
+@_in_api_words
+def open(
+    path: Path | str | None = None,
+    lock_timeout: float = 10.0,
+    hook_output: HookOutput = None,
+) -> Store:
     """The store whose project root (or `.mstore/`) is `path`; without `path`, MSTORE_DIR
-    or the nearest store from the cwd up. NotFoundError if there is none."""
-    return Store(Repo.discover(store=None if path is None else str(path)))
+    or the nearest store from the cwd up. NotFoundError if there is none. Each operation
+    waits at most `lock_timeout` seconds for the store lock; hooks write to `hook_output`
+    (a file or descriptor; None: where this process writes)."""
+    repo = Repo.discover(store=None if path is None else str(path))
+    repo.lock_timeout, repo.hook_output = lock_timeout, hook_output
+    return Store(repo)
 
 
-def init(path: Path | str, link_mode: str = LinkMode.AUTO) -> Store:
-    """Create a store in `path` (idempotent: an existing store is opened)."""
+@_in_api_words
+def init(
+    path: Path | str,
+    link_mode: str = LinkMode.AUTO,
+    lock_timeout: float = 10.0,
+    hook_output: HookOutput = None,
+) -> Store:
+    """Create a store in `path` (idempotent: an existing store is opened); the options
+    are `open`'s."""
     repo, _ = Repo.init(Path(path), link_mode=link_mode)
+    repo.lock_timeout, repo.hook_output = lock_timeout, hook_output
     return Store(repo)
 
 

@@ -4,6 +4,7 @@ Repo.init(root)          create .mstore/ (and models/); idempotent
 Repo.discover(start)     walk up from `start` like git, or honour MSTORE_DIR
 repo.resolve(revision)   ref name | REF@{N} | unique id prefix (>= 6 hex) -> id
 with repo.locked("cmd"): exclusive store lock; finishes an interrupted transaction
+repo.update_config(fn)   the one read-modify-write of .mstore/config, under the lock
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 
@@ -29,6 +30,7 @@ from mstore.core.refs import MAX_REFLOG_DIGITS, RefStore, check_ref_name, split_
 from mstore.core.view_ids import LinkMode
 from mstore.errors import (
     AmbiguousRevisionError,
+    Hint,
     InvalidInputError,
     MstoreError,
     NotFoundError,
@@ -36,6 +38,7 @@ from mstore.errors import (
 )
 from mstore.transaction import recover
 from mstore.views.build import Views, ViewSpec
+from mstore.workflow.hooks import HookOutput
 from mstore.workflow.policy import (
     DEFAULT_ENVIRONMENT,
     DEPLOYMENTS_INDEX,
@@ -61,10 +64,13 @@ class Repo:
             self.layout.index / f"{DEPLOYMENTS_INDEX}.db", self.history, deployment
         )
         self.lock_timeout = lock_timeout
+        # Where hooks write (workflow/hooks.py); the command line sets its stderr.
+        self.hook_output: HookOutput = None
         self._manifests: dict[str, Manifest] = {}
         self._hash_cache: HashCache | None = None
         self._summaries: SummaryCache | None = None
         self.recovered: str | None = None
+        self._holding_lock = False
         # Things a user should hear about (a dead lock holder, a finished transaction);
         # the library never prints, the CLI shows them on stderr.
         self.notices: list[str] = []
@@ -93,7 +99,9 @@ class Repo:
                 shutil.rmtree(layout.store)
                 raise RefusedError(
                     f"link mode reflink is not supported by the filesystem of {layout.root} "
-                    f"(XFS and btrfs support it); use --link-mode auto or copy"
+                    "(XFS and btrfs support it); use ",
+                    Hint("link_mode"),
+                    " auto or copy",
                 )
             choice = choose(layout, mode)
             fsutil.makedirs_durable(layout.models)
@@ -115,14 +123,20 @@ class Repo:
             path = Path(explicit).resolve()
             root = path.parent if path.name == STORE_DIR_NAME else path
             if not os.path.lexists(root / STORE_DIR_NAME / "config"):
-                raise NotFoundError(f"no mstore store at {root} (run `mstore init` there)")
+                raise NotFoundError(
+                    f"no mstore store at {root} (run ", Hint(command="init"), " there)"
+                )
             return cls(root)
         here = (start or Path.cwd()).resolve()
         for candidate in (here, *here.parents):
             if os.path.lexists(candidate / STORE_DIR_NAME / "config"):
                 return cls(candidate)  # reading the config refuses anything but a file
         raise NotFoundError(
-            f"no mstore store in {here} or any parent (run `mstore init`, or pass --store)"
+            f"no mstore store in {here} or any parent (run ",
+            Hint(command="init"),
+            ", or pass ",
+            Hint("store"),
+            ")",
         )
 
     @property
@@ -156,11 +170,33 @@ class Repo:
             if self.views.guard.recover():
                 self.notices.append("protected again what an interrupted command unprotected")
             self.index.update()
-            yield self
+            self._holding_lock = True
+            try:
+                yield self
+            finally:
+                self._holding_lock = False
 
     def locked_unless(self, dry_run: bool, command: str) -> AbstractContextManager[Repo]:
         """`locked(command)`, or no lock for a dry run (which reads and writes nothing)."""
         return nullcontext(self) if dry_run else self.locked(command)
+
+    # -- the config --------------------------------------------------------------
+
+    def update_config(self, change: Callable[[Config], Config]) -> Config:
+        """The one read-modify-write of `.mstore/config`: under the store lock (the
+        caller's, or taken here), re-read the file (another command may have changed it
+        since this Repo read it), apply `change`, write the result atomically if it
+        differs, and make it this Repo's config (its views follow the link mode it
+        names). `change` may raise to refuse; then nothing is written."""
+        with nullcontext(self) if self._holding_lock else self.locked("config"):
+            current = read_config(self.layout.config)
+            config = change(current)
+            if config != current:
+                write_config(self.layout.config, config)
+        if (config.link_mode, config.protection) != (self.config.link_mode, self.config.protection):
+            self.views = Views(self.layout, self.objects, config.link_mode, config.protection)
+        self.config = config
+        return config
 
     # -- reading ---------------------------------------------------------------
 
@@ -186,7 +222,9 @@ class Repo:
         if _HEX.fullmatch(revision):
             return self._resolve_prefix(revision.lower())
         check_ref_name(revision)
-        raise NotFoundError(f"unknown revision {revision!r}: no such ref (see `mstore list`)")
+        raise NotFoundError(
+            f"unknown revision {revision!r}: no such ref (see ", Hint(command="list"), ")"
+        )
 
     def _resolve_reflog(self, revision: str, name: str, steps: int | None) -> str:
         """`name@{steps}`: the value the ref had `steps` moves ago (None: more moves

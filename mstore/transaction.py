@@ -43,7 +43,7 @@ from mstore.core.layout import Layout
 from mstore.core.log_index import LogIndex
 from mstore.core.manifests import Manifest
 from mstore.core.refs import RefStore
-from mstore.errors import IntegrityError, RefMovedError
+from mstore.errors import Hint, IntegrityError, RefMovedError
 from mstore.views.build import Views, ViewSpec
 
 # Far above any journal (a few entries, the names of the refs it re-renders): a bigger
@@ -154,7 +154,9 @@ def apply(repo: Stores, transaction: Transaction) -> None:
         if current != update.old:
             raise RefMovedError(
                 f"ref {update.ref} moved under you: expected {_short(update.old)}, "
-                f"found {_short(current)} (re-read with `mstore log` and retry)"
+                f"found {_short(current)} (re-read with ",
+                Hint(command="log", args=(update.ref,)),
+                " and retry)",
             )
     if not entries and transaction.environment is None:
         return

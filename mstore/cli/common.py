@@ -58,6 +58,7 @@ def open_repo(ctx: typer.Context) -> Repo:
     state = session(ctx)
     repo = Repo.discover(store=state.store)
     repo.lock_timeout = state.lock_timeout
+    repo.hook_output = output.stderr_descriptor()  # stdout stays one JSON document
     state.repo = repo
     return repo
 

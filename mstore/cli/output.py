@@ -26,6 +26,15 @@ def note(text: str) -> None:
     sys.stderr.write(f"mstore: {text}\n")
 
 
+def stderr_descriptor() -> int:
+    """stderr's descriptor, or 2 when stderr has none (a captured or in-memory stream):
+    where hooks write, so that stdout stays the command's own (one JSON document)."""
+    try:
+        return sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):
+        return 2
+
+
 def short(object_id: str | None, width: int = 12) -> str:
     return object_id[:width] if object_id else "-"
 

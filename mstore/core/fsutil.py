@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from mstore.errors import LockedError, MstoreError
+from mstore.errors import Hint, LockedError, MstoreError
 
 TEMP_PREFIX = ".tmp-"
 # A temporary name embeds at most this many bytes of its final name: with the prefix,
@@ -260,8 +260,10 @@ class StoreLock:
                     os.close(fd)
                     who = holder.describe() if holder else "another process"
                     raise LockedError(
-                        f"store is locked by {who}; waited {self.timeout:g}s "
-                        f"(retry later, or raise --lock-timeout)"
+                        f"store is locked by {who}; waited {self.timeout:g}s (retry later, or "
+                        "raise ",
+                        Hint("lock_timeout"),
+                        ")",
                     ) from None
                 time.sleep(delay)
                 delay = min(delay * 2, 0.1)

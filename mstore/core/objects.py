@@ -22,7 +22,7 @@ from pathlib import Path
 from mstore.core import fsutil
 from mstore.core.hashing import Progress, copy_into, hash_bytes, hash_file, is_object_id
 from mstore.core.layout import Layout
-from mstore.errors import IntegrityError, InvalidInputError, NotFoundError
+from mstore.errors import Hint, IntegrityError, InvalidInputError, NotFoundError
 
 OBJECT_MODE = 0o444
 
@@ -102,8 +102,9 @@ class ObjectStore:
             raise NotFoundError(f"object {object_id} is missing from the store") from None
         if hash_bytes(data) != object_id:
             raise IntegrityError(
-                f"object {object_id} is corrupt: its bytes do not hash to its name "
-                f"(run `mstore verify`)"
+                f"object {object_id} is corrupt: its bytes do not hash to its name (run ",
+                Hint(command="verify"),
+                ")",
             )
         return data
 

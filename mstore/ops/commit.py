@@ -32,7 +32,7 @@ from mstore.core.manifests import (
     parse_metadata,
 )
 from mstore.core.refs import check_ref_name
-from mstore.errors import InvalidInputError, MstoreError, NotFoundError
+from mstore.errors import Hint, InvalidInputError, MstoreError, NotFoundError
 from mstore.ops.gating import GateCheck, check_move, enforce
 from mstore.ops.moves import MoveResult, check_expected, result_of
 from mstore.repo import Repo
@@ -282,8 +282,9 @@ def _check_movable(repo: Repo, directory: Path) -> None:
     resolved = directory.resolve()
     if resolved.is_relative_to(repo.layout.store.resolve()):
         raise InvalidInputError(
-            f"{directory} is inside the store (a view of a stored version): commit it "
-            "without --move (its objects are stored already, so no new object is written)"
+            f"{directory} is inside the store (a view of a stored version): commit it without ",
+            Hint("move", True),
+            " (its objects are stored already, so no new object is written)",
         )
 
 

@@ -4,9 +4,10 @@
       {"format":1,"gates":{"production":["final_val_loss<production","final_val_mae<=6"]},...}
 
 - `list_gates`, `add_gate`, `remove_gate`: the kept rules (canonical text, see
-  mstore.core.gates). The config is re-read and rewritten atomically under the store lock,
-  like remotes; a ref whose last rule is removed leaves the config, and a config with
-  no rules has no `gates` field at all (its bytes are those of a store never gated).
+  mstore.core.gates). The config is re-read and rewritten atomically under the store lock
+  (`Repo.update_config`), like remotes; a ref whose last rule is removed leaves the
+  config, and a config with no rules has no `gates` field at all (its bytes are those of
+  a store never gated).
 - `check_move` and `enforce`: a move of a ref onto a new version (promote, commit,
   ref rename) checks the ref's kept rules, plus a promote's own (`--require`), under the
   move's lock against the versions actually moved: the candidate, and for an operand
@@ -23,14 +24,15 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from mstore.core.config import read_config, write_config
+from mstore.core.config import read_config
 from mstore.core.gates import Gate, Verdict, evaluate_all, parse_gate
 from mstore.core.refs import check_ref_name
-from mstore.errors import MstoreError, NotFoundError, RefusedError, UsageError
+from mstore.errors import Hint, MstoreError, NotFoundError, RefusedError, UsageError
 from mstore.repo import Repo
 from mstore.workflow.policy import PRODUCTION
 
-OVERRIDE_FLAG = "--override-gates"
+# The log's words for an override (docs/FORMAT.md, "Log"): recorded, not a way out.
+OVERRIDE_RECORD = "--override-gates"
 _NOT_A_NUMBER = re.compile(r"""["'].*|true|false|yes|no|null|none""", re.IGNORECASE)
 
 
@@ -66,7 +68,7 @@ class GateCheck:
         if not self.overridden:
             return ""
         rules = ", ".join(v.rule for v in self.failures)
-        return f" [gates overridden ({OVERRIDE_FLAG}): {rules}]"
+        return f" [gates overridden ({OVERRIDE_RECORD}): {rules}]"
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -79,8 +81,8 @@ class GateCheck:
 class GateRefusedError(RefusedError):
     """A move refused by failing gates; `check` holds every verdict."""
 
-    def __init__(self, message: str, check: GateCheck) -> None:
-        super().__init__(message)
+    def __init__(self, *parts: str | Hint, check: GateCheck) -> None:
+        super().__init__(*parts)
         self.check = check
 
 
@@ -130,8 +132,10 @@ def enforce(check: GateCheck, override: bool, move: str, verb: str) -> GateCheck
     which = f"gate {reasons}" if len(failures) == 1 else f"{len(failures)} gates: {reasons}"
     raise GateRefusedError(
         f"{move} is refused by {which}; nothing changed (improve the candidate, or {verb} "
-        f"anyway with {OVERRIDE_FLAG}, which the log records)",
-        check,
+        "anyway with ",
+        Hint("override_gates", True),
+        ", which the log records)",
+        check=check,
     )
 
 
@@ -148,7 +152,9 @@ def _check_operand(repo: Repo, gate: Gate, gated_ref: str) -> None:
     try:
         repo.resolve(gate.operand)
     except NotFoundError as err:
-        raise UsageError(f"gate {gate.text()!r} compares with {gate.operand!r}: {err}") from None
+        raise UsageError(
+            f"gate {gate.text()!r} compares with {gate.operand!r}: ", *err.parts
+        ) from None
 
 
 # -- the kept gates ------------------------------------------------------------------------
@@ -188,14 +194,12 @@ def add_gate(repo: Repo, ref: str, text: str, dry_run: bool = False) -> GateEdit
     rule = gate.text()
     with repo.locked_unless(dry_run, "gate add"):
         _check_operand(repo, gate, ref)
-        config = read_config(repo.layout.config)
-        rules = config.gates.get(ref, ())
+        rules = read_config(repo.layout.config).gates.get(ref, ())
         if rule in rules:
             return GateEdit("add", ref, rule, False, rules, dry_run)
         rules = (*rules, rule)
         if not dry_run:
-            repo.config = config.with_gates({**config.gates, ref: rules})
-            write_config(repo.layout.config, repo.config)
+            repo.update_config(lambda config: config.with_gates({**config.gates, ref: rules}))
     return GateEdit("add", ref, rule, True, rules, dry_run)
 
 
@@ -207,15 +211,15 @@ def remove_gate(repo: Repo, ref: str, text: str, dry_run: bool = False) -> GateE
     except MstoreError:
         rule = text.strip()  # a kept rule always parses; anything else is simply not kept
     with repo.locked_unless(dry_run, "gate remove"):
-        config = read_config(repo.layout.config)
-        rules = config.gates.get(ref, ())
+        rules = read_config(repo.layout.config).gates.get(ref, ())
         if rule not in rules:
             kept = ", ".join(rules) or "none"
             raise NotFoundError(
-                f"{ref} has no gate {rule!r} (kept for {ref}: {kept}; see `mstore gate list`)"
+                f"{ref} has no gate {rule!r} (kept for {ref}: {kept}; see ",
+                Hint(command="gate list"),
+                ")",
             )
         rules = tuple(r for r in rules if r != rule)
         if not dry_run:
-            repo.config = config.with_gates({**config.gates, ref: rules})
-            write_config(repo.layout.config, repo.config)
+            repo.update_config(lambda config: config.with_gates({**config.gates, ref: rules}))
     return GateEdit("remove", ref, rule, True, rules, dry_run)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from mstore.errors import InvalidInputError, NotFoundError, RefMovedError
+from mstore.errors import Hint, InvalidInputError, NotFoundError, RefMovedError
 from mstore.transaction import Transaction
 
 if TYPE_CHECKING:
@@ -75,7 +75,9 @@ def check_expected(ref: str, current: str | None, expect: str | None) -> None:
             raise RefMovedError(f"ref {ref} exists ({current[:12]}); expected it not to")
         return
     if len(expect) < 6:
-        raise InvalidInputError("--expect needs at least 6 hex digits of a manifest id, or 'none'")
+        raise InvalidInputError(
+            Hint("expect"), " needs at least 6 hex digits of a manifest id, or 'none'"
+        )
     if current is None or not current.startswith(expect.lower()):
         shown = current[:12] if current else "(no ref)"
         raise RefMovedError(f"ref {ref} is {shown}, not {expect} as expected; nothing changed")

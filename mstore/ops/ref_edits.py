@@ -9,7 +9,7 @@ onto a gated name is a move onto a gated ref: its gates are checked (ops.gating)
 from __future__ import annotations
 
 from mstore.core.refs import check_ref_name
-from mstore.errors import RefusedError
+from mstore.errors import Hint, RefusedError
 from mstore.ops.gating import check_move, enforce
 from mstore.ops.moves import MoveResult, existing_ref, result_of
 from mstore.repo import Repo
@@ -30,7 +30,8 @@ def delete_ref(
         if repo.active_environment() == name and not force:
             raise RefusedError(
                 f"ref {name!r} is the active environment (MODEL_ENVIRONMENT); check out "
-                f"another ref first, or pass --force"
+                "another ref first, or pass ",
+                Hint("force", True),
             )
         transaction = Transaction(
             "delete", message or f"delete {name}", [RefUpdate(name, current, None)]

@@ -20,7 +20,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from mstore.core import fsutil
-from mstore.core.config import write_config
 from mstore.core.hashing import is_object_id
 from mstore.core.view_ids import LinkMode
 from mstore.errors import MstoreError
@@ -98,11 +97,9 @@ def relink(repo: Repo, link_mode: str = LinkMode.AUTO, dry_run: bool = False) ->
         new = Views(repo.layout, repo.objects, choice.link_mode, choice.protection)
         for spec in specs.values():
             new.build(spec)
-        config = repo.config.with_link_mode(choice.link_mode, choice.protection, choice.reason)
-        if config != repo.config:
-            write_config(repo.layout.config, config)
-        repo.config = config
-        repo.views = new
+        repo.update_config(
+            lambda config: config.with_link_mode(choice.link_mode, choice.protection, choice.reason)
+        )
         for ref, spec in specs.items():
             new.switch(ref, spec.id)
         for view_id in result.removed_views:

@@ -3,8 +3,9 @@
     {"format":1,"link_mode":"copy","remotes":{"backup":"/mnt/models","origin":"s3://bucket/models"}}
 
 Names map to canonical URLs (`mstore.remotes.normalize_url`: a directory path is stored
-absolute). The config is re-read and rewritten atomically under the store lock, so two
-concurrent edits cannot drop each other's remote. Adding a remote contacts nothing.
+absolute). The config is re-read and rewritten atomically under the store lock
+(`Repo.update_config`), so two concurrent edits cannot drop each other's remote. Adding
+a remote contacts nothing.
 `show` reads what this store last saw there (mstore.remotes.tracking), contacting nothing.
 """
 
@@ -13,9 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from mstore.core.config import read_config, write_config
+from mstore.core.config import read_config
 from mstore.core.history import LogEntry
-from mstore.errors import NotFoundError, RefusedError
+from mstore.errors import Hint, NotFoundError, RefusedError
 from mstore.remotes import check_remote_name, normalize_url
 from mstore.remotes.tracking import RemoteTracking, Tracking
 from mstore.repo import Repo
@@ -55,29 +56,30 @@ def add_remote(repo: Repo, name: str, url: str, base: Path | None = None) -> str
     check_remote_name(name)
     canonical = normalize_url(url, base)
     with repo.locked("remote add"):
-        config = read_config(repo.layout.config)
-        existing = config.remotes.get(name)
+        existing = read_config(repo.layout.config).remotes.get(name)
         if existing is not None:
             raise RefusedError(
-                f"remote {name} already exists ({existing}); remove it first "
-                f"(mstore remote remove {name})"
+                f"remote {name} already exists ({existing}); remove it first (",
+                Hint(command="remote remove", args=(name,)),
+                ")",
             )
-        repo.config = config.with_remotes({**config.remotes, name: canonical})
-        write_config(repo.layout.config, repo.config)
+        repo.update_config(lambda config: config.with_remotes({**config.remotes, name: canonical}))
     return canonical
 
 
 def remove_remote(repo: Repo, name: str) -> str:
     """Forget remote `name` (nothing on the remote is touched); return its URL."""
     with repo.locked("remote remove"):
-        config = read_config(repo.layout.config)
-        if name not in config.remotes:
-            known = ", ".join(sorted(config.remotes)) or "none"
+        remotes = read_config(repo.layout.config).remotes
+        url = remotes.get(name)
+        if url is None:
+            known = ", ".join(sorted(remotes)) or "none"
             raise NotFoundError(f"no remote named {name!r} (configured: {known})")
-        remotes = dict(config.remotes)
-        url = remotes.pop(name)
-        repo.config = config.with_remotes(remotes)
-        write_config(repo.layout.config, repo.config)
+        repo.update_config(
+            lambda config: config.with_remotes(
+                {n: u for n, u in config.remotes.items() if n != name}
+            )
+        )
     return url
 
 

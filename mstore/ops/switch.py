@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from mstore.core import envfile
 from mstore.core.gates import Gate
 from mstore.core.refs import check_ref_name
-from mstore.errors import NotFoundError, RefusedError, UsageError
+from mstore.errors import Hint, NotFoundError, RefusedError, UsageError
 from mstore.ops.gating import GateCheck, check_move, enforce, rollback_note
 from mstore.ops.moves import MoveResult, check_expected, existing_ref, result_of
 from mstore.repo import Repo
@@ -29,8 +29,10 @@ def checkout(repo: Repo, ref: str, dry_run: bool = False) -> MoveResult:
         current = repo.refs.read(ref)
         if current is None:
             raise NotFoundError(
-                f"{ref!r} is not a ref (see `mstore list`); to serve another revision, move a "
-                f"ref to it, e.g. `mstore rollback {policy.PRODUCTION} --to REV`"
+                f"{ref!r} is not a ref (see ",
+                Hint(command="list"),
+                "); to serve another revision, move a ref to it, e.g. ",
+                Hint("to", "REV", "rollback", ("REF",)),
             )
         previous = repo.active_environment()
         repairs = False
@@ -63,6 +65,7 @@ def post_switch(repo: Repo, result: MoveResult, ref: str, old: str | None, new: 
             "MSTORE_NEW": new or "",
             "MSTORE_ACTION": result.action,
         },
+        repo.hook_output,
     )
     if run is not None and not run.ok:
         result.notes.append(
@@ -180,8 +183,8 @@ def _keep_replaced(
         existing = repo.refs.read(archive_as)
         if existing not in (None, current):
             raise RefusedError(
-                f"{archive_as} already names another version ({existing[:12]}); "
-                f"choose another --archive-as"
+                f"{archive_as} already names another version ({existing[:12]}); choose another ",
+                Hint("archive_as"),
             )
         name, archived = archive_as, existing == current
         if not archived:
@@ -209,11 +212,14 @@ def _pre_promote(
             "MSTORE_VIEW": str(view),
             "MSTORE_MANIFEST": candidate,
         },
+        repo.hook_output,
     )
     if run is not None and not run.ok:
         raise RefusedError(
             f"pre-promote hook vetoed promoting {source} to {target} (exit {run.returncode}); "
-            f"nothing changed (fix the candidate, or skip the hook with --no-verify)"
+            "nothing changed (fix the candidate, or skip the hook with ",
+            Hint("no_verify", True),
+            ")",
         )
 
 
@@ -239,7 +245,8 @@ def rollback(
                 target = repo.resolve(f"{ref}@{{1}}")
             except NotFoundError:
                 raise UsageError(
-                    f"ref {ref!r} has no previous value in the log; name one with --to REV"
+                    f"ref {ref!r} has no previous value in the log; name one with ",
+                    Hint("to", "REV"),
                 ) from None
         notes = [] if target != current else [f"{ref} already is {target[:12]}"]
         # Exempt from the ref's gates (going back to a value it held is the emergency

@@ -24,9 +24,12 @@ from typing import Protocol
 
 from mstore.core.hashing import hash_file, is_object_id
 from mstore.core.manifests import FileEntry
-from mstore.errors import IntegrityError, MstoreError
+from mstore.errors import Hint, IntegrityError, MstoreError
 from mstore.repo import Repo
 from mstore.views.records import ViewRecord, check_view, read_record
+
+# A report's detail is text: the way out in the library's words (`mstore restore`).
+_RESTORE = Hint(command="restore")
 
 
 class Faults(Protocol):
@@ -81,21 +84,21 @@ def check_views(
             report.add(
                 "view_incomplete",
                 view_id,
-                f"view of {owner}: {'; '.join(check.problems)} (run `mstore restore`)",
+                f"view of {owner}: {'; '.join(check.problems)} (run {_RESTORE})",
             )
         if check.unprotected:
             report.add(
                 "view_unprotected",
                 view_id,
                 f"view of {owner}: no longer sealed: {', '.join(check.unprotected)} "
-                f"(run `mstore restore` to seal it again)",
+                f"(run {_RESTORE} to seal it again)",
             )
         if damaged:
             report.add(
                 "view_damaged",
                 view_id,
                 f"view of {owner}: changed behind mstore's back: {', '.join(damaged)} "
-                f"(run `mstore restore`)",
+                f"(run {_RESTORE})",
             )
     return checked
 

@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 from mstore.core.record_rules import STABLE_TIMES, check_record, compared_fields
 from mstore.core.ref_reading import read_ref
 from mstore.core.view_ids import LinkMode
-from mstore.errors import IntegrityError, InvalidInputError, NotFoundError
+from mstore.errors import Hint, IntegrityError, InvalidInputError, NotFoundError
 
 if TYPE_CHECKING:  # not built at run time: this module's import cost is the application's
     from typing import Literal, TypeAlias
@@ -85,8 +85,9 @@ def _listing(directory: Path, environment: str) -> tuple[Listing, LinkMode, Reco
     views = directory.parent
     if views.name != "views" or views.parent.name != ".mstore":
         raise IntegrityError(
-            f"models/{environment} resolves to {directory}, which is not a view of a store; "
-            f"run `mstore checkout {environment}` to relink it"
+            f"models/{environment} resolves to {directory}, which is not a view of a store; run ",
+            Hint(command="checkout", args=(environment,)),
+            " to relink it",
         )
     record = _read_record(views / f"{directory.name}.json", directory.name)
     if record is not None:
@@ -149,8 +150,11 @@ def check_view_files(directory: Path, environment: str, verify: Verify) -> Listi
 
 def _damaged(where: str, path: str, what: str, environment: str) -> IntegrityError:
     return IntegrityError(
-        f"{where}: {path} {what}; run `mstore status` to see the damage and "
-        f"`mstore restore {environment}` to rebuild the view from the store's objects"
+        f"{where}: {path} {what}; run ",
+        Hint(command="status"),
+        " to see the damage and ",
+        Hint(command="restore", args=(environment,)),
+        " to rebuild the view from the store's objects",
     )
 
 
@@ -212,8 +216,11 @@ def _unrecorded_listing(directory: Path, environment: str) -> tuple[Listing, Lin
     raise IntegrityError(
         f"models/{environment} ({directory.name[:12]}) has no record and is the view of "
         f"none of the last {UNRECORDED_CANDIDATES} values of ref {environment} (its "
-        f"metadata.json or the view was changed, or the view belongs to another ref); run "
-        f"`mstore status` to see the damage and `mstore restore {environment}` to rebuild it"
+        f"metadata.json or the view was changed, or the view belongs to another ref); run ",
+        Hint(command="status"),
+        " to see the damage and ",
+        Hint(command="restore", args=(environment,)),
+        " to rebuild it",
     )
 
 

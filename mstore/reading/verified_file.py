@@ -43,7 +43,7 @@ import os
 from typing import Any, NoReturn
 
 from mstore.core.hashing import new_hasher
-from mstore.errors import IntegrityError
+from mstore.errors import Hint, IntegrityError
 
 READ_AHEAD = 1 << 20  # the buffered reader's size
 # The unit checked again when read out of order, and the most hashed in one piece (so
@@ -63,7 +63,7 @@ class VerifiedRaw(io.RawIOBase):
         try:
             st = os.fstat(self._fd)
             if st.st_size != size:
-                raise IntegrityError(f"{name} has {st.st_size} bytes, not {size}; {_WAY_OUT}")
+                raise IntegrityError(f"{name} has {st.st_size} bytes, not {size}; ", *_WAY_OUT)
         except BaseException:
             os.close(self._fd)
             raise
@@ -76,7 +76,7 @@ class VerifiedRaw(io.RawIOBase):
         self._digests: list[bytes] = []
         self._verified = False
         self._scratch = bytearray(0)
-        self._failure: str | None = None
+        self._failure: tuple[str | Hint, ...] | None = None
         if size == 0:
             self._finish()
 
@@ -128,7 +128,7 @@ class VerifiedRaw(io.RawIOBase):
 
     def _check_open(self) -> None:
         if self._failure is not None:
-            raise IntegrityError(self._failure)
+            raise IntegrityError(*self._failure)
         if self.closed:
             raise ValueError(f"I/O operation on closed file {self.label}")
 
@@ -203,11 +203,17 @@ class VerifiedRaw(io.RawIOBase):
         return memoryview(self._scratch)[:length]
 
     def _fail(self, what: str) -> NoReturn:
-        self._failure = f"{self.label} {what}; {_WAY_OUT}"
-        raise IntegrityError(self._failure)
+        self._failure = (f"{self.label} {what}; ", *_WAY_OUT)
+        raise IntegrityError(*self._failure)
 
 
-_WAY_OUT = "do not use what was read from it (run `mstore status` and `mstore restore`)"
+_WAY_OUT = (
+    "do not use what was read from it (run ",
+    Hint(command="status"),
+    " and ",
+    Hint(command="restore"),
+    ")",
+)
 
 
 def _identity(st: os.stat_result) -> tuple[int, int, int]:

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from mstore.errors import InvalidInputError, UsageError
+from mstore.errors import Hint, InvalidInputError, UsageError
 from mstore.remotes.base import Remote
 
 DEFAULT_REMOTE = "origin"
@@ -98,7 +98,9 @@ def select_remote(
         return name, url, words
     if not remotes:
         raise UsageError(
-            "no remote configured: add one with `mstore remote add origin URL`, or give a URL"
+            "no remote configured: add one with ",
+            Hint(command="remote add", args=(DEFAULT_REMOTE, "URL")),
+            ", or give a URL",
         )
     raise UsageError(
         f"which remote? none is named origin; name one of {', '.join(sorted(remotes))} first"

@@ -34,7 +34,7 @@ from pathlib import Path
 import orjson
 
 from mstore.core.hashing import is_object_id
-from mstore.errors import IntegrityError, NotFoundError, RefusedError
+from mstore.errors import Hint, IntegrityError, NotFoundError, RefusedError
 
 REMOTE_FORMAT = 2
 # Data objects above this many bytes travel and are stored as chunks (docs/REMOTES.md).
@@ -110,8 +110,9 @@ def check_marker(data: bytes, url: str) -> None:
     if version < REMOTE_FORMAT:
         raise RefusedError(
             f"remote {url} uses format {version} (whole objects only); this mstore reads "
-            f"format {REMOTE_FORMAT}: run `mstore remote upgrade {url}` once (it rewrites "
-            f"only the marker; every object stays readable)"
+            f"format {REMOTE_FORMAT}: run ",
+            Hint(command="remote upgrade", args=(url,)),
+            " once (it rewrites only the marker; every object stays readable)",
         )
     if version > REMOTE_FORMAT:
         raise RefusedError(
@@ -146,7 +147,9 @@ def check_range(name: str, start: int, length: int, url: str) -> None:
         raise IntegrityError(
             f"bytes {start}+{length} of {name} on {url} cannot be a stored range (offsets "
             f"fit in 64 bits, ranges are at most {MAX_RANGE_BYTES >> 20} MiB); the remote "
-            f"is damaged (`mstore remote verify`)"
+            "is damaged (",
+            Hint(command="remote verify"),
+            ")",
         )
 
 

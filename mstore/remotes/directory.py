@@ -37,7 +37,7 @@ from mstore.core.layout import Layout
 from mstore.core.objects import OBJECT_MODE, ObjectStore
 from mstore.core.refs import RefStore
 from mstore.core.untrusted import UntrustedFileError
-from mstore.errors import IntegrityError, NotFoundError, RefMovedError
+from mstore.errors import Hint, IntegrityError, NotFoundError, RefMovedError
 from mstore.remotes.base import (
     MARKER_NAME,
     MAX_REF_BYTES,
@@ -131,7 +131,9 @@ class DirectoryRemote(Remote):
             if not stat.S_ISDIR(mode):
                 raise UntrustedFileError(
                     f"{current} is {_what(mode)}, not a directory; the remote {self.url} is "
-                    f"damaged: remove it (then `mstore remote verify`)"
+                    "damaged: remove it (then ",
+                    Hint(command="remote verify"),
+                    ")",
                 )
         return self.root.joinpath(*parts)
 
@@ -174,7 +176,8 @@ class DirectoryRemote(Remote):
             os.unlink(tmp)
             raise IntegrityError(
                 f"object {object_id} changed while it was sent to {self.url} (its bytes now "
-                f"hash to {actual}); run `mstore verify`"
+                f"hash to {actual}); run ",
+                Hint(command="verify"),
             )
         if self.has_object(object_id):  # another writer stored it meanwhile: never rewritten
             os.unlink(tmp)

@@ -33,7 +33,7 @@ import orjson
 from mstore.core import fsutil
 from mstore.core.hashing import is_object_id
 from mstore.core.parallel import parallel
-from mstore.errors import IntegrityError
+from mstore.errors import Hint, IntegrityError
 from mstore.remotes.base import BlobInfo, Remote
 
 PACK_LIMIT = 64 << 20
@@ -113,7 +113,9 @@ def decode_recipe(data: bytes, object_id: str, size: int | None, url: str) -> Re
         )
     except (KeyError, TypeError, ValueError):
         raise IntegrityError(
-            f"{where} is not a valid recipe; the remote is damaged (`mstore remote verify`)"
+            f"{where} is not a valid recipe; the remote is damaged (",
+            Hint(command="remote verify"),
+            ")",
         ) from None
     if size is not None and total != size:
         raise IntegrityError(f"{where} gives {total} bytes, the manifest says {size}")
@@ -142,26 +144,32 @@ def decode_index(data: bytes, pack: str, size: int, url: str) -> list[tuple[str,
         chunks = [(_hex(c), _count(o), _count(n, low=1)) for c, o, n in raw["chunks"]]
     except (KeyError, TypeError, ValueError):
         raise IntegrityError(
-            f"{where} is not a valid index of a {size}-byte pack; the remote is damaged "
-            f"(`mstore remote verify`)"
+            f"{where} is not a valid index of a {size}-byte pack; the remote is damaged (",
+            Hint(command="remote verify"),
+            ")",
         ) from None
     end = 0
     for chunk, offset, length in chunks:
         if offset + length > size:
             raise IntegrityError(
                 f"{where} places chunk {chunk[:12]} at {offset}+{length}, past the pack's "
-                f"end ({size}); the remote is damaged (`mstore remote verify`)"
+                f"end ({size}); the remote is damaged (",
+                Hint(command="remote verify"),
+                ")",
             )
         if offset != end:
             raise IntegrityError(
                 f"{where} places chunk {chunk[:12]} at {offset}, not at {end} where the "
-                f"chunk before it ends; the remote is damaged (`mstore remote verify`)"
+                "chunk before it ends; the remote is damaged (",
+                Hint(command="remote verify"),
+                ")",
             )
         end = offset + length
     if end != size:
         raise IntegrityError(
-            f"{where} accounts for {end} of the pack's {size} bytes; the remote is damaged "
-            f"(`mstore remote verify`)"
+            f"{where} accounts for {end} of the pack's {size} bytes; the remote is damaged (",
+            Hint(command="remote verify"),
+            ")",
         )
     return chunks
 

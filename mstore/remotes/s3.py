@@ -8,7 +8,7 @@
 Refs are moved with S3 conditional writes, the compare-and-swap: `If-None-Match: *`
 creates a ref only if it does not exist, `If-Match: <ETag>` replaces it only if it
 still holds the bytes that were read, in the ETag form the server compares (probed
-once, mstore.remotes.s3_cas). A refused write is re-read: a ref that moved is
+once by each S3Remote, mstore.remotes.s3_cas). A refused write is re-read: a ref that moved is
 RefMovedError; a ref that did not is the server's fault, and push is refused.
 Objects are sent through boto3's managed transfer (`upload_fileobj`: multipart, parts
 in parallel, byte callbacks). An object is received by one GET whose length is checked
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -77,6 +78,9 @@ class S3Remote(Remote):
             multipart_chunksize=part_size,
             max_concurrency=PART_CONCURRENCY,
         )
+        # The ETag form the server compares: probed on first use, kept by this remote.
+        self._etag_form: str | None = None
+        self._etag_form_lock = threading.Lock()
 
     def key(self, relative: str) -> str:
         return f"{self.prefix}/{relative}" if self.prefix else relative
@@ -254,13 +258,13 @@ class S3Remote(Remote):
         return RemoteRef(decode_ref(data, f"{name} on {self.url}"), response["ETag"])
 
     def check_swap(self) -> None:
-        self._etag_form()
+        self.etag_form()
 
     def swap_ref(self, name: str, expected: RemoteRef | None, manifest_id: str) -> RemoteRef:
         if expected is None:
             condition = {"IfNoneMatch": "*"}
         else:
-            condition = {"IfMatch": s3_cas.shaped(expected.version, self._etag_form())}
+            condition = {"IfMatch": s3_cas.shaped(expected.version, self.etag_form())}
         with self._errors(f"moving ref {name}"):
             try:
                 response = self.client.put_object(
@@ -276,10 +280,15 @@ class S3Remote(Remote):
                 raise self._refused(name, expected, self.read_ref(name)) from None
         return RemoteRef(manifest_id, response["ETag"])
 
-    def _etag_form(self) -> str:
-        with self._errors("checking the server's conditional writes"):
-            key = self.key(s3_cas.probe_key_name())
-            return s3_cas.etag_form(self.client, self.bucket, key, self.url)
+    def etag_form(self) -> str:
+        """The ETag form this server compares in If-Match (mstore.remotes.s3_cas): probed
+        once, by the first ref swap of this remote, then kept by it."""
+        with self._etag_form_lock:
+            if self._etag_form is None:
+                with self._errors("checking the server's conditional writes"):
+                    key = self.key(s3_cas.probe_key_name())
+                    self._etag_form = s3_cas.probe(self.client, self.bucket, key, self.url)
+            return self._etag_form
 
     def _refused(
         self, name: str, expected: RemoteRef | None, found: RemoteRef | None

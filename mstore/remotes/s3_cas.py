@@ -8,13 +8,14 @@ what they compare (measured; docs/REMOTES.md, "Conditional writes"):
     AWS S3, moto 5   matches / matches                  404 NoSuchKey
     Ceph RGW 16.2    never matches / matches            412 PreconditionFailed
 
-So before a process first swaps a ref on a bucket, `etag_form` probes a scratch key
+So before a remote first swaps a ref, `probe` tries a scratch key
 (`<prefix>/tmp/cas-probe-<random>`, deleted afterwards): the server must create it
 with `If-None-Match: *` and then refuse that condition, refuse `If-Match` with a wrong
 ETag (quoted and unquoted), accept `If-Match` with the key's own ETag in one form
 (quoted first), and refuse the ETag it held before the last write. The form that
-matched is cached per endpoint and bucket for the process. A server failing any step
-cannot protect refs: push is refused (RefusedError) rather than writing unconditionally.
+matched is kept by the S3Remote that probed (`S3Remote.etag_form`): each opened remote
+probes once, and nothing is kept for the process. A server failing any step cannot
+protect refs: push is refused (RefusedError) rather than writing unconditionally.
 
 Multipart uploads and CopyObject are never used for refs (RGW 16.2 ignores conditions
 on CompleteMultipartUpload and CopySourceIfMatch).
@@ -25,7 +26,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import threading
 from typing import Any
 
 from mstore.errors import RefusedError
@@ -39,9 +39,6 @@ PROBE_PREFIX = "tmp/cas-probe-"
 REFUSED = frozenset({"PreconditionFailed", "412", "ConditionalRequestConflict", "409"})
 MISSING = frozenset({"NoSuchKey", "404"})
 
-_forms: dict[tuple[str, str], str] = {}
-_forms_lock = threading.Lock()
-
 
 def shaped(etag: str, form: str) -> str:
     """`etag` (as a server returned it) in the form `form` for an If-Match header."""
@@ -53,28 +50,14 @@ def error_code(err: Any) -> str:
     return str(err.response.get("Error", {}).get("Code", ""))
 
 
-def etag_form(client: Any, bucket: str, probe_key: str, url: str) -> str:
-    """The ETag form this server compares in If-Match (probed once per process)."""
-    cache_key = (str(client.meta.endpoint_url), bucket)
-    with _forms_lock:
-        form = _forms.get(cache_key)
-        if form is None:
-            form = _probe(client, bucket, probe_key, url)
-            _forms[cache_key] = form
-    return form
-
-
-def forget_forms() -> None:
-    """Drop the cached probe results (tests that swap servers behind one endpoint)."""
-    with _forms_lock:
-        _forms.clear()
-
-
 def probe_key_name() -> str:
     return f"{PROBE_PREFIX}{os.urandom(8).hex()}"
 
 
-def _probe(client: Any, bucket: str, key: str, url: str) -> str:
+def probe(client: Any, bucket: str, key: str, url: str) -> str:
+    """The ETag form the server behind `client` compares in If-Match, found by writing
+    the scratch key `key` (deleted afterwards: a failure to delete it fails the probe);
+    RefusedError if it cannot compare."""
     from botocore.exceptions import ClientError
 
     def put(body: bytes, **condition: str) -> str | None:
@@ -112,7 +95,10 @@ def _probe(client: Any, bucket: str, key: str, url: str) -> str:
             raise unsafe("refused If-Match with the key's own ETag, quoted and unquoted")
         if put(b"cas probe 5\n", IfMatch=shaped(first, chosen)) is not None:
             raise unsafe("accepted If-Match with the ETag the key held before its last write")
-        return chosen
-    finally:
-        with contextlib.suppress(Exception):
+    except BaseException:
+        with contextlib.suppress(Exception):  # the probe's own failure is the one to report
             client.delete_object(Bucket=bucket, Key=key)
+        raise
+    # Nothing is sent yet: a key left behind is this push's failure, not something to hide.
+    client.delete_object(Bucket=bucket, Key=key)
+    return chosen

@@ -35,7 +35,7 @@ from mstore.core.hashing import hash_bytes, is_object_id
 from mstore.core.history import History, LogEntry
 from mstore.core.layout import Layout
 from mstore.core.refs import check_ref_name
-from mstore.errors import IntegrityError, InvalidInputError, MstoreError, explain
+from mstore.errors import IntegrityError, InvalidInputError, MstoreError, as_error
 
 TRACKING_FORMAT = 1
 MAX_TRACKING_BYTES = 64 << 20  # far above the values of 100,000 refs
@@ -111,7 +111,7 @@ class RemoteTracking:
         except (OSError, MstoreError) as err:
             return (
                 f"warning: the values seen on {self.url} were not recorded in {self.path} "
-                f"({explain(err)[1]}); the pull stands, and the next pull or push records "
+                f"({as_error(err)}); the pull stands, and the next pull or push records "
                 f"them"
             )
         return None

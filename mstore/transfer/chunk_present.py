@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Iterable
 
 from mstore.core.parallel import parallel
-from mstore.errors import IntegrityError, MstoreError
+from mstore.errors import Hint, IntegrityError, MstoreError
 from mstore.remotes.base import Remote
 from mstore.remotes.packs import (
     MAX_META_BYTES,
@@ -100,8 +100,9 @@ def refuse_while_deleting(
         raise MstoreError(
             f"a prune of {url} is deleting what it marked, including the recipe of object "
             f"{wanted[0][:12]}, which this {doing} must write; nothing was sent: run the "
-            f"{doing} again once the prune is done (if no prune is running, `mstore remote "
-            f"prune {url}` finishes the one interrupted)"
+            f"{doing} again once the prune is done (if no prune is running, ",
+            Hint(command="remote prune", args=(url,)),
+            " finishes the one interrupted)",
         )
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from mstore.caches.chunk_index import LocalChunks
 from mstore.core.hashing import Progress, hash_bytes
 from mstore.core.parallel import parallel
-from mstore.errors import IntegrityError
+from mstore.errors import Hint, IntegrityError
 from mstore.remotes.base import MAX_FILE_BYTES, Remote, check_range, too_large
 from mstore.remotes.packs import Entry, Recipe
 
@@ -69,8 +69,9 @@ def rebuild(
                     raise IntegrityError(
                         f"pack {span.pack} on {remote.url}: the bytes at {entry.offset}+"
                         f"{entry.length} do not hash to chunk {entry.chunk[:12]} of object "
-                        f"{recipe.object_id[:12]}; the remote is damaged, nothing installed "
-                        f"(`mstore remote verify`)"
+                        f"{recipe.object_id[:12]}; the remote is damaged, nothing installed (",
+                        Hint(command="remote verify"),
+                        ")",
                     )
                 os.pwrite(fd, piece, at)
             if progress:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from mstore.chunks.chunking import ChunkParams, chunk_file
 from mstore.core.hashing import Progress, hash_bytes
-from mstore.errors import IntegrityError
+from mstore.errors import Hint, IntegrityError
 from mstore.remotes.base import Remote
 from mstore.remotes.packs import (
     PACK_LIMIT,
@@ -86,7 +86,8 @@ class ChunkSender:
                 if hash_bytes(data) != chunk.id:
                     raise IntegrityError(
                         f"object {object_id} changed while it was sent (bytes at "
-                        f"{chunk.offset} no longer match); run `mstore verify`"
+                        f"{chunk.offset} no longer match); run ",
+                        Hint(command="verify"),
                     )
                 if self._fill + len(data) > PACK_LIMIT:
                     self._seal()

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mstore.errors import NotFoundError
+from mstore.errors import Hint, NotFoundError
 from mstore.repo import Repo
 
 
@@ -57,5 +57,5 @@ def fleet_status(repo: Repo, remote: str) -> FleetReport:
 
     Reads nothing from the remote: there is no follower status to read."""
     if remote not in repo.config.remotes:
-        raise NotFoundError(f"no remote named {remote!r} (see `mstore remote list`)")
+        raise NotFoundError(f"no remote named {remote!r} (see ", Hint(command="remote list"), ")")
     return FleetReport(remote)

@@ -26,12 +26,18 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from mstore.core.config import write_config
 from mstore.core.hashing import Progress
 from mstore.core.parallel import Start, serialized
 from mstore.core.refs import check_ref_name
 from mstore.core.view_ids import LinkMode
-from mstore.errors import InvalidInputError, MstoreError, NotFoundError, RefusedError, explain
+from mstore.errors import (
+    Hint,
+    InvalidInputError,
+    MstoreError,
+    NotFoundError,
+    RefusedError,
+    as_error,
+)
 from mstore.ops.destroy import remove_protected
 from mstore.ops.moves import MoveResult, result_of
 from mstore.remotes import DEFAULT_REMOTE
@@ -146,7 +152,9 @@ def _plan_pull(
     if unpushed:
         raise RefusedError(
             f"local {', '.join(unpushed)} never reached {remote.url}; pulling would move "
-            f"it away: push it first, or pull --force (the old value stays in the log)"
+            "it away: push it first, or pull with ",
+            Hint("force", True),
+            " (the old value stays in the log)",
         )
     _check_clashes([u.ref for u in updates if u.old is None], remote.url)
     return updates
@@ -206,8 +214,7 @@ def clone(
     try:
         repo, _ = Repo.init(directory, link_mode)
         with repo.locked("clone"):
-            repo.config = repo.config.with_remotes({DEFAULT_REMOTE: remote.url})
-            write_config(repo.layout.config, repo.config)
+            repo.update_config(lambda config: config.with_remotes({DEFAULT_REMOTE: remote.url}))
         result = pull(
             repo, remote, None, progress=progress, on_start=on_start, jobs=jobs, name=DEFAULT_REMOTE
         )
@@ -216,8 +223,10 @@ def clone(
             leftover = _undo(directory, created)
         if leftover is not None and isinstance(err, Exception):
             raise MstoreError(
-                f"{explain(err)[1]}; and {directory} could not be removed again "
-                f"({leftover}): delete it with `mstore destroy --store {directory}`"
+                *as_error(err).parts,
+                f"; and {directory} could not be removed again ({leftover}): delete it with ",
+                Hint(command="destroy"),
+                f" run in {directory}",
             ) from err
         raise
     return repo, result
@@ -239,7 +248,7 @@ def _undo(directory: Path, created: bool) -> str | None:
         for path in [directory] if created else list(directory.iterdir()):
             remove_protected(path)
     except OSError as err:
-        return explain(err)[1]
+        return str(as_error(err))
     return None
 
 

@@ -8,7 +8,7 @@
    value, mstore.remotes.tracking); anything else was put there by another store, and
    replacing it would undo their promote or rollback unseen. --force replaces it
    anyway, and the push log says so;
-3. check that the remote's compare-and-swap is safe (S3: probed once per process);
+3. check that the remote's compare-and-swap is safe (S3: probed once by the remote);
 4. send the data objects the remote lacks (large ones as chunks: what counts as
    present, and how a push stays safe from a concurrent prune, is
    mstore.transfer.chunk_present), then the manifests naming them;
@@ -36,7 +36,7 @@ from mstore.core.history import LogEntry
 from mstore.core.identity import author, now
 from mstore.core.parallel import Start, parallel, serialized
 from mstore.core.refs import check_ref_name
-from mstore.errors import IntegrityError, NotFoundError, RefMovedError
+from mstore.errors import Hint, IntegrityError, NotFoundError, RefMovedError
 from mstore.remotes.base import CHUNK_THRESHOLD, DEFAULT_JOBS, Remote, RemoteRef, short
 from mstore.remotes.packs import RemoteIndex
 from mstore.remotes.tracking import FORCED_PUSH, PUSH, RemoteTracking, Tracking, remote_key
@@ -134,7 +134,7 @@ def push(
     moving = [p for p in plan if p.changed]
     foreign = [p for p in moving if p.forced]
     if foreign and not force:
-        raise RefMovedError(_foreign_message(remote.url, foreign))
+        raise RefMovedError(*_foreign_message(remote.url, foreign))
     data, manifests = _objects_of(repo, {p.new for p in moving})
     window = PushWindow(remote.url, clock)
     index = _remote_index(repo, remote, exists and bool(moving), jobs)
@@ -251,7 +251,7 @@ def _plan(name: str, value: str, theirs: RemoteRef | None, known: Tracking) -> R
     return RefPush(name, old, value, known.seen.get(name), forced=not allowed)
 
 
-def _foreign_message(url: str, foreign: list[RefPush]) -> str:
+def _foreign_message(url: str, foreign: list[RefPush]) -> tuple[str | Hint, ...]:
     reasons = []
     for p in foreign:
         if p.seen is None:
@@ -269,11 +269,16 @@ def _foreign_message(url: str, foreign: list[RefPush]) -> str:
                 f"ref {p.ref} moved on the remote {url} since this store last saw it: last "
                 f"seen {short(p.seen)}, now {short(p.old)}"
             )
-    refs = " ".join(p.ref for p in foreign)
+    refs = tuple(p.ref for p in foreign)
     return (
-        f"{'; '.join(reasons)}. Pushing would undo that move unseen: pull first "
-        f"(mstore pull {refs}; --force if your version is not on the remote, it stays in "
-        f"your log), then push again; or push --force to replace it"
+        f"{'; '.join(reasons)}. Pushing would undo that move unseen: pull first (",
+        Hint(command="pull", args=refs),
+        ", or ",
+        Hint("force", True, "pull", refs),
+        " if your version is not on the remote: it stays in your log), then push again; or "
+        "push with ",
+        Hint("force", True),
+        " to replace it",
     )
 
 
@@ -284,7 +289,9 @@ def _local_refs(repo: Repo, refs: Sequence[str] | None) -> dict[str, str]:
     for name in refs:
         value = repo.refs.read(check_ref_name(name))
         if value is None:
-            raise NotFoundError(f"ref {name!r} does not exist here (see `mstore list`)")
+            raise NotFoundError(
+                f"ref {name!r} does not exist here (see ", Hint(command="list"), ")"
+            )
         local[name] = value
     return local
 
@@ -324,7 +331,9 @@ def check_local(path: Path, object_id: str) -> None:
     if hash_file(path, owned=True) != object_id:
         raise IntegrityError(
             f"object {object_id} is corrupt here (its bytes do not hash to its name); "
-            f"not sent (run `mstore verify`)"
+            "not sent (run ",
+            Hint(command="verify"),
+            ")",
         )
 
 

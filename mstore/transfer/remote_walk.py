@@ -20,7 +20,7 @@ from mstore.core.hashing import hash_file
 from mstore.core.manifests import decode_manifest
 from mstore.core.parallel import parallel
 from mstore.core.refs import check_ref_name
-from mstore.errors import IntegrityError, InvalidInputError, NotFoundError
+from mstore.errors import Hint, IntegrityError, InvalidInputError, NotFoundError
 from mstore.remotes.base import CHUNK_THRESHOLD, MAX_MANIFEST_BYTES, BlobInfo, Remote
 from mstore.remotes.packs import (
     MAX_META_BYTES,
@@ -110,7 +110,9 @@ def _manifest_files(remote: Remote, manifest_id: str, target: Path) -> list[tupl
     if hash_file(target, owned=False) != manifest_id:
         raise IntegrityError(
             f"manifest {manifest_id} on {remote.url} does not hash to its id; the remote is "
-            f"damaged (`mstore remote verify`)"
+            "damaged (",
+            Hint(command="remote verify"),
+            ")",
         )
     manifest = decode_manifest(target.read_bytes(), manifest_id)
     return [(entry.id, entry.size) for entry in manifest.files.values()]

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 
 from mstore.core.hashing import hash_bytes, hash_file
 from mstore.core.parallel import parallel
-from mstore.errors import IntegrityError, NotFoundError, RefusedError, UsageError
+from mstore.errors import Hint, IntegrityError, NotFoundError, RefusedError, UsageError
 from mstore.remotes.base import (
     MARKER_NAME,
     REMOTE_FORMAT,
@@ -203,7 +203,7 @@ def verify(remote: Remote, jobs: int = 8, repair_from: Repo | None = None) -> Ve
         unreused.update(done.unreused)
         found = _inspect(remote, jobs)
     if found.damage:
-        raise IntegrityError(_damaged(remote.url, found.damage, repair_from is not None, lacking))
+        raise IntegrityError(*_damaged(remote.url, found.damage, repair_from is not None, lacking))
     reach = found.reach
     return VerifyResult(
         remote.url,
@@ -216,24 +216,30 @@ def verify(remote: Remote, jobs: int = 8, repair_from: Repo | None = None) -> Ve
     )
 
 
-def _damaged(url: str, damage: list[Damage], repairing: bool, lacking: list[str]) -> str:
+def _damaged(
+    url: str, damage: list[Damage], repairing: bool, lacking: list[str]
+) -> tuple[str | Hint, ...]:
     problems = [d.problem for d in damage]
     shown = "; ".join(problems[:5])
     more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+    repair = Hint("repair", True, "remote verify", (url,))
+    way_out: tuple[str | Hint, ...]
     if not repairing:
         way_out = (
-            f"repair it from a store that holds these versions: `mstore remote verify "
-            f"--repair {url}` (a push sends nothing: the refs already name them)"
+            "repair it from a store that holds these versions: ",
+            repair,
+            " (a push sends nothing: the refs already name them)",
         )
     elif lacking:
         way_out = (
             f"this store lacks {len(lacking)} of the objects to send again "
-            f"({', '.join(i[:12] for i in lacking[:3])}): run `mstore remote verify --repair "
-            f"{url}` from a store that holds them"
+            f"({', '.join(i[:12] for i in lacking[:3])}): run ",
+            repair,
+            " from a store that holds them",
         )
     else:
-        way_out = "what this store could send again did not repair it"
-    return f"remote {url} is damaged: {shown}{more}; {way_out}"
+        way_out = ("what this store could send again did not repair it",)
+    return (f"remote {url} is damaged: {shown}{more}; ", *way_out)
 
 
 def _inspect(remote: Remote, jobs: int) -> Findings:

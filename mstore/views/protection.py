@@ -27,6 +27,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from mstore.errors import Hint
+
 # From linux/fs.h: _IOR('f', 1, long) and _IOW('f', 2, long); the kernel reads an int.
 FS_IOC_GETFLAGS = 0x80086601
 FS_IOC_SETFLAGS = 0x40086602
@@ -217,7 +219,7 @@ def explain(err: OSError) -> str | None:
     return (
         f"{path} is protected by mstore (immutable flag, so that no write through models/ "
         f"can change a stored object); change versions with mstore commands, delete the "
-        f"store on purpose with `mstore destroy`, or clear the flag as root with "
+        f"store on purpose with {Hint(command='destroy')}, or clear the flag as root with "
         f"`chattr -R -i .mstore`"
     )
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from mstore.core import fsutil
 from mstore.core.layout import Layout
-from mstore.errors import RefusedError
+from mstore.errors import Hint, RefusedError
 from mstore.views.records import record_path
 
 
@@ -50,7 +50,9 @@ def check_location(layout: Layout, ref: str, adopt: bool = False) -> Path:
         if not stat.S_ISLNK(mode) and not (adopt and stat.S_ISDIR(mode)):
             raise RefusedError(
                 f"{link} is a real {'directory' if stat.S_ISDIR(mode) else 'file'} that mstore "
-                f"does not manage; move it aside (or adopt it with `mstore import`)"
+                "does not manage; move it aside (or adopt it with ",
+                Hint(command="import"),
+                ")",
             )
     return link
 

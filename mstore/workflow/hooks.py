@@ -10,20 +10,26 @@
                                       reported; the switch stands.
 
 Hooks run in the project root with MSTORE_* variables describing the move; their output
-goes to stderr so that `--json` output on stdout stays one document.
+goes where the caller says (`HookOutput`): the command line sends it to stderr, so that
+`--json` output on stdout stays one document; the Python API lets it go where the
+process's own goes, or to a file it is given.
 """
 
 from __future__ import annotations
 
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, Any
 
 from mstore.core.layout import Layout
 
 PRE_PROMOTE = "pre-promote"
 POST_SWITCH = "post-switch"
+
+# Where a hook's output (stdout and stderr) goes: a file or a descriptor; None: where
+# this process's own goes (inherited).
+HookOutput = IO[Any] | int | None
 
 
 @dataclass(frozen=True)
@@ -43,9 +49,13 @@ def hook_path(layout: Layout, name: str) -> Path | None:
 
 
 def run_hook(
-    layout: Layout, name: str, args: list[str], variables: dict[str, str]
+    layout: Layout,
+    name: str,
+    args: list[str],
+    variables: dict[str, str],
+    output: HookOutput = None,
 ) -> HookRun | None:
-    """Run hook `name` if installed; None if it is not."""
+    """Run hook `name` if installed, its output to `output`; None if it is not."""
     path = hook_path(layout, name)
     if path is None:
         return None
@@ -58,18 +68,10 @@ def run_hook(
             cwd=layout.root,
             env=environment,
             stdin=subprocess.DEVNULL,
-            stdout=_stderr_fd(),
+            stdout=output,
+            stderr=output,
             check=False,
         )
     except OSError as err:
         return HookRun(name, 126 if err.errno is None else -abs(err.errno))
     return HookRun(name, completed.returncode)
-
-
-def _stderr_fd() -> int:
-    """The hook's stdout: our stderr's descriptor, or fd 2 when stderr has none (a
-    captured or in-memory stream), so that stdout stays one JSON document."""
-    try:
-        return sys.stderr.fileno()
-    except (AttributeError, OSError, ValueError):
-        return 2

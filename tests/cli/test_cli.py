@@ -377,6 +377,39 @@ def test_rollback_without_history_exits_2(root: Path, ids: dict[str, str]) -> No
     refused(root, 2, ["rollback", "staging"], "'staging'", "--to")
 
 
+@pytest.mark.parametrize(
+    ("code", "args", "line"),
+    [
+        (
+            6,
+            ["rollback", "staging", "--expect", "abc"],
+            "--expect needs at least 6 hex digits of a manifest id, or 'none'",
+        ),
+        (
+            2,
+            ["rollback", "staging"],
+            "ref 'staging' has no previous value in the log; name one with --to REV",
+        ),
+        (
+            4,
+            ["checkout", "nosuch"],
+            "'nosuch' is not a ref (see `mstore list`); to serve another revision, move a ref to "
+            "it, e.g. `mstore rollback REF --to REV`",
+        ),
+    ],
+)
+def test_the_way_out_is_said_in_flags_and_commands(
+    root: Path, ids: dict[str, str], code: int, args: list[str], line: str
+) -> None:
+    """The library names its way out as hints; the command line words them as its own
+    flags and commands (the API words the same hints as keywords: tests/integration/
+    test_api.py)."""
+    result = mstore(root, *args)
+
+    assert_error(result, code)
+    assert result.stderr == f"mstore: error: {line}\n"
+
+
 def test_missing_directory_exits_4(root: Path, src: Path, ids: dict[str, str]) -> None:
     missing = src / "missing"
     refused(root, 4, ["commit", missing, "--to", "staging"], str(missing))

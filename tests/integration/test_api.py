@@ -12,7 +12,16 @@ from typing import Any, BinaryIO
 import pytest
 
 import mstore
-from mstore.errors import IntegrityError, InvalidInputError, NotFoundError, RefusedError
+from mstore.core.fsutil import StoreLock
+from mstore.errors import (
+    Hint,
+    IntegrityError,
+    InvalidInputError,
+    LockedError,
+    NotFoundError,
+    RefusedError,
+    UsageError,
+)
 from mstore.ops.commit import CommitResult
 from mstore.ops.moves import MoveResult
 
@@ -111,6 +120,39 @@ def test_errors_come_from_mstore_errors(store: mstore.Store, tmp_path: Path) -> 
         store.resolve("staging")
     with pytest.raises(InvalidInputError):
         store.commit(model_dir(tmp_path, b"w"), "../escape")
+
+
+def test_an_error_says_its_way_out_in_the_apis_words(store: mstore.Store, tmp_path: Path) -> None:
+    """The hints the command line words as `--expect` or `mstore list` are keywords and
+    Store methods here (a verb the API does not run stays a command)."""
+    store.commit(model_dir(tmp_path, b"w1"), "staging")
+
+    with pytest.raises(InvalidInputError) as short:
+        store.commit(model_dir(tmp_path, b"w2"), "staging", expect="abc")
+    with pytest.raises(NotFoundError) as not_a_ref:
+        store.checkout("nosuch")
+    with pytest.raises(UsageError) as no_previous:
+        store.rollback("staging")
+    with pytest.raises(NotFoundError) as no_store:
+        mstore.open(tmp_path / "nowhere")
+
+    assert str(short.value) == "`expect` needs at least 6 hex digits of a manifest id, or 'none'"
+    assert short.value.hints == (Hint("expect"),)
+    assert str(not_a_ref.value) == (
+        "'nosuch' is not a ref (see `Store.refs()`); to serve another revision, move a ref to "
+        "it, e.g. `Store.rollback('REF', to=REV)`"
+    )
+    assert str(no_previous.value).endswith("; name one with `to=REV`")
+    assert str(no_store.value).endswith(" (run `mstore.init(path)` there)")
+
+
+def test_the_lock_timeout_it_names_is_one_the_api_takes(store: mstore.Store) -> None:
+    patient = mstore.open(store.root, lock_timeout=0)
+
+    with StoreLock(store.repo.layout.lock, "elsewhere"), pytest.raises(LockedError) as locked:
+        patient.rollback("production", to="staging")
+
+    assert str(locked.value).endswith("(retry later, or raise `lock_timeout`)")
 
 
 def load_example() -> Any:

@@ -72,7 +72,7 @@ def test_move_out_of_the_stores_own_view_is_refused(repo: Repo, tmp_path: Path) 
     commit(repo, write_version(tmp_path / "out", "v1"), "staging")
     log_before = repo.layout.log.read_bytes()
 
-    with pytest.raises(InvalidInputError, match=r"inside the store.*without --move"):
+    with pytest.raises(InvalidInputError, match=r"inside the store.*without `move=True`"):
         commit(repo, repo.layout.view_link("staging"), "exp", options=CommitOptions(move=True))
 
     assert repo.refs.read("exp") is None

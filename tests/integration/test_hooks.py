@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+import mstore
 from mstore.cli.app import app
 from mstore.errors import RefusedError
 from mstore.ops.commit import commit
@@ -293,3 +294,37 @@ def test_console_json_stays_one_document_and_hook_output_goes_to_stderr(
     assert "restarting the application (hook stdout)" in done.stderr
     assert len(recorded(record)) == 1, "the hook did not run"
     assert document["notes"] == []
+
+
+def test_api_hook_output_goes_to_the_file_the_caller_gives(
+    repo: Repo, ids: dict[str, str], record: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    post_switch_hook(repo, record)
+    install_hook(repo, "pre-promote", 'echo "validating (hook stdout)"\necho "warned" >&2\n')
+
+    with (tmp_path / "hooks.log").open("w") as log_file:
+        store = mstore.open(repo.root, hook_output=log_file)
+        store.promote("staging")
+
+    written = (tmp_path / "hooks.log").read_text().splitlines()
+    assert written == [
+        "validating (hook stdout)",
+        "warned",
+        "restarting the application (hook stdout)",
+    ]
+    assert capfd.readouterr() == ("", "")
+    assert len(recorded(record)) == 1
+
+
+def test_api_hook_output_goes_where_the_process_writes_by_default(
+    repo: Repo, ids: dict[str, str], record: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """No front end's choice imposed: a hook's stdout is the process's stdout, as for any
+    child (the command line alone sends it to stderr, to keep `--json` one document)."""
+    post_switch_hook(repo, record)
+
+    mstore.open(repo.root).checkout("staging")
+
+    out, err = capfd.readouterr()
+    assert out == "restarting the application (hook stdout)\n"
+    assert err == ""

@@ -579,7 +579,7 @@ def test_expect_needs_six_digits(repo: Repo, tmp_path: Path) -> None:
     v4, _ = seed(repo, tmp_path)
     before = store_digest(repo)
 
-    with pytest.raises(InvalidInputError, match="--expect needs at least 6 hex digits"):
+    with pytest.raises(InvalidInputError, match="`expect` needs at least 6 hex digits"):
         promote(repo, "staging", options=PromoteOptions(expect=v4[:5]))
 
     assert store_digest(repo) == before

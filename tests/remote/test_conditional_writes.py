@@ -7,7 +7,7 @@ the way a broken server would treat it (condition dropped, or always refused).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -75,14 +75,6 @@ def _refuses_refs_after_the_probe(put: Put, request: dict[str, Any]) -> Any:
     return put(**request)
 
 
-@pytest.fixture(autouse=True)
-def _fresh_probes() -> Iterator[None]:
-    # The stubs share moto's endpoint and the test's bucket with the real client.
-    s3_cas.forget_forms()
-    yield
-    s3_cas.forget_forms()
-
-
 def _commit(repo: Repo, src: Path, version: str) -> str:
     ok(mstore(repo.root, "commit", write_version(src / version, version), "--to", "production"))
     value = repo.refs.read("production")
@@ -95,7 +87,6 @@ def _pushed_once(bucket: str, tmp_path: Path) -> tuple[Repo, str, str]:
     repo = new_store(tmp_path / "a")
     v1 = _commit(repo, tmp_path / "src", "v1")
     push(repo, S3Remote(bucket, "models"))
-    s3_cas.forget_forms()
     return repo, v1, _commit(repo, tmp_path / "src", "v2")
 
 
@@ -161,6 +152,6 @@ def test_the_probe_finds_what_each_server_compares(remote_kind: str, remote_url:
         return  # flock-based: nothing to probe
     assert isinstance(remote, S3Remote)
     expected = {"moto": s3_cas.QUOTED, "rgw": s3_cas.UNQUOTED}[remote_kind]
-    assert s3_cas.etag_form(remote.client, remote.bucket, "unused", remote.url) == expected
+    assert remote.etag_form() == expected
     listed = remote.client.list_objects_v2(Bucket=remote.bucket, Prefix=remote.key("tmp/"))
     assert listed.get("KeyCount", 0) == 0
