@@ -45,7 +45,7 @@ from mstore.transfer.verbs import pull, push
 from tests.guarantees.faults import remove_tree, scratch_directory
 from tests.helpers import LOCAL_STATE, tree_digest, write_version
 from tests.remote.support import mstore
-from tests.unit.test_untrusted import make_deep_tree, remove_deep_tree
+from tests.core.test_untrusted import make_deep_tree, remove_deep_tree
 
 OPERATIONS = ("pull", "push", "verify", "stats")
 EVERY = frozenset(OPERATIONS)
