@@ -42,10 +42,10 @@ from mstore.remotes.base import CHUNK_THRESHOLD, MAX_MANIFEST_BYTES, MAX_REF_BYT
 from mstore.remotes.packs import MAX_META_BYTES, recipe_name
 from mstore.repo import Repo
 from mstore.transfer.verbs import pull, push
+from tests.core.test_untrusted import make_deep_tree, remove_deep_tree
 from tests.guarantees.faults import remove_tree, scratch_directory
 from tests.helpers import LOCAL_STATE, tree_digest, write_version
 from tests.remote.support import mstore
-from tests.core.test_untrusted import make_deep_tree, remove_deep_tree
 
 OPERATIONS = ("pull", "push", "verify", "stats")
 EVERY = frozenset(OPERATIONS)
