@@ -219,9 +219,9 @@ def test_cli_killed_at_random_moments_leaves_old_or_new_state(tmp_path: Path, st
         )
         marker = f"{child.pid} ".encode()
         while child.poll() is None and not lock.read_bytes().startswith(marker):
-            time.sleep(0.0002)
+            time.sleep(0.0002)  # poll until the child holds the lock
         delay = rng.uniform(0.0, 0.050)
-        time.sleep(delay)
+        time.sleep(delay)  # the kill lands at a random moment of the locked command (seeded)
         child.kill()
         _, err = child.communicate(timeout=60)
         where = (
