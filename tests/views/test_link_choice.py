@@ -96,25 +96,27 @@ def test_where_the_immutable_flag_works_hardlinks_are_sealed_with_it(
     assert os.listdir(layout.tmp) == [] and os.listdir(layout.views) == []
 
 
-def test_a_plain_user_without_the_flag_gets_read_only_modes(
-    layout: Layout, no_reflink: None, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("euid", "mode", "kind", "why"),
+    [
+        (1000, "hardlink", "modes", "EPERM: no capability"),  # modes refuse a plain user
+        (0, "copy", None, "root ignores read-only modes"),  # only a copy keeps root off
+    ],
+)
+def test_without_the_flag_a_plain_user_gets_read_only_modes_and_root_copies(
+    layout: Layout,
+    no_reflink: None,
+    monkeypatch: pytest.MonkeyPatch,
+    euid: int,
+    mode: str,
+    kind: str | None,
+    why: str,
 ) -> None:
     flag(monkeypatch, False)
-    monkeypatch.setattr(link_choice.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(link_choice.os, "geteuid", lambda: euid)
     choice = choose(layout, "auto")
-    assert (choice.link_mode, choice.protection) == ("hardlink", "modes")
-    assert "EPERM: no capability" in choice.reason
-
-
-def test_root_without_the_flag_gets_copies(
-    layout: Layout, no_reflink: None, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Root ignores read-only modes: only a private copy keeps writes off the objects."""
-    flag(monkeypatch, False)
-    monkeypatch.setattr(link_choice.os, "geteuid", lambda: 0)
-    choice = choose(layout, "auto")
-    assert (choice.link_mode, choice.protection) == ("copy", None)
-    assert "root ignores read-only modes" in choice.reason
+    assert (choice.link_mode, choice.protection) == (mode, kind)
+    assert why in choice.reason
 
 
 def test_the_git_work_tree_is_the_nearest_directory_holding_git(tmp_path: Path) -> None:
