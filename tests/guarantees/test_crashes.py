@@ -60,6 +60,8 @@ from tests.guarantees.faults import (
 )
 from tests.helpers import assert_consistent
 
+pytestmark = pytest.mark.slow  # a kill at every step of every operation
+
 QUICK_KILLS = 25
 QUICK_CLI_KILLS = 20
 STRESS_CLI_KILLS = 200

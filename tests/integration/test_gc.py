@@ -353,6 +353,7 @@ def test_commit_of_old_unreferenced_objects_freshens_them(
     assert missing_objects(Repo(repo.root)) == {}
 
 
+@pytest.mark.slow
 def test_commit_racing_gc_never_names_a_missing_object(
     repo: Repo, tmp_path: Path, settled: None
 ) -> None:

@@ -310,6 +310,7 @@ def _cases() -> Iterator[object]:
                 yield pytest.param(row, kind, operation, id=f"{row.name}-{kind}-{operation}")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("row", "kind", "operation"), list(_cases()))
 def test_a_planted_file_is_refused_or_left_alone_never_followed(
     template: tuple[Path, Scene], run: Path, row: Row, kind: str, operation: str
