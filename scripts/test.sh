@@ -13,6 +13,10 @@
 #    (scripts/ceph_s3.sh run). Without the Ceph packages (not root, no apt) the RGW
 #    cases skip and say why in pytest's summary, and so do the browser tests without
 #    Chromium; under CI=true they fail instead.
+#    Every test runs, the slow sweeps too (`-m ""` lifts the `not slow` that `pytest`
+#    alone applies), on two workers (pytest-xdist: each keeps to its own temporary
+#    directories, buckets and ports; both talk to the one gateway). Arguments come after
+#    these, so `-m 'not slow'` or `-n 0` given to this script win.
 #
 # Exits with pytest's status, except that "no tests collected" (5) is a failure too.
 set -euo pipefail
@@ -44,7 +48,7 @@ fi
 .venv/bin/pip install -q -e '.[dev]'
 
 set +e
-scripts/ceph_s3.sh run -- .venv/bin/python -m pytest -rs "$@"
+scripts/ceph_s3.sh run -- .venv/bin/python -m pytest -rs -m "" -n 2 "$@"
 status=$?
 set -e
 if [ "$status" -eq 5 ]; then

@@ -1,3 +1,26 @@
+"""How the tests are laid out, and the fixtures every test shares.
+
+    tests/<layer>/test_<module>.py   the tests of mstore/<layer>/<module>.py: every
+                                     module of core, views and transfer has one
+                                     (tests/structure/test_test_files.py fails when one
+                                     is missing); chunks, caches, checkpoints and
+                                     workflow have them for the modules tested alone
+    tests/integration/               the verbs (mstore.ops) and the API on real stores
+    tests/cli/                       the command line: output, exit codes, help, shells
+    tests/guarantees/                promises across modules: a kill or a fault at every
+                                     step, hostile input, concurrent readers and writers
+    tests/remote/                    push, pull, clone and remote upkeep on every kind of
+                                     remote: a directory, moto and Ceph's RADOS Gateway
+    tests/trust/                     signed ref statements, what a pickle would import
+    tests/structure/                 the package's shape: layer ranks, a test per module
+    tests/helpers.py                 stores, versions, digests, `assert_consistent`
+
+The long sweeps are marked `slow`. `pytest` alone (the quick run) deselects them
+(`-m 'not slow'` in pyproject.toml, counted in its summary); `pytest -m slow` runs them
+alone, `pytest -m ''` runs everything, and scripts/test.sh (the README's command, CI's)
+runs everything on two workers. `pytest --stress` runs the sweeps at full length.
+"""
+
 from __future__ import annotations
 
 import contextlib

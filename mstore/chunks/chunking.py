@@ -16,7 +16,7 @@ chunk of each segment, which may be shorter. With `tensor_cuts`, the file is fir
 into segments at its tensors' first and last bytes (see `mstore.chunks.tensor_cuts`) and each
 segment is chunked on its own. `ChunkParams.name` spells all of this out; a remote format
 records it, since other parameters or another library version would cut elsewhere and
-give every chunk a new id. tests/unit/test_chunking.py holds golden ids that fail if the
+give every chunk a new id. tests/chunks/test_chunking.py holds golden ids that fail if the
 cut points ever move.
 
 Files are streamed through one buffer of `BUFFER_SIZE` bytes, cut and hashed in turn,

@@ -31,29 +31,67 @@ def cli_imports(path: Path) -> set[str]:
     return found
 
 
+def cli_graph(directory: Path) -> dict[str, set[str]]:
+    """Each module of a CLI package directory -> the CLI modules it imports."""
+    return {f"mstore.cli.{p.stem}": cli_imports(p) for p in directory.glob("*.py")}
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """An import cycle of `graph` (its modules in order, the first one again at the
+    end), or None if there is none."""
+
+    def visit(module: str, path: list[str]) -> list[str] | None:
+        for target in sorted(graph.get(module, ())):
+            if target in path:
+                return [*path[path.index(target) :], target]
+            found = visit(target, [*path, target])
+            if found is not None:
+                return found
+        return None
+
+    for module in sorted(graph):
+        found = visit(module, [module])
+        if found is not None:
+            return found
+    return None
+
+
 def test_no_import_cycle_in_the_cli_and_nothing_imports_app() -> None:
-    graph = {f"mstore.cli.{p.stem}": cli_imports(p) for p in CLI.glob("*.py")}
+    graph = cli_graph(CLI)
     assert "mstore.cli.common" in graph
 
     for module, imported in graph.items():
         assert "mstore.cli.app" not in imported, f"{module} imports app.py"
 
-    def visit(module: str, path: list[str]) -> None:
-        for target in graph.get(module, ()):
-            assert target not in path, " -> ".join([*path, target])
-            visit(target, [*path, target])
-
-    for module in graph:
-        visit(module, [module])
+    assert find_cycle(graph) is None
 
 
 def test_the_cycle_check_finds_a_cycle(tmp_path: Path) -> None:
-    """The check above would see `from mstore.cli.app import x` inside a function."""
+    """The check above sees an import inside a function, and is handed real cycles: a
+    CLI whose output.py imports common.py lazily while common.py imports output.py, then
+    one whose cycle runs through app.py."""
     sample = tmp_path / "sample.py"
     sample.write_text(
         "def f():\n    from mstore.cli.app import handled\n    from mstore.cli import output\n"
     )
     assert cli_imports(sample) == {"mstore.cli.app", "mstore.cli.output"}
+
+    cli = tmp_path / "cli"
+    cli.mkdir()
+    (cli / "app.py").write_text("from mstore.cli import common\n")
+    (cli / "common.py").write_text("from mstore.cli import output\n")
+    (cli / "output.py").write_text("def show():\n    from mstore.cli.common import style\n")
+    assert find_cycle(cli_graph(cli)) == [
+        "mstore.cli.common",
+        "mstore.cli.output",
+        "mstore.cli.common",
+    ]
+
+    (cli / "output.py").write_text("def show():\n    from mstore.cli import app\n")
+    cycle = ["mstore.cli.app", "mstore.cli.common", "mstore.cli.output", "mstore.cli.app"]
+    assert find_cycle(cli_graph(cli)) == cycle
+    (cli / "output.py").write_text("def show():\n    pass\n")
+    assert find_cycle(cli_graph(cli)) is None
 
 
 def test_nothing_below_the_cli_imports_it() -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from mstore.core.config import Config, read_config, write_config
+from mstore.core.hashing import hash_bytes
 from mstore.core.manifests import MODE_EXECUTABLE, MODE_FILE
 from mstore.core.record_rules import STABLE_TIMES, check_record
 from mstore.core.view_ids import LinkMode, view_id
@@ -23,6 +24,39 @@ IDS = {
     LinkMode.HARDLINK: "208f7b52802e35845ded39a071c1edc5b418d802955083225f610906598528d7",
     LinkMode.SYMLINK: "152087362d2b0ba88a7c3154d839f601477cf4fa9d11b0ef77b33c1bf9fdb66f",
 }
+
+
+A = "a" * 64
+B = "b" * 64
+
+
+def test_the_id_is_the_blake3_of_the_documented_json() -> None:
+    """Sorted paths, each [object id, mode], then the link mode, without spaces."""
+    listing = {"model.pth": (A, 0o100444), "conf/x.json": (B, 0o100555)}
+    document = (
+        '{"files":{"conf/x.json":["' + B + '",33133],"model.pth":["' + A + '",33060]},'
+        '"link":"copy"}'
+    )
+    assert view_id(listing, "copy") == hash_bytes(document.encode())
+
+
+def test_the_order_of_the_listing_does_not_matter() -> None:
+    forward = {"a": (A, 0o100444), "b": (B, 0o100444)}
+    backward = dict(reversed(list(forward.items())))
+    assert view_id(forward, "hardlink") == view_id(backward, "hardlink")
+
+
+def test_everything_a_reader_sees_is_part_of_the_id() -> None:
+    listing = {"model.pth": (A, 0o100444)}
+    ids = {
+        view_id(listing, "copy"),
+        view_id(listing, "symlink"),
+        view_id({"model.pth": (B, 0o100444)}, "copy"),
+        view_id({"model.pth": (A, 0o100555)}, "copy"),
+        view_id({"weights.pth": (A, 0o100444)}, "copy"),
+        view_id({}, "copy"),
+    }
+    assert len(ids) == 6
 
 
 @pytest.mark.parametrize("mode", list(IDS))

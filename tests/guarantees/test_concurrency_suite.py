@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 
 from mstore.core.hashing import hash_file
 from mstore.core.history import History, LogEntry
@@ -135,6 +136,7 @@ def mixed_worker(root: Path, src: Path, worker: int, iterations: int) -> WorkerR
     return record
 
 
+@pytest.mark.slow
 def test_mixed_writers_lose_no_update(repo: Repo, tmp_path: Path, stress: bool) -> None:
     src = tmp_path / "src"
     commit(repo, write_version(src / "a", "v1", model=b"a"), "production")
@@ -253,6 +255,7 @@ def collector(root: Path, runs: int) -> list[str]:
     return problems
 
 
+@pytest.mark.slow
 def test_gc_racing_commit_never_leaves_a_ref_missing_an_object(
     repo: Repo, tmp_path: Path, stress: bool
 ) -> None:

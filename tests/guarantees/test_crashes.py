@@ -60,6 +60,8 @@ from tests.guarantees.faults import (
 )
 from tests.helpers import assert_consistent
 
+pytestmark = pytest.mark.slow  # a kill at every step of every operation
+
 QUICK_KILLS = 25
 QUICK_CLI_KILLS = 20
 STRESS_CLI_KILLS = 200
@@ -219,9 +221,9 @@ def test_cli_killed_at_random_moments_leaves_old_or_new_state(tmp_path: Path, st
         )
         marker = f"{child.pid} ".encode()
         while child.poll() is None and not lock.read_bytes().startswith(marker):
-            time.sleep(0.0002)
+            time.sleep(0.0002)  # poll until the child holds the lock
         delay = rng.uniform(0.0, 0.050)
-        time.sleep(delay)
+        time.sleep(delay)  # the kill lands at a random moment of the locked command (seeded)
         child.kill()
         _, err = child.communicate(timeout=60)
         where = (

@@ -56,6 +56,8 @@ from tests.guarantees.faults import (
     summary,
 )
 
+pytestmark = pytest.mark.slow  # a failing filesystem call at every step
+
 ERRNOS = {"ENOSPC": errno.ENOSPC, "EIO": errno.EIO, "EACCES": errno.EACCES}
 # Quick mode: every N for ENOSPC, about this many sampled N for EIO and EACCES.
 QUICK_SAMPLE = 14

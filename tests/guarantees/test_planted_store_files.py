@@ -163,6 +163,7 @@ def cases() -> list[object]:
     return params
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("store_file", "kind"), cases())
 def test_a_planted_file_is_never_followed_nor_waited_on(
     sealed: Project, tmp_path: Path, store_file: StoreFile, kind: str
@@ -238,6 +239,7 @@ CACHE_FILES = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["symlink", "fifo", "hardlink"])
 @pytest.mark.parametrize("name", CACHE_FILES)
 def test_a_planted_cache_file_is_deleted_never_written_through(

@@ -47,6 +47,8 @@ from tests.guarantees.faults import (
 )
 from tests.helpers import assert_consistent, write_version
 
+pytestmark = pytest.mark.slow  # a kill and a failing call at every step of relink
+
 ERRNOS = {"ENOSPC": errno.ENOSPC, "EIO": errno.EIO}
 QUICK_OTHER_KILLS = 12
 JOBS = max(2, min(4, os.cpu_count() or 2))

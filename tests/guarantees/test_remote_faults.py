@@ -53,6 +53,8 @@ from tests.guarantees.transfer_scenarios import (
 )
 from tests.remote.support import remote_state
 
+pytestmark = pytest.mark.slow  # a kill and a failing call at every step of a transfer
+
 ERRNOS = {"ENOSPC": errno.ENOSPC, "EIO": errno.EIO}
 QUICK_SAMPLE = 60  # sample() asks: about 35 distinct calls per errno in quick mode
 

@@ -51,6 +51,8 @@ from tests.guarantees.view_scenarios import (
     view_directories,
 )
 
+pytestmark = pytest.mark.slow  # a kill and a failing call at every view step
+
 JOBS = 2
 QUICK_OTHER_KILLS = 12
 VIEW_PATHS = re.compile(r"\.mstore/(views|tmp|copies)\b")

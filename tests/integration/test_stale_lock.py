@@ -29,7 +29,7 @@ from mstore.repo import Repo
 
 with Repo(Path(sys.argv[1])).locked("commit"):
     print("locked", flush=True)
-    time.sleep(600)
+    time.sleep(600)  # holds the lock until the test kills it; bounds an orphan's life
 """
 
 # Commit, but die by SIGKILL right after the log append: the journal is written (the

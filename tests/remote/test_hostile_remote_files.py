@@ -42,10 +42,10 @@ from mstore.remotes.base import CHUNK_THRESHOLD, MAX_MANIFEST_BYTES, MAX_REF_BYT
 from mstore.remotes.packs import MAX_META_BYTES, recipe_name
 from mstore.repo import Repo
 from mstore.transfer.verbs import pull, push
+from tests.core.test_untrusted import make_deep_tree, remove_deep_tree
 from tests.guarantees.faults import remove_tree, scratch_directory
 from tests.helpers import LOCAL_STATE, tree_digest, write_version
 from tests.remote.support import mstore
-from tests.unit.test_untrusted import make_deep_tree, remove_deep_tree
 
 OPERATIONS = ("pull", "push", "verify", "stats")
 EVERY = frozenset(OPERATIONS)
@@ -310,6 +310,7 @@ def _cases() -> Iterator[object]:
                 yield pytest.param(row, kind, operation, id=f"{row.name}-{kind}-{operation}")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("row", "kind", "operation"), list(_cases()))
 def test_a_planted_file_is_refused_or_left_alone_never_followed(
     template: tuple[Path, Scene], run: Path, row: Row, kind: str, operation: str

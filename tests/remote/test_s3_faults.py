@@ -35,6 +35,8 @@ from tests.guarantees.transfer_scenarios import (
 )
 from tests.remote.support import remote_state
 
+pytestmark = pytest.mark.slow  # a failing S3 call at every step of a transfer
+
 QUICK_SAMPLE = 40
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from mstore.core.envfile import read_environment, render_environment, write_environment
 from mstore.errors import InvalidInputError
-from tests.unit.shell_env import shell_value
+from tests.core.shell_env import shell_value
 
 # -- render_environment --------------------------------------------------------------------
 

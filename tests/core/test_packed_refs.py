@@ -149,6 +149,7 @@ def _pack_and_unpack(root: str, rounds: int) -> None:
         refs.pack()
 
 
+@pytest.mark.slow
 def test_a_reader_never_misses_a_ref_while_another_process_packs(tmp_path: Path) -> None:
     """Refs are never deleted here, so each read must see every ref an earlier read saw:
     a reader that looked at packed-refs before the loose files would lose the refs that

@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mstore.core.envfile import VARIABLE, quote_value, read_environment, write_environment
+from tests.core.shell_env import SHELLS, run_shell
 from tests.guarantees.test_ref_names_property import mstore_accepts
-from tests.unit.shell_env import SHELLS, run_shell
 
 pytestmark = pytest.mark.skipif(not SHELLS, reason="needs bash or sh to compare with")
 

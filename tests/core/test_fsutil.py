@@ -123,7 +123,7 @@ from pathlib import Path
 from mstore.core.fsutil import StoreLock
 StoreLock(Path(sys.argv[1]), "child", timeout=5).acquire()
 print("locked", flush=True)
-time.sleep(120)
+time.sleep(120)  # holds the lock until the test kills it; bounds an orphan's life
 """
 
 

@@ -1,0 +1,197 @@
+"""mstore.remotes.packs: the chunked layout of a remote (packs, their indexes, recipes and
+prune's mark), each file validated before any name or offset in it is used."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+
+from mstore.core.hashing import hash_bytes
+from mstore.errors import IntegrityError
+from mstore.remotes import open_remote
+from mstore.remotes.base import BlobInfo, Remote
+from mstore.remotes.packs import (
+    DOOMED,
+    Doomed,
+    Entry,
+    Recipe,
+    RemoteIndex,
+    decode_index,
+    decode_recipe,
+    encode_doomed,
+    encode_index,
+    encode_recipe,
+    named,
+    pack_name,
+    read_doomed,
+    recipe_name,
+    recipe_object,
+)
+
+URL = "/srv/remote"
+OBJ, PACK, OTHER = "0" * 64, "1" * 64, "2" * 64
+C1, C2, C3 = "a" * 64, "b" * 64, "c" * 64
+
+
+@pytest.fixture
+def remote(tmp_path: Path) -> Remote:
+    remote = open_remote(str(tmp_path / "remote"))
+    remote.ensure()
+    return remote
+
+
+def recipe() -> Recipe:
+    return Recipe(OBJ, 30, (Entry(C1, PACK, 0, 10), Entry(C2, PACK, 10, 20)))
+
+
+def test_a_recipe_survives_its_encoding_and_names_its_packs() -> None:
+    data = encode_recipe(recipe())
+    assert orjson.loads(data)["chunks"][0] == [C1, PACK, 0, 10]
+    assert decode_recipe(data, OBJ, 30, URL) == recipe()
+    assert decode_recipe(data, OBJ, None, URL).packs() == {PACK}
+    assert recipe_name(OBJ) == f"recipes/00/{OBJ[2:]}"
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        ({"format": 2}, "not a valid recipe"),
+        ({"id": OTHER}, "not a valid recipe"),
+        ({"size": -1}, "not a valid recipe"),
+        ({"size": True}, "not a valid recipe"),
+        ({"chunks": [[C1, PACK, 0, 0], [C2, PACK, 0, 30]]}, "not a valid recipe"),
+        ({"chunks": [[C1, "pack", 0, 30]]}, "not a valid recipe"),
+        ({"chunks": [[C1, PACK, -5, 30]]}, "not a valid recipe"),
+        ({"chunks": [[C1, PACK, 0]]}, "not a valid recipe"),
+        ({"chunks": [[C1, PACK, 0, 29]]}, "add up to 29 bytes, not the object's 30"),
+    ],
+)
+def test_a_recipe_that_lies_is_refused(change: dict[str, object], words: str) -> None:
+    document = orjson.loads(encode_recipe(recipe())) | change
+    with pytest.raises(IntegrityError, match=words):
+        decode_recipe(orjson.dumps(document), OBJ, None, URL)
+
+
+def test_a_recipe_of_another_size_than_its_manifest_says_is_refused() -> None:
+    with pytest.raises(IntegrityError, match="gives 30 bytes, the manifest says 31"):
+        decode_recipe(encode_recipe(recipe()), OBJ, 31, URL)
+    for data in (b"[]", b"{", b'"x"'):
+        with pytest.raises(IntegrityError):
+            decode_recipe(data, OBJ, None, URL)
+
+
+def test_an_index_lists_its_chunks_back_to_back_to_the_packs_end() -> None:
+    chunks = [(C1, 0, 10), (C2, 10, 20)]
+    assert decode_index(encode_index(PACK, 30, chunks), PACK, 30, URL) == chunks
+    assert decode_index(encode_index(PACK, 0, []), PACK, 0, URL) == []
+
+
+@pytest.mark.parametrize(
+    ("chunks", "size", "words"),
+    [
+        ([(C1, 0, 10), (C2, 12, 18)], 30, "not at 10 where the chunk before it ends"),
+        ([(C1, 0, 10), (C2, 5, 20)], 30, "not at 10"),
+        ([(C1, 0, 40)], 30, "past the pack's end"),
+        ([(C1, 0, 10)], 30, "accounts for 10 of the pack's 30 bytes"),
+    ],
+)
+def test_an_index_that_does_not_tile_its_pack_is_refused(
+    chunks: list[tuple[str, int, int]], size: int, words: str
+) -> None:
+    with pytest.raises(IntegrityError, match=words):
+        decode_index(encode_index(PACK, size, chunks), PACK, size, URL)
+
+
+def test_an_index_of_another_pack_or_size_is_refused() -> None:
+    data = encode_index(PACK, 30, [(C1, 0, 30)])
+    for pack, size in ((OTHER, 30), (PACK, 31)):
+        with pytest.raises(IntegrityError, match="not a valid index"):
+            decode_index(data, pack, size, URL)
+
+
+def test_only_names_mstore_writes_count_the_rest_are_strays() -> None:
+    assert pack_name(PACK) == PACK
+    assert pack_name(".nfs000123") is None and pack_name(C1.upper()) is None
+    assert recipe_object(f"00/{OBJ[2:]}") == OBJ
+    for name in (OBJ, f"000/{OBJ[3:]}", "00/", f"00/{OBJ[2:]}.tmp"):
+        assert recipe_object(name) is None
+    info = BlobInfo(size=1, mtime=0.0)
+    found, strays = named({PACK: info, "b/": info, "a": info}, pack_name)
+    assert (found, strays) == ({PACK: info}, ["a", "b/"])
+
+
+def test_the_mark_survives_its_encoding(remote: Remote) -> None:
+    assert read_doomed(remote) == Doomed()
+    mark = Doomed(frozenset({PACK}), frozenset({OBJ}), since=100.5, deleting=200)
+    remote.put_blob(DOOMED, encode_doomed(mark))
+    assert read_doomed(remote) == mark
+    assert "deleting" not in orjson.loads(encode_doomed(Doomed(since=1)))
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"not json",
+        b"[]",
+        b'{"packs": [], "recipes": []}',
+        b'{"packs": ["x"], "recipes": [], "since": 1}',
+        b'{"packs": [], "recipes": [], "since": true}',
+        b'{"packs": [], "recipes": [], "since": 1, "deleting": "now"}',
+    ],
+)
+def test_a_mark_that_is_not_valid_marks_nothing(remote: Remote, data: bytes) -> None:
+    remote.put_blob(DOOMED, data)
+    assert read_doomed(remote) == Doomed(damaged=True)
+
+
+def write_pack(remote: Remote, chunks: dict[str, bytes]) -> str:
+    """A pack holding `chunks` (id -> bytes; the ids need not be their hashes here)."""
+    data, where = b"", {}
+    for chunk, part in chunks.items():
+        where[chunk] = (len(data), len(part))
+        data += part
+    pack = hash_bytes(data)
+    remote.put_blob(f"packs/{pack}", data)
+    listing = [(c, o, n) for c, (o, n) in where.items()]
+    remote.put_blob(f"indexes/{pack}", encode_index(pack, len(data), listing))
+    return pack
+
+
+def test_the_index_knows_each_chunk_of_each_usable_pack(remote: Remote, tmp_path: Path) -> None:
+    pack = write_pack(remote, {C1: b"x" * 10, C2: b"y" * 20})
+    cache = tmp_path / "cache"
+
+    index = RemoteIndex.read(remote, cache, 2)
+
+    assert index.chunks == {C1: (pack, 0, 10), C2: (pack, 10, 20)}
+    assert (cache / pack).read_bytes() == remote.get_blob(f"indexes/{pack}", 1 << 20)
+    assert index.holds(Recipe(OBJ, 30, (Entry(C1, pack, 0, 10), Entry(C2, pack, 10, 20))))
+    assert not index.holds(Recipe(OBJ, 10, (Entry(C1, pack, 1, 10),)))  # elsewhere in it
+    assert not index.holds(Recipe(OBJ, 10, (Entry(C3, pack, 0, 10),)))  # not in it
+
+
+def test_marked_excluded_and_damaged_packs_are_left_out(remote: Remote) -> None:
+    marked = write_pack(remote, {C1: b"1" * 10})
+    excluded = write_pack(remote, {C2: b"2" * 10})
+    damaged = write_pack(remote, {C3: b"3" * 10})
+    remote.put_blob(f"indexes/{damaged}", b"{}")
+    remote.put_blob(DOOMED, encode_doomed(Doomed(packs=frozenset({marked}), since=1)))
+
+    index = RemoteIndex.read(remote, None, 2, exclude=frozenset({excluded}))
+
+    assert index.chunks == {}
+    assert set(index.damaged) == {damaged}
+    assert index.notes() == [
+        f"the chunks of pack {damaged[:12]} are not reused: {index.damaged[damaged]}"
+    ]
+
+
+def test_a_stale_cached_index_is_fetched_again(remote: Remote, tmp_path: Path) -> None:
+    pack = write_pack(remote, {C1: b"x" * 10})
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / pack).write_bytes(b"damaged cache entry")
+    assert RemoteIndex.read(remote, cache, 1).chunks == {C1: (pack, 0, 10)}
+    assert (cache / pack).read_bytes() == remote.get_blob(f"indexes/{pack}", 1 << 20)
