@@ -13,6 +13,8 @@ from typing import Any
 
 import orjson
 
+from mstore.core import ids
+
 
 def emit_json(document: Any) -> None:
     sys.stdout.write(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode() + "\n")
@@ -26,8 +28,9 @@ def note(text: str) -> None:
     sys.stderr.write(f"mstore: {text}\n")
 
 
-def short(object_id: str | None, width: int = 12) -> str:
-    return object_id[:width] if object_id else "-"
+def short(object_id: str | None) -> str:
+    """An id as tables and lines show it (`core.ids.short`), "-" for none."""
+    return ids.short(object_id, absent="-")
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:

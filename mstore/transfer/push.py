@@ -34,10 +34,11 @@ from mstore.core.fsutil import random_suffix
 from mstore.core.hashing import Progress, hash_file
 from mstore.core.history import LogEntry
 from mstore.core.identity import author, now
+from mstore.core.ids import short
 from mstore.core.parallel import Start, parallel, serialized
 from mstore.core.refs import check_ref_name
 from mstore.errors import IntegrityError, NotFoundError, RefMovedError
-from mstore.remotes.base import CHUNK_THRESHOLD, DEFAULT_JOBS, Remote, RemoteRef, short
+from mstore.remotes.base import CHUNK_THRESHOLD, DEFAULT_JOBS, Remote, RemoteRef
 from mstore.remotes.packs import RemoteIndex
 from mstore.remotes.tracking import FORCED_PUSH, PUSH, RemoteTracking, Tracking, remote_key
 from mstore.repo import Repo
