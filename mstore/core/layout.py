@@ -25,12 +25,14 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 STORE_DIR_NAME = ".mstore"
 MODELS_DIR_NAME = "models"
 ENV_FILE_NAME = ".env"
+STORE_ENVIRONMENT = "MSTORE_DIR"  # the store to use, as `--store` names it
 
 
 @dataclass(frozen=True)
@@ -144,3 +146,40 @@ class Layout:
         """Relative symlink text from `models/<ref>` to its view (the project can move)."""
         depth = ref_name.count("/") + 1
         return "/".join([".."] * depth + [STORE_DIR_NAME, "views", view_id])
+
+
+# -- discovery: which store a command, a <TAB> or an application works on -----------------
+
+
+def find_root(start: Path | None = None, store: str | None = None) -> Path | None:
+    """The project root of the store to use, found as every reader finds it (`Repo.discover`,
+    shell completion, `mstore.settings`): the root `store` (a `--store` value) or else
+    MSTORE_DIR names, if a store is there (if not: None, nothing else is tried); else
+    the nearest of `start` (default: the current directory) and its parents that holds
+    a store, like git. None if there is none."""
+    named = named_root(store)
+    if named is not None:
+        return named if is_store_root(named) else None
+    here = (start or Path.cwd()).resolve()
+    return next(
+        (candidate for candidate in (here, *here.parents) if is_store_root(candidate)), None
+    )
+
+
+def named_root(store: str | None = None) -> Path | None:
+    """The project root `store` names, else MSTORE_DIR; None if neither is given. Either
+    may name the project root or its `.mstore/` (resolved first: a symlink to `.mstore/`
+    names its project)."""
+    explicit = store or os.environ.get(STORE_ENVIRONMENT)
+    return root_of(Path(explicit).resolve()) if explicit else None
+
+
+def root_of(path: Path) -> Path:
+    """The project root `path` names: `path` itself, or its parent if it is `.mstore/`."""
+    return path.parent if path.name == STORE_DIR_NAME else path
+
+
+def is_store_root(root: Path) -> bool:
+    """Whether `root` holds a store: its `.mstore/config` exists (written last by `init`,
+    it is what makes a store; reading it refuses anything but a regular file)."""
+    return os.path.lexists(Layout(root).config)
