@@ -57,10 +57,6 @@ class Gate:
     operator: str
     operand: float | str
 
-    @property
-    def against_revision(self) -> bool:
-        return isinstance(self.operand, str)
-
     def text(self) -> str:
         """The canonical form (what `parse_gate` reads back to an equal Gate)."""
         return f"{self.metric}{self.operator}{_number_text(self.operand)}"
