@@ -24,6 +24,7 @@ from typing import Any
 import orjson
 
 from mstore.core import fsutil
+from mstore.core.gates import parse_gate
 from mstore.core.history import LogEntry
 from mstore.core.manifests import METADATA_FILE, check_metadata
 from mstore.errors import InvalidInputError
@@ -33,7 +34,6 @@ from mstore.ops import metrics, switch, tensor_diff
 from mstore.ops import show as inspect
 from mstore.ops.commit import CommitResult
 from mstore.ops.diff import Diff
-from mstore.ops.gating import parse_rule
 from mstore.ops.metrics import MetricHistory
 from mstore.ops.moves import MoveResult
 from mstore.ops.show import Info, RefSummary
@@ -92,7 +92,7 @@ class Store:
         """Archive `target`, move it to `source`'s version, make it the active one. The
         target's kept gates and `require` (rules like `final_val_mae<=production`) must
         pass, else GateRefusedError and nothing changes; the pre-promote hook runs after."""
-        rules = [parse_rule(text) for text in require]
+        rules = [parse_gate(text) for text in require]
         return switch.promote(
             self.repo,
             source,

@@ -38,10 +38,11 @@ def gated_promote(
     """`mstore promote`: parse the --require rules first (nothing is touched when one is
     wrong), promote with `options` (ops.switch.promote's keywords), and show every gate's
     verdict with the move, or with the refusal."""
-    from mstore.ops.gating import GateCheck, GateRefusedError, parse_rule
+    from mstore.core.gates import parse_gate
+    from mstore.ops.gating import GateCheck, GateRefusedError
     from mstore.ops.switch import promote
 
-    rules = [parse_rule(text) for text in require]
+    rules = [parse_gate(text) for text in require]
     checks: list[GateCheck] = []
     dry_run = bool(options.get("dry_run"))
     try:

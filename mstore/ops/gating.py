@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -27,19 +26,6 @@ from mstore.errors import MstoreError, NotFoundError, RefusedError, UsageError
 from mstore.repo import Repo
 
 OVERRIDE_FLAG = "--override-gates"
-_NOT_A_NUMBER = re.compile(r"""["'].*|true|false|yes|no|null|none""", re.IGNORECASE)
-
-
-def parse_rule(text: str) -> Gate:
-    """`parse_gate`, refusing operands that are not numbers but look like values a user
-    meant to compare (a quoted string, a boolean, null): gates compare numbers only."""
-    gate = parse_gate(text)
-    if isinstance(gate.operand, str) and _NOT_A_NUMBER.fullmatch(gate.operand):
-        raise UsageError(
-            f"gate {text!r} compares {gate.metric} with {gate.operand}; gates compare numbers: "
-            f"with a number (final_val_mae<=6) or a revision's metric (final_val_mae<=production)"
-        )
-    return gate
 
 
 @dataclass(frozen=True)
@@ -169,7 +155,7 @@ def list_gates(repo: Repo) -> dict[str, tuple[str, ...]]:
 def add_gate(repo: Repo, ref: str, text: str, dry_run: bool = False) -> GateEdit:
     """Keep rule `text` for every promote to `ref` (already kept: nothing changes)."""
     check_ref_name(ref)
-    gate = parse_rule(text)
+    gate = parse_gate(text)
     rule = gate.text()
     with repo.locked_unless(dry_run, "gate add"):
         _check_operand(repo, gate, ref)
