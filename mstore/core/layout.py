@@ -1,26 +1,38 @@
-"""Every path mstore uses, in one place (docs/FORMAT.md, "Layout").
+"""Every path mstore writes, in one place: docs/FORMAT.md, "Layout", as code.
 
-<project>/
-  .env                      MODEL_ENVIRONMENT=<ref> (the active environment)
-  models/<ref>              symlink -> ../.mstore/views/<view id> (one per ref)
-  .mstore/
-    config                  JSON: format version, link mode
-    lock                    flock target; holder's pid, host, time, command
-    log                     append-only JSON lines, one per ref move
-    transaction             present only while a ref transaction is applied
-    unprotecting            present only while protected inodes are unprotected (views/guard.py)
-    objects/<id[:2]>/<id[2:]>   object bytes, read-only
-    refs/<name>             "<manifest id>\\n"
-    packed-refs             many refs in one file ("<id> <name>" lines); loose refs win
-    views/<view id>/        one materialized view, immutable once renamed in
-    copies/<id[:2]>/<id[2:]>    writable-mode copies of objects shared by views
-    fresh/<id>              empty marker: when the object was last stored again (for gc)
-    hooks/pre-promote, hooks/post-switch
-    index/deployments.db    log index: manifest id -> date of its last deployment
-    summaries.db            cache of what `list` shows of each manifest (local)
-    tmp/                    temporary files of writers (removed by gc)
-    remotes/<remote key>/   per remote URL: tracking (JSON) and log (pushes), see
-                            docs/REMOTES.md, "Remote-tracking values"
+    <project root>/
+      .env                          MODEL_ENVIRONMENT=<ref> (the active environment)
+      models/<ref>                  symlink -> ../.mstore/views/<view id> (one per ref)
+      .mstore/
+        config                      JSON: format version, link mode
+        lock                        flock target; holder's pid, host, time, command
+        log                         append-only JSON lines, one per ref move
+        transaction                 present only while a ref transaction is applied
+        unprotecting                present only while protected inodes are unprotected
+        objects/<id[0:2]>/<id[2:]>  object bytes, read-only
+        refs/<name>                 "<manifest id>\\n"
+        packed-refs                 many refs in one file ("<id> <name>" lines); loose refs win
+        views/<view id>/...         one materialized view, immutable once renamed in
+        views/<view id>.json        its record
+        views/.trash/<view id>.<r>/...  a view being deleted (views/removal.py)
+        copies/<id[0:2]>/<id[2:]>   copy-mode copies of objects shared by views
+        copies/<id[0:2]>/<id[2:]>-x     the same, of an executable file
+        fresh/<id>                  empty marker: when the object was last stored again
+        hooks/pre-promote           the user's hooks
+        hooks/post-switch
+        index/deployments.db        log index: manifest id -> date of its last deployment
+        hashcache.db                cache of file hashes (local)
+        summaries.db                cache of what `list` shows of each manifest (local)
+        chunks.sqlite               local chunk index of pulled objects (local)
+        tmp/...                     temporary files of writers (removed by gc)
+        remotes/<remote key>/       per remote URL (docs/REMOTES.md, "Remote-tracking values")
+          tracking                  what each remote ref held when last seen
+          log                       one JSON line per remote ref a push moved
+          indexes/<pack id>         cached pack indexes of the remote
+
+Beside each SQLite database (the log index and the three caches) SQLite keeps its side
+files (`<database>-journal`, `-wal`, `-shm`) while it is open. tests/core/test_layout.py
+walks a store through the commands that write and checks each path against this tree.
 """
 
 from __future__ import annotations
@@ -94,6 +106,11 @@ class Layout:
         return self.store / "views"
 
     @property
+    def trash(self) -> Path:
+        """`views/.trash/`: where a view goes to be deleted (views/removal.py)."""
+        return self.views / ".trash"
+
+    @property
     def copies(self) -> Path:
         return self.store / "copies"
 
@@ -108,6 +125,10 @@ class Layout:
     @property
     def summaries(self) -> Path:
         return self.store / "summaries.db"
+
+    @property
+    def chunk_index(self) -> Path:
+        return self.store / "chunks.sqlite"
 
     @property
     def hash_cache(self) -> Path:
@@ -125,11 +146,24 @@ class Layout:
         """`.mstore/remotes/<remote key>/`: what this store knows of one remote URL."""
         return self.remotes / remote_key
 
+    def remote_tracking(self, remote_key: str) -> Path:
+        return self.remote_dir(remote_key) / "tracking"
+
+    def remote_log(self, remote_key: str) -> Path:
+        return self.remote_dir(remote_key) / "log"
+
+    def remote_indexes(self, remote_key: str) -> Path:
+        """Where the remote's pack indexes are cached (`indexes/<pack id>`)."""
+        return self.remote_dir(remote_key) / "indexes"
+
     def object_path(self, object_id: str) -> Path:
         return self.objects / object_id[:2] / object_id[2:]
 
-    def copy_path(self, object_id: str) -> Path:
-        return self.copies / object_id[:2] / object_id[2:]
+    def copy_path(self, object_id: str, executable: bool = False) -> Path:
+        """The copy of an object that copy-mode views hardlink; an executable file's
+        copy is another (`-x`), since a mode belongs to the inode."""
+        suffix = "-x" if executable else ""
+        return self.copies / object_id[:2] / f"{object_id[2:]}{suffix}"
 
     def ref_path(self, name: str) -> Path:
         """Path of a ref file; `name` must already be validated (refs.check_ref_name)."""

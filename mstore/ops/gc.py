@@ -192,7 +192,7 @@ def plan_gc(
             kept_views.add(name)
         else:
             plan.views.append(name)
-    kept_views.discard(view_removal.TRASH)
+    kept_views.discard(repo.layout.trash.name)
     kept_inodes: set[tuple[int, int]] = set()
     for view_id in kept_views:
         for path in _files_below(views_root / view_id):

@@ -219,7 +219,7 @@ def _send_large(
 
 def index_cache(repo: Repo, remote: Remote) -> Path:
     """Where this store caches the remote's pack indexes."""
-    return repo.layout.remote_dir(remote_key(remote.url)) / "indexes"
+    return repo.layout.remote_indexes(remote_key(remote.url))
 
 
 def send_chunked(
