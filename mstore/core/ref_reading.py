@@ -9,10 +9,10 @@ files first and at `packed-refs` second finds each ref at its old or its new val
 never misses it (dulwich's `read_ref` has the same order).
 
 This is the one reader of refs: `RefStore` (refs.py) reads through it, and so do shell
-completion (`mstore.cli.completion`, at every <TAB>) and the application reader
-(`mstore.reading.loading`, imported at an application's start). It therefore imports
-only the standard library and the store's light modules (ref names, ids, layout,
-packed_refs, untrusted): no blake3, no orjson.
+completion (run at every <TAB>) and the application reader (`mstore.reading.loading`,
+imported at an application's start). It therefore imports only the standard library
+and the store's light modules (ref names, ids, layout, packed_refs, untrusted): no
+blake3, no orjson.
 """
 
 from __future__ import annotations
