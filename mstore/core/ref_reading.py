@@ -83,11 +83,16 @@ def read_loose_file(name: str, path: str) -> str | None:
     except (FileNotFoundError, NotADirectoryError):
         return None  # none, or removed by a pack or a delete since: packed-refs answers
     except untrusted.UntrustedFileError as err:
-        if _is_directory(path):
+        kind = _kind(path)
+        if stat.S_ISDIR(kind):
             if os.listdir(path):
                 return None
             raise IntegrityError(
                 f"ref {name} ({path}) is an empty directory, not a ref file"
+            ) from None
+        if stat.S_ISLNK(kind):
+            raise IntegrityError(
+                f"ref {name} ({path}) is a symbolic link, not a ref file; refusing to follow it"
             ) from None
         raise IntegrityError(f"ref {name}: {err}") from None
     except OSError as err:
@@ -149,8 +154,9 @@ def _loose_path(refs: Path, name: str) -> str | None:
     return f"{current}/{leaf}"
 
 
-def _is_directory(path: str) -> bool:
+def _kind(path: str) -> int:
+    """The file type bits of `path` (never following a symlink); 0 if it is gone."""
     try:
-        return stat.S_ISDIR(os.lstat(path).st_mode)
+        return stat.S_IFMT(os.lstat(path).st_mode)
     except OSError:
-        return False
+        return 0
