@@ -31,6 +31,7 @@ from typing import Any, ParamSpec, TypeVar
 import orjson
 
 from mstore.core import fsutil
+from mstore.core.gates import parse_gate
 from mstore.core.history import LogEntry
 from mstore.core.manifests import METADATA_FILE, check_metadata
 from mstore.core.view_ids import LinkMode
@@ -41,7 +42,6 @@ from mstore.ops import metrics, switch, tensor_diff
 from mstore.ops import show as inspect
 from mstore.ops.commit import CommitOptions, CommitResult
 from mstore.ops.diff import Diff
-from mstore.ops.gating import parse_rule
 from mstore.ops.metrics import MetricHistory
 from mstore.ops.moves import MoveResult
 from mstore.ops.show import Info, RefSummary
@@ -166,7 +166,7 @@ class Store:
             archive_as=archive_as,
             expect=expect,
             message=message,
-            require=tuple(parse_rule(text) for text in require),
+            require=tuple(parse_gate(text) for text in require),
             override_gates=override_gates,
         )
         return switch.promote(self.repo, source, target, options=options)

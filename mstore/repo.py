@@ -9,7 +9,6 @@ repo.update_config(fn)   the one read-modify-write of .mstore/config, under the 
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -22,7 +21,7 @@ from mstore.core import fsutil
 from mstore.core.config import Config, read_config, write_config
 from mstore.core.hashing import is_object_id
 from mstore.core.history import History, LogEntry
-from mstore.core.layout import STORE_DIR_NAME, Layout
+from mstore.core.layout import Layout, find_root, named_root
 from mstore.core.log_index import LogIndex
 from mstore.core.manifests import METADATA_FILE, Manifest, decode_manifest, starts_like_manifest
 from mstore.core.objects import ObjectStore
@@ -46,7 +45,6 @@ from mstore.workflow.policy import (
     render_metadata,
 )
 
-STORE_ENVIRONMENT = "MSTORE_DIR"
 MIN_PREFIX = 6
 _HEX = re.compile(r"[0-9a-fA-F]+")
 
@@ -117,20 +115,17 @@ class Repo:
 
     @classmethod
     def discover(cls, start: Path | None = None, store: str | None = None) -> Repo:
-        """Find the store: `store` (or MSTORE_DIR), else walk up from `start` like git."""
-        explicit = store or os.environ.get(STORE_ENVIRONMENT)
-        if explicit:
-            path = Path(explicit).resolve()
-            root = path.parent if path.name == STORE_DIR_NAME else path
-            if not os.path.lexists(root / STORE_DIR_NAME / "config"):
-                raise NotFoundError(
-                    f"no mstore store at {root} (run ", Hint(command="init"), " there)"
-                )
+        """Find the store: `store` (or MSTORE_DIR), else walk up from `start` like git
+        (`core.layout.find_root`, the discovery every reader shares)."""
+        root = find_root(start, store)
+        if root is not None:
             return cls(root)
+        named = named_root(store)
+        if named is not None:
+            raise NotFoundError(
+                f"no mstore store at {named} (run ", Hint(command="init"), " there)"
+            )
         here = (start or Path.cwd()).resolve()
-        for candidate in (here, *here.parents):
-            if os.path.lexists(candidate / STORE_DIR_NAME / "config"):
-                return cls(candidate)  # reading the config refuses anything but a file
         raise NotFoundError(
             f"no mstore store in {here} or any parent (run ",
             Hint(command="init"),

@@ -43,8 +43,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mstore.core import layout
 from mstore.core.envfile import VARIABLE, read_environment
-from mstore.core.layout import ENV_FILE_NAME, MODELS_DIR_NAME, STORE_DIR_NAME
+from mstore.core.layout import ENV_FILE_NAME, MODELS_DIR_NAME
 from mstore.errors import InvalidInputError, NotFoundError, UsageError
 from mstore.workflow.policy import DEFAULT_ENVIRONMENT
 
@@ -217,16 +218,11 @@ def _read_metadata(directory: Path) -> dict[str, Any]:
 
 
 def find_root(start: Path | None = None) -> Path:
-    """MSTORE_DIR, else the nearest directory (from `start` or cwd) holding .mstore/."""
-    explicit = os.environ.get("MSTORE_DIR")
-    if explicit:
-        path = Path(explicit)
-        return path.parent if path.name == STORE_DIR_NAME else path
-    here = (start or Path.cwd()).resolve()
-    for candidate in (here, *here.parents):
-        if (candidate / STORE_DIR_NAME).is_dir():
-            return candidate
-    return here
+    """The project root the store's commands would use (`core.layout.find_root`:
+    MSTORE_DIR, else the nearest directory from `start` or the cwd up holding a store).
+    Without a store there: MSTORE_DIR's directory, else `start` (loading then finds no
+    `models/<env>` and says so)."""
+    return layout.find_root(start) or layout.named_root() or (start or Path.cwd()).resolve()
 
 
 def get_settings(root: Path | str | None = None) -> Settings:

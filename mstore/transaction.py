@@ -39,6 +39,7 @@ from mstore.core import envfile, fsutil, untrusted
 from mstore.core.hashing import hash_bytes
 from mstore.core.history import History, LogEntry, decode_entry
 from mstore.core.identity import author, now
+from mstore.core.ids import short
 from mstore.core.layout import Layout
 from mstore.core.log_index import LogIndex
 from mstore.core.manifests import Manifest
@@ -153,8 +154,8 @@ def apply(repo: Stores, transaction: Transaction) -> None:
         current = repo.refs.read(update.ref)
         if current != update.old:
             raise RefMovedError(
-                f"ref {update.ref} moved under you: expected {_short(update.old)}, "
-                f"found {_short(current)} (re-read with ",
+                f"ref {update.ref} moved under you: expected {short(update.old)}, "
+                f"found {short(current)} (re-read with ",
                 Hint(command="log", args=(update.ref,)),
                 " and retry)",
             )
@@ -237,7 +238,3 @@ def _finish(
     with contextlib.suppress(FileNotFoundError):
         os.unlink(repo.layout.transaction)
         fsutil.fsync_dir(repo.layout.store)
-
-
-def _short(value: str | None) -> str:
-    return value[:12] if value else "(no ref)"

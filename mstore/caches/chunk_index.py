@@ -25,8 +25,6 @@ from mstore.core.layout import Layout
 from mstore.core.objects import ObjectStore
 from mstore.core.untrusted import UntrustedFileError
 
-INDEX_NAME = "chunks.sqlite"
-
 
 class LocalChunks:
     """Lookups of chunk ids among the store's objects above `threshold` bytes."""
@@ -35,7 +33,7 @@ class LocalChunks:
         self, layout: Layout, objects: ObjectStore, params: ChunkParams, threshold: int
     ) -> None:
         self.objects = objects
-        self.path = layout.store / INDEX_NAME
+        self.path = layout.chunk_index
         try:
             self.db = self._open(params)
         except sqlite3.DatabaseError:

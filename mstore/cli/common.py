@@ -180,7 +180,7 @@ def add_command(app: typer.Typer, name: str, function: Callable[..., Any]) -> No
 def render_move(
     ctx: typer.Context, result: Any, as_json: bool, extra: dict[str, Any] | None = None
 ) -> None:
-    """A Move (ops.transaction): one line per moved ref, the .env change, the notes."""
+    """A MoveResult (ops.moves): one line per moved ref, the .env change, the notes."""
     if as_json:
         output.emit_json({**result.to_json(), **(extra or {})})
         return

@@ -1,10 +1,11 @@
 """Shell completion of ref and remote names, read straight from the store's files.
 
 The shell runs `mstore` for every <TAB> (typer's `--install-completion` script sets
-_MSTORE_COMPLETE), so this must stay cheap: only the standard library, no store
-classes, no hashing. Ref names are the file paths under `.mstore/refs/` (temporary
-files, which start with ".", are skipped); remote names are the keys of "remotes" in
-`.mstore/config`. Anything unreadable completes nothing rather than failing the shell.
+_MSTORE_COMPLETE), so this must stay cheap: the store is found by `core.layout.find_root`
+and refs are read by `core.ref_reading`, the discovery and the reader every command
+uses (loose refs, then `packed-refs`), both standard library only: no store classes, no
+hashing. Remote names are the keys of "remotes" in `.mstore/config`. Anything
+unreadable completes nothing rather than failing the shell.
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ from pathlib import Path
 
 import typer
 
-STORE_DIR_NAME = ".mstore"  # mstore.core.layout.STORE_DIR_NAME, without importing the store
-STORE_ENVIRONMENT = "MSTORE_DIR"
+from mstore.core import ref_reading
+from mstore.core.layout import Layout, find_root
+from mstore.errors import MstoreError
+
 COMPLETE_VARIABLE = "_MSTORE_COMPLETE"  # set by the shell's completion script
 
 
@@ -33,19 +36,23 @@ def when_completing(callback: Callable[..., list[str]]) -> Callable[..., list[st
 
 def ref_names(ctx: typer.Context, incomplete: str) -> list[str]:
     """Every ref name starting with `incomplete`, sorted."""
-    store = find_store(ctx)
-    if store is None:
+    root = find_store(ctx)
+    if root is None:
         return []
-    return sorted(name for name in _walk(store / "refs", "") if name.startswith(incomplete))
+    try:
+        names = ref_reading.ref_names(Layout(root))
+    except (OSError, MstoreError):
+        return []
+    return [name for name in names if name.startswith(incomplete)]
 
 
 def remote_names(ctx: typer.Context, incomplete: str) -> list[str]:
     """Every configured remote name starting with `incomplete`, sorted."""
-    store = find_store(ctx)
-    if store is None:
+    root = find_store(ctx)
+    if root is None:
         return []
     try:
-        remotes = json.loads((store / "config").read_bytes()).get("remotes") or {}
+        remotes = json.loads(Layout(root).config.read_bytes()).get("remotes") or {}
     except (OSError, ValueError, AttributeError):
         return []
     if not isinstance(remotes, dict):
@@ -62,32 +69,7 @@ def remote_or_ref_names(ctx: typer.Context, incomplete: str) -> list[str]:
 
 
 def find_store(ctx: typer.Context) -> Path | None:
-    """The `.mstore` directory as `Repo.discover` finds it: --store, MSTORE_DIR, upwards."""
-    explicit = ctx.find_root().params.get("store") or os.environ.get(STORE_ENVIRONMENT)
-    if explicit:
-        path = Path(explicit).expanduser().absolute()
-        store = path if path.name == STORE_DIR_NAME else path / STORE_DIR_NAME
-        return store if (store / "config").is_file() else None
-    here = Path.cwd()
-    for candidate in (here, *here.parents):
-        if (candidate / STORE_DIR_NAME / "config").is_file():
-            return candidate / STORE_DIR_NAME
-    return None
-
-
-def _walk(directory: Path, prefix: str) -> list[str]:
-    """Ref names under `directory` (one scandir per level; symlinks are not followed)."""
-    names: list[str] = []
-    try:
-        entries = list(os.scandir(directory))
-    except OSError:
-        return names
-    for entry in entries:
-        if entry.name.startswith(".") or entry.name.endswith(".lock"):
-            continue
-        name = f"{prefix}{entry.name}"
-        if entry.is_dir(follow_symlinks=False):
-            names.extend(_walk(Path(entry.path), f"{name}/"))
-        elif entry.is_file(follow_symlinks=False):
-            names.append(name)
-    return names
+    """The project root `Repo.discover` would open: --store, MSTORE_DIR, upwards."""
+    store = ctx.find_root().params.get("store")
+    # The shell hands completion the words as typed: `--store ~/project` keeps its `~`.
+    return find_root(store=os.path.expanduser(store) if store else None)

@@ -45,10 +45,11 @@ def gated_promote(
     """`mstore promote`: parse the --require rules first (nothing is touched when one is
     wrong), promote `source` to `target` with `options` and those rules, and show every
     gate's verdict with the move, or with the refusal."""
-    from mstore.ops.gating import GateCheck, GateRefusedError, parse_rule
+    from mstore.core.gates import parse_gate
+    from mstore.ops.gating import GateCheck, GateRefusedError
     from mstore.ops.switch import promote
 
-    options = replace(options, require=tuple(parse_rule(text) for text in require))
+    options = replace(options, require=tuple(parse_gate(text) for text in require))
     checks: list[GateCheck] = []
     dry_run = options.dry_run
     try:

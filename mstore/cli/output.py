@@ -13,6 +13,8 @@ from typing import Any
 
 import orjson
 
+from mstore.core import ids
+
 
 def emit_json(document: Any) -> None:
     sys.stdout.write(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode() + "\n")
@@ -35,8 +37,9 @@ def stderr_descriptor() -> int:
         return 2
 
 
-def short(object_id: str | None, width: int = 12) -> str:
-    return object_id[:width] if object_id else "-"
+def short(object_id: str | None) -> str:
+    """An id as tables and lines show it (`core.ids.short`), "-" for none."""
+    return ids.short(object_id, absent="-")
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:

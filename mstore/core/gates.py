@@ -8,11 +8,12 @@ A gate is `METRIC OPERATOR OPERAND`, written without spaces for the command line
     accuracy>=staging@{1}        ... any revision: ref, REF@{N}, id prefix
 
 Operators: < <= > >= == !=. An operand that reads as a number (digits 0-9 only) is a
-number; anything else names a revision. A metric is looked up in the version's
-`metrics` object and at the top level of its metadata (the seed keeps them under
-`metrics`); a dotted name (`metrics.final_val_mae`) is a path. A missing metric, or one
-that is not a finite number (a string, a boolean, null), fails the gate: a gate passes
-only on evidence.
+number; anything else names a revision, except what reads as a value a user meant to
+compare (a quoted string, a boolean, null): gates compare numbers only. A metric is
+looked up in the version's `metrics` object and at the top level of its metadata (the
+seed keeps them under `metrics`); a dotted name (`metrics.final_val_mae`) is a path. A
+missing metric, or one that is not a finite number (a string, a boolean, null), fails
+the gate: a gate passes only on evidence.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ _NUMBER = re.compile(_NUMBER_SHAPE, re.ASCII)
 _NUMBER_IN_OTHER_DIGITS = re.compile(_NUMBER_SHAPE)
 _NOT_FINITE = re.compile(r"[+-]?(?:nan|inf|infinity)", re.IGNORECASE)
 _METRIC = re.compile(r"[^\s<>=!]+")
+_NOT_A_NUMBER = re.compile(r"""["'].*|true|false|yes|no|null|none""", re.IGNORECASE)
 
 MetadataResolver = Callable[[str], Mapping[str, Any] | None]
 """Given a revision name, the metadata of the version it names (None if it has none);
@@ -56,10 +58,6 @@ class Gate:
     metric: str
     operator: str
     operand: float | str
-
-    @property
-    def against_revision(self) -> bool:
-        return isinstance(self.operand, str)
 
     def text(self) -> str:
         """The canonical form (what `parse_gate` reads back to an equal Gate)."""
@@ -88,7 +86,8 @@ class Verdict:
 def parse_gate(text: str) -> Gate:
     """Parse `text` into a Gate.
 
-    Raises UsageError for text that is not `METRIC OPERATOR OPERAND`, and
+    Raises UsageError for text that is not `METRIC OPERATOR OPERAND` or whose operand
+    is a value that is no number (a quoted string, a boolean, null), and
     InvalidInputError for an operand that is not finite or not a valid revision name.
     """
     stripped = text.strip()
@@ -110,7 +109,13 @@ def parse_gate(text: str) -> Gate:
         raise UsageError(f"gate {text!r} has nothing after its operator")
     if operand_text[0] in OPERATOR_CHARACTERS:
         raise UsageError(f"gate {text!r}: unknown operator {rest[: len(symbol) + 1]!r}")
-    return Gate(metric, symbol, _operand(operand_text, text))
+    operand = _operand(operand_text, text)
+    if isinstance(operand, str) and _NOT_A_NUMBER.fullmatch(operand):
+        raise UsageError(
+            f"gate {text!r} compares {metric} with {operand}; gates compare numbers: "
+            f"with a number (final_val_mae<=6) or a revision's metric (final_val_mae<=production)"
+        )
+    return Gate(metric, symbol, operand)
 
 
 def _operand(operand: str, text: str) -> float | str:

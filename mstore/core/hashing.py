@@ -18,17 +18,16 @@ import errno
 import functools
 import mmap
 import os
-import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
 from blake3 import blake3
 
+# Ids are checked without blake3 (core/ids.py); `is_object_id` stays importable here.
+from mstore.core.ids import is_object_id as is_object_id
 from mstore.errors import InvalidInputError
 
-ID_LENGTH = 64
-ID_PATTERN = re.compile(r"[0-9a-f]{64}")
 BUFFER_SIZE = 1 << 20
 # Below this size a plain read beats mmap and thread start-up; it also keeps tests that
 # fake the filesystem (where mmap would read the real disk) on the plain path.
@@ -41,11 +40,6 @@ COPY_STEP = 16 << 20
 RANGE_BUFFER_SIZE = 8 << 20  # large enough for blake3's threads to pay off
 
 Progress = Callable[[int], None]
-
-
-def is_object_id(text: str) -> bool:
-    """True for exactly 64 lowercase hex digits."""
-    return len(text) == ID_LENGTH and ID_PATTERN.fullmatch(text) is not None
 
 
 def hash_bytes(data: bytes | memoryview) -> str:

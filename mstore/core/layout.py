@@ -1,36 +1,50 @@
-"""Every path mstore uses, in one place (docs/FORMAT.md, "Layout").
+"""Every path mstore writes, in one place: docs/FORMAT.md, "Layout", as code.
 
-<project>/
-  .env                      MODEL_ENVIRONMENT=<ref> (the active environment)
-  models/<ref>              symlink -> ../.mstore/views/<view id> (one per ref)
-  .mstore/
-    config                  JSON: format version, link mode
-    lock                    flock target; holder's pid, host, time, command
-    log                     append-only JSON lines, one per ref move
-    transaction             present only while a ref transaction is applied
-    unprotecting            present only while protected inodes are unprotected (views/guard.py)
-    objects/<id[:2]>/<id[2:]>   object bytes, read-only
-    refs/<name>             "<manifest id>\\n"
-    packed-refs             many refs in one file ("<id> <name>" lines); loose refs win
-    views/<view id>/        one materialized view, immutable once renamed in
-    copies/<id[:2]>/<id[2:]>    writable-mode copies of objects shared by views
-    fresh/<id>              empty marker: when the object was last stored again (for gc)
-    hooks/pre-promote, hooks/post-switch
-    index/deployments.db    log index: manifest id -> date of its last deployment
-    summaries.db            cache of what `list` shows of each manifest (local)
-    tmp/                    temporary files of writers (removed by gc)
-    remotes/<remote key>/   per remote URL: tracking (JSON) and log (pushes), see
-                            docs/REMOTES.md, "Remote-tracking values"
+    <project root>/
+      .env                          MODEL_ENVIRONMENT=<ref> (the active environment)
+      models/<ref>                  symlink -> ../.mstore/views/<view id> (one per ref)
+      .mstore/
+        config                      JSON: format version, link mode
+        lock                        flock target; holder's pid, host, time, command
+        log                         append-only JSON lines, one per ref move
+        transaction                 present only while a ref transaction is applied
+        unprotecting                present only while protected inodes are unprotected
+        objects/<id[0:2]>/<id[2:]>  object bytes, read-only
+        refs/<name>                 "<manifest id>\\n"
+        packed-refs                 many refs in one file ("<id> <name>" lines); loose refs win
+        views/<view id>/...         one materialized view, immutable once renamed in
+        views/<view id>.json        its record
+        views/.trash/<view id>.<r>/...  a view being deleted (views/removal.py)
+        copies/<id[0:2]>/<id[2:]>   copy-mode copies of objects shared by views
+        copies/<id[0:2]>/<id[2:]>-x     the same, of an executable file
+        fresh/<id>                  empty marker: when the object was last stored again
+        hooks/pre-promote           the user's hooks
+        hooks/post-switch
+        index/deployments.db        log index: manifest id -> date of its last deployment
+        hashcache.db                cache of file hashes (local)
+        summaries.db                cache of what `list` shows of each manifest (local)
+        chunks.sqlite               local chunk index of pulled objects (local)
+        tmp/...                     temporary files of writers (removed by gc)
+        remotes/<remote key>/       per remote URL (docs/REMOTES.md, "Remote-tracking values")
+          tracking                  what each remote ref held when last seen
+          log                       one JSON line per remote ref a push moved
+          indexes/<pack id>         cached pack indexes of the remote
+
+Beside each SQLite database (the log index and the three caches) SQLite keeps its side
+files (`<database>-journal`, `-wal`, `-shm`) while it is open. tests/core/test_layout.py
+walks a store through the commands that write and checks each path against this tree.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 STORE_DIR_NAME = ".mstore"
 MODELS_DIR_NAME = "models"
 ENV_FILE_NAME = ".env"
+STORE_ENVIRONMENT = "MSTORE_DIR"  # the store to use, as `--store` names it
 
 
 @dataclass(frozen=True)
@@ -92,6 +106,11 @@ class Layout:
         return self.store / "views"
 
     @property
+    def trash(self) -> Path:
+        """`views/.trash/`: where a view goes to be deleted (views/removal.py)."""
+        return self.views / ".trash"
+
+    @property
     def copies(self) -> Path:
         return self.store / "copies"
 
@@ -106,6 +125,10 @@ class Layout:
     @property
     def summaries(self) -> Path:
         return self.store / "summaries.db"
+
+    @property
+    def chunk_index(self) -> Path:
+        return self.store / "chunks.sqlite"
 
     @property
     def hash_cache(self) -> Path:
@@ -123,11 +146,24 @@ class Layout:
         """`.mstore/remotes/<remote key>/`: what this store knows of one remote URL."""
         return self.remotes / remote_key
 
+    def remote_tracking(self, remote_key: str) -> Path:
+        return self.remote_dir(remote_key) / "tracking"
+
+    def remote_log(self, remote_key: str) -> Path:
+        return self.remote_dir(remote_key) / "log"
+
+    def remote_indexes(self, remote_key: str) -> Path:
+        """Where the remote's pack indexes are cached (`indexes/<pack id>`)."""
+        return self.remote_dir(remote_key) / "indexes"
+
     def object_path(self, object_id: str) -> Path:
         return self.objects / object_id[:2] / object_id[2:]
 
-    def copy_path(self, object_id: str) -> Path:
-        return self.copies / object_id[:2] / object_id[2:]
+    def copy_path(self, object_id: str, executable: bool = False) -> Path:
+        """The copy of an object that copy-mode views hardlink; an executable file's
+        copy is another (`-x`), since a mode belongs to the inode."""
+        suffix = "-x" if executable else ""
+        return self.copies / object_id[:2] / f"{object_id[2:]}{suffix}"
 
     def ref_path(self, name: str) -> Path:
         """Path of a ref file; `name` must already be validated (refs.check_ref_name)."""
@@ -144,3 +180,40 @@ class Layout:
         """Relative symlink text from `models/<ref>` to its view (the project can move)."""
         depth = ref_name.count("/") + 1
         return "/".join([".."] * depth + [STORE_DIR_NAME, "views", view_id])
+
+
+# -- discovery: which store a command, a <TAB> or an application works on -----------------
+
+
+def find_root(start: Path | None = None, store: str | None = None) -> Path | None:
+    """The project root of the store to use, found as every reader finds it (`Repo.discover`,
+    shell completion, `mstore.settings`): the root `store` (a `--store` value) or else
+    MSTORE_DIR names, if a store is there (if not: None, nothing else is tried); else
+    the nearest of `start` (default: the current directory) and its parents that holds
+    a store, like git. None if there is none."""
+    named = named_root(store)
+    if named is not None:
+        return named if is_store_root(named) else None
+    here = (start or Path.cwd()).resolve()
+    return next(
+        (candidate for candidate in (here, *here.parents) if is_store_root(candidate)), None
+    )
+
+
+def named_root(store: str | None = None) -> Path | None:
+    """The project root `store` names, else MSTORE_DIR; None if neither is given. Either
+    may name the project root or its `.mstore/` (resolved first: a symlink to `.mstore/`
+    names its project)."""
+    explicit = store or os.environ.get(STORE_ENVIRONMENT)
+    return root_of(Path(explicit).resolve()) if explicit else None
+
+
+def root_of(path: Path) -> Path:
+    """The project root `path` names: `path` itself, or its parent if it is `.mstore/`."""
+    return path.parent if path.name == STORE_DIR_NAME else path
+
+
+def is_store_root(root: Path) -> bool:
+    """Whether `root` holds a store: its `.mstore/config` exists (written last by `init`,
+    it is what makes a store; reading it refuses anything but a regular file)."""
+    return os.path.lexists(Layout(root).config)

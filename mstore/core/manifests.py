@@ -104,10 +104,6 @@ class Manifest:
         except orjson.JSONEncodeError as err:
             raise InvalidInputError(f"manifest cannot be encoded as JSON: {err}") from None
 
-    @property
-    def total_size(self) -> int:
-        return sum(e.size for e in self.files.values())
-
     def same_content(self, other: Manifest) -> bool:
         """Same files and metadata, whatever the lineage."""
         return dict(self.files) == dict(other.files) and self.metadata == other.metadata

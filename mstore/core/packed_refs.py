@@ -28,7 +28,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from mstore.core import fsutil, untrusted
-from mstore.core.hashing import is_object_id
+from mstore.core.ids import is_object_id
 from mstore.errors import IntegrityError, InvalidInputError
 
 HEADER = b"# mstore packed-refs 1\n"

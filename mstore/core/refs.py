@@ -9,7 +9,8 @@
 A ref file holds exactly one manifest id and a newline. It is replaced atomically
 (`fsutil.atomic_write`) and only inside a transaction (`transaction.py`) holding the
 store lock, which re-reads the ref under the lock before moving it (compare-and-swap).
-Names follow `git check-ref-format` and a few rules of our own (see `check_ref_name`);
+Refs are read by `ref_reading` (loose file, then `packed-refs`), the one reader.
+Names follow `git check-ref-format` and a few rules of our own (`ref_names.check_ref_name`);
 a new name must also be in Unicode NFC, clash with no existing ref and fit the
 filesystem it is written to (see `RefStore.check_new_name`).
 """
@@ -19,85 +20,25 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import stat
 import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
 
-from mstore.core import fsutil, packed_refs
-from mstore.core.hashing import is_object_id
+from mstore.core import fsutil, packed_refs, ref_reading
+from mstore.core.ids import is_object_id
 from mstore.core.layout import Layout
-from mstore.errors import IntegrityError, InvalidInputError, RefusedError
 
-MAX_REF_BYTES = 1024
-MAX_COMPONENT_BYTES = 255
-FORBIDDEN_CHARACTERS = frozenset(" ~^:?*[\\")
-# Control characters, and the line separators `str.splitlines()` ends a line at besides
-# them (U+0085, U+2028, U+2029): a name holding one would break the line-based files
-# names are written to (packed-refs, .env) for any reader that splits that way.
-_BAD_REF_CHARACTER = re.compile(r"[\x00-\x20\x7f\x85\u2028\u2029~^:?*\[\\]")
+# The name rules live in ref_names.py (light: completion and the application reader
+# check names too); most of the store imports them from here.
+from mstore.core.ref_names import check_ref_name as check_ref_name
+from mstore.errors import InvalidInputError, RefusedError
+
 # `REF@{N}`: N counts moves in the log, in ASCII digits. A log holds fewer than 10**18
 # entries (each takes over 100 bytes), so a longer N names nothing and is never given
 # to int() (which refuses numbers over 4,300 digits with an exception).
 MAX_REFLOG_DIGITS = 18
 _REFLOG = re.compile(r"(?P<ref>.+)@\{(?P<steps>[^{}]*)\}", re.DOTALL)
 _ASCII_DIGITS = re.compile(r"[0-9]+")
-# Names that pass every rule below at a glance: ASCII letters, digits, `_` and `-`, with
-# `.` inside a component (not first, not last, never `..`, no component ending `.lock`),
-# components joined by single `/`. Anything else takes the full check.
-_PLAIN = re.compile(
-    r"(?!.*\.\.)(?!.*\.lock(?:/|$))"
-    r"[A-Za-z0-9_-](?:[A-Za-z0-9_.-]*[A-Za-z0-9_-])?"
-    r"(?:/[A-Za-z0-9_-](?:[A-Za-z0-9_.-]*[A-Za-z0-9_-])?)*"
-)
-
-
-def check_ref_name(name: str) -> str:
-    """Refuse every name `git check-ref-format` rejects, plus over-long ones; return it.
-
-    Rules: not empty, not "@"; no "..", "@{", "//", control characters, line
-    separators (U+0085, U+2028, U+2029), space or any of ~ ^ : ? * [ \\; no leading or
-    trailing "/"; no trailing "."; no component starting with "." or ending with ".lock";
-    components of at most 255 bytes.
-    """
-    if isinstance(name, str) and len(name) <= MAX_COMPONENT_BYTES and _PLAIN.fullmatch(name):
-        return name  # the common case, decided by one regex (`list` checks thousands)
-    shown = repr(name)
-    if not isinstance(name, str) or not name:
-        raise InvalidInputError("ref name is empty")
-    try:
-        encoded = name.encode("utf-8")
-    except UnicodeEncodeError:
-        raise InvalidInputError(f"ref name {shown} is not valid UTF-8") from None
-    if len(encoded) > MAX_REF_BYTES:
-        raise InvalidInputError(f"ref name {name[:40]!r}... is longer than {MAX_REF_BYTES} bytes")
-    if name == "@":
-        raise InvalidInputError("ref name '@' is reserved")
-    bad = _BAD_REF_CHARACTER.search(name)
-    if bad:
-        character = bad.group()
-        raise InvalidInputError(
-            f"ref name {shown} contains {character!r} (not allowed: control characters, "
-            f"line separators, space, ~ ^ : ? * [ \\)"
-        )
-    if ".." in name or "@{" in name:
-        raise InvalidInputError(f"ref name {shown} contains '..' or '@{{'")
-    if name.startswith("/") or name.endswith("/") or "//" in name:
-        raise InvalidInputError(
-            f"ref name {shown} has an empty component (leading, trailing or double '/')"
-        )
-    if name.endswith("."):
-        raise InvalidInputError(f"ref name {shown} ends with '.'")
-    for component in name.split("/"):
-        if component.startswith("."):
-            raise InvalidInputError(f"ref name {shown} has a component starting with '.'")
-        if component.endswith(".lock"):
-            raise InvalidInputError(f"ref name {shown} has a component ending with '.lock'")
-        if len(component.encode("utf-8")) > MAX_COMPONENT_BYTES:
-            raise InvalidInputError(
-                f"ref name {shown} has a component over {MAX_COMPONENT_BYTES} bytes"
-            )
-    return name
 
 
 def split_reflog(revision: str) -> tuple[str, int | None] | None:
@@ -135,48 +76,37 @@ def encode_ref(manifest_id: str) -> bytes:
 
 
 class RefStore:
+    """The refs of one store: read through `ref_reading` (the one reader, loose files
+    then `packed-refs`), written here under the store lock."""
+
     def __init__(self, layout: Layout) -> None:
         self.layout = layout
 
     def read(self, name: str) -> str | None:
         """The manifest id `name` points at, or None if the ref does not exist."""
-        path = self._safe_path(check_ref_name(name))
-        value = None if path is None else _read_ref_file(name, path)
-        # The loose file first, the packed file second (see packed_refs.py for why).
-        return value if value is not None else self.packed().get(name)
+        return ref_reading.read_ref(self.layout, name)
 
     def packed(self) -> dict[str, str]:
         """The refs in `packed-refs` (name -> id), loose files not applied."""
-        return packed_refs.read_packed(self.layout.packed_refs, check_ref_name)
+        return ref_reading.read_packed(self.layout)
 
     def names(self) -> list[str]:
         """Every ref name, sorted; temporary files and invalid names are skipped."""
-        loose = {name for name, _ in self._walk() if _is_valid(name)}
-        return sorted(loose | self.packed().keys())
+        return ref_reading.ref_names(self.layout)
 
     def read_all(self) -> dict[str, str]:
         """Every ref and its manifest id (refs that cannot be read raise IntegrityError)."""
-        # One walk of refs/ that never follows a symlink, each file opened once, then the
-        # packed refs under them: this is `mstore list`'s path over thousands of refs.
-        result: dict[str, str] = {}
-        for name, path in self._walk():
-            if _is_valid(name):
-                value = _read_ref_file(name, path)
-                if value is not None:
-                    result[name] = value
-        for name, value in self.packed().items():
-            result.setdefault(name, value)
-        return dict(sorted(result.items()))
+        return ref_reading.read_refs(self.layout)
 
     def loose_count(self) -> int:
         """How many refs are loose files (what `pack` would move)."""
-        return sum(1 for name, _ in self._walk() if _is_valid(name))
+        return sum(1 for _ in ref_reading.loose_refs(self.layout.refs))
 
     def pack(self) -> int:
         """Move every loose ref into `packed-refs`; return how many loose files went.
         Callers hold the store lock."""
         current = self.read_all()
-        loose = [(name, path) for name, path in self._walk() if _is_valid(name)]
+        loose = list(ref_reading.loose_refs(self.layout.refs))
         if not loose:
             return 0
         packed_refs.write_packed(self.layout.packed_refs, current)
@@ -254,79 +184,6 @@ class RefStore:
                     f"of {directory} allows {limit}: choose a shorter name"
                 )
 
-    def _safe_path(self, name: str) -> str | None:
-        """The ref's path, or None if a directory on the way is missing; refuse symlinks."""
-        current = os.fspath(self.layout.refs)
-        *directories, leaf = name.split("/")
-        for component in directories:
-            current = f"{current}/{component}"
-            try:
-                mode = os.lstat(current).st_mode
-            except FileNotFoundError:
-                return None
-            if not stat.S_ISDIR(mode):
-                if stat.S_ISLNK(mode):
-                    raise IntegrityError(
-                        f"ref directory {current} is a symlink; refusing to follow it"
-                    )
-                return None
-        return f"{current}/{leaf}"
-
-    def _walk(self) -> Iterator[tuple[str, str]]:
-        root = self.layout.refs
-        if not root.is_dir():
-            return
-        # Plain strings, not pathlib: listing thousands of refs is on `mstore list`'s path.
-        stack = [("", os.fspath(root))]
-        while stack:
-            prefix, directory = stack.pop()
-            try:
-                entries = list(os.scandir(directory))
-            except FileNotFoundError:
-                continue  # emptied and removed by a pack or a delete while we walked
-            for entry in entries:
-                if entry.name.startswith(fsutil.TEMP_PREFIX):
-                    continue
-                if entry.is_dir(follow_symlinks=False):
-                    stack.append((f"{prefix}{entry.name}/", entry.path))
-                else:
-                    yield f"{prefix}{entry.name}", entry.path
-
     def iter_files(self) -> Iterator[tuple[str, Path]]:
         """(name, path) of every file under refs/, valid name or not (for verify)."""
-        return ((name, Path(path)) for name, path in self._walk())
-
-
-def _read_ref_file(name: str, path: str) -> str | None:
-    """The id in ref file `path`; None if it is absent or a directory of refs."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)  # a FIFO must not hang
-    except FileNotFoundError:
-        return None
-    except OSError as err:
-        raise IntegrityError(f"ref {name} ({path}) cannot be read: {err.strerror}") from None
-    try:
-        mode = os.fstat(fd).st_mode
-        if stat.S_ISDIR(mode):
-            if os.listdir(path):
-                return None  # a directory of refs (`archive` when `archive/x` exists)
-            raise IntegrityError(f"ref {name} ({path}) is an empty directory, not a ref file")
-        if not stat.S_ISREG(mode):
-            raise IntegrityError(f"ref {name} ({path}) is not a regular file")
-        data = os.read(fd, 256)
-    finally:
-        os.close(fd)
-    text = data.decode("ascii", errors="replace")
-    if not text.endswith("\n") or not is_object_id(text[:-1]):
-        raise IntegrityError(
-            f"ref {name} ({path}) is corrupt: expected one manifest id, found {data[:80]!r}"
-        )
-    return text[:-1]
-
-
-def _is_valid(name: str) -> bool:
-    try:
-        check_ref_name(name)
-    except InvalidInputError:
-        return False
-    return True
+        return ((name, Path(path)) for name, path in ref_reading.loose_files(self.layout.refs))

@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mstore.core import fsutil
-from mstore.core.layout import STORE_DIR_NAME, Layout
+from mstore.core.layout import Layout, named_root, root_of
 from mstore.errors import NotFoundError
-from mstore.repo import STORE_ENVIRONMENT, Repo
+from mstore.repo import Repo
 from mstore.views import protection
 from mstore.views.guard import WRITABLE_DIRECTORY_MODE
 
@@ -58,9 +58,7 @@ def find_target(store: str | None) -> Repo | Layout:
     try:
         return Repo.discover(store=store)
     except NotFoundError:
-        explicit = store or os.environ.get(STORE_ENVIRONMENT)
-        path = Path(explicit).resolve() if explicit else Path.cwd()
-        layout = Layout(path.parent if path.name == STORE_DIR_NAME else path)
+        layout = Layout(named_root(store) or root_of(Path.cwd()))
         if not _is_half_made(layout):
             raise
         return layout

@@ -19,7 +19,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -29,23 +28,9 @@ from mstore.core.gates import Gate, Verdict, evaluate_all, parse_gate
 from mstore.core.refs import check_ref_name
 from mstore.errors import Hint, MstoreError, NotFoundError, RefusedError, UsageError
 from mstore.repo import Repo
-from mstore.workflow.policy import PRODUCTION
 
 # The log's words for an override (docs/FORMAT.md, "Log"): recorded, not a way out.
 OVERRIDE_RECORD = "--override-gates"
-_NOT_A_NUMBER = re.compile(r"""["'].*|true|false|yes|no|null|none""", re.IGNORECASE)
-
-
-def parse_rule(text: str) -> Gate:
-    """`parse_gate`, refusing operands that are not numbers but look like values a user
-    meant to compare (a quoted string, a boolean, null): gates compare numbers only."""
-    gate = parse_gate(text)
-    if isinstance(gate.operand, str) and _NOT_A_NUMBER.fullmatch(gate.operand):
-        raise UsageError(
-            f"gate {text!r} compares {gate.metric} with {gate.operand}; gates compare numbers: "
-            f"with a number (final_val_mae<=6) or a revision's metric (final_val_mae<={PRODUCTION})"
-        )
-    return gate
 
 
 @dataclass(frozen=True)
@@ -190,7 +175,7 @@ def list_gates(repo: Repo) -> dict[str, tuple[str, ...]]:
 def add_gate(repo: Repo, ref: str, text: str, dry_run: bool = False) -> GateEdit:
     """Keep rule `text` for every move onto `ref` (already kept: nothing changes)."""
     check_ref_name(ref)
-    gate = parse_rule(text)
+    gate = parse_gate(text)
     rule = gate.text()
     with repo.locked_unless(dry_run, "gate add"):
         _check_operand(repo, gate, ref)

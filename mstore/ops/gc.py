@@ -38,6 +38,7 @@ from mstore.repo import Repo
 from mstore.views import removal as view_removal
 from mstore.views.guard import Guard
 from mstore.views.records import RECORD_SUFFIX
+from mstore.views.ref_links import current_view_id
 
 DAY = 86400.0
 DEFAULT_RETENTION_DAYS = 90.0
@@ -241,7 +242,7 @@ def _plan_views(repo: Repo, plan: GcPlan, windows: _Windows) -> set[str]:
             kept_views.add(name)
         else:
             plan.views.append(name)
-    kept_views.discard(view_removal.TRASH)
+    kept_views.discard(repo.layout.trash.name)
     return kept_views
 
 
@@ -342,16 +343,16 @@ def _fresh_markers(root: Path) -> dict[str, float]:
 
 
 def _linked_views(repo: Repo) -> set[str]:
-    """View ids that a link under models/ points at (refs, and links left by old refs)."""
+    """View ids that a link under models/ points at (refs, and links left by old refs),
+    read as every reader of view links reads them (`views.ref_links.current_view_id`)."""
     found: set[str] = set()
     models = repo.layout.models
     for directory, dirs, names in os.walk(models) if models.is_dir() else []:
         for name in dirs + names:
             path = Path(directory) / name
             if path.is_symlink():
-                target = os.readlink(path)
-                view_id = target.rsplit("/", 1)[-1]
-                if "/views/" in target and is_object_id(view_id):
+                view_id = current_view_id(repo.layout, path.relative_to(models).as_posix())
+                if view_id is not None and is_object_id(view_id):
                     found.add(view_id)
     return found
 

@@ -5,24 +5,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from mstore.core.ids import short
 from mstore.errors import Hint, InvalidInputError, NotFoundError, RefMovedError
-from mstore.transaction import Transaction
+from mstore.transaction import RefUpdate, Transaction
 
 if TYPE_CHECKING:
     from mstore.repo import Repo
 
 
 @dataclass(frozen=True)
-class Move:
-    ref: str
-    old: str | None
-    new: str | None
-
-
-@dataclass(frozen=True)
 class MoveResult:
     action: str
-    moves: list[Move] = field(default_factory=list)
+    moves: list[RefUpdate] = field(default_factory=list)
     environment: str | None = None
     previous_environment: str | None = None
     dry_run: bool = False
@@ -54,7 +48,7 @@ def result_of(
 ) -> MoveResult:
     return MoveResult(
         action=transaction.action,
-        moves=[Move(u.ref, u.old, u.new) for u in transaction.updates],
+        moves=list(transaction.updates),
         environment=transaction.environment,
         previous_environment=previous_environment,
         dry_run=dry_run,
@@ -72,15 +66,16 @@ def check_expected(ref: str, current: str | None, expect: str | None) -> None:
         return
     if expect == "none":
         if current is not None:
-            raise RefMovedError(f"ref {ref} exists ({current[:12]}); expected it not to")
+            raise RefMovedError(f"ref {ref} exists ({short(current)}); expected it not to")
         return
     if len(expect) < 6:
         raise InvalidInputError(
             Hint("expect"), " needs at least 6 hex digits of a manifest id, or 'none'"
         )
     if current is None or not current.startswith(expect.lower()):
-        shown = current[:12] if current else "(no ref)"
-        raise RefMovedError(f"ref {ref} is {shown}, not {expect} as expected; nothing changed")
+        raise RefMovedError(
+            f"ref {ref} is {short(current)}, not {expect} as expected; nothing changed"
+        )
 
 
 def existing_ref(repo: Repo, ref: str, expect: str | None, why: str = "") -> str:

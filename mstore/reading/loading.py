@@ -240,15 +240,12 @@ def _shown_metadata(path: Path) -> tuple[str, int] | None:
 def _ref_values(store: Path, environment: str) -> Iterator[str]:
     """The value of ref `environment`, then its earlier values in the log, newest first:
     distinct, at most UNRECORDED_CANDIDATES. NotFoundError if it never had one."""
-    from mstore.core import packed_refs
     from mstore.core.history import History
-    from mstore.core.refs import check_ref_name
+    from mstore.core.layout import Layout
 
-    name = check_ref_name(environment)
-    current = read_ref(
-        store / "refs", name, lambda: packed_refs.read_packed(store / "packed-refs", check_ref_name)
-    )
-    logged = (v for e in History(store / "log").newest_first(name) for v in (e.new, e.old))
+    layout = Layout(store.parent)
+    current = read_ref(layout, environment)
+    logged = (v for e in History(layout.log).newest_first(environment) for v in (e.new, e.old))
     seen: set[str] = set()
     for value in itertools.chain([current], logged):
         if value is not None and value not in seen:

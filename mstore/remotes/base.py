@@ -34,6 +34,7 @@ from pathlib import Path
 import orjson
 
 from mstore.core.hashing import is_object_id
+from mstore.core.ids import short
 from mstore.errors import Hint, IntegrityError, NotFoundError, RefusedError
 
 REMOTE_FORMAT = 2
@@ -159,11 +160,6 @@ def too_large(what: str, url: str, size: int, limit: int) -> IntegrityError:
         f"{what} on {url} has {size} bytes, more than the {limit} expected of it; "
         f"refused before reading it (the remote is damaged)"
     )
-
-
-def short(value: str | None) -> str:
-    """A manifest id as messages show it (12 hex digits), or "(no ref)"."""
-    return value[:12] if value else "(no ref)"
 
 
 def lost_race_message(name: str, url: str, read: str | None, found: str | None) -> str:

@@ -1,9 +1,13 @@
 """DirectoryRemote: a remote in a plain directory (local disk, NFS, a mounted share).
 
-    <root>/
-      mstore-remote.json            {"format":1}
+    <root>/                         remote format 2 (docs/REMOTES.md, "Layout")
+      mstore-remote.json            {"chunking":"<ChunkParams.name>","format":2}
       lock                          flock target while a ref is swapped
-      objects/<id[0:2]>/<id[2:]>    object bytes, mode 0444
+      objects/<id[0:2]>/<id[2:]>    whole object bytes, mode 0444
+      recipes/<id[0:2]>/<id[2:]>    a large object's recipe
+      packs/<pack id>               chunk bytes; never rewritten
+      indexes/<pack id>             the pack's index, written after the pack
+      prune/doomed                  what the running prune will delete
       refs/<name>                   "<manifest id>\\n"
       tmp/                          writers' temporary files
 

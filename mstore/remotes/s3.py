@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from mstore.core.hashing import BUFFER_SIZE
+from mstore.core.ids import short
 from mstore.errors import (
     IntegrityError,
     MstoreError,
@@ -48,7 +49,6 @@ from mstore.remotes.base import (
     check_range,
     decode_ref,
     lost_race_message,
-    short,
     too_large,
 )
 from mstore.remotes.s3_client import CHECKSUM_VARIABLE, make_client

@@ -73,9 +73,10 @@ class RemoteTracking:
     def __init__(self, layout: Layout, url: str) -> None:
         self.url = url
         self.layout = layout
-        self.directory = layout.remote_dir(remote_key(url))
-        self.path = self.directory / "tracking"
-        self.log = History(self.directory / "log")
+        key = remote_key(url)
+        self.directory = layout.remote_dir(key)
+        self.path = layout.remote_tracking(key)
+        self.log = History(layout.remote_log(key))
 
     def read(self) -> Tracking:
         """The tracking values (none if the file is absent); TrackingFileError if the

@@ -34,10 +34,11 @@ from mstore.core.fsutil import random_suffix
 from mstore.core.hashing import Progress, hash_file
 from mstore.core.history import LogEntry
 from mstore.core.identity import author, now
+from mstore.core.ids import short
 from mstore.core.parallel import Start, parallel, serialized
 from mstore.core.refs import check_ref_name
 from mstore.errors import Hint, IntegrityError, NotFoundError, RefMovedError
-from mstore.remotes.base import CHUNK_THRESHOLD, DEFAULT_JOBS, Remote, RemoteRef, short
+from mstore.remotes.base import CHUNK_THRESHOLD, DEFAULT_JOBS, Remote, RemoteRef
 from mstore.remotes.packs import RemoteIndex
 from mstore.remotes.tracking import FORCED_PUSH, PUSH, RemoteTracking, Tracking, remote_key
 from mstore.repo import Repo
@@ -218,7 +219,7 @@ def _send_large(
 
 def index_cache(repo: Repo, remote: Remote) -> Path:
     """Where this store caches the remote's pack indexes."""
-    return repo.layout.remote_dir(remote_key(remote.url)) / "indexes"
+    return repo.layout.remote_indexes(remote_key(remote.url))
 
 
 def send_chunked(

@@ -37,7 +37,7 @@ from mstore.errors import IntegrityError
 from mstore.views import links as view_links
 from mstore.views import protection, ref_links
 from mstore.views import removal as view_removal
-from mstore.views.guard import Guard
+from mstore.views.guard import Guard, is_flagged
 from mstore.views.records import (
     ViewCheck,
     check_view,
@@ -136,7 +136,7 @@ class Views:
         # A hardlink to a flagged object needs its flag cleared for a moment: the intent
         # names those objects and the final name (sealed after the rename) first.
         sources = [self.layout.object_path(e.id) for e in spec.files.values()]
-        flagged = [p for p in sources if spec.link_mode == LinkMode.HARDLINK and _flagged(p)]
+        flagged = [p for p in sources if spec.link_mode == LinkMode.HARDLINK and is_flagged(p)]
         try:
             with self.guard.unprotecting([*flagged, final]):
                 for source in flagged:
@@ -236,14 +236,3 @@ class Views:
     def check_link_location(self, ref: str, adopt: bool = False) -> Path:
         """`models/<ref>`, refusing to write through symlinked or foreign directories."""
         return ref_links.check_location(self.layout, ref, adopt)
-
-    def place(self, entry: FileEntry, target: Path, mode: LinkMode | None = None) -> None:
-        """Create view file `target` for `entry` in `mode` (default: the store's mode)."""
-        view_links.place(self.layout, entry, target, mode or self.link_mode)
-
-
-def _flagged(path: Path) -> bool:
-    try:
-        return protection.is_immutable(path)
-    except FileNotFoundError:
-        return False

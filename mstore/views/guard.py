@@ -81,7 +81,7 @@ class Guard:
 
     def open_directory(self, path: Path) -> None:
         """Make a view directory changeable again (flag cleared, writable), in any mode."""
-        if _flagged(path):
+        if is_flagged(path):
             protection.set_immutable(path, False)
         mode = os.lstat(path).st_mode
         if stat.S_ISDIR(mode) and not mode & stat.S_IWUSR:
@@ -227,7 +227,7 @@ class Guard:
             lst = os.lstat(path)
         except FileNotFoundError:
             return False
-        if not stat.S_ISREG(lst.st_mode) or not _flagged(path):
+        if not stat.S_ISREG(lst.st_mode) or not is_flagged(path):
             os.unlink(path)
             return True
         shared = [lst.st_ino] if lst.st_nlink > 1 else []
@@ -250,7 +250,7 @@ class Guard:
             for name in names:
                 path = here / name
                 lst = os.lstat(path)
-                if stat.S_ISREG(lst.st_mode) and _flagged(path):
+                if stat.S_ISREG(lst.st_mode) and is_flagged(path):
                     flagged.append(path)
                     if lst.st_nlink > 1:
                         shared.append(lst.st_ino)
@@ -285,7 +285,9 @@ def _store_path(name: object) -> str:
     return name
 
 
-def _flagged(path: Path) -> bool:
+def is_flagged(path: Path) -> bool:
+    """Whether `path` carries the immutable flag; False if it is gone (a build or a
+    removal may race a view's files)."""
     try:
         return protection.is_immutable(path)
     except FileNotFoundError:

@@ -42,8 +42,7 @@ def place(layout: Layout, entry: FileEntry, target: Path, mode: LinkMode) -> Non
 
 
 def shared_copy_path(layout: Layout, entry: FileEntry) -> Path:
-    copy = layout.copy_path(entry.id)
-    return copy.with_name(copy.name + "-x") if entry.mode == MODE_EXECUTABLE else copy
+    return layout.copy_path(entry.id, executable=entry.mode == MODE_EXECUTABLE)
 
 
 def shared_copy(layout: Layout, entry: FileEntry) -> Path:

@@ -23,16 +23,10 @@ from mstore.core.layout import Layout
 from mstore.views.guard import Guard
 from mstore.views.records import record_path
 
-TRASH = ".trash"
-
-
-def trash_path(layout: Layout) -> Path:
-    return layout.views / TRASH
-
 
 def move_to_trash(layout: Layout, directory: Path, name: str) -> Path:
     """Rename `directory` into `views/.trash/` (durably); return its new path."""
-    trash = trash_path(layout)
+    trash = layout.trash
     fsutil.makedirs_durable(trash)
     moved = trash / f"{name}.{fsutil.random_suffix(4)}"
     os.rename(directory, moved)
@@ -61,7 +55,7 @@ def remove_view(layout: Layout, view_id: str, guard: Guard) -> bool:
 
 def unfinished(layout: Layout) -> list[Path]:
     """What interrupted removals left in the trash."""
-    trash = trash_path(layout)
+    trash = layout.trash
     return [trash / name for name in sorted(os.listdir(trash))] if trash.is_dir() else []
 
 

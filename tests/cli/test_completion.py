@@ -72,6 +72,27 @@ def test_ref_arguments_complete_ref_names(root: Path) -> None:
     assert offered("mstore ref rename s", root) == ["staging"]
 
 
+def test_refs_complete_after_gc_packs_them(root: Path, tmp_path: Path) -> None:
+    """gc moves every loose ref into packed-refs: completion reads them there (it read
+    only the loose files once, and completed nothing after a gc)."""
+    runner = CliRunner()
+    packed = runner.invoke(app, ["--store", str(root), "gc"])
+    assert packed.exit_code == 0, packed.stderr
+    assert (root / ".mstore" / "packed-refs").is_file()
+    assert not list((root / ".mstore" / "refs").rglob("production"))
+
+    assert offered("mstore checkout ", root) == REFS
+    assert offered("mstore checkout arch", root) == REFS[:2]
+    assert offered("mstore rollback --to st", root) == ["staging"]
+
+    # Mixed: a ref moved since the pack is a loose file again, the others stay packed.
+    source = write_version(tmp_path / "v2", "v2")
+    moved = runner.invoke(app, ["--store", str(root), "commit", str(source), "--to", "staging"])
+    assert moved.exit_code == 0, moved.stderr
+    assert (root / ".mstore" / "refs" / "staging").is_file()
+    assert offered("mstore checkout ", root) == REFS
+
+
 def test_ref_options_complete_ref_names(root: Path) -> None:
     assert offered("mstore rollback --to arch", root) == REFS[:2]
     assert offered("mstore promote staging --to p", root) == ["production"]

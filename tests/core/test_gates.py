@@ -70,6 +70,15 @@ def test_non_finite_numbers_and_bad_revisions_are_invalid_input(text: str) -> No
     assert caught.value.exit_code == 6
 
 
+@pytest.mark.parametrize("text", ['status=="staging"', "deployed==true", "x<None", "y!='a'"])
+def test_operands_that_are_values_not_revisions_are_a_usage_error(text: str) -> None:
+    """One parser for every rule (kept in the config, `gate add`, `--require`): gates
+    compare numbers, so a quoted string, a boolean or null is refused where it is read."""
+    with pytest.raises(UsageError, match="gates compare numbers") as caught:
+        parse_gate(text)
+    assert caught.value.exit_code == 2
+
+
 def test_canonical_text() -> None:
     assert parse_gate(" final_val_mae <= 6.0 ").text() == "final_val_mae<=6"
     assert str(parse_gate("loss < 1e-3")) == "loss<0.001"

@@ -208,7 +208,7 @@ def test_the_plain_name_shortcut_accepts_only_names_the_full_check_accepts(
     from hypothesis import given, settings
     from hypothesis import strategies as st
 
-    from mstore.core import refs as refs_module
+    from mstore.core import ref_names as refs_module
 
     plain = refs_module._PLAIN
     alphabet = st.sampled_from([*"ab-_./@{}~ ", "lock", "..", "/.", ".lock"])

@@ -13,7 +13,7 @@ import pytest
 from mstore.core.layout import Layout
 from mstore.core.packed_refs import write_packed
 from mstore.core.ref_reading import read_ref
-from mstore.core.refs import RefStore, check_ref_name
+from mstore.core.refs import RefStore
 from mstore.errors import IntegrityError
 
 LOOSE = "a" * 64
@@ -28,7 +28,7 @@ def stores(root: Path) -> tuple[RefStore, Path]:
 
 
 def light_read(refs: RefStore, name: str) -> str | None:
-    return read_ref(refs.layout.refs, check_ref_name(name), refs.packed)
+    return read_ref(refs.layout, name)
 
 
 def test_the_loose_file_wins_then_packed_refs_answers(tmp_path: Path) -> None:
@@ -86,9 +86,14 @@ def test_importing_it_loads_nothing_but_the_standard_library() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == str(
-        [
+        [  # the light modules a reader of loose and packed refs needs, and nothing else
             "mstore",
             "mstore.core",
+            "mstore.core.fsutil",
+            "mstore.core.ids",
+            "mstore.core.layout",
+            "mstore.core.packed_refs",
+            "mstore.core.ref_names",
             "mstore.core.ref_reading",
             "mstore.core.untrusted",
             "mstore.errors",

@@ -32,7 +32,6 @@ from mstore.ops.restore import restore
 from mstore.ops.verify import verify
 from mstore.repo import Repo
 from mstore.views.records import check_view, read_record
-from mstore.views.removal import trash_path
 from tests.guarantees.faults import LOCK_TIMEOUT, listing, project, start_code
 from tests.helpers import write_version
 
@@ -169,7 +168,7 @@ def check_finished(root: Path, wanted_views: set[str]) -> list[str]:
     faults = verify_faults(root)
     if faults:
         problems.append(f"after the retry, verify finds {sorted(faults)}")
-    trash = trash_path(repo.layout)
+    trash = repo.layout.trash
     if trash.is_dir() and any(trash.iterdir()):
         problems.append(f"after the retry, the trash holds {sorted(os.listdir(trash))}")
     views = set(view_directories(root))

@@ -256,6 +256,28 @@ def test_unlinked_old_view_is_removed_and_linked_ones_never(repo: Repo, tmp_path
     assert_consistent(repo)
 
 
+def test_a_link_keeps_a_view_only_if_it_is_a_link_of_this_store(repo: Repo, tmp_path: Path) -> None:
+    """Links under models/ are read as every reader of view links reads them
+    (`ref_links.current_view_id`): a link an old ref left keeps its view; a link into
+    another store's views/ keeps nothing here, even where the view ids are equal."""
+    views = []
+    for n in (1, 2, 3):
+        commit(repo, write_version(tmp_path / "src" / f"v{n}", f"v{n}"), "staging")
+        views.append(repo.views.current_view_id("staging"))
+    left, foreign, linked = views
+    assert None not in views and len(set(views)) == 3
+    models = repo.layout.models
+    os.symlink(repo.layout.view_link_target("old", str(left)), models / "old")
+    os.symlink(tmp_path / "other" / ".mstore" / "views" / str(foreign), models / "other")
+    backdate_store(repo)
+
+    plan = gc(repo)
+
+    assert plan.views == [foreign]
+    assert view_ids(repo) == {left, linked}
+    assert_consistent(repo)
+
+
 def test_view_released_just_now_is_kept(repo: Repo, tmp_path: Path) -> None:
     commit(repo, write_version(tmp_path / "src" / "v1", "v1"), "staging")
     old = repo.views.current_view_id("staging")

@@ -19,7 +19,6 @@ from mstore.ops.ref_edits import delete_ref
 from mstore.ops.verify import verify
 from mstore.repo import Repo
 from mstore.views.records import record_path
-from mstore.views.removal import trash_path
 from tests.helpers import assert_consistent, write_version
 
 
@@ -75,7 +74,7 @@ def test_gc_removes_views_with_their_records(repo: Repo, tmp_path: Path) -> None
     for view_id in released:
         assert not repo.layout.view_path(view_id).exists()
         assert not record_path(repo.layout, view_id).exists()
-    assert list(trash_path(repo.layout).iterdir()) == []
+    assert list(repo.layout.trash.iterdir()) == []
     assert_consistent(repo)
 
 
@@ -91,7 +90,7 @@ def test_error_inside_a_view_delete_leaves_no_partial_view(
 
     assert len(calls) == failing
     assert not repo.layout.view_path(released[0]).exists(), "a partial view kept its name"
-    [leftover] = trash_path(repo.layout).iterdir()
+    [leftover] = repo.layout.trash.iterdir()
     assert leftover.name.startswith(released[0])
     assert verify(Repo(repo.root)).ok
     monkeypatch.undo()
@@ -100,7 +99,7 @@ def test_error_inside_a_view_delete_leaves_no_partial_view(
 
     assert done.unfinished == [leftover]
     assert done.views == []
-    assert list(trash_path(repo.layout).iterdir()) == []
+    assert list(repo.layout.trash.iterdir()) == []
     assert_consistent(repo)
 
 
