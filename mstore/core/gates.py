@@ -113,7 +113,7 @@ def parse_gate(text: str) -> Gate:
     if isinstance(operand, str) and _NOT_A_NUMBER.fullmatch(operand):
         raise UsageError(
             f"gate {text!r} compares {metric} with {operand}; gates compare numbers: "
-            f"with a number (final_val_mae<=6) or a revision's metric (final_val_mae<=production)"
+            f"with a number (final_val_mae<=6) or a revision's metric (final_val_mae<=REF)"
         )
     return Gate(metric, symbol, operand)
 
