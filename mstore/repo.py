@@ -5,6 +5,7 @@ Repo.discover(start)     walk up from `start` like git, or honour MSTORE_DIR
 repo.resolve(revision)   ref name | REF@{N} | unique id prefix (>= 6 hex) -> id
 with repo.locked("cmd"): exclusive store lock; finishes an interrupted transaction
 repo.update_config(fn)   the one read-modify-write of .mstore/config, under the lock
+repo.signer / repo.trust the key this store signs its moves with; the rules it trusts by
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from mstore.core import fsutil
 from mstore.core.config import Config, read_config, write_config
 from mstore.core.hashing import is_object_id
 from mstore.core.history import History, LogEntry
+from mstore.core.identity import author
 from mstore.core.layout import Layout, find_root, named_root
 from mstore.core.log_index import LogIndex
 from mstore.core.manifests import METADATA_FILE, Manifest, decode_manifest, starts_like_manifest
@@ -36,6 +38,9 @@ from mstore.errors import (
     RefusedError,
 )
 from mstore.transaction import recover
+from mstore.trust.keys import Passphrase, key_path, load_signing_key
+from mstore.trust.rules import TrustRules, parse_trust
+from mstore.trust.signing import StatementSigner, new_repository_id
 from mstore.views.build import Views, ViewSpec
 from mstore.workflow.hooks import HookOutput
 from mstore.workflow.policy import (
@@ -72,6 +77,10 @@ class Repo:
         # Things a user should hear about (a dead lock holder, a finished transaction);
         # the library never prints, the CLI shows them on stderr.
         self.notices: list[str] = []
+        # Asks for an encrypted signing key's passphrase (the CLI prompts on a terminal).
+        self.passphrase: Passphrase | None = None
+        self._signer: tuple[StatementSigner | None] | None = None
+        self._trust: tuple[object, TrustRules] | None = None
 
     @property
     def root(self) -> Path:
@@ -191,7 +200,41 @@ class Repo:
         if (config.link_mode, config.protection) != (self.config.link_mode, self.config.protection):
             self.views = Views(self.layout, self.objects, config.link_mode, config.protection)
         self.config = config
+        self._signer = None  # the signing key or principal may have changed
         return config
+
+    # -- signing and trust ------------------------------------------------------
+
+    @property
+    def signer(self) -> StatementSigner | None:
+        """What signs this store's moves: the key MSTORE_SIGNING_KEY or the config's
+        `signing_key` names, loaded once (its passphrase asked through `passphrase`), as
+        the config's `signing_principal` (default: the author). None: moves go unsigned.
+        The first signature gives the store a repository id if it has none."""
+        if self._signer is None:
+            path = key_path(self.config.signing_key)
+            if path is None:
+                self._signer = (None,)
+            else:
+                key = load_signing_key(path, self.passphrase)
+                repository = (
+                    self.config.repository
+                    or self.update_config(
+                        lambda c: c if c.repository else c.with_repository(new_repository_id())
+                    ).repository
+                )
+                assert repository is not None
+                principal = self.config.signing_principal or author()
+                self._signer = (StatementSigner(key, principal, repository),)
+        return self._signer[0]
+
+    @property
+    def trust(self) -> TrustRules:
+        """The trust rules of the config (docs/FORMAT.md, "Trust"), parsed once per config."""
+        if self._trust is None or self._trust[0] is not self.config:
+            rules = parse_trust(self.config.trust or None, str(self.layout.config))
+            self._trust = (self.config, rules)
+        return self._trust[1]
 
     # -- reading ---------------------------------------------------------------
 

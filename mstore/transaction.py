@@ -6,6 +6,8 @@ Order of a transaction (the store lock is held throughout):
 1. build every view the moved refs will show (idempotent, invisible until linked), and
    the views of unmoved refs whose manifest's index value the moves change;
 2. re-read each ref and compare with the value the caller saw (compare-and-swap);
+   a store with a signing key signs each move here (trust/signing.py), unless the
+   transaction carries statements of its own (a pull: the publisher's);
 3. write the journal `.mstore/transaction` atomically (the commit point);
 4. append the log entries (one write, fsync);
 5. bring the log index up to the log's end (one SQLite transaction; see core/log_index.py);
@@ -30,7 +32,7 @@ import contextlib
 import itertools
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import orjson
@@ -45,6 +47,8 @@ from mstore.core.log_index import LogIndex
 from mstore.core.manifests import Manifest
 from mstore.core.refs import RefStore
 from mstore.errors import Hint, IntegrityError, RefMovedError
+from mstore.trust.accepted import read_accepted
+from mstore.trust.signing import StatementSigner
 from mstore.views.build import Views, ViewSpec
 
 # Far above any journal (a few entries, the names of the refs it re-renders): a bigger
@@ -65,6 +69,8 @@ class Stores(Protocol):
     def index(self) -> LogIndex: ...
     @property
     def views(self) -> Views: ...
+    @property
+    def signer(self) -> StatementSigner | None: ...
 
     def manifest(self, manifest_id: str) -> Manifest: ...
 
@@ -76,11 +82,13 @@ class Stores(Protocol):
 @dataclass(frozen=True)
 class RefUpdate:
     """Move `ref` from `old` (what the caller saw; None: must not exist) to `new`
-    (None: delete)."""
+    (None: delete), with the signed `statement` of the move when it arrives with one
+    (a pull: the publisher's)."""
 
     ref: str
     old: str | None
     new: str | None
+    statement: str | None = None
 
 
 @dataclass
@@ -94,6 +102,9 @@ class Transaction:
     refresh: dict[str, str] = field(default_factory=dict)
     who: str = field(default_factory=author)
     when: str = field(default_factory=now)
+    # False for moves that carry their publisher's statements (a pull): the store's own
+    # key does not sign them.
+    sign: bool = True
 
     @property
     def id(self) -> str:
@@ -114,6 +125,7 @@ class Transaction:
                 action=self.action,
                 message=self.message,
                 txn=self.id,
+                statement=u.statement,
             )
             for u in self.updates
             if u.old != u.new
@@ -135,6 +147,9 @@ class Transaction:
 def apply(repo: Stores, transaction: Transaction) -> None:
     """Carry out `transaction` (caller holds the store lock). RefMovedError if a ref moved."""
     entries = transaction.entries()
+    # The signing key is loaded first: a key that cannot be read (or whose passphrase is
+    # wrong) refuses the transaction before anything is written.
+    signer = repo.signer if transaction.sign and entries else None
     transaction.refresh = _sharing_refs(repo, entries)
     # Everything that can be refused or can fail for lack of space happens here, before
     # the journal: a view location in the way, a view that cannot be built.
@@ -161,9 +176,24 @@ def apply(repo: Stores, transaction: Transaction) -> None:
             )
     if not entries and transaction.environment is None:
         return
+    if signer is not None:
+        entries = _signed(repo, signer, transaction, entries)
     fsutil.atomic_write(repo.layout.transaction, transaction.encode())
     repo.history.append(entries)
     _finish(repo, entries, transaction.environment, transaction.adopt, list(transaction.refresh))
+
+
+def _signed(
+    repo: Stores, signer: StatementSigner, transaction: Transaction, entries: list[LogEntry]
+) -> list[LogEntry]:
+    """Sign each move (the statements go into the journal with their entries)."""
+    signed = signer.sign_entries(entries, repo.history, read_accepted(repo.layout.accepted))
+    statements = {entry.ref: entry.statement for entry in signed}
+    transaction.updates = [
+        u if u.statement is not None or u.old == u.new else replace(u, statement=statements[u.ref])
+        for u in transaction.updates
+    ]
+    return signed
 
 
 def _sharing_refs(repo: Stores, entries: list[LogEntry]) -> dict[str, str]:

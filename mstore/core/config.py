@@ -13,13 +13,23 @@ mstore.core.gates) likewise only when a gate is kept.
 guarded, docs/FORMAT.md "Link modes") and `link_reason` (why `auto` chose the link
 mode, as `init` found it) are written by `init` and `relink` when there is something to
 say, so a store made before them keeps its bytes.
+
+Signing and trust (docs/FORMAT.md, "Trust"), each written only when set:
+`repository` (32 hex digits: the id statements are signed for, shared with the
+remote's marker), `signing_key` (the path of the OpenSSH private key this store signs
+its moves with), `signing_principal` (the name it signs as, e.g. release@team) and
+`trust` (the rules of mstore.trust.rules, kept here as the JSON it parses). A config
+holding any of them is format 2 (`TRUST_FORMAT`): an mstore that knows nothing of
+signatures refuses the store rather than move its refs unsigned.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -33,6 +43,10 @@ DEFAULT_LINK_MODE = LinkMode.AUTO
 PROTECTIONS = ("immutable", "modes")
 # Far above any real config (a few remotes and gates): a bigger file is not read.
 MAX_CONFIG_BYTES = 1 << 20
+TRUST_FORMAT = 2  # a config with signing or trust fields; older mstores refuse it
+STORE_FORMAT = TRUST_FORMAT  # the newest format this mstore reads
+_REPOSITORY_ID = re.compile(r"[0-9a-f]{32}", re.ASCII)
+MAX_PRINCIPAL_BYTES = 256
 
 
 @dataclass(frozen=True)
@@ -43,9 +57,18 @@ class Config:
     gates: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     protection: str | None = None
     link_reason: str = ""
+    repository: str | None = None
+    signing_key: str | None = None
+    signing_principal: str | None = None
+    trust: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def signs_or_trusts(self) -> bool:
+        return bool(self.repository or self.signing_key or self.signing_principal or self.trust)
 
     def encode(self) -> bytes:
-        document: dict[str, object] = {"format": self.format, "link_mode": self.link_mode}
+        version = max(self.format, TRUST_FORMAT) if self.signs_or_trusts else self.format
+        document: dict[str, object] = {"format": version, "link_mode": self.link_mode}
         if self.remotes:
             document["remotes"] = dict(self.remotes)
         if self.gates:
@@ -54,6 +77,11 @@ class Config:
             document["protection"] = self.protection
         if self.link_reason:
             document["link_reason"] = self.link_reason
+        for name in ("repository", "signing_key", "signing_principal"):
+            if getattr(self, name):
+                document[name] = getattr(self, name)
+        if self.trust:
+            document["trust"] = dict(self.trust)
         return orjson.dumps(document, option=orjson.OPT_SORT_KEYS) + b"\n"
 
     def with_remotes(self, remotes: Mapping[str, str]) -> Config:
@@ -68,6 +96,23 @@ class Config:
         """A copy with `gates` (ref -> rules); refs without rules are left out."""
         return replace(self, gates={ref: tuple(rules) for ref, rules in gates.items() if rules})
 
+    def with_signing(self, key: str | None, principal: str | None) -> Config:
+        """A copy that signs with the key at path `key` as `principal` (None: unset)."""
+        return replace(self, signing_key=key or None, signing_principal=principal or None)
+
+    def with_repository(self, repository: str) -> Config:
+        return replace(self, repository=check_repository_id(repository))
+
+    def with_trust(self, trust: Mapping[str, Any]) -> Config:
+        """A copy with the trust rules' JSON (mstore.trust.rules.TrustRules.to_json())."""
+        return replace(self, trust=dict(trust))
+
+
+def check_repository_id(value: str) -> str:
+    if not _REPOSITORY_ID.fullmatch(value):
+        raise IntegrityError(f"repository id {value!r} is not 32 lowercase hex digits")
+    return value
+
 
 def read_config(path: Path) -> Config:
     """The config at `path`; IntegrityError if it is missing, not a regular file (a
@@ -81,10 +126,10 @@ def read_config(path: Path) -> Config:
     version = raw.get("format") if isinstance(raw, dict) else None
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise IntegrityError(f"{path} has no valid format version")
-    if raw["format"] > FORMAT_VERSION:
+    if raw["format"] > STORE_FORMAT:
         raise RefusedError(
             f"this store uses format {raw['format']}; this mstore reads format "
-            f"{FORMAT_VERSION} (upgrade mstore)"
+            f"{STORE_FORMAT} (upgrade mstore)"
         )
     link_mode = LinkMode.named(raw.get("link_mode", DEFAULT_LINK_MODE))
     if link_mode is None:
@@ -103,6 +148,10 @@ def read_config(path: Path) -> Config:
     reason = raw.get("link_reason", "")
     if not isinstance(reason, str):
         raise IntegrityError(f"{path}: link_reason must be a string")
+    signing = _read_signing(path, raw)
+    trust = raw.get("trust", {})
+    if not isinstance(trust, dict):
+        raise IntegrityError(f"{path}: trust must be an object (mstore trust list shows it)")
     return Config(
         format=raw["format"],
         link_mode=link_mode,
@@ -110,7 +159,25 @@ def read_config(path: Path) -> Config:
         gates=gates,
         protection=protection,
         link_reason=reason,
+        trust=trust,
+        **signing,
     )
+
+
+def _read_signing(path: Path, raw: dict[str, Any]) -> dict[str, str | None]:
+    """`repository`, `signing_key` and `signing_principal`, each a string if present."""
+    found: dict[str, str | None] = {}
+    for name in ("repository", "signing_key", "signing_principal"):
+        value = raw.get(name)
+        if value is not None and (not isinstance(value, str) or not value or "\x00" in value):
+            raise IntegrityError(f"{path}: {name} must be a non-empty string")
+        found[name] = value
+    if found["repository"] is not None and not _REPOSITORY_ID.fullmatch(found["repository"]):
+        raise IntegrityError(f"{path}: repository must be 32 lowercase hex digits")
+    principal = found["signing_principal"]
+    if principal is not None and len(principal.encode()) > MAX_PRINCIPAL_BYTES:
+        raise IntegrityError(f"{path}: signing_principal is over {MAX_PRINCIPAL_BYTES} bytes")
+    return found
 
 
 def _read_gates(path: Path, raw: object) -> dict[str, tuple[str, ...]]:

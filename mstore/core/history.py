@@ -4,10 +4,14 @@
       {"action":"commit","message":"...","new":"<id>","old":null,"ref":"staging","txn":"...","when":"...","who":"..."}
       {"action":"promote",...}
 
-One JSON object per line (canonical, sorted keys). All entries of one transaction are
-appended with a single write and fsynced before any ref moves (see transaction.py). A
-crash can leave a last line without its newline; readers ignore it and the next writer
-(holding the store lock) cuts it off before appending. The file is opened through
+One JSON object per line (canonical, sorted keys). A move made by a store that signs,
+or pulled with its publisher's signature, also holds `statement`: the signed statement
+(docs/FORMAT.md, "Statements"), as text; the field is absent otherwise.
+
+All entries of one transaction are appended with a single write and fsynced before any
+ref moves (see transaction.py). A crash can leave a last line without its newline;
+readers ignore it and the next writer (holding the store lock) cuts it off before
+appending. The file is opened through
 `untrusted.open_regular`: a symlink or a FIFO planted in its place is refused, never
 followed or waited on.
 """
@@ -40,15 +44,20 @@ class LogEntry:
     action: str
     message: str
     txn: str
+    statement: str | None = None  # the signed statement of this move, if it has one
 
     def encode(self) -> bytes:
-        return orjson.dumps(asdict(self), option=orjson.OPT_SORT_KEYS) + b"\n"
+        return orjson.dumps(self.to_json(), option=orjson.OPT_SORT_KEYS) + b"\n"
 
     def to_json(self) -> dict[str, object]:
-        return asdict(self)
+        document = asdict(self)
+        if self.statement is None:
+            del document["statement"]
+        return document
 
 
-FIELDS = frozenset(LogEntry.__dataclass_fields__)
+FIELDS = frozenset(LogEntry.__dataclass_fields__) - {"statement"}
+MAX_STATEMENT_CHARACTERS = 8192  # as statements.MAX_STATEMENT_BYTES
 
 
 def decode_entry(line: bytes) -> LogEntry:
@@ -57,8 +66,15 @@ def decode_entry(line: bytes) -> LogEntry:
         raw = orjson.loads(line)
     except orjson.JSONDecodeError:
         raise IntegrityError(f"log line is not JSON: {line[:80]!r}") from None
-    if not isinstance(raw, dict) or set(raw) != FIELDS:
+    if not isinstance(raw, dict) or set(raw) - {"statement"} != FIELDS:
         raise IntegrityError(f"log line has wrong fields: {line[:80]!r}")
+    statement = raw.get("statement")
+    if "statement" in raw and not (
+        isinstance(statement, str)
+        and statement.isascii()
+        and 0 < len(statement) <= MAX_STATEMENT_CHARACTERS
+    ):
+        raise IntegrityError(f"log line has an invalid statement: {line[:80]!r}")
     for key in ("old", "new"):
         value = raw[key]
         if value is not None and not (isinstance(value, str) and is_object_id(value)):

@@ -24,6 +24,7 @@
         hashcache.db                cache of file hashes (local)
         summaries.db                cache of what `list` shows of each manifest (local)
         chunks.sqlite               local chunk index of pulled objects (local)
+        trust/accepted              JSON: per guarded ref, the statement generation accepted
         tmp/...                     temporary files of writers (removed by gc)
         remotes/<remote key>/       per remote URL (docs/REMOTES.md, "Remote-tracking values")
           tracking                  what each remote ref held when last seen
@@ -137,6 +138,11 @@ class Layout:
     @property
     def tmp(self) -> Path:
         return self.store / "tmp"
+
+    @property
+    def accepted(self) -> Path:
+        """`trust/accepted`: the statement generation this store accepted per ref."""
+        return self.store / "trust" / "accepted"
 
     @property
     def remotes(self) -> Path:

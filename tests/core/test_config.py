@@ -8,7 +8,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from mstore.core.config import Config, read_config, write_config
+from mstore.core.config import STORE_FORMAT, TRUST_FORMAT, Config, read_config, write_config
 from mstore.core.manifests import FORMAT_VERSION
 from mstore.errors import IntegrityError, RefusedError
 
@@ -55,8 +55,54 @@ def test_a_missing_config_means_a_damaged_store(tmp_path: Path) -> None:
 
 
 def test_a_newer_format_is_refused_not_misread(tmp_path: Path) -> None:
-    path = written(tmp_path, {"format": FORMAT_VERSION + 1, "link_mode": "auto"})
+    path = written(tmp_path, {"format": STORE_FORMAT + 1, "link_mode": "auto"})
     with pytest.raises(RefusedError, match="upgrade mstore"):
+        read_config(path)
+
+
+def test_signing_and_trust_fields_make_the_config_format_2(tmp_path: Path) -> None:
+    """An mstore that knows nothing of signatures must refuse such a store (format 1 is
+    all it reads), rather than move its refs unsigned."""
+    config = Config().with_signing("/keys/id_ed25519", "release@team")
+    config = config.with_repository("0123456789abcdef0123456789abcdef")
+    config = config.with_trust({"allow_imports": ["sklearn.preprocessing._label.LabelEncoder"]})
+    path = tmp_path / "config"
+    write_config(path, config)
+    document = orjson.loads(path.read_bytes())
+    assert document["format"] == TRUST_FORMAT
+    assert document["signing_key"] == "/keys/id_ed25519"
+    assert document["signing_principal"] == "release@team"
+    assert document["repository"] == "0123456789abcdef0123456789abcdef"
+    assert read_config(path).trust == config.trust
+    read_back = read_config(path)
+    assert (read_back.signing_key, read_back.signing_principal, read_back.repository) == (
+        "/keys/id_ed25519",
+        "release@team",
+        "0123456789abcdef0123456789abcdef",
+    )
+    write_config(
+        path, read_back.with_signing(None, None).with_repository("0123456789abcdef0123456789abcdef")
+    )
+    assert orjson.loads(path.read_bytes())["format"] == TRUST_FORMAT  # the repository stays
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("repository", "0123"),
+        ("repository", "0123456789ABCDEF0123456789ABCDEF"),
+        ("repository", 7),
+        ("signing_key", ""),
+        ("signing_key", "a\x00b"),
+        ("signing_principal", "x" * 300),
+        ("trust", []),
+    ],
+)
+def test_malformed_signing_fields_mean_a_damaged_config(
+    tmp_path: Path, field: str, value: object
+) -> None:
+    path = written(tmp_path, {"format": TRUST_FORMAT, "link_mode": "auto", field: value})
+    with pytest.raises(IntegrityError, match=field):
         read_config(path)
 
 

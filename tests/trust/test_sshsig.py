@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -13,25 +11,9 @@ from mstore.errors import InvalidInputError
 from mstore.trust import sshsig
 from mstore.trust.keys import load_signing_key
 from mstore.trust.sshsig import BadSignatureError, dearmor, decode_signature
+from tests.trust.ssh_keys import SSH_KEYGEN, keygen, needs_openssh
 
-SSH_KEYGEN = shutil.which("ssh-keygen")
-# CI installs openssh-client; there a missing ssh-keygen fails these tests instead of
-# skipping them (and the tests then fail on the missing program).
-needs_openssh = pytest.mark.skipif(
-    SSH_KEYGEN is None and os.environ.get("CI", "").lower() != "true",
-    reason="ssh-keygen (openssh-client) is not installed; CI installs it",
-)
 MESSAGE = b'{"ref":"production"}\n'
-
-
-def keygen(directory: Path, name: str, passphrase: str = "", kind: str = "ed25519") -> Path:
-    assert SSH_KEYGEN is not None
-    path = directory / name
-    subprocess.run(
-        [SSH_KEYGEN, "-q", "-t", kind, "-N", passphrase, "-C", f"{name}@team", "-f", str(path)],
-        check=True,
-    )
-    return path
 
 
 @needs_openssh
