@@ -22,6 +22,7 @@ from mstore.cli import (
     remote_commands,
     store_commands,
     switching,
+    trust_commands,
     ui_command,
     upkeep,
     versions,
@@ -80,6 +81,7 @@ def build_app() -> typer.Typer:
     gate_commands.register(app)  # gate
     upkeep.register(app)  # verify status restore gc, ref
     remote_commands.register(app)  # push pull clone, remote
+    trust_commands.register(app)  # trust
     store_commands.register(app)  # relink destroy
     ui_command.register(app)  # ui
     return app

@@ -18,8 +18,10 @@ puts it in `ctx.obj`; commands take `ctx: typer.Context` and reach it through
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -59,8 +61,17 @@ def open_repo(ctx: typer.Context) -> Repo:
     repo = Repo.discover(store=state.store)
     repo.lock_timeout = state.lock_timeout
     repo.hook_output = output.stderr_descriptor()  # stdout stays one JSON document
+    if sys.stdin.isatty():  # an encrypted signing key asks here; without a terminal, fails
+        repo.passphrase = ask_passphrase
     state.repo = repo
     return repo
+
+
+def ask_passphrase(path: Path) -> bytes | None:
+    """An encrypted signing key's passphrase, asked on the terminal without echo."""
+    import getpass
+
+    return getpass.getpass(f"passphrase for signing key {path}: ").encode()
 
 
 def show_notices(state: Session) -> None:

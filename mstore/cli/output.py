@@ -42,6 +42,11 @@ def short(object_id: str | None) -> str:
     return ids.short(object_id, absent="-")
 
 
+def move_cells(entry: Any) -> list[str]:
+    """The first cells of a log line (a core.history.LogEntry): when, action, ref, move."""
+    return [entry.when, entry.action, entry.ref, f"{short(entry.old)} -> {short(entry.new)}"]
+
+
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     """Left-aligned columns two spaces apart (one format string for every row: `list`
     renders thousands)."""

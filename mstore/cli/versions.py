@@ -114,10 +114,12 @@ def commit(
 
 
 def list_command(ctx: typer.Context, as_json: JsonOption = False) -> None:
-    """Every ref: version, created, deployed, status, headline metrics; * marks the active one."""
+    """Every ref: version, created, deployed, status, headline metrics; * marks the active one.
+
+    --json also says who signed each ref's current statement, and the verdict."""
     from mstore.ops.show import list_refs
 
-    summaries = list_refs(open_repo(ctx))
+    summaries = list_refs(open_repo(ctx), signatures=as_json)
     if as_json:
         output.emit_json([s.to_json() for s in summaries])
         return
@@ -148,7 +150,9 @@ def info(
     revision: Annotated[str, ref_argument("Ref, REF@{N} or id prefix.", metavar="REV")],
     as_json: JsonOption = False,
 ) -> None:
-    """Metadata and files (name, size, object id) of one revision."""
+    """Metadata and files (name, size, object id) of one revision, and who signed the
+    current statement of each ref that names it."""
+    from mstore.cli.provenance_view import describe_signature
     from mstore.ops.show import info as run
 
     result = run(open_repo(ctx), revision)
@@ -158,6 +162,8 @@ def info(
     m = result.manifest
     output.say(f"manifest  {result.manifest_id}")
     output.say(f"refs      {', '.join(result.refs) or '-'}")
+    for ref, check in result.signatures.items():
+        output.say(f"signed    {ref}: {describe_signature(check)}")
     output.say(f"parent    {m.lineage.parent or '-'}")
     output.say(f"author    {m.lineage.author}")
     output.say(f"time      {m.lineage.time}")
@@ -192,9 +198,22 @@ def log(
             help="Chart how metric NAME moved across REF's history (default REF: production).",
         ),
     ] = None,
+    signatures: Annotated[
+        bool,
+        typer.Option(
+            "--signatures",
+            help="Check each move's signed statement: good, bad, untrusted or none, and "
+            "who signed it.",
+        ),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """History of ref moves, newest first (all refs when none is named)."""
+    """History of ref moves, newest first (all refs when none is named).
+
+    With --signatures (like git's --show-signature), each move's verdict: good (it
+    verifies, matches the move, and a key trusted for the ref or this store's own key
+    signed it), bad (it does not verify or names another move), untrusted (it verifies
+    but nobody trusted for the ref signed it, or the key is revoked), none (unsigned)."""
     if metric is not None:
         from mstore.cli.metric_chart import show_metric_history
         from mstore.workflow.policy import PRODUCTION
@@ -203,21 +222,17 @@ def log(
         return
     from mstore.ops.show import log as run
 
-    entries = run(open_repo(ctx), ref, limit)
+    repo = open_repo(ctx)
+    entries = run(repo, ref, limit)
+    if signatures:
+        from mstore.cli.provenance_view import show_log_signatures
+
+        show_log_signatures(repo, entries, as_json)
+        return
     if as_json:
         output.emit_json([e.to_json() for e in entries])
         return
-    rows = [
-        [
-            e.when,
-            e.action,
-            e.ref,
-            f"{output.short(e.old)} -> {output.short(e.new)}",
-            e.who,
-            e.message,
-        ]
-        for e in entries
-    ]
+    rows = [[*output.move_cells(e), e.who, e.message] for e in entries]
     output.say(output.table(["WHEN", "ACTION", "REF", "MOVE", "WHO", "MESSAGE"], rows))
 
 

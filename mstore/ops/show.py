@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from mstore.caches.summaries import Summary, summarize_manifest
 from mstore.core.history import LogEntry
 from mstore.core.manifests import Manifest
 from mstore.core.refs import check_ref_name
+from mstore.ops.provenance import SignatureCheck, ref_signatures
 from mstore.repo import Repo
 from mstore.workflow.policy import shown_deployed, shown_status
 
@@ -26,9 +27,10 @@ class RefSummary:
     status: str | None
     metrics: dict[str, Any]
     active: bool
+    signature: SignatureCheck | None = None  # who signed the ref's current statement
 
     def to_json(self) -> dict[str, object]:
-        return {
+        document: dict[str, object] = {
             "ref": self.ref,
             "id": self.manifest_id,
             "version": self.version,
@@ -38,6 +40,9 @@ class RefSummary:
             "metrics": self.metrics,
             "active": self.active,
         }
+        if self.signature is not None:
+            document["signature"] = self.signature.to_json()
+        return document
 
 
 def headline(metrics: dict[str, Any], count: int = 2) -> dict[str, Any]:
@@ -71,14 +76,20 @@ def summaries(repo: Repo, manifest_ids: set[str]) -> dict[str, Summary]:
     return found | missing
 
 
-def list_refs(repo: Repo) -> list[RefSummary]:
-    """Every ref with its version's headline facts, and which one is active."""
+def list_refs(repo: Repo, signatures: bool = False) -> list[RefSummary]:
+    """Every ref with its version's headline facts, and which one is active; with
+    `signatures`, who signed each ref's current statement (ops.provenance: one pass over
+    the log, and a signature check per ref)."""
     refs = repo.refs.read_all()
     active = repo.active_environment()
     ids = set(refs.values())
     known = summaries(repo, ids)
     deployments = repo.deployments(ids)
-    return [summarize(name, mid, known[mid], active, deployments) for name, mid in refs.items()]
+    listed = [summarize(name, mid, known[mid], active, deployments) for name, mid in refs.items()]
+    if not signatures:
+        return listed
+    checks = ref_signatures(repo, refs)
+    return [replace(s, signature=checks[s.ref]) for s in listed]
 
 
 @dataclass(frozen=True)
@@ -87,6 +98,7 @@ class Info:
     manifest_id: str
     manifest: Manifest
     refs: list[str]
+    signatures: dict[str, SignatureCheck]  # per ref: who signed its current statement
 
     def to_json(self) -> dict[str, object]:
         m = self.manifest
@@ -94,6 +106,7 @@ class Info:
             "revision": self.revision,
             "id": self.manifest_id,
             "refs": self.refs,
+            "signatures": {ref: check.to_json() for ref, check in self.signatures.items()},
             "metadata": m.metadata,
             "files": [
                 {"path": p, "id": e.id, "size": e.size, "mode": oct(e.mode)}
@@ -111,7 +124,9 @@ class Info:
 def info(repo: Repo, revision: str) -> Info:
     manifest_id = repo.resolve(revision)
     refs = sorted(name for name, mid in repo.refs.read_all().items() if mid == manifest_id)
-    return Info(revision, manifest_id, repo.manifest(manifest_id), refs)
+    manifest = repo.manifest(manifest_id)
+    signatures = ref_signatures(repo, dict.fromkeys(refs, manifest_id)) if refs else {}
+    return Info(revision, manifest_id, manifest, refs, signatures)
 
 
 def log(repo: Repo, ref: str | None = None, limit: int | None = None) -> list[LogEntry]:
