@@ -35,7 +35,7 @@ from mstore.trust.rules import (
     check_principal,
     parse_trust,
 )
-from mstore.trust.sshsig import NAMESPACE, PublicKey, parse_public_key
+from mstore.trust.sshsig import NAMESPACE, BadSignatureError, PublicKey, parse_public_key
 
 MAX_PUBLIC_KEY_BYTES = 16 << 10
 
@@ -232,7 +232,10 @@ def read_public_key(path: Path) -> PublicKey:
         raise InvalidInputError(
             f"{path} is not a public key file (one line: 'ssh-ed25519 AAAA... comment')"
         )
-    return parse_public_key(lines[0], str(path))
+    try:
+        return parse_public_key(lines[0], str(path))
+    except BadSignatureError as err:  # a blob that does not parse: the user's file, exit 2
+        raise InvalidInputError(f"{err} (not an ed25519 public key)") from None
 
 
 # -- the edit -----------------------------------------------------------------------------
