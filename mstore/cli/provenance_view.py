@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Annotated
+
+import typer
 
 from mstore.cli import output
 
@@ -11,6 +13,17 @@ if TYPE_CHECKING:
     from mstore.core.history import LogEntry
     from mstore.ops.provenance import SignatureCheck
     from mstore.repo import Repo
+
+SignaturesOption = Annotated[
+    bool,
+    typer.Option(
+        "--signatures",
+        help="Check each move's signed statement: good (it verifies, matches the move, and "
+        "a key trusted for the ref or this store's own key signed it), bad (it does not "
+        "verify or names another move), untrusted (it verifies, but nobody trusted for the "
+        "ref signed it, or the key is revoked), none (unsigned); and who signed it.",
+    ),
+]
 
 
 def describe_signature(check: SignatureCheck) -> str:
@@ -23,6 +36,12 @@ def describe_signature(check: SignatureCheck) -> str:
         if check.verdict == "good"
         else (f"{check.verdict} {who}: {check.reason}")
     )
+
+
+def show_signed(checks: Mapping[str, SignatureCheck]) -> None:
+    """`info`'s lines: who signed the current statement of each ref naming the version."""
+    for ref, check in checks.items():
+        output.say(f"signed    {ref}: {describe_signature(check)}")
 
 
 def show_log_signatures(repo: Repo, entries: Sequence[LogEntry], as_json: bool) -> None:

@@ -6,19 +6,14 @@ the key, does (in the library)."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 
 from mstore.cli import output
-from mstore.cli.common import DryRunOption, JsonOption, add_command, open_repo, session
-
-if TYPE_CHECKING:
-    from mstore.ops.signing_config import SigningSetup
-    from mstore.ops.trust_config import TrustEdit
-    from mstore.trust.rules import TrustRules
+from mstore.cli.common import DryRunOption, JsonOption, add_command, open_repo
+from mstore.cli.trust_view import render_edit, render_rules, render_signing
 
 TIME_HELP = "YYYYMMDD or YYYYMMDDHHMM[SS], UTC with a trailing Z (as in allowed_signers)."
 RefsOption = Annotated[
@@ -97,7 +92,7 @@ def trust_add(
         _seconds(valid_before, "--valid-before"),
         dry_run,
     )
-    _render_edit(ctx, edit, as_json, f"trust {principal}")
+    render_edit(ctx, edit, as_json, f"trust {principal}")
 
 
 def trust_list(ctx: typer.Context, as_json: JsonOption = False) -> None:
@@ -131,7 +126,7 @@ def trust_remove(
     from mstore.ops.trust_config import remove_signer
 
     edit = remove_signer(open_repo(ctx), principal, key, dry_run)
-    _render_edit(ctx, edit, as_json, f"stop trusting {principal}")
+    render_edit(ctx, edit, as_json, f"stop trusting {principal}")
 
 
 def trust_import(
@@ -155,7 +150,7 @@ def trust_import(
     from mstore.ops.trust_config import import_allowed_signers
 
     edit = import_allowed_signers(open_repo(ctx), path, remote, tuple(refs or ()), dry_run)
-    _render_edit(ctx, edit, as_json, f"import {path}")
+    render_edit(ctx, edit, as_json, f"import {path}")
 
 
 def trust_revoke(
@@ -175,7 +170,7 @@ def trust_revoke(
     from mstore.ops.trust_config import revoke_key
 
     edit = revoke_key(open_repo(ctx), key, dry_run)
-    _render_edit(ctx, edit, as_json, f"revoke {edit.subject}")
+    render_edit(ctx, edit, as_json, f"revoke {edit.subject}")
 
 
 def trust_allow_import(
@@ -200,7 +195,7 @@ def trust_allow_import(
 
     edit = allow_import(open_repo(ctx), name, remove, dry_run)
     verb = "disallow" if remove else "allow"
-    _render_edit(ctx, edit, as_json, f"{verb} import of {name}")
+    render_edit(ctx, edit, as_json, f"{verb} import of {name}")
 
 
 def trust_signing_key(
@@ -243,65 +238,6 @@ def trust_signing_key(
         output.emit_json(setup.to_json())
         return
     render_signing(ctx, setup)
-
-
-# -- rendering --------------------------------------------------------------------------------
-
-
-def render_rules(ctx: typer.Context, rules: TrustRules) -> None:
-    """The rules as `trust list` shows them."""
-    rows = [
-        [
-            s.principal,
-            s.key.fingerprint(),
-            ",".join(s.refs),
-            s.remote or "*",
-            _validity(s.valid_after, s.valid_before),
-            "revoked" if rules.is_revoked(s.key) else "",
-        ]
-        for s in rules.signers
-    ]
-    if rows:
-        output.say(output.table(["PRINCIPAL", "KEY", "REFS", "REMOTE", "VALID", ""], rows))
-    elif not session(ctx).quiet:
-        output.note("no trusted signers (add one with `mstore trust add PRINCIPAL KEY.pub`)")
-    for fingerprint in sorted(rules.revoked):
-        output.say(f"revoked {fingerprint}")
-    for name in sorted(rules.allow_imports):
-        output.say(f"allow-import {name}")
-
-
-def render_signing(ctx: typer.Context, setup: SigningSetup) -> None:
-    prefix = "would " if setup.dry_run and setup.changed else ""
-    if setup.changed:
-        output.say(f"{prefix}sign as {setup.effective_principal} with {setup.key or 'no key'}")
-    output.say(f"signing key  {setup.effective_key or '-'}")
-    output.say(f"fingerprint  {setup.fingerprint or '-'}")
-    output.say(f"principal    {setup.effective_principal}")
-    output.say(f"repository   {setup.repository or '-'}")
-    overridden = setup.effective_key is not None and setup.key != setup.effective_key
-    if overridden and not session(ctx).quiet:
-        output.note("MSTORE_SIGNING_KEY overrides the configured key")
-
-
-def _render_edit(ctx: typer.Context, edit: TrustEdit, as_json: bool, what: str) -> None:
-    if as_json:
-        output.emit_json(edit.to_json())
-        return
-    if not edit.changed:
-        output.say(f"unchanged: {what}")
-    else:
-        output.say(f"{'would ' if edit.dry_run else ''}{what}")
-    if not session(ctx).quiet:
-        for text in edit.notes:
-            output.note(text)
-
-
-def _validity(after: int | None, before: int | None) -> str:
-    def stamp(seconds: int | None) -> str:
-        return "" if seconds is None else time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime(seconds))
-
-    return "always" if after is None and before is None else f"{stamp(after)}..{stamp(before)}"
 
 
 def _seconds(text: str | None, option: str) -> Any:

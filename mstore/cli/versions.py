@@ -21,6 +21,7 @@ from mstore.cli.common import (
     render_move,
     session,
 )
+from mstore.cli.provenance_view import SignaturesOption, show_log_signatures, show_signed
 
 
 def register(app: typer.Typer) -> None:
@@ -115,8 +116,7 @@ def commit(
 
 def list_command(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Every ref: version, created, deployed, status, headline metrics; * marks the active one.
-
-    --json also says who signed each ref's current statement, and the verdict."""
+    --json also says who signed each ref's current statement."""
     from mstore.ops.show import list_refs
 
     summaries = list_refs(open_repo(ctx), signatures=as_json)
@@ -152,7 +152,6 @@ def info(
 ) -> None:
     """Metadata and files (name, size, object id) of one revision, and who signed the
     current statement of each ref that names it."""
-    from mstore.cli.provenance_view import describe_signature
     from mstore.ops.show import info as run
 
     result = run(open_repo(ctx), revision)
@@ -162,8 +161,7 @@ def info(
     m = result.manifest
     output.say(f"manifest  {result.manifest_id}")
     output.say(f"refs      {', '.join(result.refs) or '-'}")
-    for ref, check in result.signatures.items():
-        output.say(f"signed    {ref}: {describe_signature(check)}")
+    show_signed(result.signatures)
     output.say(f"parent    {m.lineage.parent or '-'}")
     output.say(f"author    {m.lineage.author}")
     output.say(f"time      {m.lineage.time}")
@@ -198,22 +196,12 @@ def log(
             help="Chart how metric NAME moved across REF's history (default REF: production).",
         ),
     ] = None,
-    signatures: Annotated[
-        bool,
-        typer.Option(
-            "--signatures",
-            help="Check each move's signed statement: good, bad, untrusted or none, and "
-            "who signed it.",
-        ),
-    ] = False,
+    signatures: SignaturesOption = False,
     as_json: JsonOption = False,
 ) -> None:
     """History of ref moves, newest first (all refs when none is named).
 
-    With --signatures (like git's --show-signature), each move's verdict: good (it
-    verifies, matches the move, and a key trusted for the ref or this store's own key
-    signed it), bad (it does not verify or names another move), untrusted (it verifies
-    but nobody trusted for the ref signed it, or the key is revoked), none (unsigned)."""
+    --signatures (git's --show-signature): each move's verdict and signer."""
     if metric is not None:
         from mstore.cli.metric_chart import show_metric_history
         from mstore.workflow.policy import PRODUCTION
@@ -225,8 +213,6 @@ def log(
     repo = open_repo(ctx)
     entries = run(repo, ref, limit)
     if signatures:
-        from mstore.cli.provenance_view import show_log_signatures
-
         show_log_signatures(repo, entries, as_json)
         return
     if as_json:

@@ -114,7 +114,7 @@ def test_help_order_is_unchanged() -> None:
         "init", "commit", "list", "info", "log", "diff", "import", "checkout", "promote",
         "rollback", "verify", "status", "restore", "gc", "push", "pull", "clone", "relink",
         "destroy", "ui", "gate", "ref",
-        "remote",
+        "remote", "trust",
     ]  # fmt: skip
 
 
