@@ -30,7 +30,7 @@ class RefSummary:
     signature: SignatureCheck | None = None  # who signed the ref's current statement
 
     def to_json(self) -> dict[str, object]:
-        document: dict[str, object] = {
+        return {
             "ref": self.ref,
             "id": self.manifest_id,
             "version": self.version,
@@ -39,10 +39,8 @@ class RefSummary:
             "status": self.status,
             "metrics": self.metrics,
             "active": self.active,
+            "signature": self.signature.to_json() if self.signature else None,
         }
-        if self.signature is not None:
-            document["signature"] = self.signature.to_json()
-        return document
 
 
 def headline(metrics: dict[str, Any], count: int = 2) -> dict[str, Any]:
@@ -79,14 +77,15 @@ def summaries(repo: Repo, manifest_ids: set[str]) -> dict[str, Summary]:
 def list_refs(repo: Repo, signatures: bool = False) -> list[RefSummary]:
     """Every ref with its version's headline facts, and which one is active; with
     `signatures`, who signed each ref's current statement (ops.provenance: one pass over
-    the log, and a signature check per ref)."""
+    the log, and a signature check per ref), in a store that signs or has trust rules or
+    a repository id (a store with none of them has nothing to check: None)."""
     refs = repo.refs.read_all()
     active = repo.active_environment()
     ids = set(refs.values())
     known = summaries(repo, ids)
     deployments = repo.deployments(ids)
     listed = [summarize(name, mid, known[mid], active, deployments) for name, mid in refs.items()]
-    if not signatures:
+    if not signatures or not repo.config.signs_or_trusts:
         return listed
     checks = ref_signatures(repo, refs)
     return [replace(s, signature=checks[s.ref]) for s in listed]

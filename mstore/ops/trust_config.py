@@ -26,7 +26,7 @@ from mstore.remotes import check_remote_name
 from mstore.repo import Repo
 from mstore.trust.allowed_signers import MAX_FILE_BYTES, parse_allowed_signers
 from mstore.trust.allowlist import check_allowable
-from mstore.trust.keys import PRIVATE_KEY_BEGIN
+from mstore.trust.keys import PRIVATE_KEY_BEGIN, key_path, public_half
 from mstore.trust.rules import (
     Signer,
     TrustRules,
@@ -201,9 +201,12 @@ def revoke_key(repo: Repo, key: str, dry_run: bool = False) -> TrustEdit:
     holders = sorted(
         {s.principal for s in edit.after.signers if s.key.fingerprint() == fingerprint}
     )
-    if holders:
-        edit = replace(edit, notes=(f"no longer trusted: {', '.join(holders)}",))
-    return edit
+    notes = [f"no longer trusted: {', '.join(holders)}"] if holders else []
+    own = key_path(read_config(repo.layout.config).signing_key)
+    public = public_half(own) if own is not None else None
+    if public is not None and public.fingerprint() == fingerprint:
+        notes.append("it is this store's own signing key: sign with a new one")
+    return replace(edit, notes=tuple(notes))
 
 
 def allow_import(repo: Repo, name: str, remove: bool = False, dry_run: bool = False) -> TrustEdit:

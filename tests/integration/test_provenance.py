@@ -81,7 +81,8 @@ def test_a_signing_store_sees_its_own_moves_as_good(publisher: Repo) -> None:
 
 
 def test_revoking_the_key_makes_its_moves_untrusted(publisher: Repo, tmp_path: Path) -> None:
-    revoke_key(publisher, str(tmp_path / "release.pub"))
+    edit = revoke_key(publisher, str(tmp_path / "release.pub"))
+    assert edit.notes == ("it is this store's own signing key: sign with a new one",)
     checks = list(log_signatures(publisher, log(publisher, "production")))
     assert {c.verdict for c in checks} == {"untrusted"}
     assert all("revoked" in c.reason for c in checks)
@@ -191,4 +192,11 @@ def test_info_and_list_name_who_signed_each_ref(publisher: Repo) -> None:
     listed = {s.ref: s.to_json() for s in list_refs(publisher, signatures=True)}
     assert listed["production"]["signature"]["verdict"] == "good"
     assert listed["production"]["signature"]["fingerprint"].startswith("SHA256:")
-    assert "signature" not in list_refs(publisher)[0].to_json()  # only when asked
+    assert list_refs(publisher)[0].to_json()["signature"] is None  # only when asked
+
+
+def test_a_store_that_neither_signs_nor_trusts_checks_nothing(tmp_path: Path) -> None:
+    """list --json reads no log for signatures there (a long log costs nothing more)."""
+    repo = make_store(tmp_path, "plain")
+    commit(repo, write_version(tmp_path / "v1", "v1"), "staging")
+    assert [s.to_json()["signature"] for s in list_refs(repo, signatures=True)] == [None]
