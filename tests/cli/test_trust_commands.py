@@ -224,3 +224,53 @@ def test_trust_list_and_log_need_no_cryptography(repo: Repo, keys: Path) -> None
             check=False,
         )
         assert result.stderr.endswith("no crypto"), (args, result.stderr)
+
+
+def on_a_terminal(root: Path, answer: str, *args: str) -> tuple[int, str]:
+    """Run `mstore ARGS` with a pseudo-terminal as its controlling terminal, stdin and
+    output; type `answer` and Enter when it asks for a passphrase."""
+    import fcntl
+    import pty
+    import termios
+
+    master, slave = pty.openpty()
+
+    def take_terminal() -> None:
+        os.setsid()
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    process = subprocess.Popen(
+        [str(Path(sys.executable).parent / "mstore"), "--store", str(root), *args],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        preexec_fn=take_terminal,
+    )
+    os.close(slave)
+    seen = b""
+    answered = False
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        seen += chunk
+        if not answered and b"passphrase for signing key" in seen:
+            os.write(master, answer.encode() + b"\n")
+            answered = True
+    os.close(master)
+    return process.wait(), seen.decode(errors="replace")
+
+
+def test_on_a_terminal_an_encrypted_key_asks_its_passphrase(repo: Repo, keys: Path) -> None:
+    before = store_digest(repo)
+    code, shown = on_a_terminal(repo.root, "wrong", "trust", "signing-key", str(keys / "locked"))
+    assert code == 6 and "wrong passphrase" in shown, shown
+    assert "wrong\r\n" not in shown.split("passphrase for signing key", 1)[1]  # not echoed
+    assert store_digest(repo) == before
+
+    code, shown = on_a_terminal(repo.root, "s3cret", "trust", "signing-key", str(keys / "locked"))
+    assert code == 0, shown
+    assert Repo(repo.root).config.signing_key == str((keys / "locked").resolve())
