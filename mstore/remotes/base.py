@@ -62,6 +62,7 @@ BLOB_NAMES = {
     "packs": re.compile(r"[0-9a-f]{64}"),
     "indexes": re.compile(r"[0-9a-f]{64}"),
     "prune": re.compile(r"doomed"),
+    "fleet": re.compile(r"[0-9a-f]{16}"),  # followers' status objects (transfer/fleet.py)
 }
 
 Progress = Callable[[int], None]
