@@ -42,7 +42,7 @@ from mstore.core.refs import check_ref_name
 from mstore.errors import Hint, MstoreError, NotFoundError, RefusedError, UsageError
 from mstore.ops.switch import rollback
 from mstore.remotes import open_remote
-from mstore.remotes.base import DEFAULT_JOBS, Remote
+from mstore.remotes.base import DEFAULT_JOBS, Remote, RemoteRef
 from mstore.repo import Repo
 from mstore.transfer.fleet import HostStatus, write_status
 from mstore.transfer.follow_state import (
@@ -130,6 +130,7 @@ class Follower:
         self.state = FollowState(options.ref, remote_name)
         self._published: tuple[str, str | None, str | None, str | None] | None = None
         self._published_at = 0.0
+        self._seen: RemoteRef | None = None  # the remote ref as last polled
 
     # -- lifetime ----------------------------------------------------------------
 
@@ -199,7 +200,8 @@ class Follower:
             if self._local() == self.state.wanted:
                 return self._checking()
             self._save(self.state.moved(phase="idle", wanted=None))
-        remote_ref = self.remote.read_ref(self.options.ref)
+        remote_ref = self.remote.poll_ref(self.options.ref, self._seen)
+        self._seen = remote_ref
         local = self._local()
         if remote_ref is None:
             return self._publish("following", error="the remote has no such ref")

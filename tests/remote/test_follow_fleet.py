@@ -18,7 +18,9 @@ import pytest
 
 from mstore.ops.commit import commit
 from mstore.ops.switch import rollback
+from mstore.remotes import open_remote
 from mstore.repo import Repo
+from mstore.transfer.verbs import push
 from tests.helpers import assert_consistent, write_version
 from tests.remote.support import as_json, clone_cli, mstore, new_store, ok
 
@@ -112,3 +114,38 @@ def test_three_followers_switch_revert_report_and_follow_a_rollback(
         lines = (tmp_path / f"host{number}.log").read_text().splitlines()
         last = orjson.loads(lines[-1])
         assert (last["event"], last["manifest"]) == ("stopped", v1)
+
+
+def test_a_poll_of_an_unchanged_ref_is_a_conditional_get(
+    remote_url: str, remote_kind: str, tmp_path: Path
+) -> None:
+    """On S3 the answer to an unchanged ref is a 304 without a body; a moved ref is read."""
+    publisher = new_store(tmp_path / "publisher")
+    commit(publisher, write_version(tmp_path / "src" / "v1", "v1"), "production")
+    remote = open_remote(remote_url)
+    push(publisher, remote)
+    known = remote.read_ref("production")
+    assert known is not None
+    answers: list[str] = []
+    if remote_kind != "directory":
+        client = remote.client  # type: ignore[attr-defined]
+        original = client.get_object
+
+        def get_object(**kwargs: Any) -> Any:
+            try:
+                response = original(**kwargs)
+            except Exception as err:
+                answers.append(str(err.response["Error"]["Code"]))  # type: ignore[attr-defined]
+                raise
+            answers.append("200")
+            return response
+
+        client.get_object = get_object
+
+    assert remote.poll_ref("production", known) == known
+    commit(publisher, write_version(tmp_path / "src" / "v2", "v2"), "production")
+    push(publisher, open_remote(remote_url))
+    moved = remote.poll_ref("production", known)
+    assert moved is not None and moved.manifest_id == publisher.refs.read("production")
+    if remote_kind != "directory":
+        assert answers == ["304", "200"]
