@@ -37,7 +37,9 @@ def register(app: typer.Typer) -> None:
 def follow(
     ctx: typer.Context,
     remote: RemoteArgument = "origin",
-    ref: Annotated[str, typer.Option("--ref", help="The ref to follow.")] = "production",
+    ref: Annotated[
+        str, typer.Option("--ref", metavar="REF", help="The ref to follow.")
+    ] = "production",
     interval: Annotated[
         float, typer.Option("--interval", metavar="SECONDS", min=0.05, help="Time between polls.")
     ] = 30.0,
@@ -61,7 +63,9 @@ def follow(
     ] = 60.0,
     host_name: Annotated[
         str | None,
-        typer.Option("--host-name", help="This host's name in fleet status (kept once set)."),
+        typer.Option(
+            "--host-name", metavar="NAME", help="This host's name in fleet status (kept once set)."
+        ),
     ] = None,
     heartbeat: Annotated[
         float,
