@@ -3,13 +3,14 @@ goes back by itself when the check fails, and continues after a kill from its st
 
 from __future__ import annotations
 
+import os
 import stat
 import threading
 from pathlib import Path
 
 import pytest
 
-from mstore.errors import LockedError, RefusedError, UsageError
+from mstore.errors import IntegrityError, LockedError, RefusedError, UsageError
 from mstore.ops.commit import commit
 from mstore.repo import Repo
 from mstore.transfer import follow as following
@@ -19,7 +20,7 @@ from mstore.transfer.follow_state import FollowState, read_state, write_state
 from mstore.transfer.pull import clone, pull
 from mstore.transfer.verbs import push
 from tests.helpers import assert_consistent, write_version
-from tests.transfer.conftest import Published
+from tests.transfer.conftest import LARGE, Published
 
 Events = list[FollowEvent]
 
@@ -230,7 +231,6 @@ def test_a_damaged_state_file_is_named(published: Published, tmp_path: Path) -> 
     repo = host(published, tmp_path)
     (repo.layout.follow).mkdir(parents=True, exist_ok=True)
     (repo.layout.follow / "state").write_text('{"format":1,"phase":"dancing"}')
-    from mstore.errors import IntegrityError
 
     with pytest.raises(IntegrityError, match="follow/state is damaged"):
         follower(repo, []).__enter__()
@@ -246,3 +246,36 @@ def test_host_identity_is_stable_and_nameable(published: Published, tmp_path: Pa
         assert (second.host.id, second.host.name) == (first_id, "web-3")
     with follower(repo, []) as third:
         assert third.host is not None and third.host.name == "web-3"
+
+
+def test_a_damaged_chunk_keeps_the_running_version_until_the_remote_is_whole(
+    published: Published, tmp_path: Path
+) -> None:
+    """The follower switches only to a complete, verified version: a pack byte flipped
+    on the remote is an error it backs off from, with the old version still serving."""
+    repo = host(published, tmp_path)
+    old = repo.refs.read("production")
+    directory = write_version(tmp_path / "src" / "v2", "v2")
+    (directory / "weights.bin").write_bytes(os.urandom(LARGE))
+    new = commit(published.repo, directory, "production").manifest_id
+    packs = Path(published.url) / "packs"
+    before = {p.name for p in packs.iterdir()}
+    push(published.repo, published.remote())
+    (pack,) = [p for p in packs.iterdir() if p.name not in before]
+    data = bytearray(pack.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    pack.chmod(0o644)
+    pack.write_bytes(bytes(data))
+    events: Events = []
+
+    with follower(repo, events) as f:
+        with pytest.raises(IntegrityError):
+            f.poll_once()
+        assert repo.refs.read("production") == old
+        assert_consistent(repo)
+        data[len(data) // 2] ^= 0xFF  # the remote is repaired
+        pack.write_bytes(bytes(data))
+        assert f.poll_once() == "following"
+
+    assert repo.refs.read("production") == new
+    assert_consistent(repo)
