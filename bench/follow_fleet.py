@@ -85,11 +85,6 @@ def _switched(log: Path, manifest: str) -> bool:
 def switch(series: Path, url: str, hosts: int, runs: int, work: Path) -> None:
     publisher = _store(work / "publisher")
     publisher.update_config(lambda c: c.with_remotes({"origin": url}))
-    versions = []
-    for name in ("v1", "v2"):
-        manifest = commit(publisher, series / name, "production").manifest_id
-        assert manifest is not None
-        versions.append(manifest)
     commit(publisher, series / "v1", "production")
     push(publisher, open_remote(url))
     logs, processes = [], []
@@ -106,22 +101,25 @@ def switch(series: Path, url: str, hosts: int, runs: int, work: Path) -> None:
                 stderr=subprocess.STDOUT,
             )
         )
-    # what one host fetches for the move (an in-process pull of the same move)
+    # what one host fetches for the head retrain (an in-process pull of the same move)
     probe = work / "probe"
     clone(open_remote(url), probe, link_mode="copy")
+    while not all(log.exists() and b'"started"' in log.read_bytes() for log in logs):
+        time.sleep(0.05)
     times: list[float] = []
+    fetched = 0
     try:
         for run in range(runs):
-            name, manifest = ("v2", versions[1]) if run % 2 == 0 else ("v1", versions[0])
-            commit(publisher, series / name, "production")
+            name = "v2" if run % 2 == 0 else "v1"
+            manifest = commit(publisher, series / name, "production").manifest_id
+            assert manifest is not None
             push(publisher, open_remote(url))
             pushed = time.monotonic()
             while not all(_switched(log, manifest) for log in logs):
                 time.sleep(0.05)
             times.append(time.monotonic() - pushed)
-            for log in logs:
-                log.write_bytes(b"")
-        fetched = pull(Repo(probe), open_remote(url), ["production"]).bytes_fetched
+            if run == 0:
+                fetched = pull(Repo(probe), open_remote(url), ["production"]).bytes_fetched
     finally:
         for process in processes:
             process.terminate()
@@ -133,7 +131,7 @@ def switch(series: Path, url: str, hosts: int, runs: int, work: Path) -> None:
     print(f"| push done -> every host switched, median | {statistics.median(times):.2f} s |")
     print(f"| runs | {', '.join(f'{t:.2f}' for t in times)} s |")
     print(
-        f"| bytes each host fetched for the last move | {fetched / 2**20:.2f} MiB of a "
+        f"| bytes a host fetched for v1 -> v2 (head retrain) | {fetched / 2**20:.2f} MiB of a "
         f"{size / 2**20:.1f} MiB model.pth ({100 * fetched / size:.2f}%) |"
     )
 
@@ -149,7 +147,8 @@ def poll(url: str, bucket: str, prefix: str, work: Path) -> None:
         events = follower.remote.client.meta.events  # type: ignore[attr-defined]
 
         def count(http_response: Any, model: Any, **_: Any) -> None:
-            calls.append((model.name, len(http_response.content or b"")))
+            length = int(http_response.headers.get("content-length") or 0)
+            calls.append((model.name, length))
 
         events.register("after-call.s3", count)
         ours, theirs = [], []

@@ -131,6 +131,7 @@ class Follower:
         self._published: tuple[str, str | None, str | None, str | None] | None = None
         self._published_at = 0.0
         self._seen: RemoteRef | None = None  # the remote ref as last polled
+        self._remote_checked = False
 
     # -- lifetime ----------------------------------------------------------------
 
@@ -182,6 +183,7 @@ class Follower:
                 failures = 0
                 delay = self.options.interval
             except (MstoreError, OSError) as err:
+                self._remote_checked = False
                 failures += 1
                 self._event("error", self.state.wanted, str(err))
                 self._publish("error", error=str(err), force=True)
@@ -191,7 +193,9 @@ class Follower:
 
     def poll_once(self) -> str:
         """One poll, and whatever it leads to; the host's state afterwards."""
-        self.remote.require()
+        if not self._remote_checked:  # the marker once, and again after an error
+            self.remote.require()
+            self._remote_checked = True
         if self.state.phase == "checking":
             return self._check()
         if self.state.phase == "reverting":
