@@ -18,6 +18,7 @@ from typing import Annotated, Any
 import typer
 
 from mstore.cli import (
+    fleet_commands,
     gate_commands,
     remote_commands,
     store_commands,
@@ -81,6 +82,7 @@ def build_app() -> typer.Typer:
     gate_commands.register(app)  # gate
     upkeep.register(app)  # verify status restore gc, ref
     remote_commands.register(app)  # push pull clone, remote
+    fleet_commands.register(app)  # follow fleet
     trust_commands.register(app)  # trust
     store_commands.register(app)  # relink destroy
     ui_command.register(app)  # ui

@@ -20,6 +20,12 @@ def emit_json(document: Any) -> None:
     sys.stdout.write(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode() + "\n")
 
 
+def emit_json_line(document: Any) -> None:
+    """One JSON document on one line, flushed (a stream of events: JSON lines)."""
+    sys.stdout.write(orjson.dumps(document).decode() + "\n")
+    sys.stdout.flush()
+
+
 def say(text: str = "") -> None:
     sys.stdout.write(text + "\n")
 

@@ -25,6 +25,9 @@
         summaries.db                cache of what `list` shows of each manifest (local)
         chunks.sqlite               local chunk index of pulled objects (local)
         trust/accepted              JSON: per guarded ref, the statement generation accepted
+        follow/host                 JSON: this host's id and name, for fleet status
+        follow/state                JSON: what `mstore follow` runs, wants, and saw fail
+        follow/lock                 flock target held by the running follower
         tmp/...                     temporary files of writers (removed by gc)
         remotes/<remote key>/       per remote URL (docs/REMOTES.md, "Remote-tracking values")
           tracking                  what each remote ref held when last seen
@@ -138,6 +141,11 @@ class Layout:
     @property
     def tmp(self) -> Path:
         return self.store / "tmp"
+
+    @property
+    def follow(self) -> Path:
+        """`follow/`: the follower's host id, state and lock (transfer/follow.py)."""
+        return self.store / "follow"
 
     @property
     def accepted(self) -> Path:

@@ -112,8 +112,8 @@ def test_help_order_is_unchanged() -> None:
     commands = shown[shown.index("Commands:") :].split("\n")[1:]
     assert [line.split()[0] for line in commands if line.strip()] == [
         "init", "commit", "list", "info", "log", "diff", "import", "checkout", "promote",
-        "rollback", "verify", "status", "restore", "gc", "push", "pull", "clone", "relink",
-        "destroy", "ui", "gate", "ref",
+        "rollback", "verify", "status", "restore", "gc", "push", "pull", "clone", "follow",
+        "fleet", "relink", "destroy", "ui", "gate", "ref",
         "remote", "trust",
     ]  # fmt: skip
 
