@@ -26,6 +26,8 @@
         chunks.sqlite               local chunk index of pulled objects (local)
         trust/accepted              JSON: per guarded ref, the statement generation accepted
         tmp/...                     temporary files of writers (removed by gc)
+        .git/HEAD, objects/, refs/  in a git work tree only: a nested-repository marker,
+                                    so that `git clean -fdx` skips the store
         remotes/<remote key>/       per remote URL (docs/REMOTES.md, "Remote-tracking values")
           tracking                  what each remote ref held when last seen
           log                       one JSON line per remote ref a push moved
@@ -138,6 +140,11 @@ class Layout:
     @property
     def tmp(self) -> Path:
         return self.store / "tmp"
+
+    @property
+    def repository_marker(self) -> Path:
+        """`.git/` inside the store, in a git work tree (views/git_project.py)."""
+        return self.store / ".git"
 
     @property
     def accepted(self) -> Path:
