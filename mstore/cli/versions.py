@@ -60,9 +60,9 @@ def init(
 
         render_relink(relink(repo, link_mode))
         return
-    config = repo.config
-    reason = f": {config.link_reason}" if config.link_reason else ""
-    output.say(f"link mode {describe_mode(config.link_mode, config.protection)}{reason}")
+    reason = f": {repo.config.link_reason}" if repo.config.link_reason else ""
+    mode = describe_mode(repo.config.link_mode, repo.config.protection)
+    output.say("\n".join([f"link mode {mode}{reason}", *repo.notices]))
 
 
 def commit(

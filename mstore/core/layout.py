@@ -29,6 +29,8 @@
         follow/state                JSON: what `mstore follow` runs, wants, and saw fail
         follow/lock                 flock target held by the running follower
         tmp/...                     temporary files of writers (removed by gc)
+        .git/HEAD, objects/, refs/  in a git work tree only: a nested-repository marker,
+                                    so that `git clean -fdx` skips the store
         remotes/<remote key>/       per remote URL (docs/REMOTES.md, "Remote-tracking values")
           tracking                  what each remote ref held when last seen
           log                       one JSON line per remote ref a push moved
@@ -146,6 +148,11 @@ class Layout:
     def follow(self) -> Path:
         """`follow/`: the follower's host id, state and lock (transfer/follow.py)."""
         return self.store / "follow"
+
+    @property
+    def repository_marker(self) -> Path:
+        """`.git/` inside the store, in a git work tree (views/git_project.py)."""
+        return self.store / ".git"
 
     @property
     def accepted(self) -> Path:
