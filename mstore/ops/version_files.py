@@ -98,6 +98,6 @@ def _scan_entry(repo: Repo, path: str, entry: FileEntry) -> FileKind:
         entry=entry,
         kind=kind,
         imports=tuple(sorted(scan.globals)),
-        refused=tuple(disallowed(set(scan.globals))),
+        refused=tuple(disallowed(set(scan.globals), repo.trust.allow_imports)),
         problems=scan.problems,
     )
