@@ -37,6 +37,7 @@ several).
 
 from __future__ import annotations
 
+import _compat_pickle
 import codecs
 import io
 import pickletools
@@ -206,6 +207,7 @@ class _Machine:
         self.stack: list[object] = []
         self.memo: dict[int, object] = {}
         self.globals: set[str] = set()
+        self.protocol = 0  # as the unpickler's: 0 until a PROTO opcode says otherwise
 
     def run(self, stream: _Reader) -> bool:
         """Scan the pickle at `stream`'s position: True if it reached STOP (the stream is
@@ -242,7 +244,7 @@ class _Machine:
             self.stack.append(text)
         elif name in ("GLOBAL", "INST"):
             module, _, attribute = str(arg).partition(" ")
-            self.globals.add(f"{module}.{attribute}")
+            self.globals.add(self._imported(module, attribute))
             if name == "INST":
                 self._pop_to_mark()
             self.stack.append(OPAQUE)
@@ -252,7 +254,7 @@ class _Machine:
                 raise UnjudgeablePickle(
                     f"STACK_GLOBAL at byte {position} takes names that are not literal strings"
                 )
-            self.globals.add(f"{pushed_module}.{pushed_name}")
+            self.globals.add(self._imported(pushed_module, pushed_name))
             self.stack.append(OPAQUE)
         elif name in _EXTENSION:
             raise UnjudgeablePickle(
@@ -268,6 +270,8 @@ class _Machine:
             if key not in self.memo:
                 raise _Damaged(f"memo key {key} read before it was set")
             self.stack.append(self.memo[key])
+        elif name == "PROTO":
+            self.protocol = arg if isinstance(arg, int) else 0
         elif name == "MARK":
             self.stack.append(MARK)
         elif name == "DUP":
@@ -282,6 +286,16 @@ class _Machine:
         else:
             self._generic(opcode)
         return False
+
+    def _imported(self, module: str, name: str) -> str:
+        """`module.name` as `find_class` imports it: below protocol 3 the unpickler maps
+        Python 2 names (`__builtin__.eval` is `builtins.eval`, `copy_reg` is `copyreg`)."""
+        if self.protocol < 3:
+            if (module, name) in _compat_pickle.NAME_MAPPING:
+                module, name = _compat_pickle.NAME_MAPPING[(module, name)]
+            elif module in _compat_pickle.IMPORT_MAPPING:
+                module = _compat_pickle.IMPORT_MAPPING[module]
+        return f"{module}.{name}"
 
     def _generic(self, opcode: pickletools.OpcodeInfo) -> None:
         """Any other opcode: pop what it consumes, push opaque values for what it makes."""
