@@ -153,7 +153,8 @@ def promote(
             check = check_move(repo, target, current, lambda: metadata, options.require)
             move = f"promoting {source} to {target}"
             gates = enforce(check, options.override_gates, move, "promote")
-            guard_imports(repo, target, candidate)  # before the hook's view is built
+        # Also when the target holds the candidate already: the promote makes it active.
+        guard_imports(repo, target, candidate)  # before the hook's view is built
         if on_gates is not None:
             on_gates(gates)
         text = options.message or f"promote {source} to {target}"

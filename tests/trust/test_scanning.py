@@ -215,3 +215,15 @@ def test_mstore_checkout_of_a_guarded_ref_exits_7_naming_file_and_global(repo: R
     assert result.exit_code == 7
     assert "encoders.pkl: imports os.system" in result.stderr
     assert store_digest(repo) == before
+
+
+def test_promoting_what_a_guarded_ref_already_holds_is_refused_too(repo: Repo) -> None:
+    """Rules added after the ref took a refused version: the promote would make it the
+    active environment."""
+    promote(repo, "staging")
+    checkout(repo, "staging")
+    guard(repo, ("production",))
+
+    refused_untouched(repo, lambda: promote(repo, "staging"), "os.system")
+
+    assert repo.active_environment() == "staging"
