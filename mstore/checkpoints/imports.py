@@ -25,6 +25,8 @@ The text-line arguments of protocol 0 (`GLOBAL`, `INST`, `STRING`, `INT`, `LONG`
 does: pickletools refuses `I0x10` and non-ASCII `STRING`s that the unpickler accepts,
 and a walk that stopped there would let whatever follows run unseen. A line longer than
 `MAX_LINE_BYTES` is not read: the pickle is reported as one that cannot be judged.
+Below protocol 3 the unpickler maps Python 2 names (`_compat_pickle`), and so does the
+walk: `__builtin__.eval` is reported as the `builtins.eval` it loads.
 
 What cannot be judged is reported as a `problem`, never guessed: a `STACK_GLOBAL`
 whose names are not literal strings, an extension code, a stream that ends before
