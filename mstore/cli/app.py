@@ -21,6 +21,7 @@ from mstore.cli import (
     fleet_commands,
     gate_commands,
     remote_commands,
+    scan_command,
     store_commands,
     switching,
     trust_commands,
@@ -78,6 +79,7 @@ def build_app() -> typer.Typer:
     app = typer.Typer(**APP_SETTINGS)
     app.callback()(main_options)
     versions.register(app)  # init commit list info log diff import
+    scan_command.register(app)  # scan
     switching.register(app)  # checkout promote rollback
     gate_commands.register(app)  # gate
     upkeep.register(app)  # verify status restore gc, ref
