@@ -19,17 +19,18 @@ Pull's log entries carry the publisher's statements (the transaction does not si
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 
 from mstore.core.hashing import hash_bytes
-from mstore.errors import IntegrityError
+from mstore.errors import Hint, IntegrityError, MstoreError
 from mstore.ops.scanning import refuse_disallowed_imports
 from mstore.remotes.base import RemoteRef
 from mstore.repo import Repo
 from mstore.transaction import RefUpdate
 from mstore.trust.accepted import read_accepted, record_accepted
-from mstore.trust.checks import Accepted, Verdict, check_statement
+from mstore.trust.checks import Accepted, TrustRefusedError, Verdict, check_statement
 from mstore.trust.statements import StatementError, decode_signed_statement
 
 
@@ -80,7 +81,8 @@ def check_pull(
     for update in updates:
         data = theirs[update.ref].statement
         if update.new is not None and rules.guards(update.ref, remote_name):
-            verdict = check_statement(
+            check = partial(
+                check_statement,
                 ref=update.ref,
                 manifest_id=update.new,
                 data=data,
@@ -89,8 +91,15 @@ def check_pull(
                 repository=repository,
                 rules=rules,
                 accepted=accepted.get(update.ref),
-                allow_downgrade=allow_downgrade,
             )
+            try:
+                verdict = check(allow_downgrade=allow_downgrade)
+            except TrustRefusedError as err:
+                if allow_downgrade or not _only_a_replay(check):
+                    raise
+                raise TrustRefusedError(
+                    *err.parts, "; to follow it anyway: ", Hint("allow_downgrade", True)
+                ) from None
             if not verdict.signed.data.isascii():  # as the log holds statements
                 raise StatementError(f"ref {update.ref}: its statement is not ASCII")
             result.verdicts[update.ref] = verdict
@@ -114,6 +123,15 @@ def record(repo: Repo, trust: PullTrust) -> None:
     crash in between leaves the record ahead of the ref, and the retried pull finds the
     same statement accepted, not a replay)."""
     record_accepted(repo.layout.accepted, trust.accepted())
+
+
+def _only_a_replay(check: Callable[..., Verdict]) -> bool:
+    """True if the statement passes every check once a downgrade is allowed: refused
+    as a replay, and for nothing else (an expired replay is not one)."""
+    try:
+        return check(allow_downgrade=True).downgrade is not None
+    except MstoreError:
+        return False
 
 
 def _provenance(update: RefUpdate, data: bytes | None, notes: list[str]) -> str | None:

@@ -171,8 +171,7 @@ def push(
         window.check()
         with repo.locked("push"):
             tracking.record_pushing({p.ref: p.new for p in moving})
-        statements = {p.ref: current_statement(repo.history, p.ref, p.new) for p in moving}
-        pushed, joined, lost = _swap_refs(remote, moving, theirs, statements)
+        pushed, joined, lost = _swap_refs(remote, moving, theirs, _statements(repo, moving))
         _record(repo, tracking, plan, pushed + joined, pushed)
         plan = [_joined(p) if p in joined else p for p in plan]
         notes += [
@@ -256,6 +255,22 @@ def _plan(name: str, value: str, theirs: RemoteRef | None, known: Tracking) -> R
     old = theirs.manifest_id if theirs is not None else None
     allowed = old == value or known.allows(name, old)
     return RefPush(name, old, value, known.seen.get(name), forced=not allowed)
+
+
+def _statements(repo: Repo, moving: list[RefPush]) -> dict[str, str | None]:
+    """The statement each ref carries (`current_statement`: that of the newest log entry
+    of the ref, if it set the value pushed). Several refs are looked up in one pass over
+    the log, newest first, which stops once each has its entry."""
+    if len(moving) == 1:
+        return {moving[0].ref: current_statement(repo.history, moving[0].ref, moving[0].new)}
+    wanted = {p.ref: p.new for p in moving}
+    found: dict[str, str | None] = {}
+    for entry in repo.history.newest_first():
+        if entry.ref in wanted and entry.ref not in found:
+            found[entry.ref] = entry.statement if entry.new == wanted[entry.ref] else None
+            if len(found) == len(wanted):
+                break
+    return {ref: found.get(ref) for ref in wanted}
 
 
 def _foreign_message(url: str, foreign: list[RefPush]) -> tuple[str | Hint, ...]:

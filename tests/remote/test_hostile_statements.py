@@ -253,7 +253,10 @@ def test_a_signed_rollback_is_followed_and_its_replay_is_not(scene: Scene) -> No
     assert read_accepted(host.layout.accepted)["production"].generation == 4
     scene.hook_calls.unlink()
 
-    refused_unchanged(scene, Attack("rolled back replayed", lambda s: s.pending, 7, ("replay",)))
+    replayed = Attack(
+        "rolled back replayed", lambda s: s.pending, 7, ("replay", "--allow-downgrade")
+    )
+    refused_unchanged(scene, replayed)
 
     ok(mstore(host.root, "pull", "production", "--allow-downgrade"))
     entry = next(Repo(host.root).history.newest_first("production"))

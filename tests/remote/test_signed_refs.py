@@ -140,3 +140,10 @@ def test_push_sends_the_statement_of_the_move_that_set_each_ref(
     marker_repository = remote.repository()
     signed = statements.decode_signed_statement(stored.statement or b"", "staging")
     assert signed.statement.repository == marker_repository == repo.config.repository
+
+    ok(mstore(a.root, "commit", write_version(tmp_path / "v2", "v2"), "--to", "staging"))
+    ok(mstore(a.root, "push", remote_url, "staging"))  # one ref alone
+
+    newest = next(Repo(a.root).history.newest_first("staging"))
+    assert newest.statement is not None
+    assert (remote.read_ref("staging") or stored).statement == newest.statement.encode()

@@ -13,19 +13,19 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from mstore.errors import MstoreError
+from mstore.errors import Hint, MstoreError
 from mstore.remotes import open_remote
 from mstore.repo import Repo
 from mstore.transfer import pull as pull_module
 from mstore.transfer.pull import clone
-from mstore.transfer.verbs import pull
+from mstore.transfer.verbs import pull, push
 from mstore.trust.accepted import read_accepted
 from mstore.trust.checks import TrustRefusedError
 from mstore.trust.rules import Signer, TrustRules
 from mstore.trust.sshsig import PublicKey
 from mstore.trust.statements import Statement, sign_statement
 from tests.helpers import store_digest
-from tests.transfer.conftest import Published, new_store
+from tests.transfer.conftest import Published, commit_version, new_store
 
 KEY = Ed25519PrivateKey.generate()
 
@@ -172,3 +172,24 @@ def test_clone_takes_the_remote_repository_and_checks_with_the_rules_given(
     assert repo.config.repository == open_remote(published.url).repository()
     assert repo.trust == RULES
     assert read_accepted(repo.layout.accepted)["production"].generation == 1
+
+
+def test_only_a_replay_names_the_downgrade_as_its_way_out(
+    published: Published, tmp_path: Path
+) -> None:
+    host = _host(tmp_path, published)
+    with pytest.raises(TrustRefusedError) as unsigned:
+        pull(host, published.remote(), ["production"], name="origin")
+    assert unsigned.value.hints == ()
+    _put(published, _sign(published, 5))
+    pull(host, published.remote(), ["production"], name="origin")
+    other = commit_version(host, tmp_path / "src", "v2", b"other", "staging")
+    remote = published.remote()
+    replayed = _sign(published, 4, manifest=other)
+    remote.swap_ref("production", remote.read_ref("production"), other, replayed)
+    push(host, published.remote(), ["staging"])  # the objects of `other`, not production
+
+    with pytest.raises(TrustRefusedError, match="replayed") as replay:
+        pull(host, published.remote(), ["production"], name="origin")
+
+    assert replay.value.hints == (Hint("allow_downgrade", True),)
