@@ -37,7 +37,7 @@ import orjson
 
 from mstore.core.hashing import is_object_id
 from mstore.core.ids import short
-from mstore.errors import Hint, IntegrityError, NotFoundError, RefusedError
+from mstore.errors import Hint, IntegrityError, InvalidInputError, NotFoundError, RefusedError
 
 REMOTE_FORMAT = 3
 # Data objects above this many bytes travel and are stored as chunks (docs/REMOTES.md).
@@ -163,6 +163,8 @@ def check_marker(data: bytes, url: str) -> None:
 
 def encode_ref_file(manifest_id: str, statement: bytes | None) -> bytes:
     """A remote ref file: "<manifest id>\\n", then the signed statement if there is one."""
+    if not is_object_id(manifest_id):
+        raise InvalidInputError(f"not a manifest id: {manifest_id!r}")
     if statement is not None and not 0 < len(statement) <= MAX_STATEMENT_BYTES:
         raise ValueError(f"a statement has 1 to {MAX_STATEMENT_BYTES} bytes")
     return f"{manifest_id}\n".encode("ascii") + (statement or b"")

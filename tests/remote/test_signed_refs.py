@@ -12,7 +12,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from mstore.errors import IntegrityError, RefMovedError
+from mstore.errors import IntegrityError, InvalidInputError, RefMovedError
 from mstore.remotes import open_remote
 from mstore.remotes.base import MARKER_NAME, MAX_REF_BYTES, MAX_STATEMENT_BYTES, REMOTE_FORMAT
 from mstore.repo import Repo
@@ -45,6 +45,9 @@ def test_a_ref_and_its_statement_are_written_and_read_together(remote_url: str) 
     unsigned = remote.swap_ref("staging", None, ID_B)
     assert remote.read_refs(["staging"])["staging"].statement is None
     assert unsigned.statement is None
+    with pytest.raises(InvalidInputError, match="not a manifest id"):
+        remote.swap_ref("candidate", None, "not-an-id\nstatement")
+    assert remote.read_ref("candidate") is None
 
 
 def test_a_statement_change_alone_is_a_change_the_swap_sees(remote_url: str) -> None:
