@@ -32,6 +32,14 @@ JobsOption = Annotated[
     int,
     typer.Option("--jobs", "-j", metavar="N", min=1, max=64, help="Objects transferred at once."),
 ]
+AllowDowngradeOption = Annotated[
+    bool,
+    typer.Option(
+        "--allow-downgrade",
+        help="Follow a guarded ref even when its statement is older than the one this "
+        "store accepted (a replay); the log entry says so.",
+    ),
+]
 
 
 def register(app: typer.Typer) -> None:
@@ -112,14 +120,18 @@ def pull(
         typer.Option("--force", help="Move local refs even away from versions never pushed."),
     ] = False,
     jobs: JobsOption = 8,
+    allow_downgrade: AllowDowngradeOption = False,
     dry_run: DryRunOption = False,
     as_json: JsonOption = False,
 ) -> None:
     """Fetch refs and their objects from a remote; move the local refs in one transaction.
 
     Every object is hashed before it is stored: a corrupt one fails the pull (exit 3)
-    with nothing changed. On a serving host, `mstore pull production && mstore checkout
-    production` (or `mstore pull production --checkout`) deploys what was promoted.
+    with nothing changed. A ref this store's trust rules guard is followed only with a
+    statement they accept, and a version passing the import allowlist (exit 7
+    otherwise, nothing changed). On a serving host, `mstore pull production && mstore
+    checkout production` (or `mstore pull production --checkout`) deploys what was
+    promoted.
     """
     from mstore.cli import output
     from mstore.cli.common import open_repo, render_move, session
@@ -136,7 +148,18 @@ def pull(
         )
     try:
         with output.byte_progress("pulling", session(ctx).quiet) as (start, advance):
-            result = run(repo, remote, refs or None, force, dry_run, advance, start, jobs, label)
+            result = run(
+                repo,
+                remote,
+                refs or None,
+                force,
+                dry_run,
+                advance,
+                start,
+                jobs,
+                label,
+                allow_downgrade=allow_downgrade,
+            )
     finally:
         remote.close()
     switched = checkout_ref(repo, refs[0]) if checkout and not dry_run else None
@@ -179,6 +202,7 @@ def clone(
         ),
     ] = "auto",
     jobs: JobsOption = 8,
+    allow_downgrade: AllowDowngradeOption = False,
     as_json: JsonOption = False,
 ) -> None:
     """Create a store in DIRECTORY with every ref of the remote at URL (as origin).
@@ -199,7 +223,9 @@ def clone(
                 advance,
             ),
         ):
-            repo, result = run(remote, directory, link_mode, advance, start, jobs)
+            repo, result = run(
+                remote, directory, link_mode, advance, start, jobs, allow_downgrade=allow_downgrade
+            )
     finally:
         remote.close()
     session(ctx).repo = repo

@@ -60,11 +60,20 @@ def _on_remote(ctx: typer.Context, name: str, work: Callable[[Any], Any], as_jso
 
 
 def remote_upgrade(ctx: typer.Context, name: RemoteArgument, as_json: JsonOption = False) -> None:
-    """Upgrade a format-1 remote to format 2 (chunks): rewrites its marker only."""
+    """Upgrade a remote to format 3 (chunks, signed refs): rewrites its marker only,
+    giving it this store's repository id."""
     from mstore.cli import output
+    from mstore.cli.common import open_repo
+    from mstore.transfer.repository import store_repository
     from mstore.transfer.upkeep import upgrade
 
-    result = _on_remote(ctx, name, upgrade, as_json)
+    repo = open_repo(ctx)
+    result = _on_remote(
+        ctx,
+        name,
+        lambda remote: upgrade(remote, store_repository(repo, remote.repository())),
+        as_json,
+    )
     if result is None:
         return
     if result.old_format == result.new_format:

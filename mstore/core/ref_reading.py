@@ -70,7 +70,7 @@ def read_loose(refs: Path, name: str) -> str | None:
     """The id in the loose file of ref `name` (already checked) under `refs`; None if
     there is none. IntegrityError for a symlinked directory on the way (see
     `read_loose_file` for the file itself)."""
-    path = _loose_path(refs, name)
+    path = loose_path(refs, name)
     return None if path is None else read_loose_file(name, path)
 
 
@@ -78,6 +78,22 @@ def read_loose_file(name: str, path: str) -> str | None:
     """The id in the loose ref file `path` of ref `name`; None if it is absent or a
     directory of refs (`archive` when `archive/x` exists). IntegrityError for a
     symlink, a special file, an empty directory or content that is not one id."""
+    data = read_loose_bytes(name, path, _MAX_REF_FILE_BYTES)
+    if data is None:
+        return None
+    text = data.decode("ascii", errors="replace")
+    if not text.endswith("\n") or not is_object_id(text[:-1]):
+        raise IntegrityError(
+            f"ref {name} ({path}) is corrupt: expected one manifest id, found {data[:80]!r}"
+        )
+    return text[:-1]
+
+
+def read_loose_bytes(name: str, path: str, limit: int) -> bytes | None:
+    """The bytes of the loose ref file `path` of ref `name`, at most `limit + 1` read
+    (the caller refuses more than `limit`); None as `read_loose_file`, IntegrityError
+    for a symlink, a special file or an empty directory. A remote's ref files, which
+    may carry a statement after the id, are read through here too."""
     try:
         fd = untrusted.open_regular(path)
     except (FileNotFoundError, NotADirectoryError):
@@ -98,15 +114,9 @@ def read_loose_file(name: str, path: str) -> str | None:
     except OSError as err:
         raise IntegrityError(f"ref {name} ({path}) cannot be read: {err.strerror}") from None
     try:
-        data = untrusted.read_fd_bounded(fd, _MAX_REF_FILE_BYTES)
+        return untrusted.read_fd_bounded(fd, limit)
     finally:
         os.close(fd)
-    text = data.decode("ascii", errors="replace")
-    if not text.endswith("\n") or not is_object_id(text[:-1]):
-        raise IntegrityError(
-            f"ref {name} ({path}) is corrupt: expected one manifest id, found {data[:80]!r}"
-        )
-    return text[:-1]
 
 
 def loose_refs(refs: Path) -> Iterator[tuple[str, str]]:
@@ -136,7 +146,7 @@ def loose_files(refs: Path) -> Iterator[tuple[str, str]]:
                 yield f"{prefix}{entry.name}", entry.path
 
 
-def _loose_path(refs: Path, name: str) -> str | None:
+def loose_path(refs: Path, name: str) -> str | None:
     """The ref's file path, or None if a directory on the way is missing or a file;
     IntegrityError for a symlinked directory (it would lead out of `refs/`)."""
     current = os.fspath(refs)

@@ -1,11 +1,12 @@
 """Remote: where stores exchange versions. Every kind of remote shows one layout:
 
     <location>/                       a directory, or s3://<bucket>/<prefix>
-      mstore-remote.json              {"chunking":"...","format":2}: makes it a remote
+      mstore-remote.json              {"chunking":"...","format":3,"repository":"<32 hex>"}
       objects/<id[0:2]>/<id[2:]>      whole objects (manifests, small data), never rewritten
       recipes/, packs/, indexes/      large objects as chunks (mstore.remotes.packs)
       prune/doomed                    what a running prune will delete
-      refs/<name>                     "<manifest id>\\n", replaced only by compare-and-swap
+      refs/<name>                     "<manifest id>\\n" [signed statement], replaced only
+                                      by compare-and-swap
 
 Writers keep one order, so that a reader never finds a name without its bytes: data
 objects, then the manifests naming them, then the refs naming those manifests. A ref
@@ -13,10 +14,11 @@ is moved only by `swap_ref`, which fails with RefMovedError when the ref no long
 what the writer read (another writer moved it in between). Readers trust nothing a
 remote serves: every object is hashed against its id before it is stored locally,
 manifests and ref files are validated like local ones, and no read is larger than what
-the reader expects: an object at most the size its manifest gives (a manifest at most
-`MAX_MANIFEST_BYTES`), a range inside int64 and at most a pack long, a listing no deeper
-than the layout goes (`BLOB_NAMES`; what else it finds there are strays, which
-`packs.named` keeps out of every plan).
+the reader expects: a ref file at most `MAX_REF_BYTES` (its id line and a statement of
+at most `MAX_STATEMENT_BYTES`, refused before it is decoded), an object at most the
+size its manifest gives (a manifest at most `MAX_MANIFEST_BYTES`), a range inside int64
+and at most a pack long, a listing no deeper than the layout goes (`BLOB_NAMES`; what
+else it finds there are strays, which `packs.named` keeps out of every plan).
 
 Subclasses implement the storage primitives; the marker logic and the parallel ref
 reads are shared here.
@@ -35,13 +37,18 @@ import orjson
 
 from mstore.core.hashing import is_object_id
 from mstore.core.ids import short
-from mstore.errors import Hint, IntegrityError, NotFoundError, RefusedError
+from mstore.errors import Hint, IntegrityError, InvalidInputError, NotFoundError, RefusedError
 
-REMOTE_FORMAT = 2
+REMOTE_FORMAT = 3
 # Data objects above this many bytes travel and are stored as chunks (docs/REMOTES.md).
 CHUNK_THRESHOLD = 4 << 20
 MARKER_NAME = "mstore-remote.json"
-MAX_REF_BYTES = 256
+# A ref file: "<manifest id>\n" (65 bytes), then perhaps the signed statement of the move
+# that set it, at most trust.statements.MAX_STATEMENT_BYTES (remotes do not import trust).
+MAX_STATEMENT_BYTES = 8192
+MAX_REF_BYTES = 65 + MAX_STATEMENT_BYTES
+MAX_MARKER_BYTES = 256
+_REPOSITORY = re.compile(r"[0-9a-f]{32}")
 DEFAULT_JOBS = 8
 # Far above any real manifest; a remote serving more is refused before it is received.
 MAX_MANIFEST_BYTES = 64 << 20
@@ -70,11 +77,14 @@ Progress = Callable[[int], None]
 
 @dataclass(frozen=True)
 class RemoteRef:
-    """A ref as read from a remote: the manifest it names, and the version `swap_ref`
-    compares against (the object's ETag on S3; the manifest id itself in a directory)."""
+    """A ref as read from a remote: the manifest it names, the version `swap_ref`
+    compares against (the object's ETag on S3; in a directory the manifest id, followed
+    by the statement's hash when there is one), and the signed statement stored with it
+    (None: unsigned). The statement is only carried here: trust.checks judges it."""
 
     manifest_id: str
     version: str
+    statement: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -85,36 +95,60 @@ class BlobInfo:
     mtime: float
 
 
-def encode_marker() -> bytes:
+def encode_marker(repository: str) -> bytes:
+    """The marker of a remote holding the versions of `repository` (32 hex digits: the
+    id its statements are signed for, shared with its stores' configs)."""
     from mstore.chunks.chunking import DEFAULT_PARAMS
 
-    document = {"chunking": DEFAULT_PARAMS.name, "format": REMOTE_FORMAT}
+    if not _REPOSITORY.fullmatch(repository):
+        raise ValueError(f"not a repository id: {repository!r}")
+    document = {"chunking": DEFAULT_PARAMS.name, "format": REMOTE_FORMAT, "repository": repository}
     return orjson.dumps(document, option=orjson.OPT_SORT_KEYS) + b"\n"
 
 
-def marker_format(data: bytes, url: str) -> int:
-    """The format a marker records (IntegrityError if it is not a marker)."""
+def _marker_document(data: bytes, url: str) -> dict[str, object]:
     try:
         raw = orjson.loads(data)
     except orjson.JSONDecodeError:
         raise IntegrityError(
             f"{url}/{MARKER_NAME} is not valid JSON; the remote is damaged"
         ) from None
-    version = raw.get("format") if isinstance(raw, dict) else None
+    if not isinstance(raw, dict):
+        raise IntegrityError(f"{url}/{MARKER_NAME} has no valid format version")
+    return raw
+
+
+def marker_format(data: bytes, url: str) -> int:
+    """The format a marker records (IntegrityError if it is not a marker)."""
+    version = _marker_document(data, url).get("format")
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise IntegrityError(f"{url}/{MARKER_NAME} has no valid format version")
     return version
+
+
+def marker_repository(data: bytes, url: str) -> str | None:
+    """The repository id a marker records (None before format 3); IntegrityError if a
+    format-3 marker has none, or one that is not 32 hex digits."""
+    if marker_format(data, url) < 3:
+        return None
+    repository = _marker_document(data, url).get("repository")
+    if not isinstance(repository, str) or not _REPOSITORY.fullmatch(repository):
+        raise IntegrityError(
+            f"{url}/{MARKER_NAME} has no valid repository id (32 hex digits); the remote is damaged"
+        )
+    return repository
 
 
 def check_marker(data: bytes, url: str) -> None:
     """Refuse a marker this mstore cannot read: not JSON, an older or a newer format."""
     version = marker_format(data, url)
     if version < REMOTE_FORMAT:
+        lacks = "whole objects only" if version == 1 else "no repository id, unsigned refs"
         raise RefusedError(
-            f"remote {url} uses format {version} (whole objects only); this mstore reads "
+            f"remote {url} uses format {version} ({lacks}); this mstore reads "
             f"format {REMOTE_FORMAT}: run ",
             Hint(command="remote upgrade", args=(url,)),
-            " once (it rewrites only the marker; every object stays readable)",
+            " once (it rewrites only the marker; every object and ref stays readable)",
         )
     if version > REMOTE_FORMAT:
         raise RefusedError(
@@ -125,16 +159,34 @@ def check_marker(data: bytes, url: str) -> None:
 
     # Another chunker would cut elsewhere: refused, not silently deduplicated against.
     ChunkParams.from_name(str(orjson.loads(data).get("chunking", "")))
+    marker_repository(data, url)
 
 
-def decode_ref(data: bytes, where: str) -> str:
-    """The manifest id in a remote ref file ("<64 hex>\\n"); IntegrityError otherwise."""
-    text = data.decode("ascii", errors="replace")
-    if not text.endswith("\n") or not is_object_id(text[:-1]):
+def encode_ref_file(manifest_id: str, statement: bytes | None) -> bytes:
+    """A remote ref file: "<manifest id>\\n", then the signed statement if there is one."""
+    if not is_object_id(manifest_id):
+        raise InvalidInputError(f"not a manifest id: {manifest_id!r}")
+    if statement is not None and not 0 < len(statement) <= MAX_STATEMENT_BYTES:
+        raise ValueError(f"a statement has 1 to {MAX_STATEMENT_BYTES} bytes")
+    return f"{manifest_id}\n".encode("ascii") + (statement or b"")
+
+
+def decode_ref_file(data: bytes, where: str) -> tuple[str, bytes | None]:
+    """The manifest id and the statement (None: none) of a remote ref file, whose length
+    the reader bounded by MAX_REF_BYTES; IntegrityError for anything else. The statement
+    is not parsed here: the trust checks do that, for the refs a host guards."""
+    if len(data) > MAX_REF_BYTES:
+        raise IntegrityError(
+            f"ref {where} has more than {MAX_REF_BYTES} bytes; refused before decoding it "
+            "(the remote is damaged)"
+        )
+    line, newline, statement = data.partition(b"\n")
+    text = line.decode("ascii", errors="replace")
+    if not newline or not is_object_id(text):
         raise IntegrityError(
             f"ref {where} is corrupt: expected one manifest id, found {data[:80]!r}"
         )
-    return text[:-1]
+    return text, statement or None
 
 
 def blob_depth(prefix: str) -> int:
@@ -206,14 +258,19 @@ class Remote(ABC):
                 f"check the URL, or push to it first"
             )
 
-    def ensure(self) -> None:
-        """Make the location a remote if it is empty (push does); check it otherwise.
-        Temporary files a killed writer left behind are removed here (see
+    def repository(self) -> str | None:
+        """The repository id the marker records (None: no remote here yet)."""
+        data = self._read_marker()
+        return None if data is None else marker_repository(data, self.url)
+
+    def ensure(self, repository: str) -> None:
+        """Make the location a remote of `repository` if it is empty (push does); check
+        it otherwise. Temporary files a killed writer left behind are removed here (see
         `remove_stale_temporaries`)."""
         if self.probe():
             self.remove_stale_temporaries()
             return
-        self._create_marker(encode_marker())
+        self._create_marker(encode_marker(repository))
         # Another pusher may have created it first: what counts is the one stored.
         if not self.probe():
             raise IntegrityError(f"{self.url}/{MARKER_NAME} vanished right after it was created")
@@ -302,8 +359,16 @@ class Remote(ABC):
         """The ref `name` (a validated name), or None if the remote has no such ref."""
 
     @abstractmethod
-    def swap_ref(self, name: str, expected: RemoteRef | None, manifest_id: str) -> RemoteRef:
-        """Point `name` at `manifest_id` if it still is `expected` (None: must not exist).
+    def swap_ref(
+        self,
+        name: str,
+        expected: RemoteRef | None,
+        manifest_id: str,
+        statement: bytes | None = None,
+    ) -> RemoteRef:
+        """Point `name` at `manifest_id`, with `statement` (the signed statement of that
+        move, None: unsigned) in the same write, if it still is `expected` (None: must
+        not exist): a ref and its statement are never seen apart.
 
         RefMovedError ("ref moved on the remote") if another writer moved it since it was
         read; nothing is written then.

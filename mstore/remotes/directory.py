@@ -1,22 +1,24 @@
 """DirectoryRemote: a remote in a plain directory (local disk, NFS, a mounted share).
 
-    <root>/                         remote format 2 (docs/REMOTES.md, "Layout")
-      mstore-remote.json            {"chunking":"<ChunkParams.name>","format":2}
+    <root>/                         remote format 3 (docs/REMOTES.md, "Layout")
+      mstore-remote.json            {"chunking":"<ChunkParams.name>","format":3,"repository":"<id>"}
       lock                          flock target while a ref is swapped
       objects/<id[0:2]>/<id[2:]>    whole object bytes, mode 0444
       recipes/<id[0:2]>/<id[2:]>    a large object's recipe
       packs/<pack id>               chunk bytes; never rewritten
       indexes/<pack id>             the pack's index, written after the pack
       prune/doomed                  what the running prune will delete
-      refs/<name>                   "<manifest id>\\n"
+      refs/<name>                   "<manifest id>\\n" [signed statement]
       tmp/                          writers' temporary files
 
 The directory is laid out like a store's `.mstore/`: objects are written as a store
 writes them (temporary file in tmp/, fsync, rename, fsync the directory; never
-rewritten), and the store's own `RefStore` reads and writes refs (validated names, no
-symlinks followed, atomic replace). A ref is swapped under the exclusive lock on
-`<root>/lock`, after re-reading it: that is the compare-and-swap. The kernel drops the
-lock if its holder dies.
+rewritten), and refs are read by the store's own reader (`ref_reading`: validated names,
+no symlinks followed) and replaced atomically. A ref is swapped under the exclusive lock
+on `<root>/lock`, after re-reading it: that is the compare-and-swap. Its version is the
+manifest id, followed by the statement's hash when the file carries one, so that a
+ref re-signed for the same manifest is a change a racing writer sees. The kernel drops
+the lock if its holder dies.
 
 Whoever can write the directory can plant anything in it, so every file is opened
 through mstore.core.untrusted (never following a symlink, never blocking on a FIFO, its size
@@ -35,15 +37,17 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from mstore.core import fsutil, untrusted
-from mstore.core.hashing import BUFFER_SIZE, copy_into
+from mstore.core import fsutil, ref_reading, untrusted
+from mstore.core.hashing import BUFFER_SIZE, copy_into, hash_bytes
+from mstore.core.ids import short
 from mstore.core.layout import Layout
 from mstore.core.objects import OBJECT_MODE, ObjectStore
-from mstore.core.refs import RefStore
+from mstore.core.refs import RefStore, check_ref_name
 from mstore.core.untrusted import UntrustedFileError
 from mstore.errors import Hint, IntegrityError, NotFoundError, RefMovedError
 from mstore.remotes.base import (
     MARKER_NAME,
+    MAX_MARKER_BYTES,
     MAX_REF_BYTES,
     STALE_TEMPORARY_SECONDS,
     BlobInfo,
@@ -52,6 +56,8 @@ from mstore.remotes.base import (
     RemoteRef,
     blob_depth,
     check_range,
+    decode_ref_file,
+    encode_ref_file,
     lost_race_message,
     too_large,
 )
@@ -82,7 +88,7 @@ class DirectoryRemote(Remote):
 
     def _read_marker(self) -> bytes | None:
         try:
-            return untrusted.read_bounded(self.root / MARKER_NAME, MAX_REF_BYTES)
+            return untrusted.read_bounded(self.root / MARKER_NAME, MAX_MARKER_BYTES)
         except FileNotFoundError:
             return None
         except NotADirectoryError:
@@ -323,23 +329,56 @@ class DirectoryRemote(Remote):
         return sorted(name for name, _path in self.refs.iter_files())
 
     def read_ref(self, name: str) -> RemoteRef | None:
-        # RefStore reads without following a symlink or blocking on a FIFO.
+        # Read like a store's ref (no symlink followed, no FIFO blocking), at most
+        # MAX_REF_BYTES + 1 bytes; a ref found only in packed-refs has no statement.
         self._folders(["refs"])
-        value = self.refs.read(name)
-        return RemoteRef(value, value) if value is not None else None
+        check_ref_name(name)
+        path = ref_reading.loose_path(self.layout.refs, name)
+        data = None if path is None else ref_reading.read_loose_bytes(name, path, MAX_REF_BYTES)
+        if data is None:
+            value = self.refs.packed().get(name)
+            return RemoteRef(value, value) if value is not None else None
+        if len(data) > MAX_REF_BYTES:
+            raise too_large(f"ref {name}", self.url, len(data), MAX_REF_BYTES)
+        manifest_id, statement = decode_ref_file(data, f"{name} on {self.url}")
+        return RemoteRef(manifest_id, _version(manifest_id, statement), statement)
 
-    def swap_ref(self, name: str, expected: RemoteRef | None, manifest_id: str) -> RemoteRef:
+    def swap_ref(
+        self,
+        name: str,
+        expected: RemoteRef | None,
+        manifest_id: str,
+        statement: bytes | None = None,
+    ) -> RemoteRef:
         self._folders(["refs"])
+        data = encode_ref_file(manifest_id, statement)
         with fsutil.StoreLock(self.layout.lock, f"push {name}", LOCK_TIMEOUT):
             # Re-read under the lock: another writer may have moved the ref.
-            current = self.refs.read(name)
-            wanted = expected.manifest_id if expected is not None else None
-            if current != wanted:
-                raise RefMovedError(lost_race_message(name, self.url, wanted, current))
+            current = self.read_ref(name)
+            if (current and current.version) != (expected and expected.version):
+                raise RefMovedError(_lost_race(name, self.url, expected, current))
             if current is None:
                 self.refs.check_new_name(name)
-            self.refs.write(name, manifest_id)
-        return RemoteRef(manifest_id, manifest_id)
+            path = self.layout.ref_path(check_ref_name(name))
+            fsutil.makedirs_durable(path.parent)
+            fsutil.atomic_write(path, data)
+        return RemoteRef(manifest_id, _version(manifest_id, statement), statement)
+
+
+def _version(manifest_id: str, statement: bytes | None) -> str:
+    """A directory ref's version token: its manifest id, and its statement's hash."""
+    return manifest_id if statement is None else f"{manifest_id}+{hash_bytes(statement)}"
+
+
+def _lost_race(name: str, url: str, expected: RemoteRef | None, found: RemoteRef | None) -> str:
+    read = expected.manifest_id if expected else None
+    now = found.manifest_id if found else None
+    if read != now:
+        return lost_race_message(name, url, read, now)
+    return (
+        f"ref {name} was rewritten on the remote {url} while this push ran (it still names "
+        f"{short(now)}, with another statement); push again"
+    )
 
 
 def _copy(src: int, dst: int, most: int, progress: Progress | None) -> int:

@@ -1,15 +1,16 @@
 """S3Remote: a remote in an S3 bucket under a prefix (boto3: `pip install 'mstore[s3]'`).
 
     s3://<bucket>/<prefix>/
-      mstore-remote.json            {"format":1}
+      mstore-remote.json            {"chunking":"...","format":3,"repository":"<id>"}
       objects/<id[0:2]>/<id[2:]>    object bytes; multipart uploads above the part size
-      refs/<name>                   "<manifest id>\\n"
+      refs/<name>                   "<manifest id>\\n" [signed statement]
 
-Refs are moved with S3 conditional writes, the compare-and-swap: `If-None-Match: *`
-creates a ref only if it does not exist, `If-Match: <ETag>` replaces it only if it
-still holds the bytes that were read, in the ETag form the server compares (probed
-once by each S3Remote, mstore.remotes.s3_cas). A refused write is re-read: a ref that moved is
-RefMovedError; a ref that did not is the server's fault, and push is refused.
+Refs (each with its statement, in the same object) are moved with S3 conditional
+writes, the compare-and-swap: `If-None-Match: *` creates a ref only if it does not
+exist, `If-Match: <ETag>` replaces it only if it still holds the bytes that were read,
+in the ETag form the server compares (probed once by each S3Remote,
+mstore.remotes.s3_cas). A refused write is re-read: a ref that moved is RefMovedError;
+a ref that did not is the server's fault, and push is refused.
 Objects are sent through boto3's managed transfer (`upload_fileobj`: multipart, parts
 in parallel, byte callbacks). An object is received by one GET whose length is checked
 against the bound the reader gives before its body is read; one above the part size
@@ -40,6 +41,7 @@ from mstore.errors import (
 from mstore.remotes import s3_cas
 from mstore.remotes.base import (
     MARKER_NAME,
+    MAX_MARKER_BYTES,
     MAX_REF_BYTES,
     BlobInfo,
     Progress,
@@ -47,7 +49,8 @@ from mstore.remotes.base import (
     RemoteRef,
     blob_depth,
     check_range,
-    decode_ref,
+    decode_ref_file,
+    encode_ref_file,
     lost_race_message,
     too_large,
 )
@@ -102,7 +105,7 @@ class S3Remote(Remote):
                 if _code(err) in NOT_FOUND:
                     return None
                 raise
-            return bytes(response["Body"].read(MAX_REF_BYTES))
+            return bytes(response["Body"].read(MAX_MARKER_BYTES))
 
     def _is_empty(self) -> bool:
         with self._errors("listing the remote"):
@@ -255,8 +258,7 @@ class S3Remote(Remote):
                 if _code(err) in NOT_FOUND:
                     return None
                 raise
-            data = response["Body"].read(MAX_REF_BYTES + 1)
-        return RemoteRef(decode_ref(data, f"{name} on {self.url}"), response["ETag"])
+            return self._ref_from(name, response)
 
     def poll_ref(self, name: str, known: RemoteRef | None) -> RemoteRef | None:
         if known is None:
@@ -272,13 +274,28 @@ class S3Remote(Remote):
                 if _code(err) in NOT_FOUND:
                     return None
                 raise
-            data = response["Body"].read(MAX_REF_BYTES + 1)
-        return RemoteRef(decode_ref(data, f"{name} on {self.url}"), response["ETag"])
+            return self._ref_from(name, response)
+
+    def _ref_from(self, name: str, response: dict[str, Any]) -> RemoteRef:
+        """The ref in a GetObject response, its size bounded before its bytes are read."""
+        size = int(response["ContentLength"])
+        if size > MAX_REF_BYTES:
+            response["Body"].close()
+            raise too_large(f"ref {name}", self.url, size, MAX_REF_BYTES)
+        data = bytes(response["Body"].read(MAX_REF_BYTES + 1))
+        manifest_id, statement = decode_ref_file(data, f"{name} on {self.url}")
+        return RemoteRef(manifest_id, response["ETag"], statement)
 
     def check_swap(self) -> None:
         self.etag_form()
 
-    def swap_ref(self, name: str, expected: RemoteRef | None, manifest_id: str) -> RemoteRef:
+    def swap_ref(
+        self,
+        name: str,
+        expected: RemoteRef | None,
+        manifest_id: str,
+        statement: bytes | None = None,
+    ) -> RemoteRef:
         if expected is None:
             condition = {"IfNoneMatch": "*"}
         else:
@@ -288,7 +305,7 @@ class S3Remote(Remote):
                 response = self.client.put_object(
                     Bucket=self.bucket,
                     Key=self.ref_key(name),
-                    Body=f"{manifest_id}\n".encode("ascii"),
+                    Body=encode_ref_file(manifest_id, statement),
                     ContentType="text/plain",
                     **condition,
                 )
@@ -296,7 +313,7 @@ class S3Remote(Remote):
                 if _code(err) not in LOST_RACE:
                     raise
                 raise self._refused(name, expected, self.read_ref(name)) from None
-        return RemoteRef(manifest_id, response["ETag"])
+        return RemoteRef(manifest_id, response["ETag"], statement)
 
     def etag_form(self) -> str:
         """The ETag form this server compares in If-Match (mstore.remotes.s3_cas): probed

@@ -6,12 +6,16 @@
 2. under the store lock, before any transfer: read this store's remote-tracking values
    (a tracking file that cannot be used counts as absent, with a warning), and plan
    every local move: pull does not move a local ref away from a value the remote lacks
-   (a version made here and never pushed), unless --force;
+   (a version made here and never pushed), unless --force; then check the statement of
+   every ref it would move that this store guards (mstore.transfer.pull_trust);
 3. receive and check every object (mstore.transfer.receive), install them all or none;
-4. move the local refs in one transaction (action `pull`, logged), record the remote
-   values as this store's remote-tracking values (the values push moves remote refs
-   from; a failure to record is a warning: the move stands), and run the post-switch
-   hook if the active ref moved, whatever happens after the move.
+   the versions of guarded refs must pass the import allowlist, or the objects just
+   installed are deleted again and the pull is refused;
+4. record the accepted statements, move the local refs in one transaction (action
+   `pull`, logged with the publisher's statements), record the remote values as this
+   store's remote-tracking values (the values push moves remote refs from; a failure
+   to record is a warning: the move stands), and run the post-switch hook if the
+   active ref moved, whatever happens after the move.
 
 pull holds the store lock from before its first object arrives to its ref move, as
 commit does, so gc never runs in between. clone removes everything it made if it fails
@@ -26,6 +30,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from mstore.core.config import Config
 from mstore.core.hashing import Progress
 from mstore.core.parallel import Start, serialized
 from mstore.core.refs import check_ref_name
@@ -45,7 +50,10 @@ from mstore.remotes.base import DEFAULT_JOBS, Remote, RemoteRef
 from mstore.remotes.tracking import RemoteTracking
 from mstore.repo import Repo
 from mstore.transaction import RefUpdate, Transaction, apply
+from mstore.transfer.pull_trust import check_pull, record, refuse_disallowed
 from mstore.transfer.receive import Receiver
+from mstore.transfer.repository import store_repository
+from mstore.trust.rules import TrustRules
 
 
 @dataclass(frozen=True)
@@ -76,26 +84,51 @@ def pull(
     on_start: Start | None = None,
     jobs: int = DEFAULT_JOBS,
     name: str | None = None,
+    *,
+    allow_downgrade: bool = False,
 ) -> PullResult:
-    """Fetch `refs` (default: every remote ref) and their objects; move the local refs."""
+    """Fetch `refs` (default: every remote ref) and their objects; move the local refs.
+
+    `name`: the configured remote `remote` is (its trust rules apply), or None.
+    `allow_downgrade`: follow a guarded ref whose statement is older than the one this
+    store accepted (a replay, refused otherwise); the log entry says so."""
     remote.require()
+    marker_repository = remote.repository()
     theirs, notes = _remote_refs(remote, refs, jobs)
     source = name or remote.url
+    remote_name = name if name is not None and repo.config.remotes.get(name) == remote.url else None
     tracking = RemoteTracking(repo.layout, remote.url)
     moved: list[RefUpdate] = []
     try:
         with repo.locked_unless(dry_run, "pull"):
             known, unusable = tracking.read_or_forget()  # before anything moves
             notes += [unusable] if unusable else []
-            updates = _plan_pull(repo, remote, theirs, force)
+            planned = _plan_pull(repo, remote, theirs, force)
+            # Before any transfer: a ref this store guards is followed only as its
+            # trusted publisher signed it.
+            repository = repo.config.repository or marker_repository
+            trust = check_pull(repo, planned, theirs, remote_name, repository, allow_downgrade)
+            updates = trust.updates
+            notes += trust.notes
             receiver = Receiver(repo, remote, jobs, serialized(progress))
             try:
                 received, size = receiver.fetch(
                     [u.new for u in updates if u.new], dry_run, on_start
                 )
-                transaction = Transaction("pull", f"pull from {source}", updates)
+                transaction = Transaction(
+                    "pull", f"pull from {source}{trust.downgrades()}", updates, sign=False
+                )
                 result = result_of(transaction, None, dry_run, notes)
                 if not dry_run:
+                    try:
+                        refuse_disallowed(repo, trust)
+                    except BaseException:
+                        receiver.uninstall()  # the store as it was before this pull
+                        raise
+                    if trust.verdicts:
+                        if repo.config.repository is None and repository is not None:
+                            store_repository(repo, repository)
+                        record(repo, trust)
                     if updates:
                         # The one call of transaction.apply for remotes.
                         apply(repo, transaction)
@@ -201,22 +234,42 @@ def clone(
     progress: Progress | None = None,
     on_start: Start | None = None,
     jobs: int = DEFAULT_JOBS,
+    *,
+    trust: TrustRules | None = None,
+    allow_downgrade: bool = False,
 ) -> tuple[Repo, PullResult]:
     """Create a store in `directory` (new or empty) with `remote` as origin; pull all refs.
 
+    The new store takes the remote's repository id, and `trust` as its trust rules (a
+    host that clones checks the statements of the refs they guard, as a pull does).
     On any failure, an interruption (KeyboardInterrupt, or SIGTERM where the caller
     turned it into an exception) included, nothing is left behind: the directory is
     removed if clone created it, emptied again otherwise, sealed files and all.
     """
     remote.require()
+    repository = remote.repository()
     _check_target(directory)
     created = not directory.exists()
     try:
         repo, _ = Repo.init(directory, link_mode)
+
+        def configure(config: Config) -> Config:
+            config = config.with_remotes({DEFAULT_REMOTE: remote.url})
+            if repository is not None:
+                config = config.with_repository(repository)
+            return config.with_trust(trust.to_json()) if trust else config
+
         with repo.locked("clone"):
-            repo.update_config(lambda config: config.with_remotes({DEFAULT_REMOTE: remote.url}))
+            repo.update_config(configure)
         result = pull(
-            repo, remote, None, progress=progress, on_start=on_start, jobs=jobs, name=DEFAULT_REMOTE
+            repo,
+            remote,
+            None,
+            progress=progress,
+            on_start=on_start,
+            jobs=jobs,
+            name=DEFAULT_REMOTE,
+            allow_downgrade=allow_downgrade,
         )
     except BaseException as err:
         with _signals_held():

@@ -13,7 +13,9 @@
    present, and how a push stays safe from a concurrent prune, is
    mstore.transfer.chunk_present), then the manifests naming them;
 5. record the values about to be pushed (`pushing`), swap each remote ref by
-   compare-and-swap against what step 1 read, then record what was pushed as seen
+   compare-and-swap against what step 1 read, with the signed statement of the local
+   move that gave the ref its value (`current_statement`: none if that move was not
+   signed) in the same write, then record what was pushed as seen
    and append it to the push log. A swap refused because another push wrote exactly
    our value is no loss: that ref is recorded as seen, with no push-log line.
 
@@ -50,6 +52,8 @@ from mstore.transfer.chunk_present import (
     refuse_while_deleting,
 )
 from mstore.transfer.chunk_push import ChunkSender, ChunkStats
+from mstore.transfer.repository import store_repository
+from mstore.trust.signing import current_statement
 
 
 @dataclass(frozen=True)
@@ -153,7 +157,8 @@ def push(
     if not dry_run and moving:
         if index is not None:
             refuse_while_deleting(remote.url, index.marked, missing_large)
-        remote.ensure()
+        # A new remote records this store's repository id (statements name it).
+        remote.ensure(store_repository(repo, remote.repository() if exists else None))
         remote.check_swap()  # before anything is sent: an unsafe server gets nothing
         advance = serialized(progress)
         send = sender(repo, remote, advance)
@@ -166,7 +171,7 @@ def push(
         window.check()
         with repo.locked("push"):
             tracking.record_pushing({p.ref: p.new for p in moving})
-        pushed, joined, lost = _swap_refs(remote, moving, theirs)
+        pushed, joined, lost = _swap_refs(remote, moving, theirs, _statements(repo, moving))
         _record(repo, tracking, plan, pushed + joined, pushed)
         plan = [_joined(p) if p in joined else p for p in plan]
         notes += [
@@ -250,6 +255,22 @@ def _plan(name: str, value: str, theirs: RemoteRef | None, known: Tracking) -> R
     old = theirs.manifest_id if theirs is not None else None
     allowed = old == value or known.allows(name, old)
     return RefPush(name, old, value, known.seen.get(name), forced=not allowed)
+
+
+def _statements(repo: Repo, moving: list[RefPush]) -> dict[str, str | None]:
+    """The statement each ref carries (`current_statement`: that of the newest log entry
+    of the ref, if it set the value pushed). Several refs are looked up in one pass over
+    the log, newest first, which stops once each has its entry."""
+    if len(moving) == 1:
+        return {moving[0].ref: current_statement(repo.history, moving[0].ref, moving[0].new)}
+    wanted = {p.ref: p.new for p in moving}
+    found: dict[str, str | None] = {}
+    for entry in repo.history.newest_first():
+        if entry.ref in wanted and entry.ref not in found:
+            found[entry.ref] = entry.statement if entry.new == wanted[entry.ref] else None
+            if len(found) == len(wanted):
+                break
+    return {ref: found.get(ref) for ref in wanted}
 
 
 def _foreign_message(url: str, foreign: list[RefPush]) -> tuple[str | Hint, ...]:
@@ -339,16 +360,25 @@ def check_local(path: Path, object_id: str) -> None:
 
 
 def _swap_refs(
-    remote: Remote, moving: list[RefPush], theirs: dict[str, RemoteRef]
+    remote: Remote,
+    moving: list[RefPush],
+    theirs: dict[str, RemoteRef],
+    statements: dict[str, str | None],
 ) -> tuple[list[RefPush], list[RefPush], list[str]]:
-    """Move each remote ref by compare-and-swap: (refs pushed, refs another push set to
-    the same value first, messages of races lost)."""
+    """Move each remote ref, with its statement, by compare-and-swap: (refs pushed, refs
+    another push set to the same value first, messages of races lost)."""
     lost: list[str] = []
     pushed: list[RefPush] = []
     joined: list[RefPush] = []
     for change in moving:
         try:
-            remote.swap_ref(change.ref, theirs.get(change.ref), change.new)
+            statement = statements.get(change.ref)
+            remote.swap_ref(
+                change.ref,
+                theirs.get(change.ref),
+                change.new,
+                statement.encode("ascii") if statement is not None else None,
+            )
         except RefMovedError as err:
             # Lost to a push of the very value this one wanted: nothing of ours is lost.
             found = remote.read_ref(change.ref)

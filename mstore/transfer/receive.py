@@ -8,6 +8,8 @@ larger than its bound: a manifest at most MAX_MANIFEST_BYTES, a data object at m
 size its manifest gives (refused before its bytes are read, exit 3). Each is hashed
 from the file written in tmp/, once complete (`ObjectStore.check_received`); only when
 every object has arrived and matched its id are they installed, data before manifests.
+Until the caller's transaction, `uninstall` takes back what was newly installed (a
+version the import allowlist refuses), leaving `objects/` as it was.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import threading
 from pathlib import Path
 
 from mstore.caches.chunk_index import LocalChunks
+from mstore.core import fsutil
 from mstore.core.hashing import Progress
 from mstore.core.manifests import Manifest, decode_manifest
 from mstore.core.parallel import Start, parallel
@@ -40,6 +43,8 @@ class Receiver:
         self._pending: dict[str, Path] = {}
         self._local: LocalChunks | None = None
         self.fetched = 0
+        self._installed: list[str] = []  # newly stored, data before manifests
+        self._new_folders: set[Path] = set()  # fan-out folders objects/xx/ made for them
 
     def fetch(
         self, manifest_ids: list[str], dry_run: bool, on_start: Start | None
@@ -61,8 +66,27 @@ class Receiver:
         received = len(self._pending)
         # Every object has arrived and passed: install data objects, then manifests.
         for object_id in wanted + [m for m in manifests if m in self._pending]:
-            self.repo.objects.install_verified(self._pending.pop(object_id), object_id)
+            folder = self.repo.objects.path(object_id).parent
+            if not folder.is_dir():
+                self._new_folders.add(folder)
+            if self.repo.objects.install_verified(self._pending.pop(object_id), object_id):
+                self._installed.append(object_id)
         return received, total
+
+    def uninstall(self) -> None:
+        """Delete the objects `fetch` newly installed, manifests first (a manifest never
+        outlives what it names), and the folders made for them (caller holds the lock:
+        nothing else has used them)."""
+        for object_id in reversed(self._installed):
+            with contextlib.suppress(FileNotFoundError):
+                self.repo.objects.delete(object_id)
+        for folder in self._new_folders:
+            with contextlib.suppress(FileNotFoundError, OSError):
+                folder.rmdir()  # only if empty
+        for folder in {self.repo.objects.path(i).parent for i in self._installed}:
+            fsutil.fsync_dir(folder if folder.is_dir() else folder.parent)
+        self._installed.clear()
+        self._new_folders.clear()
 
     def _manifests(self, manifest_ids: list[str]) -> dict[str, Manifest]:
         absent = [m for m in manifest_ids if not self.repo.objects.has(m)]

@@ -1,6 +1,6 @@
 """Remote upkeep: `mstore remote upgrade`, `stats`, `verify` and `prune`.
 
-    upgrade   format 1 -> 2: rewrites the marker only (whole objects stay readable)
+    upgrade   format 1 or 2 -> 3: rewrites the marker only (objects and refs stay readable)
     stats     logical bytes (every file of every version the refs name) vs stored bytes
     verify    every ref's manifest, object, recipe, pack and index, hashed; every index;
               with a store to repair from, sends again what is damaged
@@ -80,8 +80,11 @@ class UpgradeResult:
         return {"remote": self.remote, "old_format": self.old_format, "new_format": self.new_format}
 
 
-def upgrade(remote: Remote) -> UpgradeResult:
-    """Make a format-1 remote format 2 (the marker only); a format-2 one is left as is."""
+def upgrade(remote: Remote, repository: str) -> UpgradeResult:
+    """Make a format-1 or -2 remote format 3 (the marker only, which gains the
+    `repository` id: the upgrading store's, mstore.transfer.repository); a format-3 one
+    is left as is. Format 2 read objects as format 1 wrote them, and format 3 reads a
+    ref file without a statement as format 2 wrote it: nothing else is rewritten."""
     data = remote.read_marker()
     if data is None:
         raise NotFoundError(f"no mstore remote at {remote.url} ({MARKER_NAME} is missing)")
@@ -89,7 +92,7 @@ def upgrade(remote: Remote) -> UpgradeResult:
     if old > REMOTE_FORMAT:
         raise RefusedError(f"remote {remote.url} uses format {old}; upgrade mstore")
     if old < REMOTE_FORMAT:
-        remote.put_blob(MARKER_NAME, encode_marker())
+        remote.put_blob(MARKER_NAME, encode_marker(repository))
     remote.require()
     return UpgradeResult(remote.url, old, REMOTE_FORMAT)
 

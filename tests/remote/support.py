@@ -194,9 +194,15 @@ class Proxy(Remote):
     def read_ref(self, name: str) -> RemoteRef | None:
         return self.inner.read_ref(name)
 
-    def swap_ref(self, name: str, expected: RemoteRef | None, manifest_id: str) -> RemoteRef:
+    def swap_ref(
+        self,
+        name: str,
+        expected: RemoteRef | None,
+        manifest_id: str,
+        statement: bytes | None = None,
+    ) -> RemoteRef:
         if self.before_swap is not None:
             interfere, self.before_swap = self.before_swap, None
             interfere()
         self.swaps.append(name)
-        return self.inner.swap_ref(name, expected, manifest_id)
+        return self.inner.swap_ref(name, expected, manifest_id, statement)

@@ -146,7 +146,7 @@ def test_a_refusal_whose_condition_held_is_the_servers_fault(bucket: str, tmp_pa
 def test_the_probe_finds_what_each_server_compares(remote_kind: str, remote_url: str) -> None:
     """Measured: moto compares the quoted ETag (as AWS does), RGW 16.2 only the bare one."""
     remote = open_remote(remote_url)
-    remote.ensure()
+    remote.ensure("0" * 32)
     remote.check_swap()
     if remote_kind == "directory":
         return  # flock-based: nothing to probe

@@ -38,7 +38,12 @@ from typer.testing import Result
 from mstore.core.packed_refs import MAX_PACKED_BYTES
 from mstore.ops.commit import commit
 from mstore.remotes import open_remote
-from mstore.remotes.base import CHUNK_THRESHOLD, MAX_MANIFEST_BYTES, MAX_REF_BYTES
+from mstore.remotes.base import (
+    CHUNK_THRESHOLD,
+    MAX_MANIFEST_BYTES,
+    MAX_MARKER_BYTES,
+    MAX_REF_BYTES,
+)
 from mstore.remotes.packs import MAX_META_BYTES, recipe_name
 from mstore.repo import Repo
 from mstore.transfer.verbs import pull, push
@@ -126,7 +131,7 @@ PATHS = (
         r"mstore-remote\.json",
         _fixed("mstore-remote.json"),
         EVERY,
-        oversized=MAX_REF_BYTES + 1,
+        oversized=MAX_MARKER_BYTES + 1,
         oversized_refused=EVERY,
     ),
     Row(

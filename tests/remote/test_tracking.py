@@ -204,8 +204,14 @@ def test_force_replaces_an_unseen_value_and_is_recorded(remote_url: str, tmp_pat
 class _CrashAfterSwap(Proxy):
     """The remote ref moves, then the pushing process dies before it records anything."""
 
-    def swap_ref(self, name: str, expected: RemoteRef | None, manifest_id: str) -> RemoteRef:
-        self.inner.swap_ref(name, expected, manifest_id)
+    def swap_ref(
+        self,
+        name: str,
+        expected: RemoteRef | None,
+        manifest_id: str,
+        statement: bytes | None = None,
+    ) -> RemoteRef:
+        self.inner.swap_ref(name, expected, manifest_id, statement)
         raise KeyboardInterrupt("killed after the swap")
 
 

@@ -38,7 +38,7 @@ C1, C2, C3 = "a" * 64, "b" * 64, "c" * 64
 @pytest.fixture
 def remote(tmp_path: Path) -> Remote:
     remote = open_remote(str(tmp_path / "remote"))
-    remote.ensure()
+    remote.ensure("0" * 32)
     return remote
 
 

@@ -27,7 +27,7 @@ PARAMS = ChunkParams(min_size=256, avg_size=1024, max_size=4096, tensor_cuts=Fal
 @pytest.fixture
 def remote(tmp_path: Path) -> Remote:
     remote = open_remote(str(tmp_path / "remote"))
-    remote.ensure()
+    remote.ensure("0" * 32)
     return remote
 
 

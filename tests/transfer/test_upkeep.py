@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from mstore.chunks.chunking import DEFAULT_PARAMS
 from mstore.errors import IntegrityError, NotFoundError, RefusedError, UsageError
 from mstore.ops.commit import commit
 from mstore.remotes import open_remote
@@ -21,6 +22,8 @@ from tests.helpers import write_version
 from tests.transfer.conftest import LARGE, Published
 
 DAY = 24 * 3600.0
+REPOSITORY = "7" * 32
+CHUNKING = DEFAULT_PARAMS.name
 
 
 def later(seconds: float) -> float:
@@ -39,12 +42,30 @@ def test_upgrade_rewrites_a_format_1_marker_only(published: Published) -> None:
     remote.put_blob(MARKER_NAME, b'{"format":1}\n')
     before = {folder: remote.list_blobs(folder) for folder in ("objects", "packs", "recipes")}
 
-    result = upgrade(remote)
+    result = upgrade(remote, REPOSITORY)
 
     assert (result.old_format, result.new_format) == (1, REMOTE_FORMAT)
-    assert remote.read_marker() == encode_marker()
+    assert remote.read_marker() == encode_marker(REPOSITORY)
+    assert remote.repository() == REPOSITORY
     assert {folder: remote.list_blobs(folder) for folder in before} == before
-    assert upgrade(remote).old_format == REMOTE_FORMAT  # a second run changes nothing
+    assert upgrade(remote, "1" * 32).old_format == REMOTE_FORMAT  # a second run changes nothing
+    assert remote.repository() == REPOSITORY
+
+
+def test_upgrade_gives_a_format_2_remote_the_repository_and_keeps_its_refs(
+    published: Published,
+) -> None:
+    remote = published.remote()
+    remote.put_blob(MARKER_NAME, b'{"chunking":"%s","format":2}\n' % CHUNKING.encode())
+    refs = remote.read_refs(remote.ref_names())
+    with pytest.raises(RefusedError, match=r"format 2.*mstore remote upgrade"):
+        remote.require()
+
+    assert upgrade(remote, REPOSITORY).old_format == 2
+
+    remote.require()
+    assert remote.repository() == REPOSITORY
+    assert remote.read_refs(remote.ref_names()) == refs  # a ref file without statement
 
 
 def test_upgrade_refuses_a_newer_format_and_a_missing_marker(
@@ -53,9 +74,9 @@ def test_upgrade_refuses_a_newer_format_and_a_missing_marker(
     remote = published.remote()
     remote.put_blob(MARKER_NAME, b'{"format":%d}\n' % (REMOTE_FORMAT + 1))
     with pytest.raises(RefusedError, match="upgrade mstore"):
-        upgrade(remote)
+        upgrade(remote, REPOSITORY)
     with pytest.raises(NotFoundError, match=MARKER_NAME):
-        upgrade(open_remote(str(tmp_path / "nothing")))
+        upgrade(open_remote(str(tmp_path / "nothing")), REPOSITORY)
 
 
 def test_strays_are_names_mstore_never_writes() -> None:
