@@ -377,7 +377,7 @@ def _swap_refs(
                 change.ref,
                 theirs.get(change.ref),
                 change.new,
-                statement.encode("ascii") if statement is not None else None,
+                statement.encode() if statement is not None else None,
             )
         except RefMovedError as err:
             # Lost to a push of the very value this one wanted: nothing of ours is lost.
