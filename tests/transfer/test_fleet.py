@@ -58,7 +58,7 @@ def test_malformed_huge_and_misnamed_status_objects_are_skipped_with_a_note(
     tmp_path: Path,
 ) -> None:
     remote = open_remote(str(tmp_path / "remote"))
-    remote.ensure()
+    remote.ensure("0123456789abcdef0123456789abcdef")
     write_status(remote, status("0123456789abcdef"))
     remote.put_blob("fleet/00000000000000aa", b"{not json")
     remote.put_blob("fleet/00000000000000bb", b"x" * (MAX_STATUS_BYTES + 1))
@@ -75,7 +75,7 @@ def test_malformed_huge_and_misnamed_status_objects_are_skipped_with_a_note(
 
 def test_a_host_without_status_for_three_heartbeats_is_silent(tmp_path: Path) -> None:
     remote = open_remote(str(tmp_path / "remote"))
-    remote.ensure()
+    remote.ensure("0123456789abcdef0123456789abcdef")
     write_status(remote, status("0123456789abcdef"))
     written = calendar.timegm((2026, 12, 7, 1, 0, 0, 0, 0, 0))
 
