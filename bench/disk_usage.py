@@ -5,9 +5,10 @@ the distinct bytes of the files (the sum over distinct files by content).
     .venv/bin/python bench/disk_usage.py OUT [--modes auto,copy] [--work DIR]
 
 Each version is committed under its own ref (`archive/v1` .. `archive/v6`), so every
-version has a view under `models/`. The store is made outside any git work tree (a
-store inside one uses copies by design, docs/FORMAT.md "Views"). `du` counts a file
-with several hard links once, as the disk does.
+version has a view under `models/`. `--git` makes each store inside a fresh git work
+tree (the common case: docs/FORMAT.md, "A store inside a git work tree"), and after the
+measure runs `git clean -fdx` there and `mstore restore` + `mstore verify`. `du`
+counts a file with several hard links once, as the disk does.
 """
 
 from __future__ import annotations
@@ -57,19 +58,26 @@ def mstore(root: Path, *args: str) -> str:
     return done.stdout
 
 
-def measure(series: list[Path], mode: str, work: Path) -> tuple[int, str]:
+def measure(series: list[Path], mode: str, work: Path, git: bool) -> tuple[int, str]:
     root = work / f"store-{mode}"
     root.mkdir()
+    if git:
+        subprocess.run(["git", "init", "-q", str(root)], check=True)
     init = subprocess.run(
         [str(ROOT / ".venv" / "bin" / "mstore"), "init", "--link-mode", mode, str(root)],
         capture_output=True,
         text=True,
         check=True,
     ).stdout
-    chosen = init.strip().splitlines()[-1]
+    chosen = next(line for line in init.splitlines() if line.startswith("link mode"))
     for version in series:
         mstore(root, "commit", str(version), "--to", f"archive/{version.name}")
     used = du_bytes(root / ".mstore", root / "models")
+    if git:
+        clean = subprocess.run(["git", "clean", "-fdx"], cwd=root, capture_output=True)
+        mstore(root, "restore")
+        mstore(root, "verify")
+        chosen += f"; git clean -fdx exit {clean.returncode}, then restore and verify passed"
     mstore(root, "destroy", "--yes")
     return used, chosen
 
@@ -79,6 +87,7 @@ def main() -> None:
     parser.add_argument("series", type=Path, help="directory holding v1 .. v6")
     parser.add_argument("--modes", default="auto,copy")
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()))
+    parser.add_argument("--git", action="store_true", help="each store in a git work tree")
     args = parser.parse_args()
     versions = sorted(p for p in args.series.iterdir() if p.is_dir())
     total, distinct = distinct_bytes(versions)
@@ -92,7 +101,7 @@ def main() -> None:
     for mode in args.modes.split(","):
         work = Path(tempfile.mkdtemp(prefix="mstore-du-", dir=args.work))
         try:
-            used, chosen = measure(versions, mode, work)
+            used, chosen = measure(versions, mode, work, args.git)
         finally:
             shutil.rmtree(work, ignore_errors=True)
         print(f"| {mode} | {used / mib:.0f} MiB | {used / distinct:.2f}x | {chosen} |")

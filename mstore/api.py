@@ -44,6 +44,7 @@ from mstore.ops.commit import CommitOptions, CommitResult
 from mstore.ops.diff import Diff
 from mstore.ops.metrics import MetricHistory
 from mstore.ops.moves import MoveResult
+from mstore.ops.scanning import VersionScan, scan_version
 from mstore.ops.show import Info, RefSummary
 from mstore.ops.tensor_diff import TensorDiffReport
 from mstore.repo import Repo
@@ -64,6 +65,7 @@ METHODS = {
     "info": "info",
     "log": "history",
     "diff": "diff",
+    "scan": "scan",
 }
 # Options this API takes under another name.
 KEYWORDS = {"store": "path"}
@@ -217,6 +219,13 @@ class Store:
         """The same, with changed checkpoints (torch.save zip, safetensors) compared tensor
         by tensor from their headers and changed entries (nothing is unpickled)."""
         return tensor_diff.diff_tensors(self.repo, old, new)
+
+    def scan(self, revision: str) -> VersionScan:
+        """What each file of a version would import if loaded (nothing is unpickled),
+        judged against the store's import allowlist. Checkout, promote and rollback onto
+        a ref the store's trust rules guard raise DisallowedImportsError (a RefusedError)
+        for a version with a refused file; a commit lists such files in `refused_files`."""
+        return scan_version(self.repo, self.repo.resolve(revision))
 
     def settings(self, environment: str | None = None) -> Settings:
         """The application's view of this project (mstore.settings), e.g. to verify."""

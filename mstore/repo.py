@@ -120,6 +120,9 @@ class Repo:
         repo = cls(layout.root)
         if created:
             repo.index.update()  # an empty index, so that the first command writes none
+            from mstore.views.git_project import keep_out_of_git
+
+            repo.notices.extend(keep_out_of_git(layout))
         return repo, created
 
     @classmethod

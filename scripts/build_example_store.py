@@ -30,6 +30,10 @@ ENV_TEXT = """\
 # production (default), staging, or archive/<name>.
 MODEL_ENVIRONMENT=production  # Default
 """
+# The globals the example's encoders.pkl (a dict of fitted LabelEncoders) names beyond
+# the default import allowlist, as `mstore scan` lists them: the store allows exactly
+# these, so that a guarded ref would take its versions (docs/FORMAT.md, "Scanning").
+ALLOW_IMPORTS = ("sklearn.preprocessing._label.LabelEncoder",)
 MODELS_README = """\
 # models/
 
@@ -43,7 +47,9 @@ def build(root: Path) -> None:
     from example_seed import write_seed_tree
 
     from mstore.ops.importing import import_tree
+    from mstore.ops.scanning import refusal, scan_version
     from mstore.repo import Repo
+    from mstore.trust.rules import TrustRules
 
     os.environ["SOURCE_DATE_EPOCH"] = EXAMPLE_EPOCH
     os.environ["MSTORE_AUTHOR"] = EXAMPLE_AUTHOR
@@ -54,7 +60,13 @@ def build(root: Path) -> None:
     (root / "models" / "README.md").write_text(MODELS_README)
     (root / ".env").write_text(ENV_TEXT)
     repo, _ = Repo.init(root, link_mode="copy")
+    rules = TrustRules(allow_imports=frozenset(ALLOW_IMPORTS))
+    repo.update_config(lambda config: config.with_trust(rules.to_json()))
     import_tree(repo)
+    for ref, manifest_id in sorted(repo.refs.read_all().items()):
+        refused = scan_version(repo, manifest_id).refused
+        if refused:
+            raise SystemExit(f"{ref} has files the allowlist refuses: {refusal(refused)}")
     (repo.layout.lock).unlink(missing_ok=True)
 
 

@@ -17,7 +17,11 @@ pickle: picklescan's CVE-2025-10155):
   first bytes are a length, not a pickle, so it names nothing and needs no allowlist.
 
 Work: the zip directory, the local headers, and the pickle entries; the tensor data of
-a checkpoint is never read. A raw pickle is read up to its end (`MAX_RAW_PICKLE_BYTES`).
+a checkpoint is never read. Any other file is read opcode by opcode from its start: bytes
+that are not a pickle (a 200 MB safetensors file) stop the walk within their first few
+bytes, and only a pickle is read to its end (at most `imports.MAX_PICKLE_BYTES`; a
+longer one is refused as one that cannot be judged). A safetensors file is scanned like
+any other: its header length can be chosen to make the file a pickle too.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import zlib
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from mstore.checkpoints.imports import PickleImports, pickle_imports
+from mstore.checkpoints.imports import PickleImports, pickle_imports, read_pickle_imports
 from mstore.checkpoints.model import UnreadableCheckpointError
 from mstore.checkpoints.zipdir import ZipDirectory, ZipEntry, read_zip_directory
 from mstore.errors import InvalidInputError
@@ -36,7 +40,6 @@ ZIP_MAGIC = b"PK\x03\x04"
 ALLOWED_ZIP_FLAGS = frozenset({0x0, 0x8, 0x800, 0x808})  # data descriptor, UTF-8 names
 DATA_DESCRIPTOR_SIGNATURE = 0x08074B50
 MAX_PICKLE_ENTRY_BYTES = 64 << 20
-MAX_RAW_PICKLE_BYTES = 256 << 20
 
 
 @dataclass(frozen=True)
@@ -56,21 +59,7 @@ def scan_file(f: BinaryIO, size: int, name: str) -> FileScan:
     f.seek(0)
     if f.read(4) == ZIP_MAGIC:
         return _scan_zip(f, size, name)
-    f.seek(0)
-    if size > MAX_RAW_PICKLE_BYTES:
-        head = pickle_imports(f.read(1 << 16))
-        if head.is_pickle:
-            return FileScan(
-                "pickle",
-                frozenset(head.globals),
-                (
-                    *head.problems,
-                    f"a pickle of {size} bytes, over the {MAX_RAW_PICKLE_BYTES >> 20} MiB "
-                    f"mstore scans",
-                ),
-            )
-        return FileScan("other", frozenset(), ())
-    found = pickle_imports(f.read(size))
+    found = read_pickle_imports(f, size)
     return _from_pickle(found, "pickle" if found.is_pickle else "other", "")
 
 

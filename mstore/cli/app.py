@@ -18,10 +18,13 @@ from typing import Annotated, Any
 import typer
 
 from mstore.cli import (
+    fleet_commands,
     gate_commands,
     remote_commands,
+    scan_command,
     store_commands,
     switching,
+    trust_commands,
     ui_command,
     upkeep,
     versions,
@@ -76,10 +79,13 @@ def build_app() -> typer.Typer:
     app = typer.Typer(**APP_SETTINGS)
     app.callback()(main_options)
     versions.register(app)  # init commit list info log diff import
+    scan_command.register(app)  # scan
     switching.register(app)  # checkout promote rollback
     gate_commands.register(app)  # gate
     upkeep.register(app)  # verify status restore gc, ref
     remote_commands.register(app)  # push pull clone, remote
+    fleet_commands.register(app)  # follow fleet
+    trust_commands.register(app)  # trust
     store_commands.register(app)  # relink destroy
     ui_command.register(app)  # ui
     return app

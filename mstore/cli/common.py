@@ -5,21 +5,25 @@ The layers of mstore/cli, bottom up (nothing imports app.py):
     output.py      how text, tables, JSON and progress reach the terminal
     completion.py  shell completion of ref and remote names (no store modules)
     common.py      this module: Session, shared options, MstoreCommand, render_move
-    versions.py, switching.py, upkeep.py, remote_commands.py
-                   the commands; each module's `register(app)` adds them
+    versions.py, switching.py, upkeep.py, remote_commands.py, trust_commands.py, ...
+                   the commands; each module's `register(app)` adds them (with their
+                   views: provenance_view.py, trust_view.py ...)
     app.py         the `mstore` app: global options, the order of the commands, main()
 
 A `Session` holds the global options and the opened repository. The app's callback
 puts it in `ctx.obj`; commands take `ctx: typer.Context` and reach it through
-`session(ctx)` or `open_repo(ctx)`. Every command is an `MstoreCommand`, whose
+`session(ctx)` or `open_repo(ctx)`, which also lets an encrypted signing key ask its
+passphrase when stdin is a terminal. Every command is an `MstoreCommand`, whose
 `invoke` is the one place errors become messages and exit codes.
 """
 
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -59,8 +63,17 @@ def open_repo(ctx: typer.Context) -> Repo:
     repo = Repo.discover(store=state.store)
     repo.lock_timeout = state.lock_timeout
     repo.hook_output = output.stderr_descriptor()  # stdout stays one JSON document
+    if sys.stdin.isatty():  # an encrypted signing key asks here; without a terminal, fails
+        repo.passphrase = ask_passphrase
     state.repo = repo
     return repo
+
+
+def ask_passphrase(path: Path) -> bytes | None:
+    """An encrypted signing key's passphrase, asked on the terminal without echo."""
+    import getpass
+
+    return getpass.getpass(f"passphrase for signing key {path}: ").encode()
 
 
 def show_notices(state: Session) -> None:

@@ -20,6 +20,12 @@ def emit_json(document: Any) -> None:
     sys.stdout.write(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode() + "\n")
 
 
+def emit_json_line(document: Any) -> None:
+    """One JSON document on one line, flushed (a stream of events: JSON lines)."""
+    sys.stdout.write(orjson.dumps(document).decode() + "\n")
+    sys.stdout.flush()
+
+
 def say(text: str = "") -> None:
     sys.stdout.write(text + "\n")
 
@@ -40,6 +46,11 @@ def stderr_descriptor() -> int:
 def short(object_id: str | None) -> str:
     """An id as tables and lines show it (`core.ids.short`), "-" for none."""
     return ids.short(object_id, absent="-")
+
+
+def move_cells(entry: Any) -> list[str]:
+    """The first cells of a log line (a core.history.LogEntry): when, action, ref, move."""
+    return [entry.when, entry.action, entry.ref, f"{short(entry.old)} -> {short(entry.new)}"]
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:

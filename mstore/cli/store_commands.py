@@ -59,6 +59,8 @@ def render_relink(result: object) -> None:
             f"old views and {result.removed_copies} copies "
             f"({output.human_bytes(result.copy_bytes)})"
         )
+    for note in result.notes:
+        output.say(note)
 
 
 def describe_mode(link_mode: str, protection: str | None) -> str:

@@ -47,7 +47,8 @@ def verify(
     ] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Re-hash every object; check manifests, refs and the log. Exit 3 on any fault."""
+    """Re-hash every object; check manifests, refs, the log and each ref's signed
+    statement (a guarded ref must have a trusted one). Exit 3 on any fault."""
     from mstore.ops.verify import verify as run
 
     repo = open_repo(ctx)
@@ -63,6 +64,7 @@ def verify(
         output.say(
             f"{verdict}: {report.objects} objects{hashed}, {report.manifests} manifests, "
             f"{report.refs} refs, {report.log_entries} log entries"
+            + (f", {report.statements} ref statements" if report.statements else "")
         )
     if not report.ok:
         raise typer.Exit(3)

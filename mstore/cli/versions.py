@@ -21,6 +21,7 @@ from mstore.cli.common import (
     render_move,
     session,
 )
+from mstore.cli.provenance_view import SignaturesOption, show_log_signatures, show_signed
 
 
 def register(app: typer.Typer) -> None:
@@ -59,9 +60,9 @@ def init(
 
         render_relink(relink(repo, link_mode))
         return
-    config = repo.config
-    reason = f": {config.link_reason}" if config.link_reason else ""
-    output.say(f"link mode {describe_mode(config.link_mode, config.protection)}{reason}")
+    reason = f": {repo.config.link_reason}" if repo.config.link_reason else ""
+    mode = describe_mode(repo.config.link_mode, repo.config.protection)
+    output.say("\n".join([f"link mode {mode}{reason}", *repo.notices]))
 
 
 def commit(
@@ -114,10 +115,11 @@ def commit(
 
 
 def list_command(ctx: typer.Context, as_json: JsonOption = False) -> None:
-    """Every ref: version, created, deployed, status, headline metrics; * marks the active one."""
+    """Every ref: version, created, deployed, status, headline metrics; * marks the active one.
+    --json also says who signed each ref's current statement."""
     from mstore.ops.show import list_refs
 
-    summaries = list_refs(open_repo(ctx))
+    summaries = list_refs(open_repo(ctx), signatures=as_json)
     if as_json:
         output.emit_json([s.to_json() for s in summaries])
         return
@@ -148,7 +150,8 @@ def info(
     revision: Annotated[str, ref_argument("Ref, REF@{N} or id prefix.", metavar="REV")],
     as_json: JsonOption = False,
 ) -> None:
-    """Metadata and files (name, size, object id) of one revision."""
+    """Metadata and files (name, size, object id) of one revision, and who signed the
+    current statement of each ref that names it."""
     from mstore.ops.show import info as run
 
     result = run(open_repo(ctx), revision)
@@ -158,6 +161,7 @@ def info(
     m = result.manifest
     output.say(f"manifest  {result.manifest_id}")
     output.say(f"refs      {', '.join(result.refs) or '-'}")
+    show_signed(result.signatures)
     output.say(f"parent    {m.lineage.parent or '-'}")
     output.say(f"author    {m.lineage.author}")
     output.say(f"time      {m.lineage.time}")
@@ -192,9 +196,12 @@ def log(
             help="Chart how metric NAME moved across REF's history (default REF: production).",
         ),
     ] = None,
+    signatures: SignaturesOption = False,
     as_json: JsonOption = False,
 ) -> None:
-    """History of ref moves, newest first (all refs when none is named)."""
+    """History of ref moves, newest first (all refs when none is named).
+
+    --signatures (git's --show-signature): each move's verdict and signer."""
     if metric is not None:
         from mstore.cli.metric_chart import show_metric_history
         from mstore.workflow.policy import PRODUCTION
@@ -203,21 +210,15 @@ def log(
         return
     from mstore.ops.show import log as run
 
-    entries = run(open_repo(ctx), ref, limit)
+    repo = open_repo(ctx)
+    entries = run(repo, ref, limit)
+    if signatures:
+        show_log_signatures(repo, entries, as_json)
+        return
     if as_json:
         output.emit_json([e.to_json() for e in entries])
         return
-    rows = [
-        [
-            e.when,
-            e.action,
-            e.ref,
-            f"{output.short(e.old)} -> {output.short(e.new)}",
-            e.who,
-            e.message,
-        ]
-        for e in entries
-    ]
+    rows = [[*output.move_cells(e), e.who, e.message] for e in entries]
     output.say(output.table(["WHEN", "ACTION", "REF", "MOVE", "WHO", "MESSAGE"], rows))
 
 

@@ -37,7 +37,7 @@ from mstore.core import fsutil, untrusted
 from mstore.core.manifests import FORMAT_VERSION
 from mstore.core.refs import check_ref_name
 from mstore.core.view_ids import LinkMode
-from mstore.errors import IntegrityError, MstoreError, RefusedError
+from mstore.errors import Hint, IntegrityError, MstoreError, RefusedError
 
 DEFAULT_LINK_MODE = LinkMode.AUTO
 PROTECTIONS = ("immutable", "modes")
@@ -151,7 +151,9 @@ def read_config(path: Path) -> Config:
     signing = _read_signing(path, raw)
     trust = raw.get("trust", {})
     if not isinstance(trust, dict):
-        raise IntegrityError(f"{path}: trust must be an object (mstore trust list shows it)")
+        raise IntegrityError(
+            f"{path}: trust must be an object (", Hint(command="trust list"), " shows it)"
+        )
     return Config(
         format=raw["format"],
         link_mode=link_mode,

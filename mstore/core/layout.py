@@ -25,7 +25,12 @@
         summaries.db                cache of what `list` shows of each manifest (local)
         chunks.sqlite               local chunk index of pulled objects (local)
         trust/accepted              JSON: per guarded ref, the statement generation accepted
+        follow/host                 JSON: this host's id and name, for fleet status
+        follow/state                JSON: what `mstore follow` runs, wants, and saw fail
+        follow/lock                 flock target held by the running follower
         tmp/...                     temporary files of writers (removed by gc)
+        .git/HEAD, objects/, refs/  in a git work tree only: a nested-repository marker,
+                                    so that `git clean -fdx` skips the store
         remotes/<remote key>/       per remote URL (docs/REMOTES.md, "Remote-tracking values")
           tracking                  what each remote ref held when last seen
           log                       one JSON line per remote ref a push moved
@@ -138,6 +143,16 @@ class Layout:
     @property
     def tmp(self) -> Path:
         return self.store / "tmp"
+
+    @property
+    def follow(self) -> Path:
+        """`follow/`: the follower's host id, state and lock (transfer/follow.py)."""
+        return self.store / "follow"
+
+    @property
+    def repository_marker(self) -> Path:
+        """`.git/` inside the store, in a git work tree (views/git_project.py)."""
+        return self.store / ".git"
 
     @property
     def accepted(self) -> Path:

@@ -35,6 +35,7 @@ from mstore.core.refs import check_ref_name
 from mstore.errors import Hint, InvalidInputError, MstoreError, NotFoundError
 from mstore.ops.gating import GateCheck, check_move, enforce
 from mstore.ops.moves import MoveResult, check_expected, result_of
+from mstore.ops.scanning import FileVerdict, scan_files
 from mstore.repo import Repo
 from mstore.transaction import RefUpdate, Transaction, apply
 
@@ -58,6 +59,9 @@ class CommitResult:
     files: int
     bytes: int
     new_objects: int
+    # Files the import allowlist would refuse (ops.scanning): reported, never refused
+    # here; scanned only in a store with trust rules.
+    refused_files: tuple[FileVerdict, ...] = ()
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -66,6 +70,7 @@ class CommitResult:
             "files": self.files,
             "bytes": self.bytes,
             "new_objects": self.new_objects,
+            "refused_files": [f.to_json() for f in self.refused_files],
         }
 
 
@@ -185,6 +190,12 @@ def commit(
         check_expected(ref, current, options.expect)
         gates = _check_gates(repo, directory, ref, current, files, metadata, options)
         entries, new_objects = store_files(repo, files, dry_run, progress, options.move)
+        refused = _refused_files(repo, entries, files)
+        warnings = [
+            f"warning: {v.path} would be refused on a guarded ref (import allowlist): "
+            f"{'; '.join(v.reasons())}"
+            for v in refused
+        ]
         manifest = Manifest(
             files=entries,
             metadata=metadata,
@@ -193,11 +204,12 @@ def commit(
         if current is not None and repo.manifest(current).same_content(manifest):
             transaction = Transaction(COMMIT, message, [RefUpdate(ref, current, current)])
             return CommitResult(
-                result_of(transaction, None, dry_run, ["unchanged: no new version"]),
+                result_of(transaction, None, dry_run, ["unchanged: no new version", *warnings]),
                 current,
                 len(files),
                 total,
                 new_objects,
+                refused,
             )
         encoded = manifest.encode()
         manifest_id = repo.objects.put_bytes(encoded) if not dry_run else hash_bytes(encoded)
@@ -206,9 +218,20 @@ def commit(
         transaction = Transaction(COMMIT, text, [RefUpdate(ref, current, manifest_id)])
         if not dry_run:
             apply(repo, transaction)
-    return CommitResult(
-        result_of(transaction, None, dry_run), manifest_id, len(files), total, new_objects
-    )
+    move = result_of(transaction, None, dry_run, warnings)
+    return CommitResult(move, manifest_id, len(files), total, new_objects, refused)
+
+
+def _refused_files(
+    repo: Repo, entries: dict[str, FileEntry], files: list[SourceFile]
+) -> tuple[FileVerdict, ...]:
+    """The files of this version the import allowlist would refuse, when the store has
+    trust rules (a store without any behaves as before: nothing is scanned). A dry run
+    stores nothing: its files are read from the directory."""
+    if not repo.trust:
+        return ()
+    sources = {f.path: f.source for f in files}
+    return tuple(v for v in scan_files(repo, entries, sources) if v.refused)
 
 
 def _check_gates(

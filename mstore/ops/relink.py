@@ -27,6 +27,7 @@ from mstore.repo import Repo
 from mstore.views import guard
 from mstore.views import removal as view_removal
 from mstore.views.build import Views
+from mstore.views.git_project import keep_out_of_git
 from mstore.views.link_choice import choose
 from mstore.views.records import read_record
 
@@ -43,6 +44,7 @@ class RelinkResult:
     removed_copies: int = 0
     copy_bytes: int = 0
     dry_run: bool = False
+    notes: list[str] = field(default_factory=list)  # keeping the store out of git
 
     @property
     def changed(self) -> bool:
@@ -65,6 +67,7 @@ class RelinkResult:
             "removed_copies": self.removed_copies,
             "copy_bytes": self.copy_bytes,
             "dry_run": self.dry_run,
+            "notes": self.notes,
             "changed": self.changed,
         }
 
@@ -107,6 +110,7 @@ def relink(repo: Repo, link_mode: str = LinkMode.AUTO, dry_run: bool = False) ->
         if choice.link_mode != LinkMode.COPY and repo.layout.copies.is_dir():
             guard.delete_tree(repo.layout.copies)
             fsutil.fsync_dir(repo.layout.store)
+        result.notes = keep_out_of_git(repo.layout)
     return result
 
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from mstore.caches.summaries import Summary, summarize_manifest
 from mstore.core.history import LogEntry
 from mstore.core.manifests import Manifest
 from mstore.core.refs import check_ref_name
+from mstore.ops.provenance import SignatureCheck, ref_signatures
 from mstore.repo import Repo
 from mstore.workflow.policy import shown_deployed, shown_status
 
@@ -26,6 +27,7 @@ class RefSummary:
     status: str | None
     metrics: dict[str, Any]
     active: bool
+    signature: SignatureCheck | None = None  # who signed the ref's current statement
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -37,6 +39,7 @@ class RefSummary:
             "status": self.status,
             "metrics": self.metrics,
             "active": self.active,
+            "signature": self.signature.to_json() if self.signature else None,
         }
 
 
@@ -71,14 +74,21 @@ def summaries(repo: Repo, manifest_ids: set[str]) -> dict[str, Summary]:
     return found | missing
 
 
-def list_refs(repo: Repo) -> list[RefSummary]:
-    """Every ref with its version's headline facts, and which one is active."""
+def list_refs(repo: Repo, signatures: bool = False) -> list[RefSummary]:
+    """Every ref with its version's headline facts, and which one is active; with
+    `signatures`, who signed each ref's current statement (ops.provenance: one pass over
+    the log, and a signature check per ref), in a store that signs or has trust rules or
+    a repository id (a store with none of them has nothing to check: None)."""
     refs = repo.refs.read_all()
     active = repo.active_environment()
     ids = set(refs.values())
     known = summaries(repo, ids)
     deployments = repo.deployments(ids)
-    return [summarize(name, mid, known[mid], active, deployments) for name, mid in refs.items()]
+    listed = [summarize(name, mid, known[mid], active, deployments) for name, mid in refs.items()]
+    if not signatures or not repo.config.signs_or_trusts:
+        return listed
+    checks = ref_signatures(repo, refs)
+    return [replace(s, signature=checks[s.ref]) for s in listed]
 
 
 @dataclass(frozen=True)
@@ -87,6 +97,7 @@ class Info:
     manifest_id: str
     manifest: Manifest
     refs: list[str]
+    signatures: dict[str, SignatureCheck]  # per ref: who signed its current statement
 
     def to_json(self) -> dict[str, object]:
         m = self.manifest
@@ -94,6 +105,7 @@ class Info:
             "revision": self.revision,
             "id": self.manifest_id,
             "refs": self.refs,
+            "signatures": {ref: check.to_json() for ref, check in self.signatures.items()},
             "metadata": m.metadata,
             "files": [
                 {"path": p, "id": e.id, "size": e.size, "mode": oct(e.mode)}
@@ -111,7 +123,9 @@ class Info:
 def info(repo: Repo, revision: str) -> Info:
     manifest_id = repo.resolve(revision)
     refs = sorted(name for name, mid in repo.refs.read_all().items() if mid == manifest_id)
-    return Info(revision, manifest_id, repo.manifest(manifest_id), refs)
+    manifest = repo.manifest(manifest_id)
+    signatures = ref_signatures(repo, dict.fromkeys(refs, manifest_id)) if refs else {}
+    return Info(revision, manifest_id, manifest, refs, signatures)
 
 
 def log(repo: Repo, ref: str | None = None, limit: int | None = None) -> list[LogEntry]:

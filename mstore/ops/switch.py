@@ -17,6 +17,7 @@ from mstore.core.refs import check_ref_name
 from mstore.errors import Hint, NotFoundError, RefusedError, UsageError
 from mstore.ops.gating import GateCheck, check_move, enforce, rollback_note
 from mstore.ops.moves import MoveResult, check_expected, existing_ref, result_of
+from mstore.ops.scanning import guard_imports
 from mstore.repo import Repo
 from mstore.transaction import RefUpdate, Transaction, apply
 from mstore.workflow import hooks, policy
@@ -34,6 +35,7 @@ def checkout(repo: Repo, ref: str, dry_run: bool = False) -> MoveResult:
                 "); to serve another revision, move a ref to it, e.g. ",
                 Hint("to", "REV", "rollback", ("REF",)),
             )
+        guard_imports(repo, ref, current)  # before any view is built
         previous = repo.active_environment()
         repairs = False
         transaction = Transaction(
@@ -151,6 +153,8 @@ def promote(
             check = check_move(repo, target, current, lambda: metadata, options.require)
             move = f"promoting {source} to {target}"
             gates = enforce(check, options.override_gates, move, "promote")
+        # Also when the target holds the candidate already: the promote makes it active.
+        guard_imports(repo, target, candidate)  # before the hook's view is built
         if on_gates is not None:
             on_gates(gates)
         text = options.message or f"promote {source} to {target}"
@@ -249,6 +253,8 @@ def rollback(
                     Hint("to", "REV"),
                 ) from None
         notes = [] if target != current else [f"{ref} already is {target[:12]}"]
+        if target != current:
+            guard_imports(repo, ref, target)
         # Exempt from the ref's gates (going back to a value it held is the emergency
         # path), but never silently: the log says the gates were passed by.
         text = (message or f"rollback {ref}") + rollback_note(repo, ref)

@@ -10,7 +10,10 @@ Checks, each fault reported by kind and subject:
 - log: every line parses; each ref's value equals its newest log entry's `new`;
 - transaction: no journal is left behind (verify first rolls one forward, under lock);
 - index: the log index (core/log_index.py) covers the whole log and agrees with it;
-- views: every view is complete and intact, named with its ref (view_checks.py).
+- views: every view is complete and intact, named with its ref (view_checks.py);
+- statements: each ref's current statement (ops/provenance.py) decodes, verifies and
+  matches the move; a ref this store's trust rules guard has one, signed by a key they
+  trust (docs/FORMAT.md, "Trust").
 """
 
 from __future__ import annotations
@@ -23,8 +26,10 @@ from dataclasses import dataclass, field
 from mstore.core.hashing import MMAP_THRESHOLD, hash_file, is_object_id
 from mstore.core.history import decode_entry
 from mstore.errors import MstoreError
+from mstore.ops.provenance import BAD, NONE, UNTRUSTED, ref_signatures
 from mstore.ops.verify_views import check_views
 from mstore.repo import Repo
+from mstore.trust.sshsig import TrustExtraMissingError
 
 HASH_THREADS = 2
 INDEX_WAY_OUT = "delete it: the next command that takes the store lock rebuilds it from the log"
@@ -49,6 +54,7 @@ class VerifyReport:
     refs: int = 0
     log_entries: int = 0
     views: int = 0
+    statements: int = 0
     recovered: str | None = None
 
     @property
@@ -68,6 +74,7 @@ class VerifyReport:
             "refs": self.refs,
             "log_entries": self.log_entries,
             "views": self.views,
+            "statements": self.statements,
             "recovered_transaction": self.recovered,
         }
 
@@ -85,6 +92,7 @@ def verify(
         _check_objects(repo, report, quick, progress, on_start)
         manifests = _check_refs_and_log(repo, report)
         _check_manifests(repo, report, manifests)
+        _check_statements(repo, report)
         for problem in repo.index.check():
             report.add("index_wrong", str(repo.index.path), f"{problem}; {INDEX_WAY_OUT}")
         report.views = check_views(repo, report, quick)
@@ -230,3 +238,38 @@ def _check_manifests(repo: Repo, report: VerifyReport, manifests: dict[str, bool
                     f"file {path!r} of manifest {manifest_id[:12]}: {size} bytes, "
                     f"manifest says {entry.size}",
                 )
+
+
+def _check_statements(repo: Repo, report: VerifyReport) -> None:
+    """Each ref's current statement: a bad one is a fault; so is a ref the trust rules
+    guard whose statement is missing or signed by nobody they trust."""
+    try:
+        refs = repo.refs.read_all()
+    except MstoreError:
+        return  # a damaged ref is reported by the ref checks
+    try:
+        checks = ref_signatures(repo, refs)
+    except TrustExtraMissingError as err:
+        report.add("statement_unchecked", str(repo.layout.log), str(err))
+        return
+    except MstoreError:
+        return  # a damaged log is reported by the log checks
+    rules = repo.trust
+    for ref, check in sorted(checks.items()):
+        report.statements += check.verdict != NONE
+        guarded = rules.guards(ref, None)
+        if check.verdict == BAD:
+            report.add("statement_bad", ref, f"its current statement is bad: {check.reason}")
+        elif guarded and check.verdict == NONE:
+            report.add(
+                "statement_missing",
+                ref,
+                "the trust rules guard this ref, but the move that gave it its value carries "
+                "no statement",
+            )
+        elif guarded and check.verdict == UNTRUSTED:
+            report.add(
+                "statement_untrusted",
+                ref,
+                f"signed by {check.principal} ({check.fingerprint}): {check.reason}",
+            )

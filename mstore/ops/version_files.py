@@ -3,15 +3,15 @@
     scan_version(repo, "staging") -> VersionFiles(manifest_id, files=(FileKind, ...))
 
 Each file's object is read in place under `.mstore/objects/` (never unpickled, never
-modified) by `checkpoints.scan.scan_file`, which decides by content, not by name:
+modified) by `ops.scanning.scan_files`, which decides by content, not by name:
 
     torch        a zip archive where `torch.load` looks (its `*.pkl` entries scanned)
     pickle       a stream of pickles (`encoders.pkl`, a legacy checkpoint)
     safetensors  an 8-byte header length, then `{` (no pickle: nothing to import)
     other        anything else
 
-The globals a pickle would import are judged against the import allowlist
-(`trust.allowlist.disallowed`): `refused` names what loading it could run that the
+The globals a pickle would import are judged against the store's import allowlist
+(as `mstore scan` judges them): `refused` names what loading it could run that the
 allowlist does not allow. Read-only: no lock, nothing written.
 """
 
@@ -21,11 +21,10 @@ import os
 from dataclasses import dataclass
 
 from mstore.checkpoints.safetensors import looks_like_safetensors
-from mstore.checkpoints.scan import scan_file
 from mstore.core import untrusted
 from mstore.core.manifests import FileEntry
+from mstore.ops.scanning import FileVerdict, scan_files
 from mstore.repo import Repo
-from mstore.trust.allowlist import disallowed
 
 KINDS = {"zip": "torch", "pickle": "pickle"}
 
@@ -82,22 +81,23 @@ def scan_version(repo: Repo, revision: str) -> VersionFiles:
     """Every file of `revision`, sorted by path, with its kind and imports verdict."""
     manifest_id = repo.resolve(revision)
     manifest = repo.manifest(manifest_id)
-    files = tuple(_scan_entry(repo, path, entry) for path, entry in sorted(manifest.files.items()))
+    verdicts = scan_files(repo, manifest.files)
+    files = tuple(_kind(repo, manifest.files[v.path], v) for v in verdicts)
     return VersionFiles(revision, manifest_id, files)
 
 
-def _scan_entry(repo: Repo, path: str, entry: FileEntry) -> FileKind:
-    fd = untrusted.open_regular(repo.objects.path(entry.id))
-    with os.fdopen(fd, "rb") as f:
-        scan = scan_file(f, entry.size, path)
-        f.seek(0)
-        head = f.read(9)
-    kind = KINDS.get(scan.kind, "safetensors" if looks_like_safetensors(head) else "other")
+def _kind(repo: Repo, entry: FileEntry, verdict: FileVerdict) -> FileKind:
+    kind = KINDS.get(verdict.scan.kind)
+    if kind is None:
+        fd = untrusted.open_regular(repo.objects.path(entry.id))
+        with os.fdopen(fd, "rb") as f:
+            head = f.read(9)
+        kind = "safetensors" if looks_like_safetensors(head) else "other"
     return FileKind(
-        path=path,
+        path=verdict.path,
         entry=entry,
         kind=kind,
-        imports=tuple(sorted(scan.globals)),
-        refused=tuple(disallowed(set(scan.globals))),
-        problems=scan.problems,
+        imports=tuple(sorted(verdict.scan.globals)),
+        refused=verdict.disallowed,
+        problems=verdict.scan.problems,
     )

@@ -69,6 +69,7 @@ BLOB_NAMES = {
     "packs": re.compile(r"[0-9a-f]{64}"),
     "indexes": re.compile(r"[0-9a-f]{64}"),
     "prune": re.compile(r"doomed"),
+    "fleet": re.compile(r"[0-9a-f]{16}"),  # followers' status objects (transfer/fleet.py)
 }
 
 Progress = Callable[[int], None]
@@ -372,6 +373,12 @@ class Remote(ABC):
         RefMovedError ("ref moved on the remote") if another writer moved it since it was
         read; nothing is written then.
         """
+
+    def poll_ref(self, name: str, known: RemoteRef | None) -> RemoteRef | None:
+        """The ref `name` for a poller that last read `known`: `known` itself if the ref
+        has not changed since. S3 asks with a conditional GET (If-None-Match: its ETag),
+        which answers 304 with no body when nothing changed; elsewhere a plain read."""
+        return self.read_ref(name)
 
     def check_swap(self) -> None:  # noqa: B027 (a directory's flock needs no check)
         """Refuse (RefusedError) unless `swap_ref` is a safe compare-and-swap here.

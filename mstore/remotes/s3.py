@@ -60,6 +60,7 @@ DEFAULT_PART_SIZE = 16 << 20
 PART_CONCURRENCY = 4
 LOST_RACE = s3_cas.REFUSED | s3_cas.MISSING
 NOT_FOUND = frozenset({"NoSuchKey", "404", "NotFound"})
+NOT_MODIFIED = frozenset({"304", "NotModified"})  # a conditional GET that found no change
 
 
 class S3Remote(Remote):
@@ -264,6 +265,23 @@ class S3Remote(Remote):
             data = bytes(response["Body"].read(MAX_REF_BYTES + 1))
         manifest_id, statement = decode_ref_file(data, f"{name} on {self.url}")
         return RemoteRef(manifest_id, response["ETag"], statement)
+
+    def poll_ref(self, name: str, known: RemoteRef | None) -> RemoteRef | None:
+        if known is None:
+            return self.read_ref(name)
+        with self._errors(f"polling ref {name}"):
+            try:
+                response = self.client.get_object(
+                    Bucket=self.bucket, Key=self.ref_key(name), IfNoneMatch=known.version
+                )
+            except self._client_error() as err:
+                if _code(err) in NOT_MODIFIED:
+                    return known
+                if _code(err) in NOT_FOUND:
+                    return None
+                raise
+            data = response["Body"].read(MAX_REF_BYTES + 1)
+        return RemoteRef(decode_ref(data, f"{name} on {self.url}"), response["ETag"])
 
     def check_swap(self) -> None:
         self.etag_form()

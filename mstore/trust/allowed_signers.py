@@ -16,6 +16,7 @@ people's RSA keys); certificate authorities are refused (mstore checks plain key
 from __future__ import annotations
 
 import calendar
+import fnmatch
 import re
 import time
 from dataclasses import dataclass
@@ -38,6 +39,20 @@ class AllowedSigner:
     valid_after: int | None  # seconds since the epoch
     valid_before: int | None
     line: int
+
+    def allows_namespace(self, namespace: str) -> bool:
+        """True if the line's `namespaces=` (a pattern list, `!` negates) admits
+        `namespace`; a line without the option admits every namespace."""
+        if self.namespaces is None:
+            return True
+        matched = False
+        for pattern in self.namespaces:
+            negated = pattern.startswith("!")
+            if fnmatch.fnmatchcase(namespace, pattern[1:] if negated else pattern):
+                if negated:
+                    return False
+                matched = True
+        return matched
 
 
 @dataclass(frozen=True)
@@ -138,6 +153,13 @@ def _pattern_list(text: str, here: str) -> tuple[str, ...]:
     if not patterns or any(not p.isprintable() or " " in p for p in patterns):
         raise InvalidInputError(f"{here}: bad principal or namespace list {text!r}")
     return patterns
+
+
+def parse_time(text: str, where: str) -> int:
+    """A `valid-after`/`valid-before` time (YYYYMMDD[HHMM[SS]], Z for UTC) in seconds."""
+    seconds = _timestamp(text, where)
+    assert seconds is not None
+    return seconds
 
 
 def _timestamp(text: str | None, here: str) -> int | None:

@@ -73,7 +73,8 @@ NEVER_MODULES = frozenset(
         "cloudpickle", "joblib", "types", "operator", "functools", "inspect", "gc",
         "tempfile", "glob", "io", "_io", "zipimport", "site", "sysconfig", "venv",
         "pip", "setuptools", "distutils", "ensurepip", "idlelib", "tkinter", "uuid",
-        "_posixsubprocess",
+        "_posixsubprocess", "_operator", "_functools", "_thread", "_signal", "_socket",
+        "_ctypes", "_asyncio", "_imp", "_frozen_importlib", "_frozen_importlib_external",
     }
 )  # fmt: skip
 NEVER_NAMES = frozenset(
@@ -93,15 +94,23 @@ _GLOBAL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)+"
 
 
 def never_allowed(name: str) -> str | None:
-    """Why `name` can never be allowed, or None."""
-    if name in NEVER_NAMES or any(name.startswith(f"{banned}.") for banned in NEVER_NAMES):
-        return "it runs, loads or reaches arbitrary code"
+    """Why `name` can never be allowed, or None.
+
+    Every tail of the dotted name is judged too: from protocol 4 the unpickler follows
+    a dotted name attribute by attribute, so `torch.serialization.os.system` is
+    os.system, and any module's `os` attribute is the os module (CVE-2025-10157's
+    subclass and submodule imports)."""
     parts = name.split(".")
-    for depth in range(1, len(parts)):
-        if ".".join(parts[:depth]) in NEVER_MODULES:
-            return (
-                f"module {'.'.join(parts[:depth])} can run commands, load code or reach any object"
-            )
+    for start in range(len(parts)):
+        tail = parts[start:]
+        dotted = ".".join(tail)
+        if dotted in NEVER_NAMES or any(dotted.startswith(f"{banned}.") for banned in NEVER_NAMES):
+            return "it runs, loads or reaches arbitrary code"
+        # The whole name is a module's attribute; an inner part may be a module itself.
+        for depth in range(1, len(tail) + (1 if start else 0)):
+            module = ".".join(tail[:depth])
+            if module in NEVER_MODULES:
+                return f"module {module} can run commands, load code or reach any object"
     return None
 
 

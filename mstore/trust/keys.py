@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mstore.core import untrusted
-from mstore.errors import InvalidInputError, NotFoundError, UsageError
-from mstore.trust.sshsig import PublicKey, TrustExtraMissingError
+from mstore.errors import InvalidInputError, MstoreError, NotFoundError, UsageError
+from mstore.trust.sshsig import PublicKey, TrustExtraMissingError, decode_public_blob
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -89,3 +89,42 @@ def load_signing_key(path: Path, passphrase: Passphrase | None = None) -> Signin
         )
     raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     return SigningKey(path, key, PublicKey(raw))
+
+
+PRIVATE_KEY_BEGIN = b"-----BEGIN OPENSSH PRIVATE KEY-----"
+PRIVATE_KEY_END = b"-----END OPENSSH PRIVATE KEY-----"
+_PRIVATE_KEY_MAGIC = b"openssh-key-v1\x00"
+
+
+def public_half(path: Path) -> PublicKey | None:
+    """The public key of the OpenSSH private key at `path`, without its passphrase: an
+    `openssh-key-v1` file keeps its public keys in the clear, ahead of the (possibly
+    encrypted) private part:
+
+        "openssh-key-v1\\0" string ciphername, string kdfname, string kdfoptions,
+        uint32 number of keys, string public key blob ...
+
+    None when the file cannot be read or is not such a key (nothing here is trusted:
+    the key only says which signatures are this store's own)."""
+    import base64
+    import binascii
+    import struct
+
+    try:
+        data = untrusted.read_bounded(path, MAX_KEY_FILE_BYTES)
+        begin = data.index(PRIVATE_KEY_BEGIN) + len(PRIVATE_KEY_BEGIN)
+        blob = base64.b64decode(b"".join(data[begin : data.index(PRIVATE_KEY_END)].split()))
+        if not blob.startswith(_PRIVATE_KEY_MAGIC):
+            return None
+        offset = len(_PRIVATE_KEY_MAGIC)
+        for _skipped in range(3):  # ciphername, kdfname, kdfoptions
+            (length,) = struct.unpack_from(">I", blob, offset)
+            offset += 4 + length
+        (count,) = struct.unpack_from(">I", blob, offset)
+        (length,) = struct.unpack_from(">I", blob, offset + 4)
+        public = blob[offset + 8 : offset + 8 + length]
+        if count != 1 or len(public) != length:
+            return None
+        return decode_public_blob(public, str(path))
+    except (OSError, ValueError, binascii.Error, struct.error, MstoreError):
+        return None

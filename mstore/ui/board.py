@@ -2,7 +2,8 @@
 
 The page reads every ref name (one file with packed refs) but summarises only the
 refs it shows: production and staging, one page of the archive (newest first) and up
-to OTHERS_SHOWN other refs. `/api/refs` is `mstore list --json`: every ref.
+to OTHERS_SHOWN other refs, with who signed each (a "signed by" column when any ref
+has a statement). `/api/refs` is `mstore list --json`: every ref.
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ from dataclasses import dataclass
 
 from starlette.responses import Response
 
+from mstore.ops.provenance import GOOD, NONE, SignatureCheck, ref_signatures
 from mstore.ops.show import RefSummary, headline, list_refs, summaries, summarize
 from mstore.repo import Repo
+from mstore.trust.sshsig import TrustExtraMissingError
 from mstore.ui import params
 from mstore.ui.view import View
 from mstore.workflow import policy
@@ -35,7 +38,7 @@ class Section:
 
 def board(view: View) -> Response:
     if view.api:
-        return view.json([s.to_json() for s in list_refs(view.repo)])
+        return view.json([s.to_json() for s in list_refs(view.repo, signatures=True)])
     page = params.count(view.request, "page", 1) or 1
     refs = view.repo.refs.read_all()
     archive = sorted((n for n in refs if policy.is_archive(n)), key=natural, reverse=True)
@@ -52,7 +55,7 @@ def board(view: View) -> Response:
         Section("Archive", [rows[n] for n in shown_archive], len(archive)),
         Section("Other refs", [rows[n] for n in others[:OTHERS_SHOWN]], len(others)),
     ]
-    signers = {name: signed_by(view.repo, name) for name in names}
+    signers = signed_by(view.repo, {n: refs[n] for n in names})
     return view.html(
         "board.html",
         "Refs",
@@ -80,9 +83,22 @@ def natural(name: str) -> list[object]:
     return [int(part) if part.isdigit() else part for part in _DIGITS.split(name)]
 
 
-def signed_by(repo: Repo, ref: str) -> str | None:
-    """Who signed `ref`'s current value, for the board's "signed by" column.
+def signed_by(repo: Repo, refs: dict[str, str]) -> dict[str, str | None]:
+    """Who signed each of `refs`' current statement, for the board's "signed by" column:
+    the principal, with the verdict when it is not good (ops.provenance); None where no
+    statement gave the ref its value. Only a store that signs or has trust rules is asked
+    (one pass over the log), and the board shows the column only when some ref has one."""
+    if not repo.config.signs_or_trusts:
+        return {}
+    try:
+        checks = ref_signatures(repo, refs)
+    except TrustExtraMissingError:  # nothing can be checked here: no column
+        return {}
+    return {ref: _signer_text(check) for ref, check in checks.items()}
 
-    Statements are not recorded in the store yet (only remotes carry them), so no ref
-    has a signer here; the board shows the column only when some ref has one."""
-    return None
+
+def _signer_text(check: SignatureCheck) -> str | None:
+    if check.verdict == NONE:
+        return None
+    who = check.principal or "unknown signer"
+    return who if check.verdict == GOOD else f"{who} ({check.verdict})"

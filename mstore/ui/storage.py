@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from starlette.responses import Response
 
-from mstore.errors import NotFoundError
+from mstore.errors import MstoreError, NotFoundError
 from mstore.ops.storage import local_storage
 from mstore.remotes import open_remote
-from mstore.transfer.fleet import fleet_status
+from mstore.transfer.fleet import FleetReport, fleet_status
 from mstore.transfer.upkeep import RemoteStats, stats
 from mstore.ui import params
 from mstore.ui.view import View
@@ -50,12 +50,23 @@ def remote_stats(view: View, name: str) -> RemoteStats:
         remote.close()
 
 
+def _fleet_report(view: View, name: str) -> FleetReport:
+    """The remote's fleet, or a report that says why it cannot be read (the page shows
+    every remote; one that is unreachable or not a remote must not hide the others)."""
+    try:
+        return fleet_status(view.repo, name)
+    except MstoreError as err:
+        if isinstance(err, NotFoundError) and name not in view.repo.config.remotes:
+            raise
+        return FleetReport(name, notes=(f"cannot read the fleet of {name}: {err}",))
+
+
 def fleet(view: View) -> Response:
     names = sorted(view.repo.config.remotes)
     wanted = params.text(view.request, "remote")
     if wanted is not None:
         names = [wanted]
-    reports = [fleet_status(view.repo, name) for name in names]
+    reports = [_fleet_report(view, name) for name in names]
     if view.api:
         return view.json([r.to_json() for r in reports])
     return view.html(

@@ -4,16 +4,16 @@ and recorded in the config with its reason (docs/FORMAT.md, "Link modes").
 In order, the first that can be made safe:
 1. `reflink`: the filesystem clones files (XFS, btrfs): each view file is a
    copy-on-write clone, sharing the object's blocks; a write lands in the clone.
-2. `copy`, inside a git work tree: sealed files (immutable, or read-only directories)
-   would block git itself (`git clean -fdx`, `checkout`, `pull` cannot delete them).
-3. `hardlink` + `immutable`: the immutable flag works here (root with
+2. `hardlink` + `immutable`: the immutable flag works here (root with
    CAP_LINUX_IMMUTABLE on a filesystem that keeps inode flags): refuses root too.
-4. `hardlink` + `modes`: not root: 0444 files and 0555 directories refuse this user and
+3. `hardlink` + `modes`: not root: 0444 files and 0555 directories refuse this user and
    every other one but root.
-5. `copy`: root without the flag (a default container; tmpfs, overlayfs): root ignores
-   modes, so only a private copy keeps a write through models/ off the objects.
-Hardlinks must work between tmp/ and views/ for 3 and 4 (they always share `.mstore/`,
-but some filesystems have no hardlinks at all).
+4. `copy`: root without the flag (a default container; tmpfs, overlayfs): root ignores
+   modes, so only a private copy keeps a write through models/ off the objects; every
+   version's files then take twice their size on disk.
+Hardlinks must work between tmp/ and views/ for 2 and 3 (they always share `.mstore/`,
+but some filesystems have no hardlinks at all). A git work tree changes nothing here:
+the store is kept out of git and out of `git clean -fdx` instead (views/git_project.py).
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 from mstore.core import fsutil
 from mstore.core.layout import Layout
@@ -46,15 +45,6 @@ def choose(layout: Layout, requested: LinkMode) -> LinkChoice:
         return LinkChoice(requested, None, "")
     if view_links.reflink_works(layout):
         return LinkChoice(LinkMode.REFLINK, None, "the filesystem clones files (reflink)")
-    work_tree = git_work_tree(layout.root)
-    if work_tree is not None:
-        return LinkChoice(
-            LinkMode.COPY,
-            None,
-            f"the project is inside the git work tree {work_tree}: protected files would "
-            f"block git clean, checkout and pull there, so views use private copies (each "
-            f"file is stored twice; a store outside the work tree stores it once)",
-        )
     linking = _hardlink_problem(layout)
     if linking:
         return LinkChoice(LinkMode.COPY, None, linking)
@@ -77,16 +67,9 @@ def choose(layout: Layout, requested: LinkMode) -> LinkChoice:
         LinkMode.COPY,
         None,
         f"root ignores read-only modes and the immutable flag is not available "
-        f"({probe.reason}), so views use private copies",
+        f"({probe.reason}), so views use private copies: every version's files take "
+        f"twice their size on disk",
     )
-
-
-def git_work_tree(root: Path) -> Path | None:
-    """The top of the git work tree holding `root`, if any (a `.git` dir or file)."""
-    for candidate in (root, *root.parents):
-        if os.path.lexists(candidate / ".git"):
-            return candidate
-    return None
 
 
 def _hardlink_problem(layout: Layout) -> str:

@@ -160,7 +160,8 @@ def test_list_shows_every_ref(root: Path, ids: dict[str, str]) -> None:
     assert by_ref[archive]["status"] == "archived"
     for item in document:
         assert set(item) == {
-            "ref", "id", "version", "created", "deployed", "status", "metrics", "active"
+            "ref", "id", "version", "created", "deployed", "status", "metrics", "active",
+            "signature",
         }  # fmt: skip
     assert_consistent(Repo(root))
 

@@ -111,10 +111,10 @@ def test_help_order_is_unchanged() -> None:
     shown = runner.invoke(app, ["--help"], env={"COLUMNS": "200"}).stdout
     commands = shown[shown.index("Commands:") :].split("\n")[1:]
     assert [line.split()[0] for line in commands if line.strip()] == [
-        "init", "commit", "list", "info", "log", "diff", "import", "checkout", "promote",
-        "rollback", "verify", "status", "restore", "gc", "push", "pull", "clone", "relink",
-        "destroy", "ui", "gate", "ref",
-        "remote",
+        "init", "commit", "list", "info", "log", "diff", "import", "scan", "checkout",
+        "promote", "rollback", "verify", "status", "restore", "gc", "push", "pull", "clone",
+        "follow", "fleet", "relink", "destroy", "ui", "gate", "ref",
+        "remote", "trust",
     ]  # fmt: skip
 
 

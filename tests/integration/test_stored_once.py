@@ -258,23 +258,6 @@ def test_root_without_cap_linux_immutable_gets_copy_and_says_why(tmp_path: Path)
     assert Repo(root).config.link_mode == "copy"
 
 
-def test_a_store_in_a_git_work_tree_uses_copies_and_git_clean_removes_it(
-    tmp_path: Path,
-) -> None:
-    git = shutil.which("git")
-    _needs(git is not None, "git is needed")
-    assert git is not None
-    subprocess.run([git, "init", "-q", str(tmp_path / "work")], check=True)
-    root = tmp_path / "work"
-    repo, _ = Repo.init(root)
-    assert repo.config.link_mode in ("copy", "reflink")
-    assert "git work tree" in repo.config.link_reason or repo.config.link_mode == "reflink"
-    commit(repo, write_version(tmp_path / "v1", "v1"), "production")
-    done = subprocess.run([git, "clean", "-fdxq"], cwd=root, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    assert not (root / ".mstore").exists()
-
-
 def test_destroy_deletes_a_sealed_store_on_purpose(sealed: Repo, tmp_path: Path) -> None:
     commit(sealed, write_version(tmp_path / "v1", "v1"), "production")
     view_file = sealed.layout.view_link("production") / "model.pth"

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from mstore.errors import InvalidInputError
-from mstore.trust.allowed_signers import parse_allowed_signers
+from mstore.trust.allowed_signers import parse_allowed_signers, parse_time
 
 ED = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDO0VQD9TIdICZLWFWwtf7s8/aENve8twGTEmNV0myh5"
 RSA = "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQC7"
@@ -76,3 +76,26 @@ def test_bad_lines_name_their_line_number(line: str, words: str) -> None:
     else:
         assert parsed.signers == ()
         assert any("line 2" in note and words in note for note in parsed.notes), parsed.notes
+
+
+@pytest.mark.parametrize(
+    ("namespaces", "admitted"),
+    [
+        ("", True),  # no namespaces= option: every namespace
+        ('namespaces="mstore-statement" ', True),
+        ('namespaces="git,mstore-*" ', True),
+        ('namespaces="git" ', False),
+        ('namespaces="*,!mstore-statement" ', False),
+        ('namespaces="!git,mstore-statement" ', True),
+    ],
+)
+def test_a_line_admits_the_namespaces_it_names(namespaces: str, admitted: bool) -> None:
+    (signer,) = parse_allowed_signers(f"ana@team {namespaces}{ED}\n", "signers").signers
+    assert signer.allows_namespace("mstore-statement") is admitted
+
+
+def test_parse_time_reads_the_files_time_format() -> None:
+    assert parse_time("20260101Z", "t") == calendar.timegm((2026, 1, 1, 0, 0, 0))
+    assert parse_time("20260101123045Z", "t") == calendar.timegm((2026, 1, 1, 12, 30, 45))
+    with pytest.raises(InvalidInputError, match="--valid-after: bad time"):
+        parse_time("2026-01-01", "--valid-after")

@@ -4,6 +4,8 @@ zip irregularities scanners have been fooled by, refused."""
 from __future__ import annotations
 
 import io
+import json
+import pickle
 import struct
 import zipfile
 from pathlib import Path
@@ -124,3 +126,102 @@ def test_a_pickle_prepended_to_a_zip_is_what_gets_loaded() -> None:
     kind, names, _ = scan(data)
 
     assert kind == "pickle" and "os.system" in names
+
+
+class CountingFile(io.BytesIO):
+    """A file that counts the bytes read from it."""
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__(data)
+        self.bytes_read = 0
+
+    def read(self, n: int | None = -1) -> bytes:
+        data = super().read(n)
+        self.bytes_read += len(data)
+        return data
+
+    def readline(self, n: int | None = -1) -> bytes:
+        data = super().readline(n)
+        self.bytes_read += len(data)
+        return data
+
+
+def safetensors_file(first_byte: int, data: bytes) -> bytes:
+    """A safetensors file whose header length's low byte is `first_byte`."""
+    header = b'{"w":{"dtype":"U8","shape":[%d],"data_offsets":[0,%d]}}' % (len(data), len(data))
+    length = first_byte + 256 * ((len(header) >> 8) + 1)
+    return struct.pack("<Q", length) + header.ljust(length) + data
+
+
+@pytest.mark.parametrize("first_byte", [0x80, 0x28, 0x58, 0x70, 0x10])
+def test_a_large_safetensors_file_is_not_read_whole(first_byte: int) -> None:
+    """Its first bytes are no pickle (or one that breaks at once): the walk stops there,
+    reading kilobytes of a 64 MiB file (PROTO, MARK, BINUNICODE, PUT as first byte)."""
+    data = safetensors_file(first_byte, bytes(range(256)) * (1 << 18))
+    f = CountingFile(data)
+
+    result = scan_file(f, len(data), "model.safetensors")
+
+    assert (result.kind, result.globals, result.problems) == ("other", frozenset(), ())
+    assert f.bytes_read < 1 << 16
+
+
+def test_a_pickle_is_read_to_its_end() -> None:
+    padding = pickle.dumps(b"x" * (8 << 20), protocol=2)[2:-1]  # BINBYTES or _codecs
+    data = b"\x80\x02" + padding + b"0" + EVIL[:-1] + b"."
+    f = CountingFile(data)
+
+    result = scan_file(f, len(data), "weights.bin")
+
+    assert result.kind == "pickle" and "os.system" in result.globals
+    assert f.bytes_read >= len(data) - 4
+
+
+def test_a_safetensors_file_that_is_also_a_pickle_is_scanned_as_one() -> None:
+    """A valid safetensors file whose header length 0x2253 begins `S"`: a protocol 0
+    STRING running to a quote that ends a header line, `}}` (two EMPTY_DICTs), then
+    tensor data that is a pickle calling os.system; torch.load reads it as a pickle."""
+    payload = b"cos\nsystem\n(S'touch marker'\ntR."
+    start = b'{"w":{"dtype":"U8","shape":[%d],"data_offsets":[0,%d]},"__metadata__":{"n":"' % (
+        len(payload),
+        len(payload),
+    )
+    length = 0x2253
+    header = start + b"x" * (length - len(start) - 4) + b'"\n}}'
+    data = struct.pack("<Q", length) + header + payload
+    assert json.loads(header)["w"]["data_offsets"] == [0, len(payload)]
+
+    result = scan_file(io.BytesIO(data), len(data), "model.safetensors")
+
+    assert result.kind == "pickle" and "os.system" in result.globals
+
+
+@pytest.mark.parametrize(
+    "first",
+    [b"I0x10\n0", b"L0x10L\n0", b"S'\xc3\xa9'\n0", b"F1e9999\n0", b"Pid\n0"],
+    ids=["hex-int", "hex-long", "utf8-string", "float", "persid"],
+)
+def test_protocol_0_arguments_pickletools_refuses_do_not_hide_what_follows(first: bytes) -> None:
+    """CPython's unpickler reads `I0x10` and a non-ASCII STRING; pickletools does not.
+    A walk stopping there would pass the os.system behind it."""
+    kind, names, _ = scan(first + EVIL)
+
+    assert kind == "pickle" and "os.system" in names
+
+
+def test_a_text_line_too_long_to_judge_is_refused() -> None:
+    data = b"(V" + b"a" * (2 << 20) + b"\n0" + EVIL
+
+    kind, _names, problems = scan(data)
+
+    assert kind == "pickle" and "text line" in problems[0]
+
+
+def test_a_pickle_longer_than_the_limit_is_refused() -> None:
+    from mstore.checkpoints.imports import read_pickle_imports
+
+    data = pickle.dumps(b"x" * 4096, protocol=2)[:-1] + b"0" + EVIL
+
+    found = read_pickle_imports(io.BytesIO(data), len(data), limit=1024)
+
+    assert found.is_pickle and "cannot be judged" in found.problems[0]

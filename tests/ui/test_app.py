@@ -4,6 +4,7 @@ status (never a traceback), and a write is refused unless every check passes."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -124,9 +125,38 @@ def test_every_page_answers(served: Served) -> None:
 def test_the_fleet_says_when_no_host_reports(example: Repo, served: Served, tmp_path: Path) -> None:
     assert "no remote is configured" in served.request("/fleet").text
     runner.invoke(app, ["--store", str(example.root), "remote", "add", "origin", str(tmp_path)])
+    # tmp_path holds the example store: not a remote; the page says so, for that remote
+    assert "is not an mstore remote" in served.request("/fleet").text
+    empty = tmp_path / "remote"
+    runner.invoke(app, ["--store", str(example.root), "remote", "add", "empty", str(empty)])
 
-    assert "no serving host reports to origin" in served.request("/fleet").text
-    assert api_json(served, "/api/fleet") == [{"remote": "origin", "recorded": False, "hosts": []}]
+    assert "no serving host reports to empty" in served.request("/fleet?remote=empty").text
+    (document,) = api_json(served, "/api/fleet?remote=empty")
+    assert (document["remote"], document["recorded"], document["hosts"]) == ("empty", False, [])
+    assert document["notes"] == [f"{empty} holds no remote yet"]
+
+
+def test_the_fleet_shows_what_each_host_runs(example: Repo, served: Served, tmp_path: Path) -> None:
+    from mstore.remotes import open_remote
+    from mstore.transfer.fleet import HostStatus, write_status
+    from mstore.transfer.verbs import push
+
+    location = str(tmp_path / "remote")
+    runner.invoke(app, ["--store", str(example.root), "remote", "add", "origin", location])
+    remote = open_remote(location)
+    push(example, remote, ["production"])
+    production = example.refs.read("production")
+    write_status(
+        remote,
+        HostStatus(
+            "web-<b>1</b>", "0123456789abcdef", "production", production, production,
+            "healthy", None, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), 300,
+        ),
+    )  # fmt: skip
+
+    page = served.request("/fleet").text
+    assert "web-&lt;b&gt;1&lt;/b&gt;" in page and "healthy" in page
+    assert f"production: 1/1 on {production[:12]}" in page
 
 
 def test_storage_counts_the_example_store(example: Repo, served: Served) -> None:

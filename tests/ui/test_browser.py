@@ -27,8 +27,11 @@ from typer.testing import CliRunner
 
 from mstore.api import Store
 from mstore.cli.app import app
+from mstore.ops.signing_config import set_signing
+from mstore.ops.trust_config import revoke_key
 from mstore.repo import Repo
 from tests.helpers import assert_consistent, store_digest
+from tests.trust.ssh_keys import keygen, needs_openssh
 from tests.ui.conftest import (
     PROJECT,
     Served,
@@ -70,6 +73,33 @@ def test_the_board_shows_every_ref_of_the_example_store(
     assert attributes(browser, "tr.ref.active", "data-ref") == ["production"]
     assert browser.find_element(By.ID, "active").text == "production"
     assert browser.find_element(By.ID, "mode").text == "read-only"
+
+
+@needs_openssh
+def test_the_board_says_who_signed_each_ref(example: Repo, browser: Any, tmp_path: Path) -> None:
+    """The "signed by" column: the principal of each ref's current statement (markup in
+    it shown as text), its verdict when not good, "-" where no statement set the ref."""
+    key = keygen(tmp_path, "release")
+    set_signing(example, key, "<i>release</i>@team")
+    Store(Repo(example.root)).promote("staging")
+
+    def signed_by() -> dict[str, str]:
+        browser.get(served.base + "/")
+        headers = [h.text for h in css(browser, "table.refs tr th")]
+        assert "signed by" in headers
+        column = headers.index("signed by")
+        return {
+            row.get_attribute("data-ref"): row.find_elements(By.TAG_NAME, "td")[column].text
+            for row in css(browser, "tr.ref")
+        }
+
+    with serving(example.root) as served:
+        cells = signed_by()
+        assert cells["production"] == "<i>release</i>@team"
+        assert cells["staging"] == "-"  # imported before the store signed
+        assert not css(browser, "tr.ref td i")  # the markup is text, not an element
+        revoke_key(example, f"{key}.pub")
+        assert signed_by()["production"] == "<i>release</i>@team (untrusted)"
 
 
 def test_reading_works_with_javascript_off(example: Repo, served: Served) -> None:

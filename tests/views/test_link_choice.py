@@ -1,7 +1,8 @@
 """mstore.views.link_choice: what `auto` resolves to, probed once, with its reason.
 
 Each rule is reached by making the probes before it fail (monkeypatched), in the order
-the module documents: reflink, git work tree, hardlinks, the immutable flag, non-root.
+the module documents: reflink, hardlinks, the immutable flag, non-root. A git work tree
+changes nothing (views/git_project.py keeps the store out of git instead).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import pytest
 
 from mstore.core.layout import Layout
 from mstore.views import link_choice, links, protection
-from mstore.views.link_choice import LinkChoice, choose, git_work_tree
+from mstore.views.link_choice import LinkChoice, choose
 
 
 @pytest.fixture
@@ -59,18 +60,20 @@ def test_a_filesystem_that_clones_gets_reflink(
 
 
 @pytest.mark.parametrize("kind", ["directory", "file"])
-def test_inside_a_git_work_tree_views_are_copies(
-    layout: Layout, no_reflink: None, kind: str
+def test_a_git_work_tree_changes_nothing(
+    layout: Layout, no_reflink: None, monkeypatch: pytest.MonkeyPatch, kind: str
 ) -> None:
-    """`.git` may be a directory or, in a linked worktree or submodule, a file."""
+    """`.git` may be a directory or, in a linked worktree or submodule, a file: either
+    way the store is sealed as anywhere else (stored once)."""
+    flag(monkeypatch, True)
     top = layout.root.parent
     if kind == "directory":
         (top / ".git").mkdir()
     else:
         (top / ".git").write_text("gitdir: /elsewhere/.git/worktrees/x\n")
     choice = choose(layout, "auto")
-    assert (choice.link_mode, choice.protection) == ("copy", None)
-    assert str(top) in choice.reason and "git" in choice.reason
+    assert (choice.link_mode, choice.protection) == ("hardlink", "immutable")
+    assert "git" not in choice.reason
 
 
 def test_a_filesystem_without_hardlinks_gets_copies(
@@ -117,13 +120,3 @@ def test_without_the_flag_a_plain_user_gets_read_only_modes_and_root_copies(
     choice = choose(layout, "auto")
     assert (choice.link_mode, choice.protection) == (mode, kind)
     assert why in choice.reason
-
-
-def test_the_git_work_tree_is_the_nearest_directory_holding_git(tmp_path: Path) -> None:
-    inner = tmp_path / "outer" / "inner" / "project"
-    inner.mkdir(parents=True)
-    assert git_work_tree(inner) is None
-    (tmp_path / "outer" / ".git").mkdir()
-    assert git_work_tree(inner) == tmp_path / "outer"
-    (tmp_path / "outer" / "inner" / ".git").symlink_to("nowhere")  # even a dangling one
-    assert git_work_tree(inner) == tmp_path / "outer" / "inner"

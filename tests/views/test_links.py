@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from mstore.core.hashing import hash_file
 from mstore.errors import MstoreError
 from mstore.ops.commit import commit
 from mstore.ops.restore import restore
@@ -179,3 +180,37 @@ def test_reflink_works_or_is_refused_clearly(tmp_path: Path) -> None:
     assert not view_file.is_symlink()
     assert os.stat(view_file).st_ino != os.stat(object_of(repo, "production", "model.pth")).st_ino
     assert_consistent(repo)
+
+
+XFS = os.environ.get("MSTORE_TEST_XFS")
+
+
+@pytest.mark.skipif(
+    not XFS, reason="runs on the XFS loop mount that scripts/test.sh makes (scripts/xfs_tmp.sh)"
+)
+def test_auto_is_reflink_on_xfs_and_a_write_through_a_view_stays_in_the_clone(
+    tmp_path: Path,
+) -> None:
+    assert XFS is not None and tmp_path.is_relative_to(XFS)  # the suite runs on the mount
+    root = tmp_path / "project"
+    root.mkdir()
+    repo, _ = Repo.init(root)
+    assert (repo.config.link_mode, repo.config.link_reason) == (
+        "reflink",
+        "the filesystem clones files (reflink)",
+    )
+    source = tmp_path / "v1"
+    source.mkdir()
+    (source / "model.pth").write_bytes(b"weights" * 100_000)
+    (source / "metadata.json").write_text('{"version": "v1"}')
+    manifest = repo.manifest(commit(repo, source, "production").manifest_id or "")
+    object_id = manifest.files["model.pth"].id
+    view_file = repo.layout.view_link("production") / "model.pth"
+    assert os.stat(view_file).st_ino != os.stat(repo.objects.path(object_id)).st_ino
+
+    with open(view_file, "r+b") as f:  # a write lands in the clone, never in the object
+        f.write(b"CHANGED")
+
+    assert hash_file(repo.objects.path(object_id)) == object_id
+    restore(repo)
+    assert view_file.read_bytes() == b"weights" * 100_000
