@@ -258,13 +258,7 @@ class S3Remote(Remote):
                 if _code(err) in NOT_FOUND:
                     return None
                 raise
-            size = int(response["ContentLength"])
-            if size > MAX_REF_BYTES:  # refused before its bytes are read
-                response["Body"].close()
-                raise too_large(f"ref {name}", self.url, size, MAX_REF_BYTES)
-            data = bytes(response["Body"].read(MAX_REF_BYTES + 1))
-        manifest_id, statement = decode_ref_file(data, f"{name} on {self.url}")
-        return RemoteRef(manifest_id, response["ETag"], statement)
+            return self._ref_from(name, response)
 
     def poll_ref(self, name: str, known: RemoteRef | None) -> RemoteRef | None:
         if known is None:
@@ -280,8 +274,17 @@ class S3Remote(Remote):
                 if _code(err) in NOT_FOUND:
                     return None
                 raise
-            data = response["Body"].read(MAX_REF_BYTES + 1)
-        return RemoteRef(decode_ref(data, f"{name} on {self.url}"), response["ETag"])
+            return self._ref_from(name, response)
+
+    def _ref_from(self, name: str, response: dict[str, Any]) -> RemoteRef:
+        """The ref in a GetObject response, its size bounded before its bytes are read."""
+        size = int(response["ContentLength"])
+        if size > MAX_REF_BYTES:
+            response["Body"].close()
+            raise too_large(f"ref {name}", self.url, size, MAX_REF_BYTES)
+        data = bytes(response["Body"].read(MAX_REF_BYTES + 1))
+        manifest_id, statement = decode_ref_file(data, f"{name} on {self.url}")
+        return RemoteRef(manifest_id, response["ETag"], statement)
 
     def check_swap(self) -> None:
         self.etag_form()
