@@ -37,6 +37,8 @@ FLAG = re.compile(r"(?<![\w-])--[a-z][a-z0-9]*(?:-[a-z0-9]+)*")
 RECORDED = frozenset(
     {"--override-gates", " [pre-promote hook skipped: --no-verify]", "push --force"}
 )
+# Arguments mstore passes to other programs (git's own options), not words for users.
+OTHER_PROGRAMS = frozenset({"--path-format=absolute", "--git-path"})
 
 
 def cli_commands() -> list[str]:
@@ -83,7 +85,7 @@ def cli_words(source: str, commands: list[str]) -> list[str]:
     )
     found = []
     for line, text in message_texts(source):
-        if text in RECORDED:
+        if text in RECORDED or text in OTHER_PROGRAMS:
             continue
         for words in FLAG.findall(text) + command.findall(text):
             found.append(f"line {line}: {words} in {text!r}")

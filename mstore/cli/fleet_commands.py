@@ -17,6 +17,7 @@ import typer
 
 from mstore.cli import completion
 from mstore.cli.common import JsonOption, add_command
+from mstore.workflow.policy import PRODUCTION
 
 RemoteArgument = Annotated[
     str,
@@ -39,7 +40,7 @@ def follow(
     remote: RemoteArgument = "origin",
     ref: Annotated[
         str, typer.Option("--ref", metavar="REF", help="The ref to follow.")
-    ] = "production",
+    ] = PRODUCTION,
     interval: Annotated[
         float, typer.Option("--interval", metavar="SECONDS", min=0.05, help="Time between polls.")
     ] = 30.0,

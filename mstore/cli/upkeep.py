@@ -48,7 +48,8 @@ def verify(
     as_json: JsonOption = False,
 ) -> None:
     """Re-hash every object; check manifests, refs, the log and each ref's signed
-    statement (a guarded ref must have a trusted one). Exit 3 on any fault."""
+    statement (a bad one is a fault; a guarded ref without a trusted one, a warning).
+    Exit 3 on any fault."""
     from mstore.ops.verify import verify as run
 
     repo = open_repo(ctx)
@@ -59,6 +60,8 @@ def verify(
     else:
         for fault in report.faults:
             output.say(f"{fault.kind}: {fault.subject}: {fault.detail}")
+        for warning in report.warnings:
+            output.say(f"warning: {warning.kind}: {warning.subject}: {warning.detail}")
         hashed = "" if quick else f", {output.human_bytes(report.bytes_hashed)} re-hashed"
         verdict = "ok" if report.ok else f"{len(report.faults)} faults"
         output.say(

@@ -19,8 +19,9 @@ Signing and trust (docs/FORMAT.md, "Trust"), each written only when set:
 remote's marker), `signing_key` (the path of the OpenSSH private key this store signs
 its moves with), `signing_principal` (the name it signs as, e.g. release@team) and
 `trust` (the rules of mstore.trust.rules, kept here as the JSON it parses). A config
-holding any of them is format 2 (`TRUST_FORMAT`): an mstore that knows nothing of
-signatures refuses the store rather than move its refs unsigned.
+holding any of the last three is format 2 (`TRUST_FORMAT`): an mstore that knows
+nothing of signatures refuses the store rather than move its refs unsigned. The
+repository id alone keeps format 1 (an older mstore ignores it).
 """
 
 from __future__ import annotations
@@ -67,7 +68,10 @@ class Config:
         return bool(self.repository or self.signing_key or self.signing_principal or self.trust)
 
     def encode(self) -> bytes:
-        version = max(self.format, TRUST_FORMAT) if self.signs_or_trusts else self.format
+        # The repository id alone keeps format 1: an older mstore reads (and ignores) it,
+        # and moves nothing differently; a key or trust rules it would ignore do matter.
+        signs = self.signing_key or self.signing_principal or self.trust
+        version = max(self.format, TRUST_FORMAT) if signs else self.format
         document: dict[str, object] = {"format": version, "link_mode": self.link_mode}
         if self.remotes:
             document["remotes"] = dict(self.remotes)

@@ -70,9 +70,7 @@ def decode_entry(line: bytes) -> LogEntry:
         raise IntegrityError(f"log line has wrong fields: {line[:80]!r}")
     statement = raw.get("statement")
     if "statement" in raw and not (
-        isinstance(statement, str)
-        and statement.isascii()
-        and 0 < len(statement) <= MAX_STATEMENT_CHARACTERS
+        isinstance(statement, str) and 0 < len(statement) <= MAX_STATEMENT_CHARACTERS
     ):
         raise IntegrityError(f"log line has an invalid statement: {line[:80]!r}")
     for key in ("old", "new"):

@@ -89,7 +89,7 @@ class Provenance:
             return UNSIGNED
         where = f"the statement of ref {ref}"
         try:
-            signed = decode_signed_statement(text.encode("ascii"), where)
+            signed = decode_signed_statement(text.encode(), where)
         except (MstoreError, UnicodeEncodeError) as err:
             return SignatureCheck(BAD, reason=str(err))
         statement = signed.statement

@@ -48,6 +48,9 @@ class Fault:
 @dataclass
 class VerifyReport:
     faults: list[Fault] = field(default_factory=list)
+    # What is not a fault of the store but should be looked at: a guarded ref whose
+    # current value carries no trusted statement (e.g. a host's own revert).
+    warnings: list[Fault] = field(default_factory=list)
     objects: int = 0
     bytes_hashed: int = 0
     manifests: int = 0
@@ -64,10 +67,14 @@ class VerifyReport:
     def add(self, kind: str, subject: str, detail: str) -> None:
         self.faults.append(Fault(kind, subject, detail))
 
+    def warn(self, kind: str, subject: str, detail: str) -> None:
+        self.warnings.append(Fault(kind, subject, detail))
+
     def to_json(self) -> dict[str, object]:
         return {
             "ok": self.ok,
             "faults": [f.to_json() for f in self.faults],
+            "warnings": [w.to_json() for w in self.warnings],
             "objects": self.objects,
             "bytes_hashed": self.bytes_hashed,
             "manifests": self.manifests,
@@ -241,8 +248,10 @@ def _check_manifests(repo: Repo, report: VerifyReport, manifests: dict[str, bool
 
 
 def _check_statements(repo: Repo, report: VerifyReport) -> None:
-    """Each ref's current statement: a bad one is a fault; so is a ref the trust rules
-    guard whose statement is missing or signed by nobody they trust."""
+    """Each ref's current statement: a bad one (tampered, or not of its move) is a fault.
+    A ref the trust rules guard whose statement is missing or signed by nobody they trust
+    is a warning: the store is whole, but that value was not published by a trusted key
+    (a local move, such as a follower's revert or a commit made here)."""
     try:
         refs = repo.refs.read_all()
     except MstoreError:
@@ -261,14 +270,14 @@ def _check_statements(repo: Repo, report: VerifyReport) -> None:
         if check.verdict == BAD:
             report.add("statement_bad", ref, f"its current statement is bad: {check.reason}")
         elif guarded and check.verdict == NONE:
-            report.add(
+            report.warn(
                 "statement_missing",
                 ref,
                 "the trust rules guard this ref, but the move that gave it its value carries "
                 "no statement",
             )
         elif guarded and check.verdict == UNTRUSTED:
-            report.add(
+            report.warn(
                 "statement_untrusted",
                 ref,
                 f"signed by {check.principal} ({check.fingerprint}): {check.reason}",

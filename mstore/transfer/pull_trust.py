@@ -31,7 +31,7 @@ from mstore.repo import Repo
 from mstore.transaction import RefUpdate
 from mstore.trust.accepted import read_accepted, record_accepted
 from mstore.trust.checks import Accepted, TrustRefusedError, Verdict, check_statement
-from mstore.trust.statements import StatementError, decode_signed_statement
+from mstore.trust.statements import decode_signed_statement
 
 
 @dataclass
@@ -100,10 +100,8 @@ def check_pull(
                 raise TrustRefusedError(
                     *err.parts, "; to follow it anyway: ", Hint("allow_downgrade", True)
                 ) from None
-            if not verdict.signed.data.isascii():  # as the log holds statements
-                raise StatementError(f"ref {update.ref}: its statement is not ASCII")
             result.verdicts[update.ref] = verdict
-            text: str | None = verdict.signed.data.decode("ascii")
+            text: str | None = verdict.signed.data.decode()  # canonical JSON: UTF-8
         else:
             text = _provenance(update, data, result.notes)
         result.updates.append(replace(update, statement=text))
@@ -136,13 +134,11 @@ def _only_a_replay(check: Callable[..., Verdict]) -> bool:
 
 def _provenance(update: RefUpdate, data: bytes | None, notes: list[str]) -> str | None:
     """The statement an unguarded ref's log entry carries: the remote's, if it is a
-    well-formed ASCII statement of this move (its ref and manifest)."""
+    well-formed statement of this move (its ref and manifest)."""
     if data is None:
         return None
     try:
         signed = decode_signed_statement(data, f"ref {update.ref}")
-        if not data.isascii():
-            raise IntegrityError("not ASCII")
     except IntegrityError as err:
         notes.append(f"the statement of {update.ref} on the remote is not logged: {err}")
         return None
@@ -152,4 +148,4 @@ def _provenance(update: RefUpdate, data: bytes | None, notes: list[str]) -> str 
             f"ref {signed.statement.ref} at {(signed.statement.manifest or 'none')[:12]}"
         )
         return None
-    return data.decode("ascii")
+    return data.decode()

@@ -56,7 +56,8 @@ class StatementSigner:
 
     def sign(self, entry: LogEntry, generation: int) -> str:
         """The signed statement of `entry`'s move, as the text its log line holds."""
-        return sign_statement(self.statement(entry, generation), self.key.private).decode("ascii")
+        # UTF-8: a ref name or a message may hold any character (the statement's JSON too).
+        return sign_statement(self.statement(entry, generation), self.key.private).decode()
 
     def sign_entries(
         self, entries: list[LogEntry], history: History, accepted: dict[str, Accepted]
@@ -72,7 +73,7 @@ class StatementSigner:
 
 
 def statement_generation(text: str, where: str) -> int:
-    return decode_signed_statement(text.encode("ascii"), where).statement.generation
+    return decode_signed_statement(text.encode(), where).statement.generation
 
 
 def known_generation(history: History, accepted: dict[str, Accepted], ref: str) -> int:

@@ -80,10 +80,9 @@ def test_signing_and_trust_fields_make_the_config_format_2(tmp_path: Path) -> No
         "release@team",
         "0123456789abcdef0123456789abcdef",
     )
-    write_config(
-        path, read_back.with_signing(None, None).with_repository("0123456789abcdef0123456789abcdef")
-    )
-    assert orjson.loads(path.read_bytes())["format"] == TRUST_FORMAT  # the repository stays
+    # the repository id alone keeps format 1: an older mstore reads and ignores it
+    write_config(path, Config().with_repository("0123456789abcdef0123456789abcdef"))
+    assert orjson.loads(path.read_bytes())["format"] == 1
 
 
 @pytest.mark.parametrize(

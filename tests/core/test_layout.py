@@ -37,6 +37,7 @@ _PLACEHOLDERS = {
     "<view id>": f"{_HEX}{{64}}",
     "<pack id>": f"{_HEX}{{64}}",
     "<remote key>": f"{_HEX}{{16}}",
+    "<host id>": f"{_HEX}{{16}}",
     "<name>": ".+",
     "<r>": "[^/]+",
     "<random>": "[^/]+",

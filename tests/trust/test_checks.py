@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from mstore.core.hashing import hash_bytes
 from mstore.errors import IntegrityError
+from mstore.trust import sshsig
 from mstore.trust.checks import Accepted, TrustRefusedError, check_statement
 from mstore.trust.rules import Signer, TrustRules, parse_trust
 from mstore.trust.sshsig import PublicKey
@@ -164,9 +165,12 @@ REFUSALS: list[tuple[str, Callable[[], Any], type[Exception], str]] = [
 
 
 def _flipped() -> bytes:
-    data = bytearray(sign_statement(STATEMENT, RELEASE_KEY))
-    data[-40] ^= 0x01
-    return bytes(data)
+    """The signed statement with one byte of the ed25519 signature itself flipped (in the
+    decoded blob, not the base64 text, whose flipped characters may not be base64)."""
+    body, _, armored = sign_statement(STATEMENT, RELEASE_KEY).partition(b"\n")
+    blob = bytearray(sshsig.dearmor(armored))
+    blob[-10] ^= 0x01
+    return body + b"\n" + sshsig.armor(bytes(blob)).encode("ascii")
 
 
 @pytest.mark.parametrize(

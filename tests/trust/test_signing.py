@@ -191,3 +191,32 @@ def test_an_encrypted_key_without_a_passphrase_changes_nothing(
     repo.passphrase = lambda path: b"s3cret"
     promote(repo, "staging")
     assert "statement" in log_lines(repo)[-1]
+
+
+def test_a_ref_name_and_message_beyond_ascii_are_signed_pushed_and_pulled(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Statements are canonical JSON, UTF-8: a ref `modèle` moved with a message `café ✓`
+    is signed, logged, pushed and accepted by a host that trusts the key."""
+    from mstore.ops.commit import CommitOptions
+    from mstore.remotes import open_remote
+    from mstore.transfer.pull import clone
+    from mstore.transfer.verbs import push
+    from mstore.trust.rules import Signer, TrustRules
+    from mstore.trust.sshsig import parse_public_key
+
+    repo = signing_store(tmp_path, monkeypatch)
+    source = write_version(tmp_path / "v1", "v1")
+    commit(repo, source, "modèle", options=CommitOptions(message="café ✓"))
+    entry = next(repo.history.newest_first("modèle"))
+    assert entry.statement is not None and "café ✓" in entry.statement
+    url = str(tmp_path / "remote")
+    push(repo, open_remote(url))
+    public = (tmp_path / "release.pub").read_text().split()
+    rules = TrustRules((Signer("release@team", parse_public_key(f"{public[0]} {public[1]}")),))
+
+    host, _ = clone(open_remote(url), tmp_path / "host", link_mode="copy", trust=rules)
+
+    pulled = next(host.history.newest_first("modèle"))
+    assert pulled.statement == entry.statement
+    assert host.refs.read("modèle") == repo.refs.read("modèle")
