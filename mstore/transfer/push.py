@@ -286,9 +286,10 @@ def _rollout_statements(
     repo: Repo, remote: Remote, moving: list[RefPush], window: int
 ) -> dict[str, str | None]:
     """A new statement for each moving ref, with the rollout window starting now."""
+    from mstore.transfer.rollout import utc_now
     from mstore.transfer.rollout_statements import new_statement
 
-    start = now()
+    start = utc_now()
     return {
         p.ref: new_statement(
             repo,

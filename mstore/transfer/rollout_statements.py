@@ -6,10 +6,11 @@ JSON alone), and the window a remote ref's statement carries (docs/REMOTES.md,
 from __future__ import annotations
 
 from mstore.core.hashing import hash_bytes
-from mstore.core.identity import author, now
+from mstore.core.identity import author
 from mstore.remotes.base import Remote, RemoteRef
 from mstore.repo import Repo
 from mstore.transfer.repository import store_repository
+from mstore.transfer.rollout import utc_now
 from mstore.trust.accepted import read_accepted, record_accepted
 from mstore.trust.checks import Accepted
 from mstore.trust.signing import known_generation
@@ -46,7 +47,7 @@ def new_statement(
             generation=generation,
             repository=repository,
             signer=signer.principal if signer is not None else author(),
-            time=now(),
+            time=utc_now(),
             action=action,
             message=message,
             rollout=rollout,
