@@ -21,6 +21,7 @@ from mstore.cli import (
     fleet_commands,
     gate_commands,
     remote_commands,
+    rollout_commands,
     scan_command,
     store_commands,
     switching,
@@ -85,6 +86,7 @@ def build_app() -> typer.Typer:
     upkeep.register(app)  # verify status restore gc, ref
     remote_commands.register(app)  # push pull clone, remote
     fleet_commands.register(app)  # follow fleet
+    rollout_commands.register(app)  # rollout
     trust_commands.register(app)  # trust
     store_commands.register(app)  # relink destroy
     ui_command.register(app)  # ui

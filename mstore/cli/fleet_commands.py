@@ -77,6 +77,17 @@ def follow(
             help="Rewrite this host's status object at least this often.",
         ),
     ] = 300.0,
+    wariness: Annotated[
+        float | None,
+        typer.Option(
+            "--wariness",
+            metavar="W",
+            min=0.0,
+            max=1.0,
+            help="This host's place in staged rollouts, 0 (first, a canary) to 1 (last); "
+            "default: a stable number drawn from its host id.",
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Follow a remote ref on a serving host: switch to each new version, check health,
@@ -112,6 +123,7 @@ def follow(
         health_timeout=health_timeout,
         host_name=host_name,
         heartbeat=heartbeat,
+        wariness=wariness,
     )
     import threading
 

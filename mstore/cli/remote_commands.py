@@ -62,6 +62,15 @@ def push(
         ),
     ] = False,
     jobs: JobsOption = 8,
+    rollout: Annotated[
+        str | None,
+        typer.Option(
+            "--rollout",
+            metavar="WINDOW",
+            help="Roll the moved refs out over WINDOW (90s, 30m, 2h, 1d): followers switch "
+            "one after another, in their wariness order, not at once (`mstore rollout`).",
+        ),
+    ] = None,
     dry_run: DryRunOption = False,
     as_json: JsonOption = False,
 ) -> None:
@@ -74,13 +83,17 @@ def push(
     """
     from mstore.cli import output
     from mstore.cli.common import open_repo, session
+    from mstore.transfer.rollout import parse_window
     from mstore.transfer.verbs import push as run
 
     repo = open_repo(ctx)
     label, remote, refs = _remote_for(repo, words)
     try:
         with output.byte_progress("pushing", session(ctx).quiet) as (start, advance):
-            result = run(repo, remote, refs or None, force, dry_run, advance, start, jobs)
+            window = parse_window(rollout) if rollout is not None else None
+            result = run(
+                repo, remote, refs or None, force, dry_run, advance, start, jobs, rollout=window
+            )
     finally:
         remote.close()
     if as_json:

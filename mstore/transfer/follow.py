@@ -54,6 +54,10 @@ from mstore.transfer.follow_state import (
     write_state,
 )
 from mstore.transfer.pull import pull
+from mstore.transfer.rollout import decide, wariness_of
+from mstore.transfer.rollout_statements import statement_of
+from mstore.trust.checks import check_statement
+from mstore.trust.statements import Rollout
 from mstore.workflow import health, policy
 
 MAX_BACKOFF = 600.0
@@ -69,12 +73,14 @@ class FollowOptions:
     host_name: str | None = None
     heartbeat: float = 300.0
     jobs: int = DEFAULT_JOBS
+    wariness: float | None = None  # None: from the host id (transfer/rollout.py)
 
 
 @dataclass(frozen=True)
 class FollowEvent:
-    """One thing that happened: `started`, `switching`, `switched`, `healthy`, `failed`,
-    `reverted`, `refused`, `error`, `status-error`, `resumed`, `stopped`."""
+    """One thing that happened: `started`, `pending` (a rollout has not reached this
+    host), `switching`, `switched`, `healthy`, `failed`, `reverted`, `refused`, `error`,
+    `status-error`, `resumed`, `stopped`."""
 
     event: str
     ref: str
@@ -111,6 +117,8 @@ class Follower:
         check_ref_name(options.ref)
         if options.interval <= 0 or options.health_timeout <= 0 or options.heartbeat <= 0:
             raise UsageError("the interval, health timeout and heartbeat must be positive")
+        if options.wariness is not None and not 0.0 <= options.wariness <= 1.0:
+            raise UsageError("the wariness must be between 0 (first) and 1 (last)")
         url = repo.config.remotes.get(remote_name)
         if url is None:
             raise NotFoundError(
@@ -220,7 +228,45 @@ class Follower:
             return self._publish("healthy" if self.health_argv else "following")
         if failed is not None:
             return self._publish("failed-and-reverted", error=failed.reason)
+        decision = decide(self._rollout(remote_ref), self.wariness, self.clock())
+        if not decision.switch:
+            if self.state.wanted != wanted:
+                self._save(self.state.moved(wanted=wanted))
+                self._event("pending", wanted, decision.reason)
+            return self._publish("pending", error=decision.reason)
         return self._switch(wanted, local)
+
+    def _rollout(self, remote_ref: RemoteRef) -> Rollout | None:
+        """The rollout window the remote ref's statement carries, if this host may heed
+        it: on a ref its trust rules guard, only a statement they accept counts (one
+        they refuse is left to the pull, which refuses it)."""
+        statement = statement_of(remote_ref, f"ref {self.options.ref}")
+        if statement is None or statement.rollout is None:
+            return None
+        if self.repo.trust.guards(self.options.ref, self.remote_name):
+            assert remote_ref.statement is not None
+            try:
+                check_statement(
+                    ref=self.options.ref,
+                    manifest_id=remote_ref.manifest_id,
+                    data=remote_ref.statement,
+                    statement_id=None,
+                    remote=self.remote_name,
+                    repository=self.repo.config.repository,
+                    rules=self.repo.trust,
+                    accepted=None,
+                )
+            except MstoreError:
+                return None
+        return statement.rollout
+
+    @property
+    def wariness(self) -> float:
+        """This host's place in staged rollouts: the option, else from its host id."""
+        if self.options.wariness is not None:
+            return self.options.wariness
+        assert self.host is not None
+        return wariness_of(self.host.id)
 
     # -- the steps -----------------------------------------------------------------
 

@@ -54,6 +54,7 @@ from mstore.transfer.chunk_present import (
 from mstore.transfer.chunk_push import ChunkSender, ChunkStats
 from mstore.transfer.repository import store_repository
 from mstore.trust.signing import current_statement
+from mstore.trust.statements import Rollout
 
 
 @dataclass(frozen=True)
@@ -123,10 +124,13 @@ def push(
     on_start: Start | None = None,
     jobs: int = DEFAULT_JOBS,
     clock: Clock = time.monotonic,
+    rollout: int | None = None,
 ) -> PushResult:
     """Send `refs` (default: every local ref) and the objects they need to `remote`.
 
-    `clock` times the push window (mstore.transfer.chunk_present)."""
+    `clock` times the push window (mstore.transfer.chunk_present). With `rollout`
+    (seconds), each ref moved carries a new statement with that rollout window, from now
+    (transfer/rollouts.py): followers switch over the window, not at once."""
     local = _local_refs(repo, refs)
     exists = remote.probe()
     theirs = remote.read_refs(local, jobs) if exists else {}
@@ -171,7 +175,12 @@ def push(
         window.check()
         with repo.locked("push"):
             tracking.record_pushing({p.ref: p.new for p in moving})
-        pushed, joined, lost = _swap_refs(remote, moving, theirs, _statements(repo, moving))
+        statements = (
+            _statements(repo, moving)
+            if rollout is None
+            else _rollout_statements(repo, remote, moving, rollout)
+        )
+        pushed, joined, lost = _swap_refs(remote, moving, theirs, statements)
         _record(repo, tracking, plan, pushed + joined, pushed)
         plan = [_joined(p) if p in joined else p for p in plan]
         notes += [
@@ -271,6 +280,29 @@ def _statements(repo: Repo, moving: list[RefPush]) -> dict[str, str | None]:
             if len(found) == len(wanted):
                 break
     return {ref: found.get(ref) for ref in wanted}
+
+
+def _rollout_statements(
+    repo: Repo, remote: Remote, moving: list[RefPush], window: int
+) -> dict[str, str | None]:
+    """A new statement for each moving ref, with the rollout window starting now."""
+    from mstore.transfer.rollout import utc_now
+    from mstore.transfer.rollout_statements import new_statement
+
+    start = utc_now()
+    return {
+        p.ref: new_statement(
+            repo,
+            remote,
+            ref=p.ref,
+            manifest=p.new,
+            previous=p.old,
+            action="rollout",
+            message=f"roll out {short(p.new)} over {window} s",
+            rollout=Rollout(start, window),
+        ).decode()
+        for p in moving
+    }
 
 
 def _foreign_message(url: str, foreign: list[RefPush]) -> tuple[str | Hint, ...]:

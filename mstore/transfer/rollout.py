@@ -61,6 +61,12 @@ def decide(rollout: Rollout | None, wariness: float, now: float) -> Decision:
     )
 
 
+def utc_now() -> str:
+    """The real time, as statements write it. Rollouts are live: they never take the
+    fixed clock SOURCE_DATE_EPOCH gives the log (core.identity.now)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
 def parse_window(text: str) -> int:
     """`90s`, `30m`, `2h`, `1d` (or plain seconds) -> seconds."""
     value, unit = (text[:-1], text[-1]) if text[-1:] in _UNITS else (text, "s")

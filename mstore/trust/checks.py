@@ -3,7 +3,8 @@
 In this order, each a refusal naming what was wrong (the models: TUF's client workflow
 and OSTree's ostree-repo-pull-verify.c):
 
-1. unsigned: the remote ref carries no statement;
+1. unsigned: the remote ref carries no statement, or one without a signature (the
+   JSON alone, as a store without a key publishes a rollout);
 2. malformed: the statement does not parse (StatementError, exit 3);
 3. another ref: the statement was signed for another ref (a "sidegrade": staging's
    statement copied onto production);
@@ -76,7 +77,7 @@ def check_statement(
     """Run the checks of this module's docstring on a guarded ref's statement `data`
     (its object id `statement_id`); the Verdict, or the first refusal."""
     where = f"ref {ref}"
-    if data is None:
+    if data is None or b"\n" not in data:  # no statement, or one without a signature
         raise TrustRefusedError(
             f"{where} is unsigned on the remote, and this store accepts it only signed by "
             f"{_who(rules, ref, remote)}; ask its publisher to sign and push it"

@@ -149,3 +149,61 @@ def test_a_poll_of_an_unchanged_ref_is_a_conditional_get(
     assert moved is not None and moved.manifest_id == publisher.refs.read("production")
     if remote_kind != "directory":
         assert answers == ["304", "200"]
+
+
+def test_a_rollout_reaches_hosts_in_wariness_order_pause_holds_abort_brings_back(
+    remote_url: str, tmp_path: Path, followers: list[subprocess.Popen[bytes]]
+) -> None:
+    """Three follower processes with wariness 0, 0.15 and 0.6 and a 20 s window: the
+    first two switch in that order, a pause keeps the third on the old version past its
+    turn, and an abort brings the two back."""
+    publisher = new_store(tmp_path / "publisher")
+    v1 = commit(publisher, write_version(tmp_path / "src" / "v1", "v1"), "production").manifest_id
+    ok(mstore(publisher.root, "remote", "add", "origin", remote_url))
+    ok(mstore(publisher.root, "push"))
+    v2 = commit(publisher, write_version(tmp_path / "src" / "v2", "v2"), "production").manifest_id
+    for number, wariness in enumerate(("0", "0.15", "0.6")):
+        root = tmp_path / f"host{number}"
+        ok(clone_cli(remote_url, root, "--link-mode", "copy"))
+        followers.append(
+            subprocess.Popen(
+                [
+                    *(str(MSTORE), "--store", str(root), "follow", "--interval", "0.2"),
+                    *("--wariness", wariness, "--host-name", f"host{number}"),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
+
+    ok(mstore(publisher.root, "push", "--rollout", "20s"))
+    started = time.monotonic()
+    switched: dict[str, float] = {}
+
+    def running() -> dict[str, str | None]:
+        hosts = hosts_by_name(publisher)
+        for name, h in hosts.items():
+            if h["running"] == v2 and name not in switched:
+                switched[name] = time.monotonic() - started
+        return {name: h["running"] for name, h in hosts.items()}
+
+    wait_for(
+        "host0 and host1 on v2", lambda: bool(running()) and {"host0", "host1"} <= set(switched)
+    )
+    ok(mstore(publisher.root, "rollout", "pause", "production"))
+    assert "host2" not in switched, switched  # its turn (12 s) has not come
+    assert switched["host0"] <= switched["host1"]
+    status = as_json(ok(mstore(publisher.root, "rollout", "status", "production", "--json")))
+    assert status["rollout"]["paused"] and status["manifest"] == v2
+
+    while time.monotonic() - started < 16:  # past host2's turn: the pause holds it
+        running()
+        time.sleep(0.2)
+    assert "host2" not in switched
+    assert hosts_by_name(publisher)["host2"]["state"] == "pending"
+
+    ok(mstore(publisher.root, "rollout", "abort", "production"))
+    wait_for("every host back on v1", lambda: set(running().values()) == {v1})
+    for process in followers:
+        process.send_signal(signal.SIGTERM)
+    assert [process.wait(timeout=60) for process in followers] == [0, 0, 0]
