@@ -10,9 +10,6 @@ This module deliberately has no `from __future__ import annotations`: typer read
 annotations of the functions defined here.
 """
 
-import contextlib
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -46,6 +43,8 @@ def register(app: typer.Typer) -> None:
     """Add push, pull, clone and the `remote` group to `app`."""
     add_command(app, "push", push)
     add_command(app, "pull", pull)
+    from mstore.cli.clone_command import clone  # it takes its options from here
+
     add_command(app, "clone", clone)
     remote_names.register(app)
 
@@ -195,84 +194,6 @@ def pull(
         render_move(ctx, switched, False)
     elif checkout:
         output.say(f"would check out {refs[0]}")
-
-
-def clone(
-    ctx: typer.Context,
-    url: Annotated[
-        str,
-        typer.Argument(metavar="URL", help="s3://BUCKET/PREFIX, file:///PATH or a directory."),
-    ],
-    directory: Annotated[
-        Path, typer.Argument(metavar="DIRECTORY", help="New (or empty) project directory.")
-    ],
-    link_mode: Annotated[
-        str,
-        typer.Option(
-            "--link-mode",
-            metavar="MODE",
-            help="How views show files: auto, copy, reflink, hardlink, symlink.",
-        ),
-    ] = "auto",
-    jobs: JobsOption = 8,
-    allow_downgrade: AllowDowngradeOption = False,
-    as_json: JsonOption = False,
-) -> None:
-    """Create a store in DIRECTORY with every ref of the remote at URL (as origin).
-
-    If it fails or is interrupted (Ctrl-C, SIGTERM), what it made is removed again.
-    """
-    from mstore.cli import output
-    from mstore.cli.common import session
-    from mstore.remotes import open_remote
-    from mstore.transfer.verbs import clone as run
-
-    remote = open_remote(url)
-    try:
-        with (
-            _terminate_raises(),
-            output.byte_progress("cloning", session(ctx).quiet) as (
-                start,
-                advance,
-            ),
-        ):
-            repo, result = run(
-                remote, directory, link_mode, advance, start, jobs, allow_downgrade=allow_downgrade
-            )
-    finally:
-        remote.close()
-    session(ctx).repo = repo
-    if as_json:
-        output.emit_json({**result.to_json(), "directory": str(repo.root)})
-        return
-    output.say(
-        f"cloned {remote.url} into {repo.root}: {len(result.move.moves)} refs, "
-        f"{result.objects_received} objects ({output.human_bytes(result.bytes_received)} of data)"
-    )
-
-
-@contextlib.contextmanager
-def _terminate_raises() -> Iterator[None]:
-    """For the body, SIGTERM raises SystemExit(143) (after a note), as Ctrl-C raises
-    KeyboardInterrupt: the command's clean-up runs instead of the process vanishing."""
-    import signal
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def terminate(signum: int, _frame: object) -> None:
-        from mstore.cli import output
-
-        output.note("terminated")
-        raise SystemExit(128 + signum)
-
-    previous = signal.signal(signal.SIGTERM, terminate)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def _remote_for(repo: Any, words: list[str] | None) -> tuple[str, Any, list[str]]:

@@ -149,6 +149,29 @@ def import_allowed_signers(
     `remote`. A bad line refuses the whole file, naming its line number; lines that
     cannot speak for mstore (another key type, namespaces= without mstore-statement, a
     principal pattern, a revoked key) are skipped with a note."""
+    signers, notes = signers_from_file(path, remote, refs)
+
+    def change(rules: TrustRules) -> TrustRules:
+        _check_remote(repo, remote)
+        for signer in signers:
+            if rules.is_revoked(signer.key):
+                notes.append(
+                    f"skipped {signer.principal}: key {signer.key.fingerprint()} is revoked"
+                )
+                continue
+            rules = rules.with_signer(signer)
+        return rules
+
+    edit = _edit(repo, "import", str(path), dry_run, change)
+    return replace(edit, notes=tuple(notes))
+
+
+def signers_from_file(
+    path: Path, remote: str | None = None, refs: tuple[str, ...] = ()
+) -> tuple[list[Signer], list[str]]:
+    """The signers an OpenSSH allowed_signers file names (for `refs`, default every ref,
+    through `remote`), and notes on the lines skipped; InvalidInputError naming the line
+    of a bad one. Also what `clone` trusts before its first pull."""
     patterns = tuple(check_pattern(p) for p in refs) or ("*",)
     parsed = parse_allowed_signers(
         _read_text(path, MAX_FILE_BYTES, "allowed_signers file"), str(path)
@@ -172,20 +195,7 @@ def import_allowed_signers(
             signers.append(
                 Signer(principal, line.key, patterns, remote, line.valid_after, line.valid_before)
             )
-
-    def change(rules: TrustRules) -> TrustRules:
-        _check_remote(repo, remote)
-        for signer in signers:
-            if rules.is_revoked(signer.key):
-                notes.append(
-                    f"skipped {signer.principal}: key {signer.key.fingerprint()} is revoked"
-                )
-                continue
-            rules = rules.with_signer(signer)
-        return rules
-
-    edit = _edit(repo, "import", str(path), dry_run, change)
-    return replace(edit, notes=tuple(notes))
+    return signers, notes
 
 
 def revoke_key(repo: Repo, key: str, dry_run: bool = False) -> TrustEdit:

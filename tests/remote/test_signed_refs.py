@@ -150,3 +150,35 @@ def test_push_sends_the_statement_of_the_move_that_set_each_ref(
     newest = next(Repo(a.root).history.newest_first("staging"))
     assert newest.statement is not None
     assert (remote.read_ref("staging") or stored).statement == newest.statement.encode()
+
+
+@needs_openssh
+def test_clone_with_allowed_signers_trusts_them_before_its_first_pull(
+    remote_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A host clones with the team's allowed_signers file: a signed bucket is cloned
+    with those rules in place; an unsigned ref refuses the clone (exit 7), and nothing
+    of the new store is left behind."""
+    key = keygen(tmp_path, "release")
+    public = (tmp_path / "release.pub").read_text().split()
+    allowed = tmp_path / "allowed_signers"
+    allowed.write_text(f"release@team {public[0]} {public[1]}\n")
+    publisher = new_store(tmp_path / "publisher")
+    monkeypatch.setenv(SIGNING_KEY_VARIABLE, str(key))
+    publisher.update_config(lambda c: c.with_signing(None, "release@team"))
+    ok(mstore(publisher.root, "commit", write_version(tmp_path / "v1", "v1"), "--to", "production"))
+    ok(mstore(publisher.root, "push", remote_url))
+
+    ok(clone_cli(remote_url, tmp_path / "host", "--allowed-signers", allowed))
+    host = Repo(tmp_path / "host")
+    assert host.trust.guards("production", "origin")
+    assert host.refs.read("production") == publisher.refs.read("production")
+
+    monkeypatch.delenv(SIGNING_KEY_VARIABLE)
+    unsigned = new_store(tmp_path / "unsigned")
+    ok(mstore(unsigned.root, "commit", write_version(tmp_path / "v2", "v2"), "--to", "staging"))
+    ok(mstore(unsigned.root, "push", remote_url, "staging"))
+    refused = clone_cli(remote_url, tmp_path / "host2", "--allowed-signers", allowed)
+    assert refused.exit_code == 7, refused.stdout
+    assert "staging is unsigned" in refused.stderr
+    assert not (tmp_path / "host2").exists()
