@@ -60,8 +60,8 @@ def _on_remote(ctx: typer.Context, name: str, work: Callable[[Any], Any], as_jso
 
 
 def remote_upgrade(ctx: typer.Context, name: RemoteArgument, as_json: JsonOption = False) -> None:
-    """Upgrade a remote to format 3 (chunks, signed refs): rewrites its marker only,
-    giving it this store's repository id."""
+    """Upgrade a remote to format 4 (compressed chunks, signed refs): rewrites its marker
+    only, giving it a repository id (its own, else this store's)."""
     from mstore.cli import output
     from mstore.cli.common import open_repo
     from mstore.transfer.repository import store_repository

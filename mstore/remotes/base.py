@@ -1,9 +1,10 @@
 """Remote: where stores exchange versions. Every kind of remote shows one layout:
 
     <location>/                       a directory, or s3://<bucket>/<prefix>
-      mstore-remote.json              {"chunking":"...","format":3,"repository":"<32 hex>"}
+      mstore-remote.json              {"chunking":"...","format":4,"repository":"<32 hex>"}
       objects/<id[0:2]>/<id[2:]>      whole objects (manifests, small data), never rewritten
-      recipes/, packs/, indexes/      large objects as chunks (mstore.remotes.packs)
+      recipes/, packs/, indexes/      large objects as chunks, each compressed or not by
+                                      its own codec (mstore.remotes.packs)
       prune/doomed                    what a running prune will delete
       refs/<name>                     "<manifest id>\\n" [signed statement], replaced only
                                       by compare-and-swap
@@ -39,7 +40,7 @@ from mstore.core.hashing import is_object_id
 from mstore.core.ids import short
 from mstore.errors import Hint, IntegrityError, InvalidInputError, NotFoundError, RefusedError
 
-REMOTE_FORMAT = 3
+REMOTE_FORMAT = 4
 # Data objects above this many bytes travel and are stored as chunks (docs/REMOTES.md).
 CHUNK_THRESHOLD = 4 << 20
 MARKER_NAME = "mstore-remote.json"
@@ -143,7 +144,11 @@ def check_marker(data: bytes, url: str) -> None:
     """Refuse a marker this mstore cannot read: not JSON, an older or a newer format."""
     version = marker_format(data, url)
     if version < REMOTE_FORMAT:
-        lacks = "whole objects only" if version == 1 else "no repository id, unsigned refs"
+        lacks = {
+            1: "whole objects only",
+            2: "no repository id, unsigned refs",
+            3: "uncompressed chunks",
+        }.get(version, "an old layout")
         raise RefusedError(
             f"remote {url} uses format {version} ({lacks}); this mstore reads "
             f"format {REMOTE_FORMAT}: run ",

@@ -1,7 +1,7 @@
 """DirectoryRemote: a remote in a plain directory (local disk, NFS, a mounted share).
 
-    <root>/                         remote format 3 (docs/REMOTES.md, "Layout")
-      mstore-remote.json            {"chunking":"<ChunkParams.name>","format":3,"repository":"<id>"}
+    <root>/                         remote format 4 (docs/REMOTES.md, "Layout")
+      mstore-remote.json            {"chunking":"<ChunkParams.name>","format":4,"repository":"<id>"}
       lock                          flock target while a ref is swapped
       objects/<id[0:2]>/<id[2:]>    whole object bytes, mode 0444
       recipes/<id[0:2]>/<id[2:]>    a large object's recipe

@@ -1,11 +1,21 @@
-"""The chunked layout of a remote (format 2): packs, pack indexes and recipes.
+"""The chunked layout of a remote (format 4): packs, pack indexes and recipes.
 
-    packs/<pack id>       chunk bytes back to back; pack id = blake3 of the pack's bytes
-    indexes/<pack id>     {"chunks":[[chunk, offset, length],...],"format":1,"pack":..,"size":..}
+    packs/<pack id>       stored chunks back to back; pack id = blake3 of the pack's bytes
+    indexes/<pack id>     {"chunks":[[chunk, offset, stored, codec, length],...],"format":2,
+                           "pack":..,"size":..}
     recipes/<id[0:2]>/<id[2:]>
-                        {"chunks":[[chunk, pack, offset, length],...],"format":1,"id":..,"size":..}
+                          {"chunks":[[chunk, pack, offset, stored, codec, length],...],
+                           "format":2,"id":..,"size":..}
     prune/doomed          {"packs":[...],"recipes":[...],"since":<epoch s>[,"deleting":<epoch s>]}:
                           what a prune marked, and whether a run is deleting it now
+
+A chunk rests in its pack as `stored` bytes at `offset`, encoded with `codec`
+(mstore.chunks.codecs); `length` is its raw length, the bound its decompression may
+not exceed. A recipe entry is its pack's index entry with the pack's id: it locates
+the stored bytes by itself (pull reads no index), and push reuses it only if the
+pack's index holds exactly that entry. Format-1 indexes and recipes (format-3 remotes:
+[chunk, offset, length], [chunk, pack, offset, length]) stay readable: codec `none`,
+stored length = length.
 
 Every file is validated here before any of its names or offsets is used; bytes are
 hashed by the callers (each chunk before use, each rebuilt object before install).
@@ -30,6 +40,7 @@ from typing import Any
 
 import orjson
 
+from mstore.chunks.codecs import CODECS, NONE
 from mstore.core import fsutil
 from mstore.core.hashing import is_object_id
 from mstore.core.parallel import parallel
@@ -41,13 +52,39 @@ MAX_META_BYTES = 64 << 20
 DOOMED = "prune/doomed"
 
 
+# Far above any chunk a chunker cuts (pyfastcdc's max_size bound is 16 MiB): a larger
+# raw length in an index or a recipe is damage, refused before anything is allocated.
+MAX_CHUNK_BYTES = 16 << 20
+
+
 @dataclass(frozen=True)
 class Entry:
-    """A chunk of a recipe: its id, and where its bytes are (pack, offset, length)."""
+    """A chunk of a recipe: its id, where its stored bytes are (pack, offset, stored),
+    how they are encoded (codec), and its raw length."""
 
     chunk: str
     pack: str
     offset: int
+    stored: int
+    codec: str
+    length: int
+
+    def place(self) -> Place:
+        return (self.pack, self.offset, self.stored, self.codec, self.length)
+
+
+# Where a chunk is: (pack, offset, stored length, codec, raw length).
+Place = tuple[str, int, int, str, int]
+
+
+@dataclass(frozen=True)
+class IndexEntry:
+    """A chunk of a pack's index: id, offset, stored length, codec, raw length."""
+
+    chunk: str
+    offset: int
+    stored: int
+    codec: str
     length: int
 
 
@@ -95,8 +132,8 @@ def named(
 
 
 def encode_recipe(recipe: Recipe) -> bytes:
-    chunks = [[e.chunk, e.pack, e.offset, e.length] for e in recipe.entries]
-    document = {"chunks": chunks, "format": 1, "id": recipe.object_id, "size": recipe.size}
+    chunks = [[e.chunk, e.pack, e.offset, e.stored, e.codec, e.length] for e in recipe.entries]
+    document = {"chunks": chunks, "format": 2, "id": recipe.object_id, "size": recipe.size}
     return orjson.dumps(document, option=orjson.OPT_SORT_KEYS) + b"\n"
 
 
@@ -105,12 +142,10 @@ def decode_recipe(data: bytes, object_id: str, size: int | None, url: str) -> Re
     where = f"recipe of object {object_id} on {url}"
     raw = _load(data, where)
     try:
-        if raw["format"] != 1 or raw["id"] != object_id:
+        if raw["format"] not in (1, 2) or raw["id"] != object_id:
             raise ValueError
         total = _count(raw["size"])
-        entries = tuple(
-            Entry(_hex(c), _hex(p), _count(o), _count(n, low=1)) for c, p, o, n in raw["chunks"]
-        )
+        entries = tuple(_recipe_entry(item, raw["format"]) for item in raw["chunks"])
     except (KeyError, TypeError, ValueError):
         raise IntegrityError(
             f"{where} is not a valid recipe; the remote is damaged (",
@@ -127,21 +162,23 @@ def decode_recipe(data: bytes, object_id: str, size: int | None, url: str) -> Re
     return Recipe(object_id, total, entries)
 
 
-def encode_index(pack: str, size: int, chunks: Iterable[tuple[str, int, int]]) -> bytes:
-    document = {"chunks": [list(c) for c in chunks], "format": 1, "pack": pack, "size": size}
+def encode_index(pack: str, size: int, chunks: Iterable[IndexEntry]) -> bytes:
+    listing = [[c.chunk, c.offset, c.stored, c.codec, c.length] for c in chunks]
+    document = {"chunks": listing, "format": 2, "pack": pack, "size": size}
     return orjson.dumps(document, option=orjson.OPT_SORT_KEYS) + b"\n"
 
 
-def decode_index(data: bytes, pack: str, size: int, url: str) -> list[tuple[str, int, int]]:
-    """A pack's index, checked against the pack's stored `size`: its entries lie back to
-    back from byte 0 to the pack's end, as a pack is written (so no entry overlaps
-    another, and none lies past the end)."""
+def decode_index(data: bytes, pack: str, size: int, url: str) -> list[IndexEntry]:
+    """A pack's index, checked against the pack's stored `size`: its entries' stored
+    bytes lie back to back from byte 0 to the pack's end, as a pack is written (so no
+    entry overlaps another, and none lies past the end); every codec is one this mstore
+    decodes, every raw length at most MAX_CHUNK_BYTES."""
     where = f"index of pack {pack} on {url}"
     raw = _load(data, where)
     try:
-        if raw["format"] != 1 or raw["pack"] != pack or raw["size"] != size:
+        if raw["format"] not in (1, 2) or raw["pack"] != pack or raw["size"] != size:
             raise ValueError
-        chunks = [(_hex(c), _count(o), _count(n, low=1)) for c, o, n in raw["chunks"]]
+        chunks = [_index_entry(item, raw["format"]) for item in raw["chunks"]]
     except (KeyError, TypeError, ValueError):
         raise IntegrityError(
             f"{where} is not a valid index of a {size}-byte pack; the remote is damaged (",
@@ -149,7 +186,8 @@ def decode_index(data: bytes, pack: str, size: int, url: str) -> list[tuple[str,
             ")",
         ) from None
     end = 0
-    for chunk, offset, length in chunks:
+    for entry in chunks:
+        chunk, offset, length = entry.chunk, entry.offset, entry.stored
         if offset + length > size:
             raise IntegrityError(
                 f"{where} places chunk {chunk[:12]} at {offset}+{length}, past the pack's "
@@ -235,9 +273,9 @@ class RemoteIndex:
 
     packs: dict[str, BlobInfo]
     marked: Doomed
-    chunks: dict[str, tuple[str, int, int]] = field(default_factory=dict)
+    chunks: dict[str, Place] = field(default_factory=dict)
     # A chunk stored in several packs: the locations after the first (rare).
-    elsewhere: dict[str, list[tuple[str, int, int]]] = field(default_factory=dict)
+    elsewhere: dict[str, list[Place]] = field(default_factory=dict)
     damaged: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -259,16 +297,18 @@ class RemoteIndex:
             if isinstance(entries, str):
                 index.damaged[pack] = entries
                 continue
-            for chunk, offset, length in entries:
-                if index.chunks.setdefault(chunk, (pack, offset, length)) != (pack, offset, length):
-                    index.elsewhere.setdefault(chunk, []).append((pack, offset, length))
+            for entry in entries:
+                place = (pack, entry.offset, entry.stored, entry.codec, entry.length)
+                if index.chunks.setdefault(entry.chunk, place) != place:
+                    index.elsewhere.setdefault(entry.chunk, []).append(place)
         return index
 
     def holds(self, recipe: Recipe) -> bool:
         """True if every chunk of `recipe` is exactly where a usable pack index says it
-        is: the pack listed, unmarked, its index valid, and the same offset and length."""
+        is: the pack listed, unmarked, its index valid, and the same offset, stored
+        length, codec and raw length."""
         for entry in recipe.entries:
-            place = (entry.pack, entry.offset, entry.length)
+            place = entry.place()
             if self.chunks.get(entry.chunk) != place and place not in self.elsewhere.get(
                 entry.chunk, ()
             ):
@@ -282,9 +322,7 @@ class RemoteIndex:
         ]
 
 
-def _pack_index(
-    remote: Remote, pack: str, size: int, cache: Path | None
-) -> list[tuple[str, int, int]] | str:
+def _pack_index(remote: Remote, pack: str, size: int, cache: Path | None) -> list[IndexEntry] | str:
     """The entries of `pack`'s index (from the cache, else fetched and cached), or why
     the index cannot be used (damaged: the pack's chunks then count as absent)."""
     cached = cache / pack if cache is not None else None
@@ -311,6 +349,57 @@ def _pack_index(
             fsutil.atomic_write(tmp, data)
             os.replace(tmp, cached)
     return entries
+
+
+def _index_entry(item: object, version: int) -> IndexEntry:
+    """One entry of a format-1 ([chunk, offset, length]) or format-2 index."""
+    if not isinstance(item, list):
+        raise ValueError
+    if version == 1:
+        chunk, offset, length = item
+        return IndexEntry(_hex(chunk), _count(offset), _chunk_length(length), NONE, length)
+    chunk, offset, stored, codec, length = item
+    entry = IndexEntry(
+        _hex(chunk), _count(offset), _count(stored, low=1), _codec(codec), _chunk_length(length)
+    )
+    if entry.codec == NONE and entry.stored != entry.length:
+        raise ValueError
+    return entry
+
+
+def _recipe_entry(item: object, version: int) -> Entry:
+    """One entry of a format-1 ([chunk, pack, offset, length]) or format-2 recipe."""
+    if not isinstance(item, list):
+        raise ValueError
+    if version == 1:
+        chunk, pack, offset, length = item
+        length = _chunk_length(length)
+        return Entry(_hex(chunk), _hex(pack), _count(offset), length, NONE, length)
+    chunk, pack, offset, stored, codec, length = item
+    entry = Entry(
+        _hex(chunk),
+        _hex(pack),
+        _count(offset),
+        _count(stored, low=1),
+        _codec(codec),
+        _chunk_length(length),
+    )
+    if entry.codec == NONE and entry.stored != entry.length:
+        raise ValueError
+    return entry
+
+
+def _codec(value: object) -> str:
+    if value not in CODECS:
+        raise ValueError  # a codec this mstore cannot decode: the file is refused
+    return str(value)
+
+
+def _chunk_length(value: object) -> int:
+    length = _count(value, low=1)
+    if length > MAX_CHUNK_BYTES:
+        raise ValueError
+    return length
 
 
 def _load(data: bytes, where: str) -> dict[str, Any]:

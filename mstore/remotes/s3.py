@@ -1,7 +1,7 @@
 """S3Remote: a remote in an S3 bucket under a prefix (boto3: `pip install 'mstore[s3]'`).
 
     s3://<bucket>/<prefix>/
-      mstore-remote.json            {"chunking":"...","format":3,"repository":"<id>"}
+      mstore-remote.json            {"chunking":"...","format":4,"repository":"<id>"}
       objects/<id[0:2]>/<id[2:]>    object bytes; multipart uploads above the part size
       refs/<name>                   "<manifest id>\\n" [signed statement]
 

@@ -5,9 +5,11 @@
                coalesced (<= RANGE_LIMIT each), hashed        ┘    the whole against its id
 
 Every offset and length of the recipe is checked before use (inside int64, a range at
-most a pack long: `check_range`), every chunk is hashed before it is written; a range
-the server cuts short, or bytes that do not hash to their chunk id, fail the pull with
-IntegrityError (exit 3) before anything is installed. The caller then hashes the
+most a pack long: `check_range`); every chunk is decoded (mstore.chunks.codecs: its
+output bounded by the raw length the recipe gives) and hashed before it is written; a
+range the server cuts short, stored bytes that do not decode to exactly that length,
+or bytes that do not hash to their chunk id, fail the pull with IntegrityError (exit 3)
+before anything is installed. The caller then hashes the
 rebuilt file against the object id.
 """
 
@@ -17,19 +19,20 @@ import os
 from dataclasses import dataclass
 
 from mstore.caches.chunk_index import LocalChunks
+from mstore.chunks.codecs import decode
 from mstore.core.hashing import Progress, hash_bytes
 from mstore.core.parallel import parallel
 from mstore.errors import Hint, IntegrityError
 from mstore.remotes.base import MAX_FILE_BYTES, Remote, check_range, too_large
-from mstore.remotes.packs import Entry, Recipe
+from mstore.remotes.packs import MAX_CHUNK_BYTES, Entry, Recipe
 
 RANGE_LIMIT = 16 << 20
 
 
 @dataclass(frozen=True)
 class Span:
-    """One byte-range GET: bytes [start, end) of `pack`, and the chunks it holds,
-    each with the position its bytes go to in the rebuilt file."""
+    """One byte-range GET: bytes [start, end) of `pack`, and the chunks stored in it,
+    each with the position its raw bytes go to in the rebuilt file."""
 
     pack: str
     start: int
@@ -63,8 +66,21 @@ def rebuild(
 
         def fetch(span: Span) -> int:
             data = remote.get_range(f"packs/{span.pack}", span.start, span.end - span.start)
+            raw_bytes = 0
             for entry, at in span.parts:
-                piece = memoryview(data)[entry.offset - span.start :][: entry.length]
+                stored = memoryview(data)[entry.offset - span.start :][: entry.stored]
+                where = (
+                    f"pack {span.pack} on {remote.url}, chunk {entry.chunk[:12]} at "
+                    f"{entry.offset}+{entry.stored}"
+                )
+                try:
+                    piece = decode(stored, entry.codec, entry.length, where)
+                except IntegrityError as err:
+                    raise IntegrityError(
+                        f"{err}; the remote is damaged, nothing installed (",
+                        Hint(command="remote verify"),
+                        ")",
+                    ) from None
                 if hash_bytes(piece) != entry.chunk:
                     raise IntegrityError(
                         f"pack {span.pack} on {remote.url}: the bytes at {entry.offset}+"
@@ -74,8 +90,9 @@ def rebuild(
                         ")",
                     )
                 os.pwrite(fd, piece, at)
+                raw_bytes += entry.length
             if progress:
-                progress(len(data))
+                progress(raw_bytes)  # the bar counts the object's bytes
             return len(data)
 
         fetched = sum(parallel(fetch, spans_of(wanted), jobs))
@@ -94,11 +111,17 @@ def check_recipe(recipe: Recipe, url: str) -> None:
             f"than a file can hold; the remote is damaged"
         )
     for entry in recipe.entries:
-        check_range(f"packs/{entry.pack}", entry.offset, entry.length, url)
+        check_range(f"packs/{entry.pack}", entry.offset, entry.stored, url)
+        if entry.length > MAX_CHUNK_BYTES:
+            raise IntegrityError(
+                f"recipe of object {recipe.object_id} on {url} gives chunk {entry.chunk[:12]} "
+                f"{entry.length} bytes, more than any chunk has; the remote is damaged"
+            )
 
 
 def spans_of(wanted: list[tuple[Entry, int]]) -> list[Span]:
-    """The range GETs for `wanted`: per pack, adjacent or overlapping chunks coalesced."""
+    """The range GETs for `wanted`: per pack, adjacent or overlapping stored chunks
+    coalesced."""
     by_pack: dict[str, list[tuple[Entry, int]]] = {}
     for entry, at in wanted:
         by_pack.setdefault(entry.pack, []).append((entry, at))
@@ -108,7 +131,7 @@ def spans_of(wanted: list[tuple[Entry, int]]) -> list[Span]:
         group: list[tuple[Entry, int]] = []
         start = end = 0
         for entry, at in parts:
-            stop = entry.offset + entry.length
+            stop = entry.offset + entry.stored
             if group and entry.offset <= end and max(end, stop) - start <= RANGE_LIMIT:
                 group.append((entry, at))
                 end = max(end, stop)

@@ -1,8 +1,13 @@
 """Sending large objects as chunks: only the chunks a remote lacks travel, in packs.
 
     object ──chunk_file──▶ chunks ──(known to RemoteIndex? reuse)──▶ recipe
-                                  └─(new)──▶ pack builder ──≤ 64 MiB──▶ packs/<id>, indexes/<id>
+                                  └─(new)──▶ compressor pool ──(in order)──▶ pack builder
+                                             ──≤ 64 MiB──▶ packs/<id>, indexes/<id>
 
+Each new chunk is encoded (mstore.chunks.codecs: none, zstd or byte-grouped zstd,
+whichever is smallest) by a pool of one thread per CPU (zstandard releases the GIL);
+the pack builder takes the results in chunk order, so the same chunks give the same
+pack. At most `AHEAD` chunks per thread wait for the builder, which bounds memory.
 Packs are sealed at `PACK_LIMIT` bytes and sent while the next one fills (at most
 `jobs` in flight); each pack is named by the blake3 of its bytes, written in one
 request, then its index. Recipes are written only after every pack and index they
@@ -14,10 +19,12 @@ from __future__ import annotations
 
 import os
 import threading
+from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mstore.chunks import codecs
 from mstore.chunks.chunking import ChunkParams, chunk_file
 from mstore.core.hashing import Progress, hash_bytes
 from mstore.errors import Hint, IntegrityError
@@ -25,12 +32,24 @@ from mstore.remotes.base import Remote
 from mstore.remotes.packs import (
     PACK_LIMIT,
     Entry,
+    IndexEntry,
+    Place,
     Recipe,
     RemoteIndex,
     encode_index,
     encode_recipe,
     recipe_name,
 )
+
+AHEAD = 4
+
+
+def compressor_threads() -> int:
+    """One compressing thread per CPU this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
 
 
 @dataclass
@@ -59,9 +78,15 @@ class ChunkSender:
         self.progress = progress
         self.stats = ChunkStats()
         # Only usable packs are in the index: stored, unmarked, their index valid.
-        self._where: dict[str, tuple[str, int, int]] = dict(index.chunks)
-        # chunk id -> (offset, length) in the pack being filled
-        self._pending: dict[str, tuple[int, int]] = {}
+        self._where: dict[str, Place] = dict(index.chunks)
+        # Chunks queued for compression, in order: (chunk id, raw length, its encoding).
+        self._queue: deque[tuple[str, int, Future[tuple[str, bytes | memoryview]]]] = deque()
+        self._queued: set[str] = set()  # chunk ids queued or in the pack being filled
+        threads = compressor_threads()
+        self._compressors = ThreadPoolExecutor(max_workers=threads)
+        self._ahead = AHEAD * threads
+        # the index entries of the pack being filled
+        self._pending: list[IndexEntry] = []
         self._buffer = bytearray(PACK_LIMIT)  # filled up to self._fill, never grown
         self._fill = 0
         self._pool = ThreadPoolExecutor(max_workers=max(1, jobs))
@@ -80,7 +105,7 @@ class ChunkSender:
                 self.stats.chunks += 1
                 if self.progress:
                     self.progress(chunk.length)  # the bar counts the object's bytes handled
-                if chunk.id in self._where or chunk.id in self._pending:
+                if chunk.id in self._where or chunk.id in self._queued:
                     continue
                 data = os.pread(f.fileno(), chunk.length, chunk.offset)
                 if hash_bytes(data) != chunk.id:
@@ -89,16 +114,29 @@ class ChunkSender:
                         f"{chunk.offset} no longer match); run ",
                         Hint(command="verify"),
                     )
-                if self._fill + len(data) > PACK_LIMIT:
-                    self._seal()
-                self._pending[chunk.id] = (self._fill, len(data))
-                self._buffer[self._fill : self._fill + len(data)] = data
-                self._fill += len(data)
+                self._queued.add(chunk.id)
+                encoding = self._compressors.submit(codecs.encode, data)
+                self._queue.append((chunk.id, len(data), encoding))
                 self.stats.chunks_sent += 1
+                while len(self._queue) > self._ahead:
+                    self._pack_next()
         self._recipes.append((object_id, size, order))
+
+    def _pack_next(self) -> None:
+        """Put the oldest queued chunk, once encoded, into the pack being filled."""
+        chunk, length, encoding = self._queue.popleft()
+        codec, stored = encoding.result()
+        if self._fill + len(stored) > PACK_LIMIT:
+            self._seal()
+        self._pending.append(IndexEntry(chunk, self._fill, len(stored), codec, length))
+        self._buffer[self._fill : self._fill + len(stored)] = stored
+        self._fill += len(stored)
 
     def finish(self) -> list[Recipe]:
         """Send the last pack, wait for every pack, then write the recipes."""
+        while self._queue:
+            self._pack_next()
+        self._compressors.shutdown(wait=True)
         self._seal()
         try:
             for future in self._futures:
@@ -116,6 +154,7 @@ class ChunkSender:
 
     def abort(self) -> None:
         """After a failure: wait for the packs in flight, send nothing more."""
+        self._compressors.shutdown(wait=True, cancel_futures=True)
         self._pool.shutdown(wait=True, cancel_futures=True)
 
     def _seal(self) -> None:
@@ -125,10 +164,11 @@ class ChunkSender:
         data = self._buffer
         del data[self._fill :]
         pack = hash_bytes(memoryview(data))
-        listing = sorted(((c, o, n) for c, (o, n) in self._pending.items()), key=lambda i: i[1])
-        for chunk, offset, length in listing:
-            self._where[chunk] = (pack, offset, length)
-        self._pending = {}
+        listing = self._pending
+        for e in listing:
+            self._where[e.chunk] = (pack, e.offset, e.stored, e.codec, e.length)
+            self._queued.discard(e.chunk)
+        self._pending = []
         self._buffer = bytearray(PACK_LIMIT)
         self._fill = 0
         self.stats.packs.append(pack)
@@ -136,7 +176,7 @@ class ChunkSender:
         self._slots.acquire()
         self._futures.append(self._pool.submit(self._send, pack, data, listing))
 
-    def _send(self, pack: str, data: bytearray, listing: list[tuple[str, int, int]]) -> None:
+    def _send(self, pack: str, data: bytearray, listing: list[IndexEntry]) -> None:
         try:
             self.remote.put_blob(f"packs/{pack}", data)
             self.remote.put_blob(f"indexes/{pack}", encode_index(pack, len(data), listing))

@@ -1,6 +1,7 @@
 """Remote upkeep: `mstore remote upgrade`, `stats`, `verify` and `prune`.
 
-    upgrade   format 1 or 2 -> 3: rewrites the marker only (objects and refs stay readable)
+    upgrade   format 1, 2 or 3 -> 4: rewrites the marker only (objects, refs, packs,
+              indexes and recipes stay readable)
     stats     logical bytes (every file of every version the refs name) vs stored bytes
     verify    every ref's manifest, object, recipe, pack and index, hashed; every index;
               with a store to repair from, sends again what is damaged
@@ -29,6 +30,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mstore.chunks.codecs import decode
 from mstore.core.hashing import hash_bytes, hash_file
 from mstore.core.parallel import parallel
 from mstore.errors import Hint, IntegrityError, NotFoundError, RefusedError, UsageError
@@ -39,6 +41,7 @@ from mstore.remotes.base import (
     Remote,
     encode_marker,
     marker_format,
+    marker_repository,
 )
 from mstore.remotes.packs import (
     DOOMED,
@@ -81,10 +84,12 @@ class UpgradeResult:
 
 
 def upgrade(remote: Remote, repository: str) -> UpgradeResult:
-    """Make a format-1 or -2 remote format 3 (the marker only, which gains the
-    `repository` id: the upgrading store's, mstore.transfer.repository); a format-3 one
-    is left as is. Format 2 read objects as format 1 wrote them, and format 3 reads a
-    ref file without a statement as format 2 wrote it: nothing else is rewritten."""
+    """Make a format-1, -2 or -3 remote format 4 (the marker only, which carries the
+    `repository` id: the remote's own from format 3 on, else the upgrading store's,
+    mstore.transfer.repository); a format-4 one is left as is. Format 2 read objects as
+    format 1 wrote them, format 3 reads a ref file without a statement as format 2 wrote
+    it, and format 4 reads format-1 indexes and recipes (uncompressed chunks) as format
+    3 wrote them: nothing else is rewritten."""
     data = remote.read_marker()
     if data is None:
         raise NotFoundError(f"no mstore remote at {remote.url} ({MARKER_NAME} is missing)")
@@ -92,7 +97,10 @@ def upgrade(remote: Remote, repository: str) -> UpgradeResult:
     if old > REMOTE_FORMAT:
         raise RefusedError(f"remote {remote.url} uses format {old}; upgrade mstore")
     if old < REMOTE_FORMAT:
-        remote.put_blob(MARKER_NAME, encode_marker(repository))
+        # A format-3 remote already names its repository: its statements are signed for it.
+        remote.put_blob(
+            MARKER_NAME, encode_marker(marker_repository(data, remote.url) or repository)
+        )
     remote.require()
     return UpgradeResult(remote.url, old, REMOTE_FORMAT)
 
@@ -270,36 +278,52 @@ def _inspect(remote: Remote, jobs: int) -> Findings:
 
 
 def _check_pack(remote: Remote, pack: str, size: int, reach: Reach) -> list[Damage]:
-    """A pack the refs need: its bytes against its name, its index, and every recipe
-    entry in it against its chunk id."""
+    """A pack the refs need: its bytes against its name, its index (every entry decoded,
+    bounded by its raw length, and hashed against its chunk id), and every recipe entry
+    in it against that index and its chunk id."""
     users = reach.naming(pack)
     try:
         data = remote.get_range(f"packs/{pack}", 0, size)
     except (IntegrityError, NotFoundError) as err:
         return [Damage(str(err), users, frozenset({pack}))]
     problems = [] if hash_bytes(data) == pack else [f"pack {pack} does not hash to its name"]
+    checked: dict[tuple[str, int, int, str, int], bool] = {}
+
+    def holds(chunk: str, offset: int, stored: int, codec: str, length: int) -> bool:
+        key = (chunk, offset, stored, codec, length)
+        if key not in checked:
+            where = f"pack {pack} at {offset}+{stored}"
+            try:
+                raw = decode(memoryview(data)[offset : offset + stored], codec, length, where)
+                checked[key] = offset + stored <= size and hash_bytes(raw) == chunk
+            except IntegrityError:
+                checked[key] = False
+        return checked[key]
+
     try:
         index = remote.get_blob(f"indexes/{pack}", MAX_META_BYTES)
         if index is None:
             problems.append(f"pack {pack} has no index")
         else:
             entries = decode_index(index, pack, size, remote.url)
-            wrong = [(o, n) for c, o, n in entries if hash_bytes(data[o : o + n]) != c]
+            wrong = [
+                e for e in entries if not holds(e.chunk, e.offset, e.stored, e.codec, e.length)
+            ]
             if wrong:
                 problems.append(
                     f"index of pack {pack}: {len(wrong)} chunks are not what it says (the "
-                    f"first at {wrong[0][0]}+{wrong[0][1]})"
+                    f"first at {wrong[0].offset}+{wrong[0].stored}, {wrong[0].codec})"
                 )
     except IntegrityError as err:
         problems.append(str(err))
     found = [Damage(p, users, frozenset({pack})) for p in problems]
     for object_id in sorted(users):
         for e in reach.recipes[object_id].entries:
-            if e.pack == pack and hash_bytes(data[e.offset : e.offset + e.length]) != e.chunk:
+            if e.pack == pack and not holds(e.chunk, e.offset, e.stored, e.codec, e.length):
                 found.append(
                     Damage(
                         f"recipe of {object_id}: chunk {e.chunk} is not at {e.offset}+"
-                        f"{e.length} in pack {pack}",
+                        f"{e.stored} ({e.codec}, {e.length} bytes) in pack {pack}",
                         frozenset({object_id}),
                     )
                 )

@@ -182,7 +182,7 @@ def test_an_index_lying_about_its_pack_is_not_used_by_push(
     remote = open_remote(remote_url)
     pack = next(iter(remote.list_blobs("indexes")))
     index = orjson.loads(remote.get_blob(f"indexes/{pack}", MAX_META_BYTES) or b"")
-    index["chunks"][0][2] = 128 << 20  # a length past the pack's end
+    index["chunks"][0][2:4] = [128 << 20, "zstd"]  # a stored length past the pack's end
     remote.put_blob(f"indexes/{pack}", orjson.dumps(index))
     cached = published.layout.remote_dir(remote_key(remote_url)) / "indexes" / pack
     cached.unlink(missing_ok=True)  # the store reads the remote's copy

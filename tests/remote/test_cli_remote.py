@@ -118,15 +118,15 @@ def test_a_directory_of_other_files_is_not_a_remote(store: Repo, tmp_path: Path)
 def test_a_newer_remote_format_is_refused(store: Repo, tmp_path: Path) -> None:
     remote = tmp_path / "remote"
     remote.mkdir()
-    (remote / "mstore-remote.json").write_bytes(b'{"format":4}\n')
+    (remote / "mstore-remote.json").write_bytes(b'{"format":5}\n')
 
-    fails(mstore(store.root, "pull", str(remote)), 7, "format 4", "upgrade")
+    fails(mstore(store.root, "pull", str(remote)), 7, "format 5", "upgrade")
 
 
 def test_unknown_chunking_parameters_are_refused(store: Repo, tmp_path: Path) -> None:
     remote = tmp_path / "remote"
     remote.mkdir()
-    marker = b'{"chunking":"gear/8k","format":3,"repository":"%s"}\n' % (b"0" * 32)
+    marker = b'{"chunking":"gear/8k","format":4,"repository":"%s"}\n' % (b"0" * 32)
     (remote / "mstore-remote.json").write_bytes(marker)
 
     fails(mstore(store.root, "pull", str(remote)), 7, "gear/8k", "upgrade mstore")

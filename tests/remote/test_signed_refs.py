@@ -117,7 +117,7 @@ def test_an_older_marker_asks_for_an_upgrade_which_adds_the_repository(
     assert result.exit_code == 7 and "mstore remote upgrade" in result.stderr
 
     upgraded = ok(mstore(a.root, "remote", "upgrade", remote_url)).stdout
-    assert "format 2 -> 3" in upgraded
+    assert f"format 2 -> {REMOTE_FORMAT}" in upgraded
     assert open_remote(remote_url).repository() == Repo(a.root).config.repository
     ok(mstore(b.root, "pull", remote_url))  # refs written by format 2 read as unsigned
 

@@ -11,7 +11,7 @@ import pytest
 
 from mstore.errors import MstoreError
 from mstore.remotes import open_remote
-from mstore.remotes.base import MARKER_NAME, BlobInfo
+from mstore.remotes.base import MARKER_NAME, REMOTE_FORMAT, BlobInfo
 from mstore.repo import Repo
 from mstore.transfer import chunk_present
 from mstore.transfer.upkeep import PruneResult, prune
@@ -63,7 +63,7 @@ def test_a_format_1_remote_is_refused_until_upgraded(
         k: v for k, v in view_bytes(a).items() if k.endswith(".pth")
     }
     assert_consistent(c)
-    assert "already uses format 3" in ok(mstore(a.root, "remote", "upgrade", remote_url)).stdout
+    assert f"already uses format {REMOTE_FORMAT}" in ok(mstore(a.root, "remote", "upgrade", remote_url)).stdout
 
 
 def test_stats_report_logical_and_stored_bytes(remote_url: str, tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ from mstore.remotes.packs import (
     DOOMED,
     Doomed,
     Entry,
+    IndexEntry,
     Recipe,
     RemoteIndex,
     decode_index,
@@ -43,12 +44,15 @@ def remote(tmp_path: Path) -> Remote:
 
 
 def recipe() -> Recipe:
-    return Recipe(OBJ, 30, (Entry(C1, PACK, 0, 10), Entry(C2, PACK, 10, 20)))
+    return Recipe(
+        OBJ, 30, (Entry(C1, PACK, 0, 10, "none", 10), Entry(C2, PACK, 10, 20, "none", 20))
+    )
 
 
 def test_a_recipe_survives_its_encoding_and_names_its_packs() -> None:
     data = encode_recipe(recipe())
-    assert orjson.loads(data)["chunks"][0] == [C1, PACK, 0, 10]
+    assert orjson.loads(data)["chunks"][0] == [C1, PACK, 0, 10, "none", 10]
+    assert orjson.loads(data)["format"] == 2
     assert decode_recipe(data, OBJ, 30, URL) == recipe()
     assert decode_recipe(data, OBJ, None, URL).packs() == {PACK}
     assert recipe_name(OBJ) == f"recipes/00/{OBJ[2:]}"
@@ -57,21 +61,33 @@ def test_a_recipe_survives_its_encoding_and_names_its_packs() -> None:
 @pytest.mark.parametrize(
     ("change", "words"),
     [
-        ({"format": 2}, "not a valid recipe"),
+        ({"format": 3}, "not a valid recipe"),
         ({"id": OTHER}, "not a valid recipe"),
         ({"size": -1}, "not a valid recipe"),
         ({"size": True}, "not a valid recipe"),
-        ({"chunks": [[C1, PACK, 0, 0], [C2, PACK, 0, 30]]}, "not a valid recipe"),
-        ({"chunks": [[C1, "pack", 0, 30]]}, "not a valid recipe"),
-        ({"chunks": [[C1, PACK, -5, 30]]}, "not a valid recipe"),
-        ({"chunks": [[C1, PACK, 0]]}, "not a valid recipe"),
-        ({"chunks": [[C1, PACK, 0, 29]]}, "add up to 29 bytes, not the object's 30"),
+        ({"chunks": [[C1, PACK, 0, 0, "none", 0], [C2, PACK, 0, 30, "none", 30]]}, "not a valid"),
+        ({"chunks": [[C1, "pack", 0, 30, "none", 30]]}, "not a valid recipe"),
+        ({"chunks": [[C1, PACK, -5, 30, "none", 30]]}, "not a valid recipe"),
+        ({"chunks": [[C1, PACK, 0, 30, "none"]]}, "not a valid recipe"),
+        ({"chunks": [[C1, PACK, 0, 30]]}, "not a valid recipe"),  # a format-1 entry
+        ({"chunks": [[C1, PACK, 0, 10, "lz4", 30]]}, "not a valid recipe"),  # unknown codec
+        ({"chunks": [[C1, PACK, 0, 10, "none", 30]]}, "not a valid recipe"),  # none: 10 != 30
+        ({"chunks": [[C1, PACK, 0, 10, "zstd", (16 << 20) + 1]]}, "not a valid recipe"),
+        ({"chunks": [[C1, PACK, 0, 29, "none", 29]]}, "add up to 29 bytes, not the object's 30"),
     ],
 )
 def test_a_recipe_that_lies_is_refused(change: dict[str, object], words: str) -> None:
     document = orjson.loads(encode_recipe(recipe())) | change
     with pytest.raises(IntegrityError, match=words):
         decode_recipe(orjson.dumps(document), OBJ, None, URL)
+
+
+def test_a_format_1_recipe_stays_readable_as_uncompressed_chunks() -> None:
+    document = {"chunks": [[C1, PACK, 0, 10], [C2, PACK, 10, 20]], "format": 1, "id": OBJ}
+    assert decode_recipe(orjson.dumps(document | {"size": 30}), OBJ, 30, URL) == recipe()
+    bad = document | {"chunks": [[C1, PACK, 0, 10, "none", 10]], "size": 10}
+    with pytest.raises(IntegrityError, match="not a valid recipe"):
+        decode_recipe(orjson.dumps(bad), OBJ, 10, URL)
 
 
 def test_a_recipe_of_another_size_than_its_manifest_says_is_refused() -> None:
@@ -82,30 +98,60 @@ def test_a_recipe_of_another_size_than_its_manifest_says_is_refused() -> None:
             decode_recipe(data, OBJ, None, URL)
 
 
+def plain(chunk: str, offset: int, length: int) -> IndexEntry:
+    return IndexEntry(chunk, offset, length, "none", length)
+
+
 def test_an_index_lists_its_chunks_back_to_back_to_the_packs_end() -> None:
-    chunks = [(C1, 0, 10), (C2, 10, 20)]
-    assert decode_index(encode_index(PACK, 30, chunks), PACK, 30, URL) == chunks
+    chunks = [plain(C1, 0, 10), IndexEntry(C2, 10, 20, "bg4-zstd", 4000)]
+    data = encode_index(PACK, 30, chunks)
+    assert orjson.loads(data)["chunks"][1] == [C2, 10, 20, "bg4-zstd", 4000]
+    assert decode_index(data, PACK, 30, URL) == chunks
     assert decode_index(encode_index(PACK, 0, []), PACK, 0, URL) == []
+
+
+def test_a_format_1_index_stays_readable_as_uncompressed_chunks() -> None:
+    document = {"chunks": [[C1, 0, 10], [C2, 10, 20]], "format": 1, "pack": PACK, "size": 30}
+    assert decode_index(orjson.dumps(document), PACK, 30, URL) == [
+        plain(C1, 0, 10),
+        plain(C2, 10, 20),
+    ]
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        [C1, 0, 30, "lz4", 100],  # a codec this mstore does not decode
+        [C1, 0, 30, "none", 100],  # stored raw, yet another length
+        [C1, 0, 30, "zstd", (16 << 20) + 1],  # a raw length no chunk has
+        [C1, 0, 30, "zstd", 0],
+        [C1, 0, 30, "zstd"],
+    ],
+)
+def test_an_index_entry_no_chunk_can_have_is_refused(entry: list[object]) -> None:
+    document = {"chunks": [entry], "format": 2, "pack": PACK, "size": 30}
+    with pytest.raises(IntegrityError, match="not a valid index"):
+        decode_index(orjson.dumps(document), PACK, 30, URL)
 
 
 @pytest.mark.parametrize(
     ("chunks", "size", "words"),
     [
-        ([(C1, 0, 10), (C2, 12, 18)], 30, "not at 10 where the chunk before it ends"),
-        ([(C1, 0, 10), (C2, 5, 20)], 30, "not at 10"),
-        ([(C1, 0, 40)], 30, "past the pack's end"),
-        ([(C1, 0, 10)], 30, "accounts for 10 of the pack's 30 bytes"),
+        ([plain(C1, 0, 10), plain(C2, 12, 18)], 30, "not at 10 where the chunk before it ends"),
+        ([plain(C1, 0, 10), plain(C2, 5, 20)], 30, "not at 10"),
+        ([plain(C1, 0, 40)], 30, "past the pack's end"),
+        ([plain(C1, 0, 10)], 30, "accounts for 10 of the pack's 30 bytes"),
     ],
 )
 def test_an_index_that_does_not_tile_its_pack_is_refused(
-    chunks: list[tuple[str, int, int]], size: int, words: str
+    chunks: list[IndexEntry], size: int, words: str
 ) -> None:
     with pytest.raises(IntegrityError, match=words):
         decode_index(encode_index(PACK, size, chunks), PACK, size, URL)
 
 
 def test_an_index_of_another_pack_or_size_is_refused() -> None:
-    data = encode_index(PACK, 30, [(C1, 0, 30)])
+    data = encode_index(PACK, 30, [plain(C1, 0, 30)])
     for pack, size in ((OTHER, 30), (PACK, 31)):
         with pytest.raises(IntegrityError, match="not a valid index"):
             decode_index(data, pack, size, URL)
@@ -154,7 +200,7 @@ def write_pack(remote: Remote, chunks: dict[str, bytes]) -> str:
         data += part
     pack = hash_bytes(data)
     remote.put_blob(f"packs/{pack}", data)
-    listing = [(c, o, n) for c, (o, n) in where.items()]
+    listing = [plain(c, o, n) for c, (o, n) in where.items()]
     remote.put_blob(f"indexes/{pack}", encode_index(pack, len(data), listing))
     return pack
 
@@ -165,11 +211,15 @@ def test_the_index_knows_each_chunk_of_each_usable_pack(remote: Remote, tmp_path
 
     index = RemoteIndex.read(remote, cache, 2)
 
-    assert index.chunks == {C1: (pack, 0, 10), C2: (pack, 10, 20)}
+    assert index.chunks == {C1: (pack, 0, 10, "none", 10), C2: (pack, 10, 20, "none", 20)}
     assert (cache / pack).read_bytes() == remote.get_blob(f"indexes/{pack}", 1 << 20)
-    assert index.holds(Recipe(OBJ, 30, (Entry(C1, pack, 0, 10), Entry(C2, pack, 10, 20))))
-    assert not index.holds(Recipe(OBJ, 10, (Entry(C1, pack, 1, 10),)))  # elsewhere in it
-    assert not index.holds(Recipe(OBJ, 10, (Entry(C3, pack, 0, 10),)))  # not in it
+    assert index.holds(
+        Recipe(OBJ, 30, (Entry(C1, pack, 0, 10, "none", 10), Entry(C2, pack, 10, 20, "none", 20)))
+    )
+    assert not index.holds(
+        Recipe(OBJ, 10, (Entry(C1, pack, 1, 10, "none", 10),))
+    )  # elsewhere in it
+    assert not index.holds(Recipe(OBJ, 10, (Entry(C3, pack, 0, 10, "none", 10),)))  # not in it
 
 
 def test_marked_excluded_and_damaged_packs_are_left_out(remote: Remote) -> None:
@@ -193,5 +243,5 @@ def test_a_stale_cached_index_is_fetched_again(remote: Remote, tmp_path: Path) -
     cache = tmp_path / "cache"
     cache.mkdir()
     (cache / pack).write_bytes(b"damaged cache entry")
-    assert RemoteIndex.read(remote, cache, 1).chunks == {C1: (pack, 0, 10)}
+    assert RemoteIndex.read(remote, cache, 1).chunks == {C1: (pack, 0, 10, "none", 10)}
     assert (cache / pack).read_bytes() == remote.get_blob(f"indexes/{pack}", 1 << 20)

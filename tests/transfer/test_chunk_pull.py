@@ -19,7 +19,7 @@ A, B = "a" * 64, "b" * 64
 
 
 def entry(pack: str, offset: int, length: int, chunk: str = "c" * 64) -> Entry:
-    return Entry(chunk, pack, offset, length)
+    return Entry(chunk, pack, offset, length, "none", length)
 
 
 def recipe_of(published: Published) -> Recipe:

@@ -13,6 +13,7 @@ import orjson
 import pytest
 
 from mstore.chunks.chunking import ChunkParams, chunk_bytes
+from mstore.chunks.codecs import decode
 from mstore.core.hashing import hash_bytes
 from mstore.errors import IntegrityError
 from mstore.remotes import open_remote
@@ -51,8 +52,8 @@ def rebuilt(remote: Remote, object_id: str) -> bytes:
     assert data is not None
     document = orjson.loads(data)
     return b"".join(
-        remote.get_range(f"packs/{pack}", offset, length)
-        for _chunk, pack, offset, length in document["chunks"]
+        decode(remote.get_range(f"packs/{pack}", offset, stored), codec, length, "test")
+        for _chunk, pack, offset, stored, codec, length in document["chunks"]
     )
 
 
@@ -72,7 +73,8 @@ def test_chunks_travel_in_packs_named_by_their_bytes_each_with_its_index(
     index_bytes = remote.get_blob(f"indexes/{pack}", MAX_META_BYTES)
     assert index_bytes is not None
     index = decode_index(index_bytes, pack, len(stored), remote.url)
-    assert [(c, n) for c, _o, n in index] == [(c.id, c.length) for c in chunks]
+    expected = [(c.id, c.length, "none") for c in chunks]  # random bytes: stored raw
+    assert [(e.chunk, e.stored, e.codec) for e in index] == expected
     assert rebuilt(remote, object_id) == data
     assert [r.object_id for r in sender.stats.recipes] == [object_id]
 
