@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import random
+from array import array
 from pathlib import Path
 
 import orjson
@@ -134,3 +136,10 @@ def view_dir(repo: Repo, ref: str) -> Path:
     view_id = repo.views.current_view_id(ref)
     assert view_id is not None
     return repo.layout.view_path(view_id)
+
+
+def weights(size: int, seed: int = 0, scale: float = 0.02) -> bytes:
+    """`size` bytes of real-looking float32 weights (normal, mean 0): what a trained
+    layer holds, built with the array module (no numpy). `size` is rounded down to 4."""
+    draw = random.Random(seed).gauss
+    return array("f", (draw(0.0, scale) for _ in range(size // 4))).tobytes()

@@ -24,13 +24,14 @@ from tests.guarantees.faults import (
     recover,
     remove_tree,
 )
-from tests.helpers import assert_consistent, write_version
+from tests.helpers import assert_consistent, weights, write_version
 from tests.remote.support import remote_state
 
 OPERATIONS = ("push", "pull")
 # A model above the chunking threshold (4 MiB), mostly shared between v1 and v2, so
-# push and pull go through packs, indexes and recipes as well as whole objects.
-MODEL_V1 = os.urandom(5 << 20)
+# push and pull go through packs, indexes and recipes as well as whole objects; half
+# float32 weights, so chunks travel compressed (bg4-zstd) as well as raw.
+MODEL_V1 = weights(5 << 19, seed=5) + os.urandom(5 << 19)
 MODEL_V2 = MODEL_V1[: 3 << 20] + os.urandom(64 << 10) + MODEL_V1[(3 << 20) + (64 << 10) :]
 
 

@@ -12,7 +12,7 @@ from mstore.errors import MstoreError
 from mstore.remotes import open_remote
 from mstore.remotes.s3 import S3Remote
 from mstore.transfer.verbs import clone, push
-from tests.helpers import assert_consistent, write_version
+from tests.helpers import assert_consistent, weights, write_version
 from tests.remote.conftest import S3Server
 from tests.remote.support import mstore, new_store, ok, remote_state, view_bytes
 
@@ -20,7 +20,9 @@ PART = 5 << 20  # S3's smallest part size
 
 
 def _large_version(tmp_path: Path) -> Path:
-    return write_version(tmp_path / "src" / "v1", "v1", model=os.urandom(3 * PART + 12345))
+    # A third float32 weights (chunks stored compressed), the rest random (stored raw).
+    model = weights(PART, seed=2) + os.urandom(2 * PART + 12345)
+    return write_version(tmp_path / "src" / "v1", "v1", model=model)
 
 
 def test_push_interrupted_by_a_server_stop_is_retried(

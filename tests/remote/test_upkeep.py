@@ -63,7 +63,10 @@ def test_a_format_1_remote_is_refused_until_upgraded(
         k: v for k, v in view_bytes(a).items() if k.endswith(".pth")
     }
     assert_consistent(c)
-    assert f"already uses format {REMOTE_FORMAT}" in ok(mstore(a.root, "remote", "upgrade", remote_url)).stdout
+    assert (
+        f"already uses format {REMOTE_FORMAT}"
+        in ok(mstore(a.root, "remote", "upgrade", remote_url)).stdout
+    )
 
 
 def test_stats_report_logical_and_stored_bytes(remote_url: str, tmp_path: Path) -> None:
