@@ -9,7 +9,9 @@ moves, and a new 1 GiB model's write requests and speed against plain boto3.
 Dedup: one store commits the six versions (bench/model_series.py) to refs v1..v6 and
 pushes them one by one; each push's bytes sent are reported against that version's
 model file, and a second store, holding the previous version, pulls each next one
-(bytes fetched). `remote stats` then gives stored vs logical bytes.
+(bytes fetched). `remote stats` then gives stored vs logical bytes, and the pack
+indexes how many chunks, raw bytes and stored bytes each codec took (format 4: every
+chunk compressed by the codec that saves most, or stored raw).
 
 Speed (--s3, on the server named by MSTORE_TEST_RGW_*): a store commits a new random
 model of --gib GiB; push it to an empty prefix, and clone it (hardlink link mode: the
@@ -77,12 +79,43 @@ def dedup(series: Path, url: str, work: Path) -> None:
             f"{100 * sent.bytes_sent / size:.2f}% | {got.bytes_fetched / 2**20:.2f} MiB | "
             f"{100 * got.bytes_fetched / size:.2f}% |"
         )
+    codecs(url)
     report = stats(open_remote(url))
     print(
         f"\nremote: {report.logical_bytes / 2**20:.1f} MiB logical, "
         f"{report.unique_bytes / 2**20:.1f} MiB as whole files "
         f"({100 * report.unique_bytes / report.logical_bytes:.1f}%), "
         f"{report.stored_bytes / 2**20:.1f} MiB stored ({100 * report.ratio:.1f}%)"
+    )
+
+
+def codecs(url: str) -> None:
+    """Chunks, raw and stored bytes per codec, from every pack index of the remote."""
+    from mstore.remotes.packs import MAX_META_BYTES, decode_index, named, pack_name
+
+    remote = open_remote(url)
+    packs = named(remote.list_blobs("packs"), pack_name)[0]
+    totals: dict[str, list[int]] = {}
+    for pack, info in sorted(packs.items()):
+        data = remote.get_blob(f"indexes/{pack}", MAX_META_BYTES)
+        assert data is not None
+        for entry in decode_index(data, pack, info.size, url):
+            row = totals.setdefault(entry.codec, [0, 0, 0])
+            row[0] += 1
+            row[1] += entry.length
+            row[2] += entry.stored
+    raw = sum(r[1] for r in totals.values())
+    print("\n| codec | chunks | raw | stored | stored / raw | share of raw |")
+    print("|---|---|---|---|---|---|")
+    for codec, (count, length, stored) in sorted(totals.items()):
+        print(
+            f"| {codec} | {count} | {length / 2**20:.1f} MiB | {stored / 2**20:.1f} MiB | "
+            f"{100 * stored / length:.1f}% | {100 * length / raw:.1f}% |"
+        )
+    stored_all = sum(r[2] for r in totals.values())
+    print(
+        f"| all | | {raw / 2**20:.1f} MiB | {stored_all / 2**20:.1f} MiB | "
+        f"{100 * stored_all / raw:.1f}% | |"
     )
 
 
@@ -202,11 +235,16 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--skip-dedup", action="store_true")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="mstore-bench-", dir="/var/tmp") as work:
+    from mstore.ops.destroy import remove_protected
+
+    work = tempfile.mkdtemp(prefix="mstore-bench-", dir="/var/tmp")
+    try:
         if not args.skip_dedup:
             dedup(args.series, str(Path(work) / "remote"), Path(work) / "dedup")
         if args.s3:
             speed(args.gib, args.runs, Path(work) / "speed")
+    finally:
+        remove_protected(Path(work))  # the stores' objects are sealed (immutable flag)
 
 
 if __name__ == "__main__":
