@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from mstore.cli.common import JsonOption
-from mstore.cli.remote_commands import AllowDowngradeOption, JobsOption
+from mstore.cli.remote_options import AllowDowngradeOption, JobsOption
 
 
 def clone(

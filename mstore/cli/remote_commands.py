@@ -15,7 +15,9 @@ from typing import Annotated, Any
 import typer
 
 from mstore.cli import completion, remote_names
+from mstore.cli.clone_command import clone
 from mstore.cli.common import DryRunOption, JsonOption, add_command
+from mstore.cli.remote_options import AllowDowngradeOption, JobsOption
 
 RemoteWords = Annotated[
     list[str] | None,
@@ -25,26 +27,12 @@ RemoteWords = Annotated[
         autocompletion=completion.when_completing(completion.remote_or_ref_names),
     ),
 ]
-JobsOption = Annotated[
-    int,
-    typer.Option("--jobs", "-j", metavar="N", min=1, max=64, help="Objects transferred at once."),
-]
-AllowDowngradeOption = Annotated[
-    bool,
-    typer.Option(
-        "--allow-downgrade",
-        help="Follow a guarded ref even when its statement is older than the one this "
-        "store accepted (a replay); the log entry says so.",
-    ),
-]
 
 
 def register(app: typer.Typer) -> None:
     """Add push, pull, clone and the `remote` group to `app`."""
     add_command(app, "push", push)
     add_command(app, "pull", pull)
-    from mstore.cli.clone_command import clone  # it takes its options from here
-
     add_command(app, "clone", clone)
     remote_names.register(app)
 

@@ -36,6 +36,7 @@ from mstore.trust.rules import TrustRules
 from mstore.trust.statements import (
     SignedStatement,
     decode_signed_statement,
+    decode_statement,
     verify_signature,
 )
 
@@ -77,7 +78,7 @@ def check_statement(
     """Run the checks of this module's docstring on a guarded ref's statement `data`
     (its object id `statement_id`); the Verdict, or the first refusal."""
     where = f"ref {ref}"
-    if data is None or b"\n" not in data:  # no statement, or one without a signature
+    if data is None or _unsigned(data, where):
         raise TrustRefusedError(
             f"{where} is unsigned on the remote, and this store accepts it only signed by "
             f"{_who(rules, ref, remote)}; ask its publisher to sign and push it"
@@ -139,6 +140,16 @@ def check_statement(
             f"it again"
         )
     return Verdict(signed, statement.signer, downgrade)
+
+
+def _unsigned(data: bytes, where: str) -> bool:
+    """True for a whole statement without a signature (the JSON alone, as a store without
+    a key publishes a rollout). Anything else without the armor's newline, such as a
+    truncated statement, is malformed (StatementError)."""
+    if b"\n" in data:
+        return False
+    decode_statement(data, where)
+    return True
 
 
 def _seconds(stamp: str) -> int:

@@ -114,7 +114,7 @@ def test_help_order_is_unchanged() -> None:
         "init", "commit", "list", "info", "log", "diff", "import", "scan", "checkout",
         "promote", "rollback", "verify", "status", "restore", "gc", "push", "pull", "clone",
         "follow", "fleet", "relink", "destroy", "ui", "gate", "ref",
-        "remote", "trust",
+        "remote", "rollout", "trust",
     ]  # fmt: skip
 
 
