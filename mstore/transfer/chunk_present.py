@@ -3,7 +3,8 @@ from a concurrent prune (docs/REMOTES.md, "Prune").
 
 A large object counts as present when its recipe is stored, valid, not marked for
 deletion by a prune, and every chunk of it is exactly where a usable pack index says
-(pack listed and unmarked, its index valid, same offset and length: `RemoteIndex.holds`),
+(pack listed and unmarked, its index valid, the same entry: offset,
+stored length, codec and length, `RemoteIndex.holds`),
 or when the object is stored whole (as a format-1 remote upgraded in place holds it).
 Anything else is sent again: a new recipe replaces one that is damaged, marked, or
 whose packs a prune removed. Checking this costs no request beyond the listing, the

@@ -31,6 +31,7 @@ from mstore.errors import IntegrityError
 from tests.helpers import weights
 
 WHERE = "pack p at 0+n"
+NOISE = random.Random(2).randbytes(64)
 
 
 def halves(count: int) -> bytes:
@@ -47,6 +48,7 @@ def halves(count: int) -> bytes:
         (b"layer.weight " * 20_000, ZSTD),  # text, a pickle's names
         (os.urandom(256 << 10), NONE),  # random bytes: stored raw
     ],
+    ids=["float32", "float16", "text", "random"],
 )
 def test_each_chunk_gets_the_codec_that_saves_most_and_round_trips(data: bytes, codec: str) -> None:
     chosen, stored = encode(data)
@@ -89,12 +91,23 @@ def frame(data: bytes, **options: bool) -> bytes:
         (frame(b"x" * 1000), "lz4", 1000, "unknown codec 'lz4'"),
         (frame(b"x" * 1000)[:-4], ZSTD, 1000, "not a valid zstd frame"),  # truncated
         (frame(b"x" * 1000) + b"\0\0", ZSTD, 1000, "not a valid zstd frame"),  # trailing
-        (b"\x28\xb5\x2f\xfd" + os.urandom(40), ZSTD, 1000, "zstd"),  # damaged
-        (os.urandom(64), BG4_ZSTD, 1000, "not a valid bg4-zstd frame"),
+        (b"\x28\xb5\x2f\xfd" + NOISE[:40], ZSTD, 1000, "zstd"),  # damaged
+        (NOISE, BG4_ZSTD, 1000, "not a valid bg4-zstd frame"),
         (frame(b"x" * 5000), ZSTD, 1000, "says 5000 raw bytes, the index 1000"),  # bomb
         (frame(b"x" * 5000, write_content_size=False), ZSTD, 1000, "says -1 raw bytes"),
         (frame(b"x" * 999), ZSTD, 1000, "says 999 raw bytes"),
         (b"x" * 999, NONE, 1000, "999 stored bytes, not 1000"),
+    ],
+    ids=[
+        "unknown codec",
+        "truncated",
+        "trailing bytes",
+        "damaged",
+        "not a frame",
+        "bomb",
+        "no size",
+        "short",
+        "raw short",
     ],
 )
 def test_stored_bytes_that_are_not_exactly_the_chunk_are_refused(
