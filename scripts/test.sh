@@ -54,7 +54,7 @@ fi
 .venv/bin/pip install -q -e '.[dev]'
 
 set +e
-scripts/ceph_s3.sh run -- .venv/bin/python -m pytest -rs -m "" -n 2 "$@"
+scripts/ceph_s3.sh run -- .venv/bin/python -m pytest -rs -m "" -n 2 --durations=10 "$@"
 status=$?
 set -e
 if [ "$status" -eq 5 ]; then

@@ -279,3 +279,37 @@ def test_a_damaged_chunk_keeps_the_running_version_until_the_remote_is_whole(
 
     assert repo.refs.read("production") == new
     assert_consistent(repo)
+
+
+def test_follow_once_exits_1_when_the_version_fails_here_and_fleet_says_so(
+    published: Published, tmp_path: Path
+) -> None:
+    """`mstore follow --once` for cron: exit 0 when the host runs what the remote names,
+    1 when that version failed its check (and was reverted); `--json` prints one event
+    per line; `mstore fleet` names the host and its state."""
+    import subprocess
+    import sys
+
+    import orjson
+
+    repo = host(published, tmp_path)
+    publish(published, tmp_path, "v2")
+    mstore = [str(Path(sys.executable).parent / "mstore"), "--store", str(repo.root)]
+
+    failed = subprocess.run(
+        [*mstore, "follow", "--once", "--json", "--health-cmd", "exit 3", "--host-name", "web-1"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    events = [orjson.loads(line)["event"] for line in failed.stdout.splitlines()]
+    fleet = subprocess.run([*mstore, "fleet"], capture_output=True, text=True, check=False)
+    again = subprocess.run(
+        [*mstore, "follow", "--once", "--health-cmd", "true"], capture_output=True, text=True
+    )
+
+    assert failed.returncode == 1, failed.stderr
+    assert events == ["started", "switching", "switched", "failed", "reverted"]
+    assert fleet.returncode == 0 and "web-1" in fleet.stdout
+    assert "failed-and-reverted" in fleet.stdout and "1 failed" in fleet.stdout
+    assert again.returncode == 1  # not retried until the ref moves: still failed here
