@@ -1,6 +1,7 @@
 """A follower killed with SIGKILL during a pull, inside the switch's transaction, and
-during the health check: `models/production` is a whole version throughout, and the
-restarted follower converges on the new version with a store `verify` passes.
+during the health check, on a directory, moto and RGW: `models/production` is a whole
+version throughout, and the restarted follower converges on the new version with a
+store `verify` passes.
 
 Each kill lands at a chosen point, not after a guessed delay: the follower process runs
 through a wrapper that blocks at that point and touches a marker file; the test kills
@@ -49,6 +50,7 @@ MSTORE = Path(sys.executable).parent / "mstore"
 POINTS = {
     # after the first object of the new version arrived (more are still to come)
     "pull": ("mstore.remotes.directory", "DirectoryRemote.get_object"),
+    "pull-s3": ("mstore.remotes.s3", "S3Remote.get_object"),
     # after the transaction's log entries are written, before its refs and views move
     "switch": ("mstore.core.history", "History.append"),
 }
@@ -69,12 +71,14 @@ def production_bytes(repo: Repo) -> dict[str, bytes]:
 
 
 @pytest.mark.parametrize("point", ["pull", "switch", "health"])
-def test_a_follower_killed_converges_when_restarted(tmp_path: Path, point: str) -> None:
+def test_a_follower_killed_converges_when_restarted(
+    remote_url: str, remote_kind: str, tmp_path: Path, point: str
+) -> None:
     publisher_root = tmp_path / "publisher"
     publisher_root.mkdir()
     publisher, _ = Repo.init(publisher_root, "copy")
     commit(publisher, write_version(tmp_path / "src" / "v1", "v1"), "production")
-    url = str(tmp_path / "remote")
+    url = remote_url
     push(publisher, open_remote(url))
     repo, _ = clone(open_remote(url), tmp_path / "host", link_mode="copy")
     repo.layout.env_file.write_text("MODEL_ENVIRONMENT=production\n")
@@ -90,7 +94,8 @@ def test_a_follower_killed_converges_when_restarted(tmp_path: Path, point: str) 
         command = [str(MSTORE), *args]
         command += ["--health-cmd", f"touch {marker}; sleep 3600"]
     else:
-        command = [sys.executable, "-c", WRAPPER, str(marker), *POINTS[point], *args]
+        at = "pull-s3" if point == "pull" and remote_kind != "directory" else point
+        command = [sys.executable, "-c", WRAPPER, str(marker), *POINTS[at], *args]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_for(marker, process)
