@@ -6,12 +6,15 @@ moves, and a new 1 GiB model's write requests and speed against plain boto3.
     scripts/ceph_s3.sh start /tmp/rgw && set -a && . /tmp/rgw/env && set +a
     .venv/bin/python bench/remote_chunks.py --series DIR --s3 --gib 1 --runs 3
 
-Dedup: one store commits the six versions (bench/model_series.py) to refs v1..v6 and
-pushes them one by one; each push's bytes sent are reported against that version's
-model file, and a second store, holding the previous version, pulls each next one
-(bytes fetched). `remote stats` then gives stored vs logical bytes, and the pack
-indexes how many chunks, raw bytes and stored bytes each codec took (format 4: every
-chunk compressed by the codec that saves most, or stored raw).
+Dedup: one store commits the six versions (bench/model_series.py) one after another
+to `staging` (each version's lineage parent is the one before, as in the seed's
+workflow), keeps each under its ref v1..v6 and pushes that ref, one by one; each
+push's bytes sent are reported against that version's model file, and a second
+store, holding the previous version, pulls each next one (bytes fetched). `remote
+stats` then gives stored vs logical bytes, and the pack indexes how many chunks, raw
+bytes and stored bytes each codec took, plain and as deltas (format 5: every chunk
+compressed by the codec that saves most, or stored raw; a changed tensor's chunk
+stored as its XOR with the parent's tensor when that is smaller still).
 
 Speed (--s3, on the server named by MSTORE_TEST_RGW_*): a store commits a new random
 model of --gib GiB; push it to an empty prefix, and clone it (hardlink link mode: the
@@ -58,9 +61,15 @@ def _store(path: Path) -> Repo:
 
 
 def _commit(repo: Repo, source: Path, ref: str) -> None:
+    """Commit `source` to staging (its parent: staging's previous version) and keep it
+    under `ref` too."""
     from mstore.ops.commit import commit
+    from mstore.transaction import RefUpdate, Transaction, apply
 
-    commit(repo, source, ref)
+    commit(repo, source, "staging")
+    value = repo.refs.read("staging")
+    with repo.locked("bench"):
+        apply(repo, Transaction("commit", f"keep as {ref}", [RefUpdate(ref, None, value)]))
 
 
 def dedup(series: Path, url: str, work: Path) -> None:
@@ -100,7 +109,8 @@ def codecs(url: str) -> None:
         data = remote.get_blob(f"indexes/{pack}", MAX_META_BYTES)
         assert data is not None
         for entry in decode_index(data, pack, info.size, url):
-            row = totals.setdefault(entry.codec, [0, 0, 0])
+            kind = entry.codec if entry.base is None else f"delta, {entry.codec}"
+            row = totals.setdefault(kind, [0, 0, 0])
             row[0] += 1
             row[1] += entry.length
             row[2] += entry.stored

@@ -40,7 +40,7 @@ from mstore.core.hashing import is_object_id
 from mstore.core.ids import short
 from mstore.errors import Hint, IntegrityError, InvalidInputError, NotFoundError, RefusedError
 
-REMOTE_FORMAT = 4
+REMOTE_FORMAT = 5
 # Data objects above this many bytes travel and are stored as chunks (docs/REMOTES.md).
 CHUNK_THRESHOLD = 4 << 20
 MARKER_NAME = "mstore-remote.json"
@@ -148,6 +148,7 @@ def check_marker(data: bytes, url: str) -> None:
             1: "whole objects only",
             2: "no repository id, unsigned refs",
             3: "uncompressed chunks",
+            4: "no delta chunks",
         }.get(version, "an old layout")
         raise RefusedError(
             f"remote {url} uses format {version} ({lacks}); this mstore reads "

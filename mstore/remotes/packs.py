@@ -45,7 +45,7 @@ from mstore.core import fsutil
 from mstore.core.hashing import is_object_id
 from mstore.core.parallel import parallel
 from mstore.errors import Hint, IntegrityError
-from mstore.remotes.base import BlobInfo, Remote
+from mstore.remotes.base import MAX_FILE_BYTES, BlobInfo, Remote
 
 PACK_LIMIT = 64 << 20
 MAX_META_BYTES = 64 << 20
@@ -60,7 +60,8 @@ MAX_CHUNK_BYTES = 16 << 20
 @dataclass(frozen=True)
 class Entry:
     """A chunk of a recipe: its id, where its stored bytes are (pack, offset, stored),
-    how they are encoded (codec), and its raw length."""
+    how they are encoded (codec), its raw length, and for a delta the bytes it is XORed
+    with: `length` bytes of object `base` from `base_offset` (None: not a delta)."""
 
     chunk: str
     pack: str
@@ -68,24 +69,37 @@ class Entry:
     stored: int
     codec: str
     length: int
+    base: str | None = None
+    base_offset: int = 0
 
     def place(self) -> Place:
-        return (self.pack, self.offset, self.stored, self.codec, self.length)
+        return (
+            self.pack,
+            self.offset,
+            self.stored,
+            self.codec,
+            self.length,
+            self.base,
+            self.base_offset,
+        )
 
 
-# Where a chunk is: (pack, offset, stored length, codec, raw length).
-Place = tuple[str, int, int, str, int]
+# Where a chunk is: (pack, offset, stored length, codec, raw length, base, base offset).
+Place = tuple[str, int, int, str, int, str | None, int]
 
 
 @dataclass(frozen=True)
 class IndexEntry:
-    """A chunk of a pack's index: id, offset, stored length, codec, raw length."""
+    """A chunk of a pack's index: id, offset, stored length, codec, raw length, and
+    for a delta its base object and the offset there (see Entry)."""
 
     chunk: str
     offset: int
     stored: int
     codec: str
     length: int
+    base: str | None = None
+    base_offset: int = 0
 
 
 @dataclass(frozen=True)
@@ -96,6 +110,10 @@ class Recipe:
 
     def packs(self) -> set[str]:
         return {e.pack for e in self.entries}
+
+    def bases(self) -> set[str]:
+        """The objects this recipe's deltas are XORed with (docs/REMOTES.md "Deltas")."""
+        return {e.base for e in self.entries if e.base is not None}
 
 
 def recipe_name(object_id: str) -> str:
@@ -132,9 +150,25 @@ def named(
 
 
 def encode_recipe(recipe: Recipe) -> bytes:
-    chunks = [[e.chunk, e.pack, e.offset, e.stored, e.codec, e.length] for e in recipe.entries]
-    document = {"chunks": chunks, "format": 2, "id": recipe.object_id, "size": recipe.size}
+    chunks = [
+        [e.chunk, e.pack, e.offset, e.stored, e.codec, e.length, *_delta(e)] for e in recipe.entries
+    ]
+    document = {
+        "chunks": chunks,
+        "format": _format(recipe.entries),
+        "id": recipe.object_id,
+        "size": recipe.size,
+    }
     return orjson.dumps(document, option=orjson.OPT_SORT_KEYS) + b"\n"
+
+
+def _delta(entry: Entry | IndexEntry) -> list[str | int]:
+    return [] if entry.base is None else [entry.base, entry.base_offset]
+
+
+def _format(entries: Iterable[Entry | IndexEntry]) -> int:
+    """Format 3 for a file with a delta entry; 2 (which format-4 remotes wrote) else."""
+    return 3 if any(e.base is not None for e in entries) else 2
 
 
 def decode_recipe(data: bytes, object_id: str, size: int | None, url: str) -> Recipe:
@@ -142,10 +176,12 @@ def decode_recipe(data: bytes, object_id: str, size: int | None, url: str) -> Re
     where = f"recipe of object {object_id} on {url}"
     raw = _load(data, where)
     try:
-        if raw["format"] not in (1, 2) or raw["id"] != object_id:
+        if raw["format"] not in (1, 2, 3) or raw["id"] != object_id:
             raise ValueError
         total = _count(raw["size"])
         entries = tuple(_recipe_entry(item, raw["format"]) for item in raw["chunks"])
+        if any(e.base == object_id for e in entries):
+            raise ValueError  # an object cannot be the base of its own deltas
     except (KeyError, TypeError, ValueError):
         raise IntegrityError(
             f"{where} is not a valid recipe; the remote is damaged (",
@@ -163,8 +199,9 @@ def decode_recipe(data: bytes, object_id: str, size: int | None, url: str) -> Re
 
 
 def encode_index(pack: str, size: int, chunks: Iterable[IndexEntry]) -> bytes:
-    listing = [[c.chunk, c.offset, c.stored, c.codec, c.length] for c in chunks]
-    document = {"chunks": listing, "format": 2, "pack": pack, "size": size}
+    entries = list(chunks)
+    listing = [[c.chunk, c.offset, c.stored, c.codec, c.length, *_delta(c)] for c in entries]
+    document = {"chunks": listing, "format": _format(entries), "pack": pack, "size": size}
     return orjson.dumps(document, option=orjson.OPT_SORT_KEYS) + b"\n"
 
 
@@ -176,7 +213,7 @@ def decode_index(data: bytes, pack: str, size: int, url: str) -> list[IndexEntry
     where = f"index of pack {pack} on {url}"
     raw = _load(data, where)
     try:
-        if raw["format"] not in (1, 2) or raw["pack"] != pack or raw["size"] != size:
+        if raw["format"] not in (1, 2, 3) or raw["pack"] != pack or raw["size"] != size:
             raise ValueError
         chunks = [_index_entry(item, raw["format"]) for item in raw["chunks"]]
     except (KeyError, TypeError, ValueError):
@@ -298,7 +335,15 @@ class RemoteIndex:
                 index.damaged[pack] = entries
                 continue
             for entry in entries:
-                place = (pack, entry.offset, entry.stored, entry.codec, entry.length)
+                place = (
+                    pack,
+                    entry.offset,
+                    entry.stored,
+                    entry.codec,
+                    entry.length,
+                    entry.base,
+                    entry.base_offset,
+                )
                 if index.chunks.setdefault(entry.chunk, place) != place:
                     index.elsewhere.setdefault(entry.chunk, []).append(place)
         return index
@@ -352,15 +397,21 @@ def _pack_index(remote: Remote, pack: str, size: int, cache: Path | None) -> lis
 
 
 def _index_entry(item: object, version: int) -> IndexEntry:
-    """One entry of a format-1 ([chunk, offset, length]) or format-2 index."""
+    """One entry of a format-1 ([chunk, offset, length]), format-2 or format-3 index
+    (format 3: a delta entry adds its base object and offset)."""
     if not isinstance(item, list):
         raise ValueError
     if version == 1:
         chunk, offset, length = item
         return IndexEntry(_hex(chunk), _count(offset), _chunk_length(length), NONE, length)
-    chunk, offset, stored, codec, length = item
+    chunk, offset, stored, codec, length = item[:5]
     entry = IndexEntry(
-        _hex(chunk), _count(offset), _count(stored, low=1), _codec(codec), _chunk_length(length)
+        _hex(chunk),
+        _count(offset),
+        _count(stored, low=1),
+        _codec(codec),
+        _chunk_length(length),
+        *_base(item[5:], version, length),
     )
     if entry.codec == NONE and entry.stored != entry.length:
         raise ValueError
@@ -368,14 +419,15 @@ def _index_entry(item: object, version: int) -> IndexEntry:
 
 
 def _recipe_entry(item: object, version: int) -> Entry:
-    """One entry of a format-1 ([chunk, pack, offset, length]) or format-2 recipe."""
+    """One entry of a format-1 ([chunk, pack, offset, length]), format-2 or format-3
+    recipe (format 3: a delta entry adds its base object and offset)."""
     if not isinstance(item, list):
         raise ValueError
     if version == 1:
         chunk, pack, offset, length = item
         length = _chunk_length(length)
         return Entry(_hex(chunk), _hex(pack), _count(offset), length, NONE, length)
-    chunk, pack, offset, stored, codec, length = item
+    chunk, pack, offset, stored, codec, length = item[:6]
     entry = Entry(
         _hex(chunk),
         _hex(pack),
@@ -383,10 +435,24 @@ def _recipe_entry(item: object, version: int) -> Entry:
         _count(stored, low=1),
         _codec(codec),
         _chunk_length(length),
+        *_base(item[6:], version, length),
     )
     if entry.codec == NONE and entry.stored != entry.length:
         raise ValueError
     return entry
+
+
+def _base(rest: list[object], version: int, length: int) -> tuple[str | None, int]:
+    """The base of a delta entry: nothing (not a delta), or in format 3 its base
+    object and an offset there at which `length` bytes fit in a file."""
+    if not rest:
+        return None, 0
+    if version < 3 or len(rest) != 2:
+        raise ValueError
+    base, offset = _hex(rest[0]), _count(rest[1])
+    if offset + length > MAX_FILE_BYTES:
+        raise ValueError
+    return base, offset
 
 
 def _codec(value: object) -> str:

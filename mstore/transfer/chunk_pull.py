@@ -17,14 +17,20 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from mstore.caches.chunk_index import LocalChunks
 from mstore.chunks.codecs import decode
+from mstore.chunks.deltas import xor
 from mstore.core.hashing import Progress, hash_bytes
+from mstore.core.ids import short
 from mstore.core.parallel import parallel
 from mstore.errors import Hint, IntegrityError
 from mstore.remotes.base import MAX_FILE_BYTES, Remote, check_range, too_large
 from mstore.remotes.packs import MAX_CHUNK_BYTES, Entry, Recipe
+
+if TYPE_CHECKING:
+    from mstore.transfer.chunk_bases import Bases
 
 RANGE_LIMIT = 16 << 20
 
@@ -47,10 +53,15 @@ def rebuild(
     local: LocalChunks | None,
     jobs: int,
     progress: Progress | None,
+    bases: Bases | None = None,
+    chain: tuple[str, ...] = (),
 ) -> int:
-    """Write the object `recipe` describes into the new file `dest`; bytes fetched."""
+    """Write the object `recipe` describes into the new file `dest`; bytes fetched.
+    Delta chunks are XORed with their base's bytes, which `bases` finds or rebuilds
+    (`chain`: the objects whose deltas led to this one, when it is itself a base)."""
     check_recipe(recipe, remote.url)
     fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    base_fds: dict[str, int] = {}
     try:
         wanted: list[tuple[Entry, int]] = []
         position = 0
@@ -63,6 +74,14 @@ def rebuild(
                 if progress:
                     progress(len(data))
             position += entry.length
+        for base in sorted({e.base for e, _ in wanted if e.base is not None}):
+            if bases is None:
+                raise IntegrityError(
+                    f"recipe of object {recipe.object_id} on {remote.url} holds deltas, which "
+                    "this reader cannot resolve"
+                )
+            path = bases.path(base, (*chain, recipe.object_id))
+            base_fds[base] = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
 
         def fetch(span: Span) -> int:
             data = remote.get_range(f"packs/{span.pack}", span.start, span.end - span.start)
@@ -81,6 +100,8 @@ def rebuild(
                         Hint(command="remote verify"),
                         ")",
                     ) from None
+                if entry.base is not None:
+                    piece = xor(piece, _base_bytes(base_fds[entry.base], entry, where))
                 if hash_bytes(piece) != entry.chunk:
                     raise IntegrityError(
                         f"pack {span.pack} on {remote.url}: the bytes at {entry.offset}+"
@@ -99,7 +120,24 @@ def rebuild(
         os.fsync(fd)
     finally:
         os.close(fd)
+        for base_fd in base_fds.values():
+            os.close(base_fd)
     return fetched
+
+
+def _base_bytes(fd: int, entry: Entry, where: str) -> bytes:
+    """The `entry.length` bytes of its base at `entry.base_offset`; IntegrityError if
+    the base is shorter (a delta against an object of another size)."""
+    data = os.pread(fd, entry.length, entry.base_offset)
+    if len(data) != entry.length:
+        raise IntegrityError(
+            f"{where}: its base {short(entry.base or '')} has no {entry.length} bytes at "
+            f"{entry.base_offset} (an object of another size); the remote is damaged, "
+            "nothing installed (",
+            Hint(command="remote verify"),
+            ")",
+        )
+    return data
 
 
 def check_recipe(recipe: Recipe, url: str) -> None:
@@ -161,4 +199,17 @@ def fetch_object(
     recipe = decode_recipe(data, object_id, None, remote.url)
     if recipe.size > limit:
         raise too_large(f"recipe of object {object_id}", remote.url, recipe.size, limit)
-    rebuild(remote, recipe, dest, None, 8, None)
+    if not recipe.bases():
+        rebuild(remote, recipe, dest, None, 8, None)
+        return
+    import tempfile
+
+    from mstore.transfer.chunk_bases import Bases
+
+    with tempfile.TemporaryDirectory(prefix="mstore-bases-", dir=Path(dest).parent) as folder:
+        names = iter(range(1 << 62))
+        bases = Bases(remote, lambda _: None, lambda: Path(folder) / str(next(names)), None, 8)
+        try:
+            rebuild(remote, recipe, dest, None, 8, None, bases)
+        finally:
+            bases.close()

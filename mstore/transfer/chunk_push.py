@@ -5,7 +5,9 @@
                                              ──≤ 64 MiB──▶ packs/<id>, indexes/<id>
 
 Each new chunk is encoded (mstore.chunks.codecs: none, zstd or byte-grouped zstd,
-whichever is smallest) by a pool of one thread per CPU (zstandard releases the GIL);
+whichever is smallest; or, inside a tensor its parent version holds too, as a delta
+against the parent's bytes when that is smaller still: mstore.chunks.deltas,
+mstore.transfer.delta_bases) by a pool of one thread per CPU (zstandard releases the GIL);
 the pack builder takes the results in chunk order, so the same chunks give the same
 pack. At most `AHEAD` chunks per thread wait for the builder, which bounds memory.
 Packs are sealed at `PACK_LIMIT` bytes and sent while the next one fills (at most
@@ -17,6 +19,7 @@ after the recipes (mstore.transfer.push keeps that order).
 
 from __future__ import annotations
 
+import bisect
 import os
 import threading
 from collections import deque
@@ -24,7 +27,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mstore.chunks import codecs
+from mstore.chunks import deltas
 from mstore.chunks.chunking import ChunkParams, chunk_file
 from mstore.core.hashing import Progress, hash_bytes
 from mstore.errors import Hint, IntegrityError
@@ -40,6 +43,7 @@ from mstore.remotes.packs import (
     encode_recipe,
     recipe_name,
 )
+from mstore.transfer.delta_bases import BaseSource, Chains, layout_of
 
 AHEAD = 4
 
@@ -52,10 +56,43 @@ def compressor_threads() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+@dataclass(frozen=True)
+class Parent:
+    """Where a new object's changed tensors may find their delta base: the object
+    `source` serves and the pairs of ranges (begin, end, base begin) of
+    delta_bases.tensor_pairs."""
+
+    source: BaseSource
+    pairs: list[tuple[int, int, int]]
+
+    def base_offset(self, offset: int, length: int) -> int | None:
+        at = bisect.bisect_right(self.pairs, (offset, float("inf"), 0)) - 1
+        if at < 0:
+            return None
+        begin, end, base = self.pairs[at]
+        if offset + length > end:
+            return None
+        return base + offset - begin
+
+
+Encoded = tuple[str, "bytes | memoryview", "str | None", int]
+"""A chunk's codec, stored bytes, and the base object and offset of a delta (or None)."""
+
+
+def _encode(data: bytes, source: BaseSource | None, offset: int) -> Encoded:
+    base = source.read(offset, len(data)) if source is not None else None
+    codec, stored, delta = deltas.encode(data, base)
+    if delta:
+        assert source is not None
+        return codec, stored, source.object_id, offset
+    return codec, stored, None, 0
+
+
 @dataclass
 class ChunkStats:
     chunks: int = 0
     chunks_sent: int = 0
+    deltas: int = 0  # chunks sent as deltas
     bytes_sent: int = 0
     packs: list[str] = field(default_factory=list)  # the ids of the packs sent
     recipes: list[Recipe] = field(default_factory=list)
@@ -77,11 +114,15 @@ class ChunkSender:
         self.params = params
         self.progress = progress
         self.stats = ChunkStats()
+        self.chains = Chains(remote)
         # Only usable packs are in the index: stored, unmarked, their index valid.
         self._where: dict[str, Place] = dict(index.chunks)
         # Chunks queued for compression, in order: (chunk id, raw length, its encoding).
-        self._queue: deque[tuple[str, int, Future[tuple[str, bytes | memoryview]]]] = deque()
-        self._queued: set[str] = set()  # chunk ids queued or in the pack being filled
+        self._queue: deque[tuple[str, int, Future[Encoded]]] = deque()
+        # chunk ids queued or in the pack being filled -> the base its delta may have
+        self._queued: dict[str, str | None] = {}
+        # the chunks of each object this push sends, in order: (chunk id, length)
+        self._chunks_of: dict[str, list[tuple[str, int]]] = {}
         threads = compressor_threads()
         self._compressors = ThreadPoolExecutor(max_workers=threads)
         self._ahead = AHEAD * threads
@@ -94,18 +135,25 @@ class ChunkSender:
         self._futures: list[Future[None]] = []
         self._recipes: list[tuple[str, int, list[str]]] = []
 
-    def add(self, object_id: str, path: Path) -> None:
-        """Chunk the object at `path` (already checked to hash to `object_id`)."""
-        order: list[str] = []
+    def add(self, object_id: str, path: Path, parent: Parent | None = None) -> None:
+        """Chunk the object at `path` (already checked to hash to `object_id`); new
+        chunks inside a tensor `parent` pairs may be sent as deltas against it."""
+        if parent is not None and not self.chains.usable(parent.source.object_id, object_id):
+            parent = None
+        order: list[tuple[str, int]] = []
+        bases: set[str] = set()
         size = 0
         with open(path, "rb", buffering=0) as f:
             for chunk in chunk_file(path, self.params, owned=True):
-                order.append(chunk.id)
+                order.append((chunk.id, chunk.length))
                 size += chunk.length
                 self.stats.chunks += 1
                 if self.progress:
                     self.progress(chunk.length)  # the bar counts the object's bytes handled
-                if chunk.id in self._where or chunk.id in self._queued:
+                reusable, base = self._reusable(chunk.id, object_id)
+                if reusable:
+                    if base is not None:
+                        bases.add(base)
                     continue
                 data = os.pread(f.fileno(), chunk.length, chunk.offset)
                 if hash_bytes(data) != chunk.id:
@@ -114,21 +162,61 @@ class ChunkSender:
                         f"{chunk.offset} no longer match); run ",
                         Hint(command="verify"),
                     )
-                self._queued.add(chunk.id)
-                encoding = self._compressors.submit(codecs.encode, data)
+                # A chunk stored or queued as a delta this object may not need is sent
+                # again plain: every recipe naming it then names the plain copy.
+                again = chunk.id in self._queued or chunk.id in self._where
+                offset = (
+                    parent.base_offset(chunk.offset, chunk.length)
+                    if parent is not None and not again
+                    else None
+                )
+                source = parent.source if parent is not None and offset is not None else None
+                self._queued[chunk.id] = source.object_id if source is not None else None
+                if source is not None:
+                    bases.add(source.object_id)
+                encoding = self._compressors.submit(_encode, data, source, offset or 0)
                 self._queue.append((chunk.id, len(data), encoding))
                 self.stats.chunks_sent += 1
                 while len(self._queue) > self._ahead:
                     self._pack_next()
-        self._recipes.append((object_id, size, order))
+        self._chunks_of[object_id] = order
+        self.chains.written(object_id, bases)
+        self._recipes.append((object_id, size, [c for c, _ in order]))
+
+    def base_source(self, object_id: str, path: Path) -> BaseSource | None:
+        """The object `object_id` at `path` as a delta base, its bytes checked against
+        the chunks this push sent of it or its recipe on the remote; None if neither."""
+        order = self._chunks_of.get(object_id)
+        if order is None:
+            recipe = self.chains.recipe(object_id)
+            if recipe is None:
+                return None
+            order = [(e.chunk, e.length) for e in recipe.entries]
+        return BaseSource(object_id, path, layout_of(order))
+
+    def _reusable(self, chunk: str, object_id: str) -> tuple[bool, str | None]:
+        """Whether `object_id` may name the stored or queued `chunk` in its recipe (not
+        if absent, or a delta whose base `object_id` may not need), and the base it
+        then needs (None: none)."""
+        if chunk in self._queued:
+            base = self._queued[chunk]
+        elif chunk in self._where:
+            base = self._where[chunk][5]
+        else:
+            return False, None
+        return base is None or self.chains.usable(base, object_id), base
 
     def _pack_next(self) -> None:
         """Put the oldest queued chunk, once encoded, into the pack being filled."""
         chunk, length, encoding = self._queue.popleft()
-        codec, stored = encoding.result()
+        codec, stored, base, base_offset = encoding.result()
         if self._fill + len(stored) > PACK_LIMIT:
             self._seal()
-        self._pending.append(IndexEntry(chunk, self._fill, len(stored), codec, length))
+        if base is not None:
+            self.stats.deltas += 1
+        self._pending.append(
+            IndexEntry(chunk, self._fill, len(stored), codec, length, base, base_offset)
+        )
         self._buffer[self._fill : self._fill + len(stored)] = stored
         self._fill += len(stored)
 
@@ -166,8 +254,16 @@ class ChunkSender:
         pack = hash_bytes(memoryview(data))
         listing = self._pending
         for e in listing:
-            self._where[e.chunk] = (pack, e.offset, e.stored, e.codec, e.length)
-            self._queued.discard(e.chunk)
+            self._where[e.chunk] = (
+                pack,
+                e.offset,
+                e.stored,
+                e.codec,
+                e.length,
+                e.base,
+                e.base_offset,
+            )
+            self._queued.pop(e.chunk, None)
         self._pending = []
         self._buffer = bytearray(PACK_LIMIT)
         self._fill = 0

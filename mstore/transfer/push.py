@@ -39,7 +39,7 @@ from mstore.core.identity import author, now
 from mstore.core.ids import short
 from mstore.core.parallel import Start, parallel, serialized
 from mstore.core.refs import check_ref_name
-from mstore.errors import Hint, IntegrityError, NotFoundError, RefMovedError
+from mstore.errors import Hint, IntegrityError, InvalidInputError, NotFoundError, RefMovedError
 from mstore.remotes.base import CHUNK_THRESHOLD, DEFAULT_JOBS, Remote, RemoteRef
 from mstore.remotes.packs import RemoteIndex
 from mstore.remotes.tracking import FORCED_PUSH, PUSH, RemoteTracking, Tracking, remote_key
@@ -51,7 +51,8 @@ from mstore.transfer.chunk_present import (
     missing_chunked,
     refuse_while_deleting,
 )
-from mstore.transfer.chunk_push import ChunkSender, ChunkStats
+from mstore.transfer.chunk_push import ChunkSender, ChunkStats, Parent
+from mstore.transfer.delta_bases import BaseSource, parents, tensor_pairs
 from mstore.transfer.repository import store_repository
 from mstore.trust.signing import current_statement
 from mstore.trust.statements import Rollout
@@ -168,7 +169,8 @@ def push(
         send = sender(repo, remote, advance)
         parallel(send, missing_data, jobs)
         if missing_large:
-            stats = _send_large(repo, remote, index, missing_large, jobs, advance)
+            bases = _delta_bases(repo, moving)
+            stats = _send_large(repo, remote, index, missing_large, jobs, advance, bases)
             sent_bytes += stats.bytes_sent - sum(data[i] for i in missing_large)
             packs = len(stats.packs)
         parallel(send, missing_manifests, jobs)
@@ -221,12 +223,13 @@ def _send_large(
     ids: list[str],
     jobs: int,
     progress: Progress | None,
+    bases: dict[str, str],
 ) -> ChunkStats:
     """Send large objects as chunks; then, if that wrote a name a prune marked, check
     that the mark still holds (mstore.transfer.chunk_present) before any ref moves."""
     if index is None:  # the remote was empty when the push started
         index = RemoteIndex.read(remote, None, jobs)
-    stats = send_chunked(repo, remote, index, ids, jobs, progress)
+    stats = send_chunked(repo, remote, index, ids, jobs, progress, bases)
     check_mark(remote, index.marked, stats.packs, [r.object_id for r in stats.recipes])
     return stats
 
@@ -243,21 +246,77 @@ def send_chunked(
     ids: list[str],
     jobs: int,
     progress: Progress | None,
+    bases: dict[str, str] | None = None,
 ) -> ChunkStats:
-    """Send the large objects `ids` as chunks: packs of what `index` lacks, then recipes."""
+    """Send the large objects `ids` as chunks: packs of what `index` lacks, then recipes.
+    `bases` names, for an object, the object its changed tensors may be deltas against
+    (delta_bases.parents); an object is sent after the base it names among `ids`."""
     from mstore.chunks.chunking import DEFAULT_PARAMS
 
+    bases = bases or {}
     chunks = ChunkSender(remote, index, DEFAULT_PARAMS, jobs, progress)
+    sources: list[BaseSource] = []
     try:
-        for object_id in ids:
+        for object_id in _bases_first(ids, bases):
             path = repo.objects.path(object_id)
             check_local(path, object_id)
-            chunks.add(object_id, path)
+            parent = _parent(repo, chunks, object_id, bases.get(object_id))
+            if parent is not None:
+                sources.append(parent.source)
+            chunks.add(object_id, path, parent)
         chunks.finish()
     except BaseException:
         chunks.abort()
         raise
+    finally:
+        for source in sources:
+            source.close()
     return chunks.stats
+
+
+def _bases_first(ids: list[str], bases: dict[str, str]) -> list[str]:
+    """`ids` in an order where each comes after the base it names among them."""
+    wanted = set(ids)
+    done: set[str] = set()
+    order: list[str] = []
+    for object_id in ids:
+        chain = []
+        at: str | None = object_id
+        while at is not None and at in wanted and at not in done and at not in chain:
+            chain.append(at)
+            at = bases.get(at)
+        for item in reversed(chain):
+            done.add(item)
+            order.append(item)
+    return order
+
+
+def _parent(repo: Repo, chunks: ChunkSender, object_id: str, base: str | None) -> Parent | None:
+    """Where `object_id`'s changed tensors find their delta base, if anywhere: `base`
+    held here, on the remote or sent by this push, and a checkpoint pairing tensors."""
+    if base is None or not repo.objects.has(base):
+        return None
+    base_path = repo.objects.path(base)
+    pairs = tensor_pairs(repo.objects.path(object_id), base_path)
+    if not pairs:
+        return None
+    source = chunks.base_source(base, base_path)
+    return Parent(source, pairs) if source is not None else None
+
+
+def _delta_bases(repo: Repo, moving: list[RefPush]) -> dict[str, str]:
+    """For the large objects of the versions pushed, the object at the same path in the
+    version each came from (lineage parent, else the remote ref's old value)."""
+    pairs = []
+    for change in moving:
+        manifest = repo.manifest(change.new)
+        for before in (manifest.lineage.parent, change.old):
+            if before is not None and repo.objects.has(before):
+                try:
+                    pairs.append((manifest, repo.manifest(before)))
+                except (IntegrityError, InvalidInputError):
+                    continue  # a damaged parent is no base: plain chunks
+    return parents(pairs)
 
 
 def _plan(name: str, value: str, theirs: RemoteRef | None, known: Tracking) -> RefPush:

@@ -28,6 +28,7 @@ from mstore.errors import IntegrityError
 from mstore.remotes.base import CHUNK_THRESHOLD, MAX_FILE_BYTES, MAX_MANIFEST_BYTES, Remote
 from mstore.remotes.packs import MAX_META_BYTES, decode_recipe, recipe_name
 from mstore.repo import Repo
+from mstore.transfer.chunk_bases import Bases
 from mstore.transfer.chunk_pull import rebuild
 
 
@@ -42,6 +43,8 @@ class Receiver:
         self._lock = threading.Lock()
         self._pending: dict[str, Path] = {}
         self._local: LocalChunks | None = None
+        self._bases: Bases | None = None
+        self._verified: set[str] = set()  # received, whole and hashed (not yet installed)
         self.fetched = 0
         self._installed: list[str] = []  # newly stored, data before manifests
         self._new_folders: set[Path] = set()  # fan-out folders objects/xx/ made for them
@@ -115,11 +118,29 @@ class Receiver:
                 self.repo.layout, self.repo.objects, DEFAULT_PARAMS, CHUNK_THRESHOLD
             )
             self._local.update()
-        tmp = self.repo.objects.temp_path()
+        if self._bases is None:
+            self._bases = Bases(
+                self.remote, self._held, self.repo.objects.temp_path, self._local, self.jobs
+            )
+        rebuilt = self._bases.take(object_id)  # already rebuilt as another's base
+        tmp = rebuilt or self.repo.objects.temp_path()
         with self._lock:
             self._pending[object_id] = tmp
-        self.fetched += rebuild(self.remote, recipe, tmp, self._local, self.jobs, self.progress)
+        if rebuilt is None:
+            before = self._bases.fetched
+            fetched = rebuild(
+                self.remote, recipe, tmp, self._local, self.jobs, self.progress, self._bases
+            )
+            self.fetched += fetched + self._bases.fetched - before
+        elif self.progress:
+            self.progress(size)
         self._check(object_id, size, tmp)
+
+    def _held(self, object_id: str) -> Path | None:
+        """The file of an object this store holds or this pull received whole."""
+        if object_id in self._verified and object_id in self._pending:
+            return self._pending[object_id]
+        return self.repo.objects.path(object_id) if self.repo.objects.has(object_id) else None
 
     def _receive(self, object_id: str, size: int | None) -> None:
         """Receive one whole object: a data object of `size` bytes, or a manifest (None)."""
@@ -143,9 +164,14 @@ class Receiver:
             self.repo.objects.check_received(tmp, object_id)
         except IntegrityError as err:
             raise IntegrityError(f"{err} [from {self.remote.url}]") from None
+        with self._lock:
+            self._verified.add(object_id)
 
     def discard(self) -> None:
         """Delete every received file not installed (after a failure or a dry run)."""
+        if self._bases is not None:
+            self._bases.close()
+            self._bases = None
         if self._local is not None:
             self._local.close()
             self._local = None

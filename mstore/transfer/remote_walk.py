@@ -16,6 +16,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mstore.chunks.deltas import MAX_DEPTH
 from mstore.core.hashing import hash_file
 from mstore.core.manifests import decode_manifest
 from mstore.core.parallel import parallel
@@ -53,6 +54,8 @@ class Reach:
     logical: int = 0  # the bytes of every file of every version the refs name
     recipes: dict[str, Recipe] = field(default_factory=dict)
     whole: set[str] = field(default_factory=set)
+    # objects no ref's version holds whose recipes are needed: bases of deltas
+    bases: set[str] = field(default_factory=set)
 
     def packs(self) -> set[str]:
         return {p for r in self.recipes.values() for p in r.packs()}
@@ -100,7 +103,36 @@ def walk(remote: Remote, jobs: int, damage: list[Damage] | None = None) -> Reach
             continue
         reach.recipes[object_id] = recipe
     reach.whole |= {i for i, size in reach.data.items() if size <= CHUNK_THRESHOLD}
+    _add_bases(remote, reach, jobs, damage)
     return reach
+
+
+def _add_bases(remote: Remote, reach: Reach, jobs: int, damage: list[Damage] | None) -> None:
+    """Add the recipes of the objects the refs' deltas are XORed with, and of theirs,
+    up to deltas.MAX_DEPTH bases deep: a version needs them to be read (prune keeps
+    them, verify checks them). A base with no valid recipe is damage."""
+    todo = sorted({b for r in reach.recipes.values() for b in r.bases()} - reach.recipes.keys())
+    for _depth in range(MAX_DEPTH):
+        if not todo:
+            return
+        blobs = parallel(lambda i: remote.get_blob(recipe_name(i), MAX_META_BYTES), todo, jobs)
+        found: set[str] = set()
+        for base, data in zip(todo, blobs, strict=True):
+            try:
+                if data is None:
+                    raise IntegrityError(
+                        f"object {base} on {remote.url}, a base of deltas, has no recipe"
+                    )
+                recipe = decode_recipe(data, base, None, remote.url)
+            except IntegrityError as err:
+                if damage is None:
+                    raise
+                damage.append(Damage(str(err), frozenset({base})))
+                continue
+            reach.recipes[base] = recipe
+            reach.bases.add(base)
+            found |= recipe.bases()
+        todo = sorted(found - reach.recipes.keys())
 
 
 def _manifest_files(remote: Remote, manifest_id: str, target: Path) -> list[tuple[str, int]]:

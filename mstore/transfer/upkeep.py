@@ -1,7 +1,7 @@
 """Remote upkeep: `mstore remote upgrade`, `stats`, `verify` and `prune`.
 
-    upgrade   format 1, 2 or 3 -> 4: rewrites the marker only (objects, refs, packs,
-              indexes and recipes stay readable)
+    upgrade   format 1, 2, 3 or 4 -> 5: rewrites the marker only (objects, refs,
+              packs, indexes and recipes stay readable)
     stats     logical bytes (every file of every version the refs name) vs stored bytes
     verify    every ref's manifest, object, recipe, pack and index, hashed; every index;
               with a store to repair from, sends again what is damaged
@@ -84,12 +84,13 @@ class UpgradeResult:
 
 
 def upgrade(remote: Remote, repository: str) -> UpgradeResult:
-    """Make a format-1, -2 or -3 remote format 4 (the marker only, which carries the
+    """Make a remote of an older format format 5 (the marker only, which carries the
     `repository` id: the remote's own from format 3 on, else the upgrading store's,
-    mstore.transfer.repository); a format-4 one is left as is. Format 2 read objects as
+    mstore.transfer.repository); a format-5 one is left as is. Format 2 read objects as
     format 1 wrote them, format 3 reads a ref file without a statement as format 2 wrote
-    it, and format 4 reads format-1 indexes and recipes (uncompressed chunks) as format
-    3 wrote them: nothing else is rewritten."""
+    it, format 4 reads format-1 indexes and recipes (uncompressed chunks) as format 3
+    wrote them, and format 5 reads format-2 ones (no deltas) as format 4 wrote them:
+    nothing else is rewritten."""
     data = remote.read_marker()
     if data is None:
         raise NotFoundError(f"no mstore remote at {remote.url} ({MARKER_NAME} is missing)")
@@ -271,6 +272,8 @@ def _inspect(remote: Remote, jobs: int) -> Findings:
     for found in parallel(lambda p: _check_index(remote, p, packs[p].size), unneeded, jobs):
         damage += found
     damage += _check_whole(remote, {i: reach.data[i] for i in sorted(reach.whole)})
+    if not damage:  # deltas rebuild from packs checked whole above
+        damage += _check_deltas(remote, reach)
     listed_strays = strays(listings)
     if read_doomed(remote).damaged:
         listed_strays.append(f"{DOOMED} (not valid: it marks nothing; the next prune replaces it)")
@@ -287,15 +290,17 @@ def _check_pack(remote: Remote, pack: str, size: int, reach: Reach) -> list[Dama
     except (IntegrityError, NotFoundError) as err:
         return [Damage(str(err), users, frozenset({pack}))]
     problems = [] if hash_bytes(data) == pack else [f"pack {pack} does not hash to its name"]
-    checked: dict[tuple[str, int, int, str, int], bool] = {}
+    checked: dict[tuple[str, int, int, str, int, bool], bool] = {}
 
-    def holds(chunk: str, offset: int, stored: int, codec: str, length: int) -> bool:
-        key = (chunk, offset, stored, codec, length)
+    def holds(chunk: str, offset: int, stored: int, codec: str, length: int, delta: bool) -> bool:
+        # A delta's decoded bytes are not its chunk's: they are hashed when the objects
+        # holding deltas are rebuilt (_check_deltas); here they must decode whole.
+        key = (chunk, offset, stored, codec, length, delta)
         if key not in checked:
             where = f"pack {pack} at {offset}+{stored}"
             try:
                 raw = decode(memoryview(data)[offset : offset + stored], codec, length, where)
-                checked[key] = offset + stored <= size and hash_bytes(raw) == chunk
+                checked[key] = offset + stored <= size and (delta or hash_bytes(raw) == chunk)
             except IntegrityError:
                 checked[key] = False
         return checked[key]
@@ -307,7 +312,9 @@ def _check_pack(remote: Remote, pack: str, size: int, reach: Reach) -> list[Dama
         else:
             entries = decode_index(index, pack, size, remote.url)
             wrong = [
-                e for e in entries if not holds(e.chunk, e.offset, e.stored, e.codec, e.length)
+                e
+                for e in entries
+                if not holds(e.chunk, e.offset, e.stored, e.codec, e.length, e.base is not None)
             ]
             if wrong:
                 problems.append(
@@ -319,7 +326,9 @@ def _check_pack(remote: Remote, pack: str, size: int, reach: Reach) -> list[Dama
     found = [Damage(p, users, frozenset({pack})) for p in problems]
     for object_id in sorted(users):
         for e in reach.recipes[object_id].entries:
-            if e.pack == pack and not holds(e.chunk, e.offset, e.stored, e.codec, e.length):
+            if e.pack == pack and not holds(
+                e.chunk, e.offset, e.stored, e.codec, e.length, e.base is not None
+            ):
                 found.append(
                     Damage(
                         f"recipe of {object_id}: chunk {e.chunk} is not at {e.offset}+"
@@ -339,6 +348,27 @@ def _check_index(remote: Remote, pack: str, size: int) -> list[Damage]:
     except IntegrityError as err:
         return [Damage(str(err), frozenset(), frozenset({pack}))]
     return []
+
+
+def _check_deltas(remote: Remote, reach: Reach) -> list[Damage]:
+    """Every object whose recipe holds deltas, rebuilt (its bases found or rebuilt
+    from the remote the way a pull does, mstore.transfer.chunk_bases) and hashed."""
+    from mstore.transfer.chunk_pull import fetch_object
+
+    found: list[Damage] = []
+    with tempfile.TemporaryDirectory(prefix="mstore-verify-") as directory:
+        for object_id, recipe in sorted(reach.recipes.items()):
+            if not recipe.bases():
+                continue
+            target = Path(directory) / object_id
+            try:
+                fetch_object(remote, object_id, target)
+                if hash_file(target, owned=False) != object_id:
+                    raise IntegrityError(f"object {object_id} does not rebuild to its id")
+            except (IntegrityError, NotFoundError) as err:
+                found.append(Damage(str(err), frozenset({object_id, *recipe.bases()})))
+            target.unlink(missing_ok=True)
+    return found
 
 
 def _check_whole(remote: Remote, sizes: dict[str, int]) -> list[Damage]:

@@ -1,4 +1,4 @@
-"""Compressed chunks (remote format 4) on a directory, moto and RGW: float weights rest
+"""Compressed chunks (remote format 4 and later) on a directory, moto and RGW: float weights rest
 byte-grouped and compressed, random bytes raw, and every pull gets the bytes back
 exactly; stored bytes that do not decode to exactly the chunk are refused (exit 3,
 the store byte-identical); a format-3 remote is upgraded in place and stays readable.
@@ -193,7 +193,7 @@ def test_a_format_3_remote_is_upgraded_in_place_and_its_raw_chunks_stay_readable
 
     fails(mstore(b.root, "pull", remote_url), 7, "format 3", "uncompressed chunks", "upgrade")
     upgraded = ok(mstore(a.root, "remote", "upgrade", remote_url)).stdout
-    assert "format 3 -> 4" in upgraded
+    assert f"format 3 -> {base.REMOTE_FORMAT}" in upgraded
     assert open_remote(remote_url).repository() == repository
     ok(mstore(b.root, "pull", remote_url))
     assert view_bytes(b) == view_bytes(a)
@@ -212,8 +212,9 @@ def test_a_format_3_remote_is_upgraded_in_place_and_its_raw_chunks_stay_readable
     assert_consistent(b)
 
 
-def test_an_older_mstore_refuses_a_format_4_remote(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_format_3_mstore_refuses_a_newer_remote(monkeypatch: pytest.MonkeyPatch) -> None:
     marker = encode_marker("0" * 32)
     monkeypatch.setattr(base, "REMOTE_FORMAT", 3)
-    with pytest.raises(RefusedError, match="uses format 4; this mstore reads format 3"):
+    newer = f"uses format {base.REMOTE_FORMAT}; this mstore reads format 3"
+    with pytest.raises(RefusedError, match=newer):
         check_marker(marker, "s3://bucket/models")

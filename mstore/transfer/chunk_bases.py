@@ -1,0 +1,101 @@
+"""The base objects a pull's delta chunks need, as files (docs/REMOTES.md "Deltas").
+
+    delta entry (base B, offset) ──▶ B held here (an object, or one this pull received)
+                                 └─▶ else B rebuilt from its recipe into a temporary
+                                     file (its own deltas resolved the same way),
+                                     hashed against B, used, then deleted
+
+A base is read only after it is whole and hashed to its id (or is an object of this
+store, whose bytes each decoded chunk's hash then checks). Following bases from the
+object being rebuilt, a chain longer than deltas.MAX_DEPTH, or one that comes back to
+an object already on it (a cycle), is refused with IntegrityError before anything of
+it is fetched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from mstore.caches.chunk_index import LocalChunks
+from mstore.chunks.deltas import MAX_DEPTH
+from mstore.core.hashing import hash_file
+from mstore.core.ids import short
+from mstore.errors import Hint, IntegrityError
+from mstore.remotes.base import Remote
+from mstore.remotes.packs import MAX_META_BYTES, decode_recipe, recipe_name
+
+
+class Bases:
+    """Finds or rebuilds each base object once; `close` deletes what it rebuilt."""
+
+    def __init__(
+        self,
+        remote: Remote,
+        held: Callable[[str], Path | None],
+        temp: Callable[[], Path],
+        local: LocalChunks | None,
+        jobs: int,
+    ) -> None:
+        self.remote = remote
+        self.held = held
+        self.temp = temp
+        self.local = local
+        self.jobs = jobs
+        self.rebuilt: dict[str, Path] = {}
+        self.fetched = 0
+
+    def path(self, base: str, chain: tuple[str, ...]) -> Path:
+        """The file of `base`, which the last object of `chain` (the objects whose
+        deltas led here, first the one being pulled) needs."""
+        found = self.held(base) or self.rebuilt.get(base)
+        if found is not None:
+            return found
+        needer = short(chain[-1])
+        if base in chain:
+            raise self._refused(
+                f"the deltas of object {needer} need {short(base)}, which "
+                f"needs {needer} back (a cycle of bases)"
+            )
+        if len(chain) > MAX_DEPTH:
+            raise self._refused(
+                f"the deltas of object {short(chain[0])} go more than {MAX_DEPTH} bases deep"
+            )
+        from mstore.transfer.chunk_pull import rebuild
+
+        data = self.remote.get_blob(recipe_name(base), MAX_META_BYTES)
+        if data is None:
+            raise self._refused(f"base {short(base)} of the deltas of object {needer} is missing")
+        recipe = decode_recipe(data, base, None, self.remote.url)
+        tmp = self.temp()
+        try:
+            self.fetched += rebuild(
+                self.remote, recipe, tmp, self.local, self.jobs, None, self, (*chain, base)
+            )
+            if hash_file(tmp, owned=False) != base:
+                raise self._refused(f"base {short(base)} does not rebuild to its id")
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+        self.rebuilt[base] = tmp  # whole and hashed: from now on it may be read
+        return tmp
+
+    def take(self, object_id: str) -> Path | None:
+        """Hand over a base rebuilt (and hashed) here that the caller also wanted."""
+        return self.rebuilt.pop(object_id, None)
+
+    def close(self) -> None:
+        for tmp in self.rebuilt.values():
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+        self.rebuilt.clear()
+
+    def _refused(self, why: str) -> IntegrityError:
+        return IntegrityError(
+            f"{self.remote.url}: {why}; the remote is damaged, nothing installed (",
+            Hint(command="remote verify"),
+            ")",
+        )
