@@ -61,7 +61,7 @@ def test_a_recipe_survives_its_encoding_and_names_its_packs() -> None:
 @pytest.mark.parametrize(
     ("change", "words"),
     [
-        ({"format": 3}, "not a valid recipe"),
+        ({"format": 4}, "not a valid recipe"),
         ({"id": OTHER}, "not a valid recipe"),
         ({"size": -1}, "not a valid recipe"),
         ({"size": True}, "not a valid recipe"),
@@ -79,6 +79,57 @@ def test_a_recipe_survives_its_encoding_and_names_its_packs() -> None:
 def test_a_recipe_that_lies_is_refused(change: dict[str, object], words: str) -> None:
     document = orjson.loads(encode_recipe(recipe())) | change
     with pytest.raises(IntegrityError, match=words):
+        decode_recipe(orjson.dumps(document), OBJ, None, URL)
+
+
+def delta_recipe() -> Recipe:
+    return Recipe(
+        OBJ,
+        30,
+        (Entry(C1, PACK, 0, 4, "zstd", 10, OTHER, 100), Entry(C2, PACK, 4, 20, "none", 20)),
+    )
+
+
+def test_a_recipe_with_deltas_is_format_3_and_names_its_bases() -> None:
+    data = encode_recipe(delta_recipe())
+    document = orjson.loads(data)
+    assert document["format"] == 3
+    assert document["chunks"] == [
+        [C1, PACK, 0, 4, "zstd", 10, OTHER, 100],
+        [C2, PACK, 4, 20, "none", 20],
+    ]
+    assert decode_recipe(data, OBJ, 30, URL) == delta_recipe()
+    assert decode_recipe(data, OBJ, 30, URL).bases() == {OTHER}
+    index = encode_index(PACK, 24, [IndexEntry(C1, 0, 4, "zstd", 10, OTHER, 100), plain(C2, 4, 20)])
+    assert orjson.loads(index)["format"] == 3
+    assert decode_index(index, PACK, 24, URL)[0].base == OTHER
+
+
+@pytest.mark.parametrize(
+    ("change", "why"),
+    [
+        ({"format": 2}, "a delta entry in a format-2 recipe"),
+        ({"chunks": [[C1, PACK, 0, 4, "zstd", 10, OBJ, 0], [C2, PACK, 4, 20, "none", 20]]}, "self"),
+        ({"chunks": [[C1, PACK, 0, 4, "zstd", 10, "x", 0], [C2, PACK, 4, 20, "none", 20]]}, "hex"),
+        ({"chunks": [[C1, PACK, 0, 4, "zstd", 10, OTHER], [C2, PACK, 4, 20, "none", 20]]}, "short"),
+        (
+            {"chunks": [[C1, PACK, 0, 4, "zstd", 10, OTHER, -1], [C2, PACK, 4, 20, "none", 20]]},
+            "negative",
+        ),
+        (
+            {
+                "chunks": [
+                    [C1, PACK, 0, 4, "zstd", 10, OTHER, 2**63 - 5],
+                    [C2, PACK, 4, 20, "none", 20],
+                ]
+            },
+            "past any file",
+        ),
+    ],
+)
+def test_a_delta_entry_that_lies_is_refused(change: dict[str, object], why: str) -> None:
+    document = orjson.loads(encode_recipe(delta_recipe())) | change
+    with pytest.raises(IntegrityError, match="not a valid recipe"):
         decode_recipe(orjson.dumps(document), OBJ, None, URL)
 
 
@@ -211,7 +262,10 @@ def test_the_index_knows_each_chunk_of_each_usable_pack(remote: Remote, tmp_path
 
     index = RemoteIndex.read(remote, cache, 2)
 
-    assert index.chunks == {C1: (pack, 0, 10, "none", 10), C2: (pack, 10, 20, "none", 20)}
+    assert index.chunks == {
+        C1: (pack, 0, 10, "none", 10, None, 0),
+        C2: (pack, 10, 20, "none", 20, None, 0),
+    }
     assert (cache / pack).read_bytes() == remote.get_blob(f"indexes/{pack}", 1 << 20)
     assert index.holds(
         Recipe(OBJ, 30, (Entry(C1, pack, 0, 10, "none", 10), Entry(C2, pack, 10, 20, "none", 20)))
@@ -243,5 +297,5 @@ def test_a_stale_cached_index_is_fetched_again(remote: Remote, tmp_path: Path) -
     cache = tmp_path / "cache"
     cache.mkdir()
     (cache / pack).write_bytes(b"damaged cache entry")
-    assert RemoteIndex.read(remote, cache, 1).chunks == {C1: (pack, 0, 10, "none", 10)}
+    assert RemoteIndex.read(remote, cache, 1).chunks == {C1: (pack, 0, 10, "none", 10, None, 0)}
     assert (cache / pack).read_bytes() == remote.get_blob(f"indexes/{pack}", 1 << 20)
