@@ -32,10 +32,11 @@ from __future__ import annotations
 
 import mmap
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from io import FileIO
 from pathlib import Path
+from typing import Protocol
 
 from pyfastcdc import FastCDC
 
@@ -115,13 +116,21 @@ class ChunkParams:
 DEFAULT_PARAMS = ChunkParams()
 
 
+class Hasher(Protocol):
+    """What `chunk_file` feeds the whole file to (a blake3 hasher)."""
+
+    def update(self, data: bytes) -> object: ...
+
+
 @dataclass(frozen=True)
 class Chunk:
-    """Bytes [offset, offset + length) of a file; `id` is their lowercase hex blake3."""
+    """Bytes [offset, offset + length) of a file; `id` is their lowercase hex blake3.
+    `data`: those very bytes, copied as they were hashed, when the caller asked."""
 
     offset: int
     length: int
     id: str
+    data: bytes | None = None
 
 
 def chunk_bytes(
@@ -145,8 +154,14 @@ def chunk_file(
     params: ChunkParams = DEFAULT_PARAMS,
     buffer_size: int = BUFFER_SIZE,
     owned: bool = False,
+    whole: Hasher | None = None,
+    with_data: Callable[[str], bool] | None = None,
 ) -> Iterator[Chunk]:
     """Stream the chunks of the file at `path`, in order; memory ~`buffer_size`.
+
+    `whole`, a blake3 hasher, is fed every byte of the file in order (the object's
+    hash in the same pass); a chunk whose id `with_data` accepts carries the bytes it
+    was hashed from (`Chunk.data`), so a caller never reads them again.
 
     The file is read through one buffer of `buffer_size` bytes (at least 2 x max_size),
     which is cut and hashed in turn. `owned` files (the store's read-only objects) are
@@ -167,8 +182,11 @@ def chunk_file(
 
         points = tensor_cut_points(read_at, size, params.min_size) if params.tensor_cuts else []
         boundaries = [*points, size]
+        spans_to_chunks = _chunker(whole, with_data)
         if owned and size:
-            yield from _mapped_chunks(f, path, before, cutter, boundaries, buffer_size)
+            yield from _mapped_chunks(
+                f, path, before, cutter, boundaries, buffer_size, spans_to_chunks
+            )
             return
         buffer = bytearray(min(buffer_size, size))
         view = memoryview(buffer)
@@ -181,7 +199,7 @@ def chunk_file(
             if final:
                 _check_unchanged(f.fileno(), path, before)
             spans, used = _cut(cutter, view[:fill], base, boundaries, final)
-            yield from _hash_spans(view, base, spans)
+            yield from spans_to_chunks(view, base, spans)
             if final:
                 return
             # The unfinished chunk moves to the front; the next read appends to it.
@@ -196,6 +214,7 @@ def _mapped_chunks(
     cutter: FastCDC,
     boundaries: list[int],
     window_size: int,
+    spans_to_chunks: SpansToChunks,
 ) -> Iterator[Chunk]:
     """The chunks of a store-owned file, cut and hashed from mapped windows of it."""
     size = before.st_size
@@ -213,7 +232,7 @@ def _mapped_chunks(
             view = memoryview(window)[base - start :]
             try:
                 spans, used = _cut(cutter, view, base, boundaries, final)
-                chunks = _hash_spans(view, base, spans)
+                chunks = spans_to_chunks(view, base, spans)
             finally:
                 view.release()  # the window cannot close while a view of it is alive
         yield from chunks
@@ -293,3 +312,26 @@ def _cut(
 
 def _hash_spans(view: memoryview, base: int, spans: list[tuple[int, int]]) -> list[Chunk]:
     return [Chunk(base + o, n, hash_bytes(view[o : o + n])) for o, n in spans]
+
+
+SpansToChunks = Callable[[memoryview, int, list[tuple[int, int]]], list[Chunk]]
+
+
+def _chunker(whole: Hasher | None, with_data: Callable[[str], bool] | None) -> SpansToChunks:
+    """How spans of a view become chunks: hashed, and fed to `whole`, with their bytes
+    copied out for the chunk ids `with_data` accepts."""
+    if whole is None and with_data is None:
+        return _hash_spans
+
+    def chunks(view: memoryview, base: int, spans: list[tuple[int, int]]) -> list[Chunk]:
+        found = []
+        for o, n in spans:
+            data = bytes(view[o : o + n])
+            if whole is not None:
+                whole.update(data)
+            chunk_id = hash_bytes(data)
+            kept = data if with_data is not None and with_data(chunk_id) else None
+            found.append(Chunk(base + o, n, chunk_id, kept))
+        return found
+
+    return chunks

@@ -27,6 +27,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from blake3 import blake3
+
 from mstore.chunks import deltas
 from mstore.chunks.chunking import ChunkParams, chunk_file
 from mstore.core.hashing import Progress, hash_bytes
@@ -143,8 +145,13 @@ class ChunkSender:
         order: list[tuple[str, int]] = []
         bases: set[str] = set()
         size = 0
+        whole = blake3(max_threads=1)
         with open(path, "rb", buffering=0) as f:
-            for chunk in chunk_file(path, self.params, owned=True):
+            # One pass: the object's hash, each chunk's, and the bytes of those this
+            # push may send, copied as they were hashed (never read twice).
+            for chunk in chunk_file(
+                path, self.params, owned=True, whole=whole, with_data=self._maybe_new
+            ):
                 order.append((chunk.id, chunk.length))
                 size += chunk.length
                 self.stats.chunks += 1
@@ -155,13 +162,15 @@ class ChunkSender:
                     if base is not None:
                         bases.add(base)
                     continue
-                data = os.pread(f.fileno(), chunk.length, chunk.offset)
-                if hash_bytes(data) != chunk.id:
-                    raise IntegrityError(
-                        f"object {object_id} changed while it was sent (bytes at "
-                        f"{chunk.offset} no longer match); run ",
-                        Hint(command="verify"),
-                    )
+                data = chunk.data
+                if data is None:  # judged present when hashed, and yet not reusable
+                    data = os.pread(f.fileno(), chunk.length, chunk.offset)
+                    if hash_bytes(data) != chunk.id:
+                        raise IntegrityError(
+                            f"object {object_id} changed while it was sent (bytes at "
+                            f"{chunk.offset} no longer match); run ",
+                            Hint(command="verify"),
+                        )
                 # A chunk stored or queued as a delta this object may not need is sent
                 # again plain: every recipe naming it then names the plain copy.
                 again = chunk.id in self._queued or chunk.id in self._where
@@ -179,9 +188,20 @@ class ChunkSender:
                 self.stats.chunks_sent += 1
                 while len(self._queue) > self._ahead:
                     self._pack_next()
+        if whole.hexdigest() != object_id:
+            # Before its recipe: packs sent so far name no object, and prune takes them.
+            raise IntegrityError(
+                f"object {object_id} is corrupt here (its bytes do not hash to its name); "
+                "not sent (run ",
+                Hint(command="verify"),
+                ")",
+            )
         self._chunks_of[object_id] = order
         self.chains.written(object_id, bases)
         self._recipes.append((object_id, size, [c for c, _ in order]))
+
+    def _maybe_new(self, chunk: str) -> bool:
+        return chunk not in self._where and chunk not in self._queued
 
     def base_source(self, object_id: str, path: Path) -> BaseSource | None:
         """The object `object_id` at `path` as a delta base, its bytes checked against

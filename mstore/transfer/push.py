@@ -258,8 +258,7 @@ def send_chunked(
     sources: list[BaseSource] = []
     try:
         for object_id in _bases_first(ids, bases):
-            path = repo.objects.path(object_id)
-            check_local(path, object_id)
+            path = repo.objects.path(object_id)  # hashed while chunked (ChunkSender.add)
             parent = _parent(repo, chunks, object_id, bases.get(object_id))
             if parent is not None:
                 sources.append(parent.source)

@@ -4,6 +4,7 @@ ref moves by compare-and-swap, only from the value this store last saw there."""
 from __future__ import annotations
 
 import itertools
+import os
 from pathlib import Path
 
 import pytest
@@ -102,6 +103,28 @@ def test_a_corrupt_local_object_is_never_published(published: Published, tmp_pat
         push(published.repo, published.remote())
 
     assert not published.remote().has_object(model)
+    assert "staging" not in remote_refs(published.url)
+
+
+def test_a_corrupt_large_object_is_never_published_either(
+    published: Published, tmp_path: Path
+) -> None:
+    """A chunked object is hashed whole while it is chunked: a corrupt one gets no
+    recipe and no ref (its packs name no object; prune takes them)."""
+    from mstore.remotes.packs import recipe_name
+
+    big = os.urandom(6 << 20)
+    v2 = write_version(tmp_path / "src" / "v2", "v2", model=big)
+    manifest = commit(published.repo, v2, "staging").manifest_id or ""
+    model = published.repo.manifest(manifest).files["model.pth"].id
+    path = published.repo.objects.path(model)
+    path.chmod(0o644)
+    path.write_bytes(big[:-1] + bytes([big[-1] ^ 1]))
+
+    with pytest.raises(IntegrityError, match=f"object {model} is corrupt here"):
+        push(published.repo, published.remote())
+
+    assert published.remote().get_blob(recipe_name(model), 1 << 20) is None
     assert "staging" not in remote_refs(published.url)
 
 
