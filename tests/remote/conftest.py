@@ -75,16 +75,30 @@ class RgwServer:
             "MSTORE_S3_CHECKSUM": "when_required",
         }
 
-    def create_bucket(self, name: str) -> None:
+    def client(self) -> Any:
         import boto3
 
-        boto3.client(
+        return boto3.client(
             "s3",
             endpoint_url=self.endpoint,
             aws_access_key_id=self.access_key,
             aws_secret_access_key=self.secret_key,
             region_name="us-east-1",
-        ).create_bucket(Bucket=name)
+        )
+
+    def create_bucket(self, name: str) -> None:
+        self.client().create_bucket(Bucket=name)
+
+    def delete_bucket(self, name: str) -> None:
+        """Empty and delete a test's bucket: the server keeps its data in memory (capped,
+        scripts/ceph_s3.sh), so what every test leaves behind would fill it."""
+        client = self.client()
+        pages = client.get_paginator("list_objects_v2").paginate(Bucket=name)
+        for page in pages:
+            keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+            if keys:
+                client.delete_objects(Bucket=name, Delete={"Objects": keys, "Quiet": True})
+        client.delete_bucket(Bucket=name)
 
 
 @pytest.fixture(scope="session")
@@ -231,10 +245,11 @@ def remote_url(
     request: pytest.FixtureRequest,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
-) -> str:
-    """An empty remote location of each kind."""
+) -> Iterator[str]:
+    """An empty remote location of each kind (an RGW bucket is deleted after the test)."""
     if remote_kind == "directory":
-        return str(tmp_path / "remote")
+        yield str(tmp_path / "remote")
+        return
     if remote_kind == "rgw":
         server: RgwServer = request.getfixturevalue("rgw_server")
         _aws_environment(monkeypatch, tmp_path, None)
@@ -242,9 +257,11 @@ def remote_url(
             monkeypatch.setenv(variable, value)
         name = f"mstore-{uuid.uuid4().hex[:12]}"
         server.create_bucket(name)
-        return f"s3://{name}/team/models"
+        yield f"s3://{name}/team/models"
+        server.delete_bucket(name)
+        return
     name = request.getfixturevalue("bucket")
-    return f"s3://{name}/team/models"
+    yield f"s3://{name}/team/models"
 
 
 @pytest.fixture(autouse=True)
