@@ -7,7 +7,7 @@
 | codec      | stored bytes                                                             |
 |------------|--------------------------------------------------------------------------|
 | `none`     | the raw bytes                                                            |
-| `zstd`     | one zstd frame (level 3, content size in its header) of the raw bytes    |
+| `zstd`     | one zstd frame (level 1, content size in its header) of the raw bytes    |
 | `bg4-zstd` | one zstd frame of the raw bytes grouped by position modulo 4: every byte |
 |            | at 0 mod 4, then 1 mod 4, 2, 3 (the exponents of float32s fall together, |
 |            | as in Xet's BG4 and ZipNN)                                               |
@@ -36,7 +36,7 @@ ZSTD = "zstd"
 BG4_ZSTD = "bg4-zstd"
 BG2_ZSTD = "bg2-zstd"
 CODECS = (NONE, ZSTD, BG4_ZSTD, BG2_ZSTD)
-LEVEL = 3
+LEVEL = 1
 # A codec must save at least this share of a chunk, on a sample and then on the whole
 # chunk, or the chunk is stored raw (what a compressed chunk costs to read is not free).
 MIN_SAVING = 0.03

@@ -11,6 +11,8 @@ interrupted transfer. The remote is the directory <run>/remote unless a URL is g
 from __future__ import annotations
 
 import os
+import random
+from array import array
 from pathlib import Path
 
 from mstore.ops.commit import commit
@@ -19,6 +21,7 @@ from mstore.remotes import open_remote
 from mstore.repo import Repo
 from mstore.transfer import upkeep as remote_upkeep
 from mstore.transfer.verbs import clone, pull, push
+from tests.checkpoint_files import tensors_file
 from tests.guarantees.faults import (
     fresh_copy,
     recover,
@@ -28,11 +31,32 @@ from tests.helpers import assert_consistent, weights, write_version
 from tests.remote.support import remote_state
 
 OPERATIONS = ("push", "pull")
-# A model above the chunking threshold (4 MiB), mostly shared between v1 and v2, so
-# push and pull go through packs, indexes and recipes as well as whole objects; half
-# float32 weights, so chunks travel compressed (bg4-zstd) as well as raw.
-MODEL_V1 = weights(5 << 19, seed=5) + os.urandom(5 << 19)
-MODEL_V2 = MODEL_V1[: 3 << 20] + os.urandom(64 << 10) + MODEL_V1[(3 << 20) + (64 << 10) :]
+
+
+def _moved(data: bytes) -> bytes:
+    """Every float32 of `data` moved a little (a fine-tune's update)."""
+    values = array("f", data)
+    draw = random.Random(6).gauss
+    return array("f", (x + draw(0.0, 1e-5) for x in values)).tobytes()
+
+
+# A checkpoint above the chunking threshold (4 MiB), mostly shared between v1 and v2, so
+# push and pull go through packs, indexes and recipes as well as whole objects: a
+# float32 tensor (chunks travel compressed, bg4-zstd) whose first MiB v2 fine-tunes
+# (those chunks travel as deltas against v1's), and random bytes (raw) of which v2
+# changes 64 KiB.
+_WEIGHTS = weights(5 << 19, seed=5)
+_NOISE = os.urandom(5 << 19)
+MODEL_V1 = tensors_file(
+    [("w", "F32", [len(_WEIGHTS) // 4], _WEIGHTS), ("noise", "U8", [len(_NOISE)], _NOISE)]
+)
+_CHANGED = _NOISE[: 1 << 20] + os.urandom(64 << 10) + _NOISE[(1 << 20) + (64 << 10) :]
+MODEL_V2 = tensors_file(
+    [
+        ("w", "F32", [len(_WEIGHTS) // 4], _moved(_WEIGHTS[: 1 << 20]) + _WEIGHTS[1 << 20 :]),
+        ("noise", "U8", [len(_CHANGED)], _CHANGED),
+    ]
+)
 
 
 def remote_of(run: Path, url: str | None) -> str:

@@ -10,6 +10,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from mstore.remotes.base import REMOTE_FORMAT
 from mstore.repo import Repo
 from tests.helpers import write_version
 from tests.remote.conftest import S3Server
@@ -118,15 +119,19 @@ def test_a_directory_of_other_files_is_not_a_remote(store: Repo, tmp_path: Path)
 def test_a_newer_remote_format_is_refused(store: Repo, tmp_path: Path) -> None:
     remote = tmp_path / "remote"
     remote.mkdir()
-    (remote / "mstore-remote.json").write_bytes(b'{"format":5}\n')
+    newer = REMOTE_FORMAT + 1
+    (remote / "mstore-remote.json").write_bytes(b'{"format":%d}\n' % newer)
 
-    fails(mstore(store.root, "pull", str(remote)), 7, "format 5", "upgrade")
+    fails(mstore(store.root, "pull", str(remote)), 7, f"format {newer}", "upgrade")
 
 
 def test_unknown_chunking_parameters_are_refused(store: Repo, tmp_path: Path) -> None:
     remote = tmp_path / "remote"
     remote.mkdir()
-    marker = b'{"chunking":"gear/8k","format":4,"repository":"%s"}\n' % (b"0" * 32)
+    marker = b'{"chunking":"gear/8k","format":%d,"repository":"%s"}\n' % (
+        REMOTE_FORMAT,
+        b"0" * 32,
+    )
     (remote / "mstore-remote.json").write_bytes(marker)
 
     fails(mstore(store.root, "pull", str(remote)), 7, "gear/8k", "upgrade mstore")
