@@ -1,8 +1,7 @@
 """Commit of a new directory in the default link mode against `cp -r` + `sync`, paired
 fairly (docs/BENCHMARKS.md): caches dropped before each side, a warm-up pair, both
 outputs deleted after every pair, sides alternated; the ratio of medians is reported
-with mstore's peak RSS. Run as root (dropping caches needs it), outside a git work
-tree (there `auto` uses copies by design):
+with mstore's peak RSS. Run as root (dropping caches needs it):
 
     .venv/bin/python bench/commit_default.py [--size-mib 1024] [--runs 3] [--work DIR]
         [--evict all|data] [--settle SECONDS] [--editable]

@@ -20,6 +20,7 @@ import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mstore.checkpoints.model import Checkpoint
 from mstore.checkpoints.reading import read_checkpoint
@@ -29,6 +30,9 @@ from mstore.core.manifests import Manifest
 from mstore.errors import IntegrityError, InvalidInputError
 from mstore.remotes.base import CHUNK_THRESHOLD, Remote
 from mstore.remotes.packs import MAX_META_BYTES, Recipe, decode_recipe, recipe_name
+
+if TYPE_CHECKING:
+    from mstore.repo import Repo
 
 CACHED_CHUNKS = 16
 
@@ -51,6 +55,39 @@ def parents(manifests: Iterable[tuple[Manifest, Manifest | None]]) -> dict[str, 
             ):
                 found.setdefault(entry.id, before.id)
     return found
+
+
+def candidates(repo: Repo, moves: Iterable[tuple[str, str | None]]) -> dict[str, str]:
+    """For the large objects of the versions pushed (`moves`: each ref's new value and
+    the remote's old one), the object at the same path in the version each came from:
+    its lineage parent, else the remote ref's old value (`parents`)."""
+    pairs = []
+    for new, old in moves:
+        manifest = repo.manifest(new)
+        for before in (manifest.lineage.parent, old):
+            if before is not None and repo.objects.has(before):
+                try:
+                    pairs.append((manifest, repo.manifest(before)))
+                except (IntegrityError, InvalidInputError):
+                    continue  # a damaged parent is no base: plain chunks
+    return parents(pairs)
+
+
+def bases_first(ids: list[str], bases: dict[str, str]) -> list[str]:
+    """`ids` in an order where each comes after the base it names among them."""
+    wanted = set(ids)
+    done: set[str] = set()
+    order: list[str] = []
+    for object_id in ids:
+        chain = []
+        at: str | None = object_id
+        while at is not None and at in wanted and at not in done and at not in chain:
+            chain.append(at)
+            at = bases.get(at)
+        for item in reversed(chain):
+            done.add(item)
+            order.append(item)
+    return order
 
 
 def tensor_pairs(new: Path, old: Path) -> list[tuple[int, int, int]]:

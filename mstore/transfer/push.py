@@ -39,11 +39,12 @@ from mstore.core.identity import author, now
 from mstore.core.ids import short
 from mstore.core.parallel import Start, parallel, serialized
 from mstore.core.refs import check_ref_name
-from mstore.errors import Hint, IntegrityError, InvalidInputError, NotFoundError, RefMovedError
+from mstore.errors import Hint, IntegrityError, NotFoundError, RefMovedError
 from mstore.remotes.base import CHUNK_THRESHOLD, DEFAULT_JOBS, Remote, RemoteRef
 from mstore.remotes.packs import RemoteIndex
 from mstore.remotes.tracking import FORCED_PUSH, PUSH, RemoteTracking, Tracking, remote_key
 from mstore.repo import Repo
+from mstore.transfer import delta_bases
 from mstore.transfer.chunk_present import (
     Clock,
     PushWindow,
@@ -52,7 +53,7 @@ from mstore.transfer.chunk_present import (
     refuse_while_deleting,
 )
 from mstore.transfer.chunk_push import ChunkSender, ChunkStats, Parent
-from mstore.transfer.delta_bases import BaseSource, parents, tensor_pairs
+from mstore.transfer.delta_bases import BaseSource, tensor_pairs
 from mstore.transfer.repository import store_repository
 from mstore.trust.signing import current_statement
 from mstore.trust.statements import Rollout
@@ -169,7 +170,7 @@ def push(
         send = sender(repo, remote, advance)
         parallel(send, missing_data, jobs)
         if missing_large:
-            bases = _delta_bases(repo, moving)
+            bases = delta_bases.candidates(repo, [(p.new, p.old) for p in moving])
             stats = _send_large(repo, remote, index, missing_large, jobs, advance, bases)
             sent_bytes += stats.bytes_sent - sum(data[i] for i in missing_large)
             packs = len(stats.packs)
@@ -257,7 +258,7 @@ def send_chunked(
     chunks = ChunkSender(remote, index, DEFAULT_PARAMS, jobs, progress)
     sources: list[BaseSource] = []
     try:
-        for object_id in _bases_first(ids, bases):
+        for object_id in delta_bases.bases_first(ids, bases):
             path = repo.objects.path(object_id)  # hashed while chunked (ChunkSender.add)
             parent = _parent(repo, chunks, object_id, bases.get(object_id))
             if parent is not None:
@@ -273,23 +274,6 @@ def send_chunked(
     return chunks.stats
 
 
-def _bases_first(ids: list[str], bases: dict[str, str]) -> list[str]:
-    """`ids` in an order where each comes after the base it names among them."""
-    wanted = set(ids)
-    done: set[str] = set()
-    order: list[str] = []
-    for object_id in ids:
-        chain = []
-        at: str | None = object_id
-        while at is not None and at in wanted and at not in done and at not in chain:
-            chain.append(at)
-            at = bases.get(at)
-        for item in reversed(chain):
-            done.add(item)
-            order.append(item)
-    return order
-
-
 def _parent(repo: Repo, chunks: ChunkSender, object_id: str, base: str | None) -> Parent | None:
     """Where `object_id`'s changed tensors find their delta base, if anywhere: `base`
     held here, on the remote or sent by this push, and a checkpoint pairing tensors."""
@@ -301,21 +285,6 @@ def _parent(repo: Repo, chunks: ChunkSender, object_id: str, base: str | None) -
         return None
     source = chunks.base_source(base, base_path)
     return Parent(source, pairs) if source is not None else None
-
-
-def _delta_bases(repo: Repo, moving: list[RefPush]) -> dict[str, str]:
-    """For the large objects of the versions pushed, the object at the same path in the
-    version each came from (lineage parent, else the remote ref's old value)."""
-    pairs = []
-    for change in moving:
-        manifest = repo.manifest(change.new)
-        for before in (manifest.lineage.parent, change.old):
-            if before is not None and repo.objects.has(before):
-                try:
-                    pairs.append((manifest, repo.manifest(before)))
-                except (IntegrityError, InvalidInputError):
-                    continue  # a damaged parent is no base: plain chunks
-    return parents(pairs)
 
 
 def _plan(name: str, value: str, theirs: RemoteRef | None, known: Tracking) -> RefPush:

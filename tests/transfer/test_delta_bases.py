@@ -118,3 +118,11 @@ def test_chains_are_bounded_and_never_cyclic(
     bounded = Chains(open_remote(url))
     assert bounded.usable(v2, "9" * 64)
     assert not bounded.usable(v3, "9" * 64)  # a delta on it would be 3 deep
+
+
+def test_objects_are_sent_after_the_bases_they_name_among_them() -> None:
+    a, b, c, d = "a" * 64, "b" * 64, "c" * 64, "d" * 64
+    order = delta_bases.bases_first([a, b, c, d], {a: b, b: c, d: "9" * 64})
+    assert order.index(c) < order.index(b) < order.index(a)
+    assert sorted(order) == [a, b, c, d]
+    assert delta_bases.bases_first([a, b], {a: b, b: a}) in ([b, a], [a, b])  # no loop
