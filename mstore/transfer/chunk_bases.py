@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,8 +25,9 @@ from mstore.chunks.deltas import MAX_DEPTH
 from mstore.core.hashing import hash_file
 from mstore.core.ids import short
 from mstore.errors import Hint, IntegrityError
-from mstore.remotes.base import Remote
+from mstore.remotes.base import MAX_FILE_BYTES, Remote, too_large
 from mstore.remotes.packs import MAX_META_BYTES, decode_recipe, recipe_name
+from mstore.transfer.chunk_pull import rebuild
 
 
 class Bases:
@@ -63,8 +65,6 @@ class Bases:
             raise self._refused(
                 f"the deltas of object {short(chain[0])} go more than {MAX_DEPTH} bases deep"
             )
-        from mstore.transfer.chunk_pull import rebuild
-
         data = self.remote.get_blob(recipe_name(base), MAX_META_BYTES)
         if data is None:
             raise self._refused(f"base {short(base)} of the deltas of object {needer} is missing")
@@ -99,3 +99,28 @@ class Bases:
             Hint(command="remote verify"),
             ")",
         )
+
+
+def fetch_object(
+    remote: Remote, object_id: str, dest: os.PathLike[str] | str, limit: int = MAX_FILE_BYTES
+) -> None:
+    """Write an object's bytes into the new file `dest`, rebuilt from its recipe when it
+    has one, else read whole (unchecked: callers hash it, as for `Remote.get_object`);
+    IntegrityError if it holds more than `limit` bytes (its manifest's size)."""
+    data = remote.get_blob(recipe_name(object_id), MAX_META_BYTES)
+    if data is None:
+        remote.get_object(object_id, Path(dest), limit=limit)
+        return
+    recipe = decode_recipe(data, object_id, None, remote.url)
+    if recipe.size > limit:
+        raise too_large(f"recipe of object {object_id}", remote.url, recipe.size, limit)
+    if not recipe.bases():
+        rebuild(remote, recipe, dest, None, 8, None)
+        return
+    with tempfile.TemporaryDirectory(prefix="mstore-bases-", dir=Path(dest).parent) as folder:
+        names = iter(range(1 << 62))
+        bases = Bases(remote, lambda _: None, lambda: Path(folder) / str(next(names)), None, 8)
+        try:
+            rebuild(remote, recipe, dest, None, 8, None, bases)
+        finally:
+            bases.close()

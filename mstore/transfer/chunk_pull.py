@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import Protocol
 
 from mstore.caches.chunk_index import LocalChunks
 from mstore.chunks.codecs import decode
@@ -26,11 +27,16 @@ from mstore.core.hashing import Progress, hash_bytes
 from mstore.core.ids import short
 from mstore.core.parallel import parallel
 from mstore.errors import Hint, IntegrityError
-from mstore.remotes.base import MAX_FILE_BYTES, Remote, check_range, too_large
+from mstore.remotes.base import MAX_FILE_BYTES, Remote, check_range
 from mstore.remotes.packs import MAX_CHUNK_BYTES, Entry, Recipe
 
-if TYPE_CHECKING:
-    from mstore.transfer.chunk_bases import Bases
+
+class Bases(Protocol):
+    """Where a rebuild finds the file of each base its deltas need
+    (mstore.transfer.chunk_bases.Bases)."""
+
+    def path(self, base: str, chain: tuple[str, ...]) -> Path: ...
+
 
 RANGE_LIMIT = 16 << 20
 
@@ -180,36 +186,3 @@ def spans_of(wanted: list[tuple[Entry, int]]) -> list[Span]:
         if group:
             spans.append(Span(pack, start, end, tuple(group)))
     return spans
-
-
-def fetch_object(
-    remote: Remote, object_id: str, dest: os.PathLike[str] | str, limit: int = MAX_FILE_BYTES
-) -> None:
-    """Write an object's bytes into the new file `dest`, rebuilt from its recipe when it
-    has one, else read whole (unchecked: callers hash it, as for `Remote.get_object`);
-    IntegrityError if it holds more than `limit` bytes (its manifest's size)."""
-    from pathlib import Path
-
-    from mstore.remotes.packs import MAX_META_BYTES, decode_recipe, recipe_name
-
-    data = remote.get_blob(recipe_name(object_id), MAX_META_BYTES)
-    if data is None:
-        remote.get_object(object_id, Path(dest), limit=limit)
-        return
-    recipe = decode_recipe(data, object_id, None, remote.url)
-    if recipe.size > limit:
-        raise too_large(f"recipe of object {object_id}", remote.url, recipe.size, limit)
-    if not recipe.bases():
-        rebuild(remote, recipe, dest, None, 8, None)
-        return
-    import tempfile
-
-    from mstore.transfer.chunk_bases import Bases
-
-    with tempfile.TemporaryDirectory(prefix="mstore-bases-", dir=Path(dest).parent) as folder:
-        names = iter(range(1 << 62))
-        bases = Bases(remote, lambda _: None, lambda: Path(folder) / str(next(names)), None, 8)
-        try:
-            rebuild(remote, recipe, dest, None, 8, None, bases)
-        finally:
-            bases.close()

@@ -353,7 +353,7 @@ def _check_index(remote: Remote, pack: str, size: int) -> list[Damage]:
 def _check_deltas(remote: Remote, reach: Reach) -> list[Damage]:
     """Every object whose recipe holds deltas, rebuilt (its bases found or rebuilt
     from the remote the way a pull does, mstore.transfer.chunk_bases) and hashed."""
-    from mstore.transfer.chunk_pull import fetch_object
+    from mstore.transfer.chunk_bases import fetch_object
 
     found: list[Damage] = []
     with tempfile.TemporaryDirectory(prefix="mstore-verify-") as directory:
@@ -374,7 +374,7 @@ def _check_deltas(remote: Remote, reach: Reach) -> list[Damage]:
 def _check_whole(remote: Remote, sizes: dict[str, int]) -> list[Damage]:
     """Every object stored whole, fetched (no more than its manifest's size) and hashed
     against its id."""
-    from mstore.transfer.chunk_pull import fetch_object
+    from mstore.transfer.chunk_bases import fetch_object
 
     found: list[Damage] = []
     with tempfile.TemporaryDirectory(prefix="mstore-verify-") as directory:

@@ -19,6 +19,7 @@ from mstore.chunks.codecs import (
     BG2_ZSTD,
     BG4_ZSTD,
     CODECS,
+    LEVEL,
     MIN_SAVING,
     NONE,
     ZSTD,
@@ -62,8 +63,8 @@ def test_each_chunk_gets_the_codec_that_saves_most_and_round_trips(data: bytes, 
 
 def test_float32_weights_save_more_grouped_than_plain() -> None:
     data = weights(256 << 10, seed=3)
-    grouped = len(zstandard.ZstdCompressor(level=3).compress(group(data, 4)))
-    plain = len(zstandard.ZstdCompressor(level=3).compress(data))
+    grouped = len(zstandard.ZstdCompressor(level=LEVEL).compress(group(data, 4)))
+    plain = len(zstandard.ZstdCompressor(level=LEVEL).compress(data))
     assert grouped < plain < len(data)
     assert len(encode(data)[1]) == grouped
 

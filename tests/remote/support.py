@@ -18,7 +18,7 @@ from mstore.core.manifests import decode_manifest
 from mstore.remotes import open_remote
 from mstore.remotes.base import BlobInfo, Remote, RemoteRef
 from mstore.repo import Repo
-from mstore.transfer.chunk_pull import fetch_object
+from mstore.transfer.chunk_bases import fetch_object
 from mstore.views import protection
 
 runner = CliRunner()

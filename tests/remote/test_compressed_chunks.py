@@ -214,7 +214,7 @@ def test_a_format_3_remote_is_upgraded_in_place_and_its_raw_chunks_stay_readable
 
 def test_a_format_3_mstore_refuses_a_newer_remote(monkeypatch: pytest.MonkeyPatch) -> None:
     marker = encode_marker("0" * 32)
-    monkeypatch.setattr(base, "REMOTE_FORMAT", 3)
     newer = f"uses format {base.REMOTE_FORMAT}; this mstore reads format 3"
+    monkeypatch.setattr(base, "REMOTE_FORMAT", 3)
     with pytest.raises(RefusedError, match=newer):
         check_marker(marker, "s3://bucket/models")

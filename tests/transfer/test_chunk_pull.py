@@ -12,7 +12,8 @@ from mstore.errors import IntegrityError
 from mstore.remotes.base import MAX_FILE_BYTES
 from mstore.remotes.packs import MAX_META_BYTES, Entry, Recipe, decode_recipe, recipe_name
 from mstore.transfer import chunk_pull
-from mstore.transfer.chunk_pull import Span, check_recipe, fetch_object, rebuild, spans_of
+from mstore.transfer.chunk_bases import fetch_object
+from mstore.transfer.chunk_pull import Span, check_recipe, rebuild, spans_of
 from tests.transfer.conftest import LARGE, Published
 
 A, B = "a" * 64, "b" * 64

@@ -9,7 +9,7 @@ from pathlib import Path
 from mstore.ops.commit import commit
 from mstore.remotes import open_remote
 from mstore.remotes.packs import RemoteIndex
-from mstore.transfer.chunk_pull import fetch_object
+from mstore.transfer.chunk_bases import fetch_object
 from mstore.transfer.remote_walk import Damage, walk
 from mstore.transfer.repair import repair
 from mstore.transfer.verbs import push
