@@ -1,8 +1,9 @@
 """How a chunk's bytes rest in a pack: a codec chosen per chunk (docs/CHUNKING.md).
 
-    raw chunk ──sample (32 KiB): zstd, bg4-zstd, bg2-zstd──▶ best saves >= 3%? ──no──▶ none
-                                                          └─yes─▶ whole chunk with it
-                                                                  saves >= 3%? ──no──▶ none
+    raw chunk ──sample (32 KiB): bg2-zstd saves >= 1.5%? ──no──▶ none
+                                      └─yes─▶ zstd, bg4-zstd too: best saves >= 3%? ──no──▶ none
+                                              └─yes─▶ whole chunk with it
+                                                      saves >= 3%? ──no──▶ none
 
 | codec      | stored bytes                                                             |
 |------------|--------------------------------------------------------------------------|
@@ -53,9 +54,15 @@ def encode(data: bytes | memoryview) -> tuple[str, bytes | memoryview]:
         return NONE, data
     start = max(0, len(raw) // 2 - SAMPLE_BYTES // 2)
     sample = raw[start : start + SAMPLE_BYTES]
-    # A sample of the chunk's middle decides which codec, if any, is worth a full pass:
-    # random bytes cost three small compressions, not three whole ones.
-    sizes = {codec: len(_compress(sample, codec)) for codec in _WIDTH}
+    # A sample of the chunk's middle decides which codec, if any, is worth a full pass.
+    # bg2-zstd first: on bytes it cannot save even half the bound on (random bytes,
+    # compressed data) neither other codec is tried, so those cost one small
+    # compression; anything it squeezes (floats of either width, ints, pickles, text)
+    # gets all three tried.
+    probe = len(_compress(sample, BG2_ZSTD))
+    if probe > len(sample) * (1 - MIN_SAVING / 2):
+        return NONE, data
+    sizes = {BG2_ZSTD: probe, **{c: len(_compress(sample, c)) for c in (ZSTD, BG4_ZSTD)}}
     best = min(sizes, key=lambda c: (sizes[c], c))
     if sizes[best] > len(sample) * (1 - MIN_SAVING):
         return NONE, data
