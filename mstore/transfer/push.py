@@ -94,6 +94,7 @@ class PushResult:
     dry_run: bool = False
     bytes_total: int = 0
     packs_sent: int = 0
+    delta_chunks: int = 0  # chunks sent as deltas against the version they came from
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -112,6 +113,7 @@ class PushResult:
             "objects_present": self.objects_present,
             "bytes_total": self.bytes_total,
             "packs_sent": self.packs_sent,
+            "delta_chunks": self.delta_chunks,
             "notes": self.notes,
         }
 
@@ -156,7 +158,7 @@ def push(
     sizes = {**data, **{m: repo.objects.size(m) for m in missing_manifests}}
     total = sum(sizes[i] for i in missing_data + missing_large + missing_manifests)
     sent_bytes = total
-    packs = 0
+    packs = deltas = 0
     notes = index.notes() if index is not None else []
     if on_start:
         on_start(total)
@@ -173,7 +175,7 @@ def push(
             bases = delta_bases.candidates(repo, [(p.new, p.old) for p in moving])
             stats = _send_large(repo, remote, index, missing_large, jobs, advance, bases)
             sent_bytes += stats.bytes_sent - sum(data[i] for i in missing_large)
-            packs = len(stats.packs)
+            packs, deltas = len(stats.packs), stats.deltas
         parallel(send, missing_manifests, jobs)
         window.check()
         with repo.locked("push"):
@@ -206,6 +208,7 @@ def push(
         dry_run=dry_run,
         bytes_total=sum(data.values()) + sum(sizes.get(m, 0) for m in manifests),
         packs_sent=packs,
+        delta_chunks=deltas,
         notes=notes,
     )
 

@@ -82,6 +82,7 @@ def fine_tuned(remote_url: str, tmp_path: Path) -> tuple[Repo, str, str]:
     sent = push(a, open_remote(remote_url), ["staging"])
     # Every byte changed, yet the deltas keep about half (raw zstd would keep ~93%).
     assert sent.bytes_sent < 0.7 * len(V2)
+    assert sent.delta_chunks > 0 and sent.to_json()["delta_chunks"] == sent.delta_chunks
     return a, first, second
 
 
