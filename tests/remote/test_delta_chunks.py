@@ -318,3 +318,29 @@ def _decoded(codec: str, stored: bytes | memoryview, length: int) -> bytes:
     from mstore.chunks.codecs import decode
 
     return bytes(decode(stored, codec, length, "test"))
+
+
+def test_a_format_4_remote_is_upgraded_in_place_and_deltas_build_on_its_chunks(
+    remote_url: str, tmp_path: Path
+) -> None:
+    """A remote as the previous mstore wrote it (format 4: format-2 indexes and recipes,
+    no deltas) is refused until upgraded; after the marker is rewritten, a fine-tune
+    goes as deltas against the old recipe's chunks and pulls back exactly."""
+    from mstore.remotes.base import MARKER_NAME, REMOTE_FORMAT
+
+    a = new_store(tmp_path / "a")
+    first = _commit(a, tmp_path, "v1", V1)
+    push(a, open_remote(remote_url), ["staging"])
+    assert orjson.loads(read_raw(remote_url, recipe_name(first)))["format"] == 2
+    marker = orjson.loads(read_raw(remote_url, MARKER_NAME))
+    write_raw(remote_url, MARKER_NAME, orjson.dumps(marker | {"format": 4}))
+
+    b = new_store(tmp_path / "b")
+    fails(mstore(b.root, "pull", remote_url), 7, "format 4", "no delta chunks", "upgrade")
+    upgraded = ok(mstore(a.root, "remote", "upgrade", remote_url)).stdout
+    assert f"format 4 -> {REMOTE_FORMAT}" in upgraded
+    second = _commit(a, tmp_path, "v2", V2)
+    assert push(a, open_remote(remote_url), ["staging"]).delta_chunks > 0
+    assert _recipe(remote_url, second).bases() == {first}
+    ok(mstore(b.root, "pull", remote_url, "staging"))
+    assert view_bytes(b)["staging/model.pth"] == V2
