@@ -10,6 +10,9 @@ store, whose bytes each decoded chunk's hash then checks). Following bases from 
 object being rebuilt, a chain longer than deltas.MAX_DEPTH, or one that comes back to
 an object already on it (a cycle), is refused with IntegrityError before anything of
 it is fetched.
+
+`fetch_object` rebuilds one object this way into a file (for `remote verify`): with no
+store behind it, every base is rebuilt from the remote.
 """
 
 from __future__ import annotations
