@@ -52,9 +52,10 @@ class Bases:
         self.rebuilt: dict[str, Path] = {}
         self.fetched = 0
 
-    def path(self, base: str, chain: tuple[str, ...]) -> Path:
+    def path(self, base: str, chain: tuple[str, ...], limit: int) -> Path:
         """The file of `base`, which the last object of `chain` (the objects whose
-        deltas led here, first the one being pulled) needs."""
+        deltas led here, first the one being pulled) needs; a base to rebuild larger
+        than `limit` bytes is refused."""
         found = self.held(base) or self.rebuilt.get(base)
         if found is not None:
             return found
@@ -72,10 +73,15 @@ class Bases:
         if data is None:
             raise self._refused(f"base {short(base)} of the deltas of object {needer} is missing")
         recipe = decode_recipe(data, base, None, self.remote.url)
+        if recipe.size > limit:
+            raise self._refused(
+                f"base {short(base)} of the deltas of object {needer} gives {recipe.size} "
+                f"bytes, more than the {limit} a base of object {short(chain[0])} may have"
+            )
         tmp = self.temp()
         try:
             self.fetched += rebuild(
-                self.remote, recipe, tmp, self.local, self.jobs, None, self, (*chain, base)
+                self.remote, recipe, tmp, self.local, self.jobs, None, self, (*chain, base), limit
             )
             if hash_file(tmp, owned=False) != base:
                 raise self._refused(f"base {short(base)} does not rebuild to its id")

@@ -194,14 +194,26 @@ def _cycle(url: str, second: str, first: str) -> None:
     _edit_recipe(url, first, edit)
 
 
+def _swollen_base(url: str, second: str, first: str) -> None:
+    """v1's recipe made to give a base five times its size, from the same stored
+    chunks (a few bytes on the remote, gigabytes for a reader to rebuild)."""
+
+    def edit(document: dict) -> None:  # type: ignore[type-arg]
+        document["chunks"] = document["chunks"] * 5
+        document["size"] *= 5
+
+    _edit_recipe(url, first, edit)
+
+
 @pytest.mark.parametrize(
     ("damage", "words"),
     [
         (lambda url, second, first: _drop_recipe(url, first), ("base", "missing")),
         (_far_base, ("another size",)),
         (_cycle, ("cycle of bases",)),
+        (_swollen_base, ("more than the", "a base of object")),
     ],
-    ids=["base-missing", "base-of-another-size", "cycle"],
+    ids=["base-missing", "base-of-another-size", "cycle", "base-too-large"],
 )
 def test_a_delta_that_cannot_be_resolved_is_refused_nothing_stored(
     remote_url: str,

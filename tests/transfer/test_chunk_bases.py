@@ -32,6 +32,9 @@ def _store_object(url: str, data: bytes, base: tuple[str, bytes] | None = None) 
     return object_id
 
 
+LIMIT = 1 << 20
+
+
 @pytest.fixture
 def url(tmp_path: Path) -> str:
     url = str(tmp_path / "remote")
@@ -59,9 +62,9 @@ def test_a_base_held_here_is_used_as_is_and_a_missing_one_rebuilt_once(
     first = _store_object(url, one)
     second = _store_object(url, two, (first, one))
     bases = _bases(url, tmp_path)
-    path = bases.path(first, (second,))
+    path = bases.path(first, (second,), LIMIT)
     assert path.read_bytes() == one
-    assert bases.path(first, (second,)) == path  # once
+    assert bases.path(first, (second,), LIMIT) == path  # once
     fetched = bases.fetched
     assert bases.take(first) == path and bases.take(first) is None
     bases.rebuilt[first] = path
@@ -69,7 +72,7 @@ def test_a_base_held_here_is_used_as_is_and_a_missing_one_rebuilt_once(
     assert not path.exists() and fetched == len(one)
     held = tmp_path / "held"
     held.write_bytes(one)
-    assert _bases(url, tmp_path, {first: held}).path(first, (second,)) == held
+    assert _bases(url, tmp_path, {first: held}).path(first, (second,), LIMIT) == held
 
 
 def test_a_missing_base_a_cycle_and_a_chain_too_deep_are_refused(
@@ -82,11 +85,13 @@ def test_a_missing_base_a_cycle_and_a_chain_too_deep_are_refused(
     three = b"C" * 1000
     third = _store_object(url, three, (second, two))
     with pytest.raises(IntegrityError, match="is missing"):
-        _bases(url, tmp_path).path("9" * 64, (second,))
+        _bases(url, tmp_path).path("9" * 64, (second,), LIMIT)
+    with pytest.raises(IntegrityError, match="more than the 999 a base"):
+        _bases(url, tmp_path).path(first, (second,), 999)  # 1000 bytes: one too many
     with pytest.raises(IntegrityError, match="cycle of bases"):
-        _bases(url, tmp_path).path(second, (second, third))
+        _bases(url, tmp_path).path(second, (second, third), LIMIT)
     monkeypatch.setattr(chunk_bases, "MAX_DEPTH", 1)
     bases = _bases(url, tmp_path)
     with pytest.raises(IntegrityError, match="more than 1 bases deep"):
-        bases.path(second, (third,))  # second needs first: two bases from third
+        bases.path(second, (third,), LIMIT)  # second needs first: two bases from third
     assert list((tmp_path / "tmp").iterdir()) == []  # nothing half-rebuilt left
