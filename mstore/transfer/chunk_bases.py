@@ -8,8 +8,8 @@
 A base is read only after it is whole and hashed to its id (or is an object of this
 store, whose bytes each decoded chunk's hash then checks). Following bases from the
 object being rebuilt, a chain longer than deltas.MAX_DEPTH, or one that comes back to
-an object already on it (a cycle), is refused with IntegrityError before anything of
-it is fetched.
+an object already on it (a cycle), or a base larger than the bound below, is refused
+with IntegrityError before anything of it is fetched.
 
 `fetch_object` rebuilds one object this way into a file (for `remote verify`): with no
 store behind it, every base is rebuilt from the remote.
@@ -32,6 +32,14 @@ from mstore.remotes.base import MAX_FILE_BYTES, Remote, too_large
 from mstore.remotes.packs import MAX_META_BYTES, decode_recipe, recipe_name
 from mstore.transfer.chunk_pull import rebuild
 
+# A base is named by a recipe, not by a signed manifest, so what rebuilding bases may
+# cost is bounded by the object pulled: each base at most MAX_BASE_FACTOR times its
+# size (a parent version is about its child's size; a model pruned to a quarter still
+# finds its parent), all of its bases together at most MAX_DEPTH times (a chain as
+# deep as allowed, each base as large as the object). A recipe repeating its entries
+# could otherwise make a reader write gigabytes from a few stored bytes.
+MAX_BASE_FACTOR = 4
+
 
 class Bases:
     """Finds or rebuilds each base object once; `close` deletes what it rebuilt."""
@@ -51,11 +59,11 @@ class Bases:
         self.jobs = jobs
         self.rebuilt: dict[str, Path] = {}
         self.fetched = 0
+        self._left: dict[str, int] = {}  # bytes the bases of each pulled object may take
 
-    def path(self, base: str, chain: tuple[str, ...], limit: int) -> Path:
+    def path(self, base: str, chain: tuple[str, ...], root_size: int) -> Path:
         """The file of `base`, which the last object of `chain` (the objects whose
-        deltas led here, first the one being pulled) needs; a base to rebuild larger
-        than `limit` bytes is refused."""
+        deltas led here, first the one being pulled, of `root_size` bytes) needs."""
         found = self.held(base) or self.rebuilt.get(base)
         if found is not None:
             return found
@@ -73,15 +81,28 @@ class Bases:
         if data is None:
             raise self._refused(f"base {short(base)} of the deltas of object {needer} is missing")
         recipe = decode_recipe(data, base, None, self.remote.url)
+        root = chain[0]
+        left = self._left.setdefault(root, MAX_DEPTH * root_size)
+        limit = min(MAX_BASE_FACTOR * root_size, left)
         if recipe.size > limit:
             raise self._refused(
                 f"base {short(base)} of the deltas of object {needer} gives {recipe.size} "
-                f"bytes, more than the {limit} a base of object {short(chain[0])} may have"
+                f"bytes, more than the {limit} the bases of object {short(root)} may still "
+                f"take ({MAX_BASE_FACTOR} times its size each, {MAX_DEPTH} times in all)"
             )
+        self._left[root] = left - recipe.size
         tmp = self.temp()
         try:
             self.fetched += rebuild(
-                self.remote, recipe, tmp, self.local, self.jobs, None, self, (*chain, base), limit
+                self.remote,
+                recipe,
+                tmp,
+                self.local,
+                self.jobs,
+                None,
+                self,
+                (*chain, base),
+                root_size,
             )
             if hash_file(tmp, owned=False) != base:
                 raise self._refused(f"base {short(base)} does not rebuild to its id")

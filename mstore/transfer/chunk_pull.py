@@ -35,14 +35,10 @@ class Bases(Protocol):
     """Where a rebuild finds the file of each base its deltas need
     (mstore.transfer.chunk_bases.Bases)."""
 
-    def path(self, base: str, chain: tuple[str, ...], limit: int) -> Path: ...
+    def path(self, base: str, chain: tuple[str, ...], root_size: int) -> Path: ...
 
 
 RANGE_LIMIT = 16 << 20
-# A base may be at most this many times the size of the object a pull wants: the most a
-# hostile recipe can make a pull rebuild per base (a parent version is about its
-# child's size; a model pruned to a quarter still finds its parent).
-MAX_BASE_FACTOR = 4
 
 
 @dataclass(frozen=True)
@@ -65,13 +61,13 @@ def rebuild(
     progress: Progress | None,
     bases: Bases | None = None,
     chain: tuple[str, ...] = (),
-    base_limit: int | None = None,
+    root_size: int | None = None,
 ) -> int:
     """Write the object `recipe` describes into the new file `dest`; bytes fetched.
     Delta chunks are XORed with their base's bytes, which `bases` finds or rebuilds
-    (`chain`: the objects whose deltas led to this one, when it is itself a base; no
-    base may be larger than `base_limit`, by default MAX_BASE_FACTOR times this object:
-    a base is named by a recipe, not by a signed manifest, so its size is bounded here)."""
+    (`chain`: the objects whose deltas led to this one, when it is itself a base, and
+    `root_size` the size of the object pulled, which bounds what its bases may cost:
+    mstore.transfer.chunk_bases)."""
     check_recipe(recipe, remote.url)
     fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     base_fds: dict[str, int] = {}
@@ -93,8 +89,8 @@ def rebuild(
                     f"recipe of object {recipe.object_id} on {remote.url} holds deltas, which "
                     "this reader cannot resolve"
                 )
-            limit = base_limit if base_limit is not None else MAX_BASE_FACTOR * recipe.size
-            path = bases.path(base, (*chain, recipe.object_id), limit)
+            size = root_size if root_size is not None else recipe.size
+            path = bases.path(base, (*chain, recipe.object_id), size)
             base_fds[base] = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
 
         def fetch(span: Span) -> int:

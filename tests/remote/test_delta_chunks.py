@@ -211,7 +211,7 @@ def _swollen_base(url: str, second: str, first: str) -> None:
         (lambda url, second, first: _drop_recipe(url, first), ("base", "missing")),
         (_far_base, ("another size",)),
         (_cycle, ("cycle of bases",)),
-        (_swollen_base, ("more than the", "a base of object")),
+        (_swollen_base, ("more than the", "the bases of object", "4 times its size")),
     ],
     ids=["base-missing", "base-of-another-size", "cycle", "base-too-large"],
 )

@@ -86,8 +86,15 @@ def test_a_missing_base_a_cycle_and_a_chain_too_deep_are_refused(
     third = _store_object(url, three, (second, two))
     with pytest.raises(IntegrityError, match="is missing"):
         _bases(url, tmp_path).path("9" * 64, (second,), LIMIT)
-    with pytest.raises(IntegrityError, match="more than the 999 a base"):
-        _bases(url, tmp_path).path(first, (second,), 999)  # 1000 bytes: one too many
+    with pytest.raises(IntegrityError, match="more than the 800 the bases"):
+        _bases(url, tmp_path).path(first, (second,), 200)  # each base: 4 x 200 at most
+    root = "8" * 64  # an object of 300 bytes: its bases take at most 1200 each, 2400 in all
+    bases = _bases(url, tmp_path)
+    bases.path(first, (root,), 300)
+    bases.path(second, (root,), 300)
+    with pytest.raises(IntegrityError, match="more than the 400 the bases"):
+        bases.path(third, (root,), 300)
+    bases.close()
     with pytest.raises(IntegrityError, match="cycle of bases"):
         _bases(url, tmp_path).path(second, (second, third), LIMIT)
     monkeypatch.setattr(chunk_bases, "MAX_DEPTH", 1)
