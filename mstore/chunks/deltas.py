@@ -23,6 +23,12 @@ from mstore.chunks import codecs
 # At most this many objects between a delta and plain bytes (git's pack.depth is the
 # model; a reader rebuilds at most this many bases a host lacks, one after another).
 MAX_DEPTH = 8
+# What a reader lacking every base may have to rebuild, bounded on push and refused
+# beyond on pull (mstore.transfer.chunk_bases): each base at most MAX_BASE_FACTOR times
+# the size of the object that needs it, all its bases together at most MAX_DEPTH times,
+# and at most MAX_BASES distinct bases named by one recipe.
+MAX_BASE_FACTOR = 4
+MAX_BASES = 64
 # A delta must save this share of the raw chunk more than the plain encoding does.
 MIN_GAIN = 0.05
 

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from mstore.caches.chunk_index import LocalChunks
-from mstore.chunks.deltas import MAX_DEPTH
+from mstore.chunks.deltas import MAX_BASE_FACTOR, MAX_DEPTH
 from mstore.core.hashing import hash_file
 from mstore.core.ids import short
 from mstore.errors import Hint, IntegrityError
@@ -33,12 +33,12 @@ from mstore.remotes.packs import MAX_META_BYTES, decode_recipe, recipe_name
 from mstore.transfer.chunk_pull import rebuild
 
 # A base is named by a recipe, not by a signed manifest, so what rebuilding bases may
-# cost is bounded by the object pulled: each base at most MAX_BASE_FACTOR times its
-# size (a parent version is about its child's size; a model pruned to a quarter still
-# finds its parent), all of its bases together at most MAX_DEPTH times (a chain as
-# deep as allowed, each base as large as the object). A recipe repeating its entries
-# could otherwise make a reader write gigabytes from a few stored bytes.
-MAX_BASE_FACTOR = 4
+# cost is bounded by the object pulled (deltas.MAX_BASE_FACTOR, MAX_DEPTH; push keeps
+# within the same bounds): each base at most 4 times its size (a parent version is about
+# its child's size; a model pruned to a quarter still finds its parent), all of its
+# bases together at most 8 times (a chain as deep as allowed, each base as large as the
+# object). A recipe repeating its entries could otherwise make a reader write gigabytes
+# from a few stored bytes.
 
 
 class Bases:

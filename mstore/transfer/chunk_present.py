@@ -5,7 +5,9 @@ A large object counts as present when its recipe is stored, valid, not marked fo
 deletion by a prune, and every chunk of it is exactly where a usable pack index says
 (pack listed and unmarked, its index valid, the same entry: offset,
 stored length, codec and length, `RemoteIndex.holds`),
-or when the object is stored whole (as a format-1 remote upgraded in place holds it).
+or when the object is stored whole (as a format-1 remote upgraded in place holds it);
+a recipe holding deltas counts only if every base they need, to the last, is present
+by the same rule and the chain is within its bounds (mstore.transfer.delta_bases).
 Anything else is sent again: a new recipe replaces one that is damaged, marked, or
 whose packs a prune removed. Checking this costs no request beyond the listing, the
 mark, the indexes (cached) and the recipes a push reads anyway; what it cannot see is
@@ -53,6 +55,9 @@ def missing_chunked(
     """The large objects among `ids` the remote lacks (see the module's rule)."""
     if not exists or index is None:
         return list(ids)
+    from mstore.transfer.delta_bases import Chains
+
+    chains = Chains(remote, index)
 
     def present(object_id: str) -> bool:
         if object_id in index.marked.recipes:
@@ -66,7 +71,9 @@ def missing_chunked(
             # A damaged, oversized or planted (symlink, FIFO) recipe is replaced by the new
             # one: writing it renames over the name, never through it.
             return False
-        return index.holds(recipe)
+        # Deltas count only if every base they need, to the last, is as usable (held,
+        # unmarked, the chain bounded): a base a prune may delete is sent again.
+        return index.holds(recipe) and (not recipe.bases() or chains.chain(object_id) is not None)
 
     there = parallel(present, ids, jobs)
     return [i for i, p in zip(ids, there, strict=True) if not p]

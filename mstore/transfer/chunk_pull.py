@@ -22,7 +22,7 @@ from typing import Protocol
 
 from mstore.caches.chunk_index import LocalChunks
 from mstore.chunks.codecs import decode
-from mstore.chunks.deltas import xor
+from mstore.chunks.deltas import MAX_BASES, xor
 from mstore.core.hashing import Progress, hash_bytes
 from mstore.core.ids import short
 from mstore.core.parallel import parallel
@@ -83,7 +83,16 @@ def rebuild(
                 if progress:
                     progress(len(data))
             position += entry.length
-        for base in sorted({e.base for e, _ in wanted if e.base is not None}):
+        needed = sorted({e.base for e, _ in wanted if e.base is not None})
+        if len(needed) > MAX_BASES:
+            raise IntegrityError(
+                f"recipe of object {recipe.object_id} on {remote.url} names {len(needed)} "
+                f"bases, more than the {MAX_BASES} a recipe may; the remote is damaged, "
+                "nothing installed (",
+                Hint(command="remote verify"),
+                ")",
+            )
+        for base in needed:
             if bases is None:
                 raise IntegrityError(
                     f"recipe of object {recipe.object_id} on {remote.url} holds deltas, which "

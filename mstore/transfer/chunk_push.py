@@ -45,7 +45,7 @@ from mstore.remotes.packs import (
     encode_recipe,
     recipe_name,
 )
-from mstore.transfer.delta_bases import BaseSource, Chains, layout_of
+from mstore.transfer.delta_bases import BaseSource, Chains, Needs, layout_of
 
 AHEAD = 4
 
@@ -116,7 +116,7 @@ class ChunkSender:
         self.params = params
         self.progress = progress
         self.stats = ChunkStats()
-        self.chains = Chains(remote)
+        self.chains = Chains(remote, index)
         # Only usable packs are in the index: stored, unmarked, their index valid.
         self._where: dict[str, Place] = dict(index.chunks)
         # Chunks queued for compression, in order: (chunk id, raw length, its encoding).
@@ -141,10 +141,10 @@ class ChunkSender:
     def add(self, object_id: str, path: Path, parent: Parent | None = None) -> None:
         """Chunk the object at `path` (already checked to hash to `object_id`); new
         chunks inside a tensor `parent` pairs may be sent as deltas against it."""
-        if parent is not None and not self.chains.usable(parent.source.object_id, object_id):
+        current = Needs(object_id, os.stat(path).st_size)
+        if parent is not None and not self.chains.usable(parent.source.object_id, current):
             parent = None
         order: list[tuple[str, int]] = []
-        bases: set[str] = set()
         size = 0
         whole = blake3(max_threads=1)
         with open(path, "rb", buffering=0) as f:
@@ -158,10 +158,7 @@ class ChunkSender:
                 self.stats.chunks += 1
                 if self.progress:
                     self.progress(chunk.length)  # the bar counts the object's bytes handled
-                reusable, base = self._reusable(chunk.id, object_id)
-                if reusable:
-                    if base is not None:
-                        bases.add(base)
+                if self._reuse(chunk.id, current):
                     continue
                 data = chunk.data
                 if data is None:  # judged present when hashed, and yet not reusable
@@ -181,9 +178,11 @@ class ChunkSender:
                     else None
                 )
                 source = parent.source if parent is not None and offset is not None else None
+                if source is not None and not self.chains.usable(source.object_id, current):
+                    source = None  # it would take the object past a bound
                 self._queued[chunk.id] = source.object_id if source is not None else None
                 if source is not None:
-                    bases.add(source.object_id)
+                    self.chains.add(source.object_id, current)
                 encoding = self._compressors.submit(_encode, data, source, offset or 0)
                 self._queue.append((chunk.id, len(data), encoding))
                 self.stats.chunks_sent += 1
@@ -198,7 +197,7 @@ class ChunkSender:
                 ")",
             )
         self._chunks_of[object_id] = order
-        self.chains.written(object_id, bases)
+        self.chains.written(current)
         self._recipes.append((object_id, size, [c for c, _ in order]))
 
     def _maybe_new(self, chunk: str) -> bool:
@@ -215,17 +214,22 @@ class ChunkSender:
             order = [(e.chunk, e.length) for e in recipe.entries]
         return BaseSource(object_id, path, layout_of(order))
 
-    def _reusable(self, chunk: str, object_id: str) -> tuple[bool, str | None]:
-        """Whether `object_id` may name the stored or queued `chunk` in its recipe (not
-        if absent, or a delta whose base `object_id` may not need), and the base it
-        then needs (None: none)."""
+    def _reuse(self, chunk: str, current: Needs) -> bool:
+        """Whether the object `current` describes may name the stored or queued
+        `chunk` in its recipe (not if absent, or a delta whose base it may not need);
+        if so, what the chunk needs is recorded as the object's."""
         if chunk in self._queued:
             base = self._queued[chunk]
         elif chunk in self._where:
             base = self._where[chunk][5]
         else:
-            return False, None
-        return base is None or self.chains.usable(base, object_id), base
+            return False
+        if base is None:
+            return True
+        if not self.chains.usable(base, current):
+            return False
+        self.chains.add(base, current)
+        return True
 
     def _pack_next(self) -> None:
         """Put the oldest queued chunk, once encoded, into the pack being filled."""

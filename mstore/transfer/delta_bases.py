@@ -18,18 +18,18 @@ import bisect
 import os
 import threading
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mstore.checkpoints.model import Checkpoint
 from mstore.checkpoints.reading import read_checkpoint
-from mstore.chunks.deltas import MAX_DEPTH
+from mstore.chunks.deltas import MAX_BASE_FACTOR, MAX_BASES, MAX_DEPTH
 from mstore.core.hashing import hash_bytes
 from mstore.core.manifests import Manifest
 from mstore.errors import IntegrityError, InvalidInputError
 from mstore.remotes.base import CHUNK_THRESHOLD, Remote
-from mstore.remotes.packs import MAX_META_BYTES, Recipe, decode_recipe, recipe_name
+from mstore.remotes.packs import MAX_META_BYTES, Recipe, RemoteIndex, decode_recipe, recipe_name
 
 if TYPE_CHECKING:
     from mstore.repo import Repo
@@ -202,29 +202,53 @@ class Chain:
     needs: frozenset[str]
 
 
-class Chains:
-    """The delta chain of each object the remote holds or this push writes."""
+@dataclass
+class Needs:
+    """What the object being sent needs so far: its direct bases, and every object
+    those need in turn (the bounds of `Chains.usable` apply to the whole)."""
 
-    def __init__(self, remote: Remote) -> None:
+    object_id: str
+    size: int
+    bases: set[str] = field(default_factory=set)
+    needs: set[str] = field(default_factory=set)
+
+
+class Chains:
+    """The delta chain of each object the remote holds or this push writes.
+
+    A remote recipe counts only if the remote index holds it (unmarked by a prune, every
+    chunk where its pack's index says): a base a prune may delete is never built on.
+    """
+
+    def __init__(self, remote: Remote, index: RemoteIndex) -> None:
         self.remote = remote
+        self.index = index
         self.known: dict[str, Chain | None] = {}
         self.recipes: dict[str, Recipe | None] = {}
+        self.sizes: dict[str, int] = {}
 
     def recipe(self, object_id: str) -> Recipe | None:
-        """The remote's recipe of `object_id` (None: none, or not a valid one)."""
+        """The remote's recipe of `object_id` if it is usable (None: none, not valid,
+        marked by a prune, or not held by the remote index)."""
         if object_id not in self.recipes:
-            try:
-                data = self.remote.get_blob(recipe_name(object_id), MAX_META_BYTES)
-                self.recipes[object_id] = (
-                    None if data is None else decode_recipe(data, object_id, None, self.remote.url)
-                )
-            except IntegrityError:
-                self.recipes[object_id] = None
+            found = None
+            if object_id not in self.index.marked.recipes:
+                try:
+                    data = self.remote.get_blob(recipe_name(object_id), MAX_META_BYTES)
+                    if data is not None:
+                        found = decode_recipe(data, object_id, None, self.remote.url)
+                except IntegrityError:
+                    found = None
+            if found is not None and not self.index.holds(found):
+                found = None
+            if found is not None:
+                self.sizes[object_id] = found.size
+            self.recipes[object_id] = found
         return self.recipes[object_id]
 
     def chain(self, object_id: str, visiting: frozenset[str] = frozenset()) -> Chain | None:
-        """`object_id`'s chain; None if it has no recipe or its chain is too deep,
-        cyclic or unreadable (it is then no usable base)."""
+        """`object_id`'s chain; None if it has no usable recipe or its chain is too
+        deep, cyclic or unreadable (it is then no usable base)."""
         if object_id in self.known:
             return self.known[object_id]
         if object_id in visiting or len(visiting) > MAX_DEPTH:
@@ -250,14 +274,34 @@ class Chains:
             return None
         return Chain(depth, frozenset(needs))
 
-    def usable(self, base: str, for_object: str) -> bool:
-        """True if `for_object` may hold deltas against `base`: the base is readable,
-        not `for_object` nor needing it, and less than MAX_DEPTH deep."""
-        if base == for_object:
+    def usable(self, base: str, current: Needs) -> bool:
+        """True if the object `current` describes may hold deltas against `base`: the
+        base is readable, not the object nor needing it, less than MAX_DEPTH deep, and
+        with it the object stays within what a pull rebuilds for it at most (each base
+        at most MAX_BASE_FACTOR times its size, all MAX_DEPTH times, MAX_BASES bases)."""
+        if base == current.object_id:
             return False
         chain = self.chain(base)
-        return chain is not None and chain.depth < MAX_DEPTH and for_object not in chain.needs
+        if chain is None or chain.depth >= MAX_DEPTH or current.object_id in chain.needs:
+            return False
+        if base in current.bases:
+            return True
+        needs = current.needs | chain.needs | {base}
+        sizes = [self.sizes.get(n) for n in needs]
+        return (
+            len(current.bases) < MAX_BASES
+            and all(n is not None and n <= MAX_BASE_FACTOR * current.size for n in sizes)
+            and sum(n or 0 for n in sizes) <= MAX_DEPTH * current.size
+        )
 
-    def written(self, object_id: str, bases: Iterable[str]) -> None:
+    def add(self, base: str, current: Needs) -> None:
+        """Record that the object `current` describes needs `base` (usable for it)."""
+        chain = self.chain(base)
+        assert chain is not None
+        current.bases.add(base)
+        current.needs |= chain.needs | {base}
+
+    def written(self, current: Needs) -> None:
         """Record the chain of an object this push writes (its bases all usable)."""
-        self.known[object_id] = self.chain_of(bases)
+        self.sizes[current.object_id] = current.size
+        self.known[current.object_id] = self.chain_of(current.bases)

@@ -351,18 +351,20 @@ def _check_index(remote: Remote, pack: str, size: int) -> list[Damage]:
 
 
 def _check_deltas(remote: Remote, reach: Reach) -> list[Damage]:
-    """Every object whose recipe holds deltas, rebuilt (its bases found or rebuilt
-    from the remote the way a pull does, mstore.transfer.chunk_bases) and hashed."""
+    """Every object of the refs' versions whose recipe holds deltas, rebuilt the way a
+    pull rebuilds it (its bases rebuilt from the remote, within the bounds a pull keeps:
+    mstore.transfer.chunk_bases; a base is checked as it is rebuilt) and hashed; each
+    no larger than its manifest says."""
     from mstore.transfer.chunk_bases import fetch_object
 
     found: list[Damage] = []
     with tempfile.TemporaryDirectory(prefix="mstore-verify-") as directory:
         for object_id, recipe in sorted(reach.recipes.items()):
-            if not recipe.bases():
+            if not recipe.bases() or object_id not in reach.data:
                 continue
             target = Path(directory) / object_id
             try:
-                fetch_object(remote, object_id, target)
+                fetch_object(remote, object_id, target, limit=reach.data[object_id])
                 if hash_file(target, owned=False) != object_id:
                     raise IntegrityError(f"object {object_id} does not rebuild to its id")
             except (IntegrityError, NotFoundError) as err:

@@ -50,8 +50,9 @@ def _checkpoint(big: bytes, small: bytes) -> bytes:
 BIG = weights(ROWS * 1024 * 4, seed=11)
 SMALL = weights(256 * 256 * 4, seed=12)
 V1 = _checkpoint(BIG, SMALL)
-V2 = _checkpoint(_moved(BIG, 1), _moved(SMALL, 2))
-V3 = _checkpoint(_moved(_moved(BIG, 1), 3), _moved(_moved(SMALL, 2), 4))
+V2_BIG = _moved(BIG, 1)
+V2 = _checkpoint(V2_BIG, _moved(SMALL, 2))
+V3 = _checkpoint(_moved(V2_BIG, 3), _moved(_moved(SMALL, 2), 4))
 
 
 def _model_id(repo: Repo, ref: str) -> str:
@@ -356,3 +357,93 @@ def test_a_format_4_remote_is_upgraded_in_place_and_deltas_build_on_its_chunks(
     assert _recipe(remote_url, second).bases() == {first}
     ok(mstore(b.root, "pull", remote_url, "staging"))
     assert view_bytes(b)["staging/model.pth"] == V2
+
+
+def test_a_base_a_prune_marked_is_never_built_on(
+    remote_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """v1 is pushed, then replaced and marked by a prune; production is rolled back to
+    v1 and v2 (a fine-tune of it) pushed while the prune's second run deletes what it
+    marked, just before the ref moves: v2 must not lean on v1's marked recipe."""
+    import time
+
+    from mstore.transfer import chunk_present
+
+    grace = 2.001
+    monkeypatch.setattr(chunk_present, "PUSH_WINDOW", 2.0)
+    a = new_store(tmp_path / "a")
+    ok(mstore(a.root, "commit", write_version(tmp_path / "v1", "v1", V1), "--to", "production"))
+    v1 = a.refs.read("production")
+    assert v1 is not None
+    push(a, open_remote(remote_url))
+    small = write_version(tmp_path / "v0", "v0", b"small")
+    ok(mstore(a.root, "commit", small, "--to", "production"))
+    push(a, open_remote(remote_url))
+    marked = upkeep.prune(open_remote(remote_url), grace, clock=lambda: time.time() + grace)
+    assert marked.marked_recipes == 1  # v1's model
+    ok(mstore(a.root, "rollback", "production", "--to", v1[:12]))
+    ok(mstore(a.root, "commit", write_version(tmp_path / "v2", "v2", V2), "--to", "production"))
+    remote = Proxy(open_remote(remote_url))
+    deleted = []
+    remote.before_swap = lambda: deleted.append(
+        upkeep.prune(open_remote(remote_url), grace, clock=lambda: time.time() + 3 * grace)
+    )
+    pushed = push(a, remote, ["production"], clock=lambda: 0.0)
+
+    assert deleted and deleted[0].deleted_recipes == 1
+    assert pushed.delta_chunks == 0  # the only candidate base was marked
+    ok(mstore(a.root, "remote", "verify", remote_url))
+    c = new_store(tmp_path / "c")
+    ok(mstore(c.root, "pull", remote_url, "production"))
+    assert view_bytes(c)["production/model.pth"] == V2
+
+
+def test_a_push_keeps_within_what_a_pull_rebuilds(remote_url: str, tmp_path: Path) -> None:
+    """A child a fifth of its parent's size (a tensor dropped): a delta against the
+    parent would make a host lacking it rebuild five times the child, more than a pull
+    allows (4 times), so the push sends the child plain, and every pull gets it."""
+    extra = weights(ROWS * 1024 * 16, seed=21)  # 20 MiB of another tensor
+    parent = tensors_file(
+        [("encoder.weight", "F32", [ROWS, 1024], BIG), ("extra", "F32", [len(extra) // 4], extra)]
+    )
+    child = tensors_file([("encoder.weight", "F32", [ROWS, 1024], V2_BIG)])
+    a = new_store(tmp_path / "a")
+    _commit(a, tmp_path, "v1", parent)
+    push(a, open_remote(remote_url), ["staging"])
+    second = _commit(a, tmp_path, "v2", child)
+    assert push(a, open_remote(remote_url), ["staging"]).delta_chunks == 0
+    assert _recipe(remote_url, second).bases() == set()
+    b = new_store(tmp_path / "b")
+    ok(mstore(b.root, "pull", remote_url, "staging"))
+    assert view_bytes(b)["staging/model.pth"] == child
+
+
+def test_verify_rebuilds_within_the_bounds_a_pull_keeps(
+    remote_url: str,
+    tmp_path: Path,
+    fine_tuned: tuple[Repo, str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A base recipe swollen forty times (a bucket writer repeating its entries): verify
+    refuses it before rebuilding it, as a pull does, never writing more than a pull may."""
+    a, _first, second = fine_tuned
+    third = _commit(a, tmp_path, "v3", V3)
+    push(a, open_remote(remote_url), ["staging"])
+
+    def swell(document: dict) -> None:  # type: ignore[type-arg]
+        document["chunks"] = document["chunks"] * 40
+        document["size"] *= 40
+
+    _edit_recipe(remote_url, second, swell)
+    built: list[int] = []
+    real = chunk_bases.rebuild
+
+    def spy(remote: object, recipe: Recipe, *args: object, **kwargs: object) -> int:
+        built.append(recipe.size)
+        return real(remote, recipe, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(chunk_bases, "rebuild", spy)
+    with pytest.raises(IntegrityError, match="more than the"):
+        upkeep.verify(open_remote(remote_url), jobs=2)
+    assert max(built, default=0) <= 4 * len(V3)
+    assert _recipe(remote_url, third).bases() == {second}

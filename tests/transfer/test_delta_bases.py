@@ -8,12 +8,20 @@ from pathlib import Path
 
 import pytest
 
+from mstore.chunks.deltas import MAX_BASES
 from mstore.core.hashing import hash_bytes
 from mstore.core.manifests import FileEntry, Lineage, Manifest
 from mstore.remotes import open_remote
-from mstore.remotes.packs import Entry, Recipe, encode_recipe, recipe_name
+from mstore.remotes.packs import Doomed, Entry, Recipe, RemoteIndex, encode_recipe, recipe_name
 from mstore.transfer import delta_bases
-from mstore.transfer.delta_bases import BaseSource, Chains, layout_of, parents, tensor_pairs
+from mstore.transfer.delta_bases import (
+    BaseSource,
+    Chains,
+    Needs,
+    layout_of,
+    parents,
+    tensor_pairs,
+)
 from tests.checkpoint_files import tensors_file
 
 BIG = 5 << 20
@@ -87,12 +95,24 @@ def test_a_base_s_bytes_are_served_only_when_they_hash_to_its_chunks(tmp_path: P
     fresh.close()
 
 
-def _put_recipe(remote_url: str, object_id: str, bases: list[str]) -> None:
-    entries = [Entry("c" * 64, "d" * 64, 0, 10, "none", 10, base, 0) for base in bases] or [
-        Entry("c" * 64, "d" * 64, 0, 10, "none", 10)
-    ]
-    recipe = Recipe(object_id, 10 * len(entries), tuple(entries))
+def _put_recipe(remote_url: str, object_id: str, bases: list[str], size: int = 10) -> Recipe:
+    """A recipe of one `size`-byte chunk per base (one plain chunk if none)."""
+    chunk = hash_bytes(object_id.encode())
+    entries = [Entry(chunk, "d" * 64, 0, size, "none", size, base, 0) for base in bases]
+    entries = entries or [Entry(chunk, "d" * 64, 0, size, "none", size)]
+    recipe = Recipe(object_id, size * len(entries), tuple(entries))
     open_remote(remote_url).put_blob(recipe_name(object_id), encode_recipe(recipe))
+    return recipe
+
+
+def _index(recipes: list[Recipe], marked: frozenset[str] = frozenset()) -> RemoteIndex:
+    """A remote index holding exactly these recipes' chunks (marking `marked`)."""
+    index = RemoteIndex({}, Doomed(recipes=marked))
+    for recipe in recipes:
+        for e in recipe.entries:
+            if index.chunks.setdefault(e.chunk, e.place()) != e.place():
+                index.elsewhere.setdefault(e.chunk, []).append(e.place())
+    return index
 
 
 def test_chains_are_bounded_and_never_cyclic(
@@ -101,23 +121,44 @@ def test_chains_are_bounded_and_never_cyclic(
     url = str(tmp_path / "remote")
     open_remote(url).ensure("0" * 32)
     v1, v2, v3, x, y = ("1" * 64, "2" * 64, "3" * 64, "e" * 64, "f" * 64)
-    _put_recipe(url, v1, [])
-    _put_recipe(url, v2, [v1])
-    _put_recipe(url, v3, [v2])
-    _put_recipe(url, x, [y])  # x and y need each other
-    _put_recipe(url, y, [x])
-    chains = Chains(open_remote(url))
+    recipes = [
+        _put_recipe(url, v1, []),
+        _put_recipe(url, v2, [v1]),
+        _put_recipe(url, v3, [v2]),
+        _put_recipe(url, x, [y]),  # x and y need each other
+        _put_recipe(url, y, [x]),
+    ]
+    chains = Chains(open_remote(url), _index(recipes))
+    new = Needs("9" * 64, 10)
     chain = chains.chain(v3)
     assert chain is not None and chain.depth == 2 and chain.needs == {v1, v2}
-    assert chains.usable(v3, "9" * 64)
-    assert not chains.usable(v2, v1)  # v2 needs v1: v1 may not need v2
-    assert not chains.usable(v1, v1)
-    assert chains.chain(x) is None and not chains.usable(x, "9" * 64)
-    assert not chains.usable("a" * 64, "9" * 64)  # no recipe: no base
+    assert chains.usable(v3, new)
+    assert not chains.usable(v2, Needs(v1, 10))  # v2 needs v1: v1 may not need v2
+    assert not chains.usable(v1, Needs(v1, 10))
+    assert chains.chain(x) is None and not chains.usable(x, new)
+    assert not chains.usable("a" * 64, new)  # no recipe: no base
     monkeypatch.setattr(delta_bases, "MAX_DEPTH", 2)
-    bounded = Chains(open_remote(url))
-    assert bounded.usable(v2, "9" * 64)
-    assert not bounded.usable(v3, "9" * 64)  # a delta on it would be 3 deep
+    bounded = Chains(open_remote(url), _index(recipes))
+    assert bounded.usable(v2, new)
+    assert not bounded.usable(v3, new)  # a delta on it would be 3 deep
+
+
+def test_a_base_must_be_held_unmarked_and_within_what_a_pull_rebuilds(tmp_path: Path) -> None:
+    url = str(tmp_path / "remote")
+    open_remote(url).ensure("0" * 32)
+    v1, v2, big = "1" * 64, "2" * 64, "b" * 64
+    recipes = [_put_recipe(url, v1, []), _put_recipe(url, v2, [v1]), _put_recipe(url, big, [], 50)]
+    chains = Chains(open_remote(url), _index(recipes))
+    assert chains.usable(v2, Needs("9" * 64, 10))  # needs v2 and v1: 20 bytes, 8 x 10 allowed
+    assert not chains.usable(big, Needs("9" * 64, 10))  # 50 bytes > 4 x 10
+    assert chains.usable(big, Needs("9" * 64, 13))  # 50 <= 52
+    assert not chains.usable(v2, Needs("9" * 64, 2))  # 20 bytes in all > 8 x 2
+    assert not Chains(open_remote(url), _index(recipes, frozenset({v1}))).usable(
+        v2, Needs("9" * 64, 10)
+    )  # v1 is marked by a prune: v2 leans on it, so neither is a base
+    assert not Chains(open_remote(url), _index(recipes[1:])).usable(v2, Needs("9" * 64, 10))
+    many = Needs("9" * 64, 10, bases={hash_bytes(bytes([i])) for i in range(MAX_BASES)})
+    assert not chains.usable(v1, many)  # one base too many for a recipe
 
 
 def test_objects_are_sent_after_the_bases_they_name_among_them() -> None:
