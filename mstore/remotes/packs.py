@@ -419,27 +419,13 @@ def _index_entry(item: object, version: int) -> IndexEntry:
 
 
 def _recipe_entry(item: object, version: int) -> Entry:
-    """One entry of a format-1 ([chunk, pack, offset, length]), format-2 or format-3
-    recipe (format 3: a delta entry adds its base object and offset)."""
-    if not isinstance(item, list):
+    """One entry of a recipe: its pack's index entry (`_index_entry`, any format) with
+    the pack's id in second place."""
+    if not isinstance(item, list) or len(item) < 2:
         raise ValueError
-    if version == 1:
-        chunk, pack, offset, length = item
-        length = _chunk_length(length)
-        return Entry(_hex(chunk), _hex(pack), _count(offset), length, NONE, length)
-    chunk, pack, offset, stored, codec, length = item[:6]
-    entry = Entry(
-        _hex(chunk),
-        _hex(pack),
-        _count(offset),
-        _count(stored, low=1),
-        _codec(codec),
-        _chunk_length(length),
-        *_base(item[6:], version, length),
-    )
-    if entry.codec == NONE and entry.stored != entry.length:
-        raise ValueError
-    return entry
+    e = _index_entry([item[0], *item[2:]], version)
+    pack = _hex(item[1])
+    return Entry(e.chunk, pack, e.offset, e.stored, e.codec, e.length, e.base, e.base_offset)
 
 
 def _base(rest: list[object], version: int, length: int) -> tuple[str | None, int]:

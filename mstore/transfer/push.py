@@ -53,7 +53,6 @@ from mstore.transfer.chunk_present import (
     refuse_while_deleting,
 )
 from mstore.transfer.chunk_push import ChunkSender, ChunkStats, Parent
-from mstore.transfer.delta_bases import BaseSource, tensor_pairs
 from mstore.transfer.repository import store_repository
 from mstore.trust.signing import current_statement
 from mstore.trust.statements import Rollout
@@ -259,7 +258,7 @@ def send_chunked(
 
     bases = bases or {}
     chunks = ChunkSender(remote, index, DEFAULT_PARAMS, jobs, progress)
-    sources: list[BaseSource] = []
+    sources: list[delta_bases.BaseSource] = []
     try:
         for object_id in delta_bases.bases_first(ids, bases):
             path = repo.objects.path(object_id)  # hashed while chunked (ChunkSender.add)
@@ -283,7 +282,7 @@ def _parent(repo: Repo, chunks: ChunkSender, object_id: str, base: str | None) -
     if base is None or not repo.objects.has(base):
         return None
     base_path = repo.objects.path(base)
-    pairs = tensor_pairs(repo.objects.path(object_id), base_path)
+    pairs = delta_bases.tensor_pairs(repo.objects.path(object_id), base_path)
     if not pairs:
         return None
     source = chunks.base_source(base, base_path)
