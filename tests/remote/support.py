@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from typer.testing import CliRunner, Result
 
@@ -17,6 +18,7 @@ from mstore.core.hashing import hash_bytes
 from mstore.core.manifests import decode_manifest
 from mstore.remotes import open_remote
 from mstore.remotes.base import BlobInfo, Remote, RemoteRef
+from mstore.remotes.packs import MAX_META_BYTES, Recipe, decode_recipe, recipe_name
 from mstore.repo import Repo
 from mstore.transfer.chunk_bases import fetch_object
 from mstore.views import protection
@@ -206,3 +208,25 @@ class Proxy(Remote):
             interfere()
         self.swaps.append(name)
         return self.inner.swap_ref(name, expected, manifest_id, statement)
+
+
+def model_id(repo: Repo, ref: str) -> str:
+    """The object id of `ref`'s model.pth in `repo`."""
+    value = repo.refs.read(ref)
+    assert value is not None
+    return repo.manifest(value).files["model.pth"].id
+
+
+def remote_recipe(url: str, object_id: str) -> Recipe:
+    """The recipe of `object_id` on the remote at `url`, decoded (it must be there)."""
+    data = open_remote(url).get_blob(recipe_name(object_id), MAX_META_BYTES)
+    assert data is not None
+    return decode_recipe(data, object_id, None, url)
+
+
+def edit_recipe(url: str, object_id: str, edit: Callable[[dict[str, Any]], None]) -> None:
+    """Rewrite the recipe of `object_id` on the remote as a bucket writer would."""
+    remote = open_remote(url)
+    document = orjson.loads(remote.get_blob(recipe_name(object_id), MAX_META_BYTES) or b"")
+    edit(document)
+    remote.put_blob(recipe_name(object_id), orjson.dumps(document))

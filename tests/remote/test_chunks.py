@@ -21,7 +21,16 @@ from mstore.remotes.tracking import remote_key
 from mstore.repo import Repo
 from mstore.transfer.verbs import pull, push
 from tests.helpers import assert_consistent, store_digest, write_version
-from tests.remote.support import Proxy, fails, mstore, new_store, ok, remote_state, view_bytes
+from tests.remote.support import (
+    Proxy,
+    fails,
+    model_id,
+    mstore,
+    new_store,
+    ok,
+    remote_state,
+    view_bytes,
+)
 
 SIZE = 9 << 20
 
@@ -33,12 +42,6 @@ def base_model() -> bytes:
 
 def _edited(model: bytes, at: int = SIZE // 2, length: int = 100_000) -> bytes:
     return model[:at] + os.urandom(length) + model[at + length :]
-
-
-def _model_id(repo: Repo, ref: str) -> str:
-    value = repo.refs.read(ref)
-    assert value is not None
-    return repo.manifest(value).files["model.pth"].id
 
 
 @pytest.fixture
@@ -72,7 +75,7 @@ def test_large_objects_travel_as_chunks_and_pull_whole(
     remote_url: str, published: Repo, follower: Repo, tmp_path: Path
 ) -> None:
     remote = open_remote(remote_url)
-    model = _model_id(published, "production")
+    model = model_id(published, "production")
     assert SIZE > CHUNK_THRESHOLD
     assert not remote.has_object(model)  # not stored whole
     assert len(_chunked(remote, model)["chunks"]) > 5  # type: ignore[arg-type]
@@ -97,7 +100,7 @@ def test_push_and_pull_move_only_the_changed_chunks(
 
     assert got.bytes_fetched <= 3 << 20, got
     assert got.bytes_received >= SIZE  # the whole file is installed
-    staging = _model_id(published, "staging")
+    staging = model_id(published, "staging")
     assert hash_file(follower.objects.path(staging)) == staging
     assert remote_state(remote_url) == published.refs.read_all()
     assert_consistent(follower)
@@ -111,7 +114,7 @@ def test_a_second_push_sends_nothing(remote_url: str, published: Repo) -> None:
 
 def _new_chunk(remote: Remote, published: Repo, recipe: dict[str, object]) -> int:
     """The position in `recipe` of a chunk the follower lacks (in the pack v2's push sent)."""
-    old = _chunked(remote, _model_id(published, "production"))["chunks"]
+    old = _chunked(remote, model_id(published, "production"))["chunks"]
     old_packs = {c[1] for c in old}  # type: ignore[attr-defined]
     chunks: list[list[object]] = recipe["chunks"]  # type: ignore[assignment]
     return next(i for i, c in enumerate(chunks) if c[1] not in old_packs)
@@ -127,7 +130,7 @@ def _refused_unchanged(b: Repo, remote_url: str, code: int, *words: str) -> None
 
 def _push_staging(published: Repo, remote_url: str) -> tuple[Remote, str]:
     push(published, open_remote(remote_url), ["staging"])
-    return open_remote(remote_url), _model_id(published, "staging")
+    return open_remote(remote_url), model_id(published, "staging")
 
 
 def test_a_tampered_pack_is_refused(remote_url: str, published: Repo, follower: Repo) -> None:
@@ -208,7 +211,7 @@ def test_an_index_of_a_pack_that_is_not_there_is_not_trusted(
 
     c = new_store(tmp_path / "c")
     ok(mstore(c.root, "pull", remote_url, "staging"))
-    staging = _model_id(published, "staging")
+    staging = model_id(published, "staging")
     assert hash_file(c.objects.path(staging)) == staging
     # production's recipe still names the deleted pack: pulling it is "not found".
     fails(mstore(c.root, "pull", remote_url, "production"), 4, "missing")

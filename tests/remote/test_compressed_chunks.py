@@ -23,29 +23,17 @@ from mstore.core.hashing import hash_bytes
 from mstore.errors import RefusedError
 from mstore.remotes import base, open_remote
 from mstore.remotes.base import MARKER_NAME, check_marker, encode_marker
-from mstore.remotes.packs import MAX_META_BYTES, Recipe, decode_recipe, recipe_name
+from mstore.remotes.packs import Recipe, recipe_name
 from mstore.remotes.tracking import remote_key
 from mstore.repo import Repo
 from mstore.transfer import upkeep
 from mstore.transfer.verbs import push
 from tests.helpers import assert_consistent, store_digest, weights, write_version
-from tests.remote.support import fails, mstore, new_store, ok, view_bytes
+from tests.remote.support import fails, model_id, mstore, new_store, ok, remote_recipe, view_bytes
 from tests.remote.tamper import flip_byte, names_raw, read_raw, write_raw
 
 # 5 MiB of float32 weights, then 1 MiB of random bytes (an optimizer's noise).
 MODEL = weights(5 << 20, seed=7) + os.urandom(1 << 20)
-
-
-def _model_id(repo: Repo, ref: str) -> str:
-    value = repo.refs.read(ref)
-    assert value is not None
-    return repo.manifest(value).files["model.pth"].id
-
-
-def _recipe(url: str, object_id: str) -> Recipe:
-    data = open_remote(url).get_blob(recipe_name(object_id), MAX_META_BYTES)
-    assert data is not None
-    return decode_recipe(data, object_id, None, url)
 
 
 @pytest.fixture
@@ -54,14 +42,14 @@ def pushed(remote_url: str, tmp_path: Path) -> tuple[Repo, str]:
     a = new_store(tmp_path / "a")
     ok(mstore(a.root, "commit", write_version(tmp_path / "v1", "v1", MODEL), "--to", "production"))
     push(a, open_remote(remote_url))
-    return a, _model_id(a, "production")
+    return a, model_id(a, "production")
 
 
 def test_weights_rest_compressed_and_every_pull_gets_them_back_exactly(
     remote_url: str, pushed: tuple[Repo, str], tmp_path: Path
 ) -> None:
     a, model = pushed
-    recipe = _recipe(remote_url, model)
+    recipe = remote_recipe(remote_url, model)
     codecs = [e.codec for e in recipe.entries]
     assert BG4_ZSTD in codecs and NONE in codecs  # the weights grouped, the noise raw
     assert sum(e.stored for e in recipe.entries) < 0.92 * len(MODEL)
@@ -86,7 +74,7 @@ def _edit_entry(url: str, object_id: str, edit: Any) -> None:
     """Rewrite the recipe's first compressed entry with `edit(entry list) -> entry list`."""
     name = recipe_name(object_id)
     document = orjson.loads(read_raw(url, name))
-    at = _compressed(_recipe(url, object_id))
+    at = _compressed(remote_recipe(url, object_id))
     document["chunks"][at] = edit(document["chunks"][at])
     write_raw(url, name, orjson.dumps(document))
 
@@ -98,7 +86,7 @@ def _planted_pack(url: str, data: bytes) -> str:
 
 
 def _damaged(url: str, object_id: str) -> None:
-    entry = _recipe(url, object_id).entries[_compressed(_recipe(url, object_id))]
+    entry = remote_recipe(url, object_id).entries[_compressed(remote_recipe(url, object_id))]
     flip_byte(url, f"packs/{entry.pack}", entry.offset + entry.stored // 2)
 
 
@@ -150,7 +138,7 @@ def test_an_index_with_an_unknown_codec_is_refused(
     remote_url: str, pushed: tuple[Repo, str], tmp_path: Path
 ) -> None:
     a, model = pushed
-    (pack,) = {e.pack for e in _recipe(remote_url, model).entries}
+    (pack,) = {e.pack for e in remote_recipe(remote_url, model).entries}
     document = orjson.loads(read_raw(remote_url, f"indexes/{pack}"))
     document["chunks"][0][3] = "lz4"
     write_raw(remote_url, f"indexes/{pack}", orjson.dumps(document))
@@ -204,7 +192,7 @@ def test_a_format_3_remote_is_upgraded_in_place_and_its_raw_chunks_stay_readable
     sent = push(a, open_remote(remote_url), ["staging"])
     # The new weights and the chunk at the seam (up to 1 MiB raw), not the noise again.
     assert sent.bytes_sent < (4 << 20)
-    codecs = {e.codec for e in _recipe(remote_url, _model_id(a, "staging")).entries}
+    codecs = {e.codec for e in remote_recipe(remote_url, model_id(a, "staging")).entries}
     # The raw chunks reused; the weights grouped (the seam chunk, half noise, may take
     # plain zstd).
     assert NONE in codecs and codecs & {BG4_ZSTD, "bg2-zstd"}

@@ -21,14 +21,24 @@ import pytest
 from mstore.chunks import deltas
 from mstore.errors import IntegrityError
 from mstore.remotes import open_remote
-from mstore.remotes.packs import MAX_META_BYTES, Recipe, decode_recipe, recipe_name
+from mstore.remotes.packs import Recipe, recipe_name
 from mstore.repo import Repo
 from mstore.transfer import chunk_bases, delta_bases, upkeep
 from mstore.transfer.remote_walk import walk
 from mstore.transfer.verbs import pull, push
 from tests.checkpoint_files import tensors_file
 from tests.helpers import assert_consistent, store_digest, weights, write_version
-from tests.remote.support import Proxy, fails, mstore, new_store, ok, view_bytes
+from tests.remote.support import (
+    Proxy,
+    edit_recipe,
+    fails,
+    model_id,
+    mstore,
+    new_store,
+    ok,
+    remote_recipe,
+    view_bytes,
+)
 from tests.remote.tamper import read_raw, write_raw
 
 ROWS = 1280  # x 1024 float32s: a 5 MiB tensor
@@ -55,21 +65,9 @@ V2 = _checkpoint(V2_BIG, _moved(SMALL, 2))
 V3 = _checkpoint(_moved(V2_BIG, 3), _moved(_moved(SMALL, 2), 4))
 
 
-def _model_id(repo: Repo, ref: str) -> str:
-    value = repo.refs.read(ref)
-    assert value is not None
-    return repo.manifest(value).files["model.pth"].id
-
-
-def _recipe(url: str, object_id: str) -> Recipe:
-    data = open_remote(url).get_blob(recipe_name(object_id), MAX_META_BYTES)
-    assert data is not None
-    return decode_recipe(data, object_id, None, url)
-
-
 def _commit(repo: Repo, tmp_path: Path, name: str, model: bytes) -> str:
     ok(mstore(repo.root, "commit", write_version(tmp_path / name, name, model), "--to", "staging"))
-    return _model_id(repo, "staging")
+    return model_id(repo, "staging")
 
 
 @pytest.fixture
@@ -91,7 +89,7 @@ def test_a_fine_tune_is_pushed_as_deltas_and_every_pull_gets_it_back_exactly(
     remote_url: str, tmp_path: Path, fine_tuned: tuple[Repo, str, str]
 ) -> None:
     a, first, second = fine_tuned
-    recipe = _recipe(remote_url, second)
+    recipe = remote_recipe(remote_url, second)
     assert recipe.bases() == {first}
     assert sum(e.length for e in recipe.entries if e.base) > 0.9 * len(V2)
 
@@ -124,7 +122,7 @@ def test_a_chain_of_deltas_is_bounded_when_pushed_and_when_pulled(
     a, _first, second = fine_tuned
     third = _commit(a, tmp_path, "v3", V3)
     push(a, open_remote(remote_url), ["staging"])
-    assert _recipe(remote_url, third).bases() == {second}  # v3 -> v2 -> v1
+    assert remote_recipe(remote_url, third).bases() == {second}  # v3 -> v2 -> v1
 
     # A reader bound to one base refuses the two-deep chain, before installing anything.
     b = new_store(tmp_path / "b")
@@ -142,7 +140,7 @@ def test_a_chain_of_deltas_is_bounded_when_pushed_and_when_pulled(
     ok(mstore(c.root, "pull", remote_url, "staging"))
     fourth = _commit(c, tmp_path, "v4", _checkpoint(_moved(BIG, 5), _moved(SMALL, 6)))
     push(c, open_remote(remote_url), ["staging"])
-    assert _recipe(remote_url, fourth).bases() == set()  # v3 is already 2 deep
+    assert remote_recipe(remote_url, fourth).bases() == set()  # v3 is already 2 deep
 
 
 def test_prune_keeps_every_base_a_kept_delta_needs(
@@ -150,7 +148,7 @@ def test_prune_keeps_every_base_a_kept_delta_needs(
 ) -> None:
     a, first, _second = fine_tuned
     remote = open_remote(remote_url)
-    base_packs = _recipe(remote_url, first).packs()
+    base_packs = remote_recipe(remote_url, first).packs()
     now = [10**10]
     grace = 2 * 3600.0
     upkeep.prune(remote, grace=grace, clock=lambda: now[0])
@@ -161,13 +159,6 @@ def test_prune_keeps_every_base_a_kept_delta_needs(
     b = new_store(tmp_path / "b")
     ok(mstore(b.root, "pull", remote_url, "staging"))
     assert view_bytes(b) == view_bytes(a)
-
-
-def _edit_recipe(url: str, object_id: str, edit: object) -> None:
-    name = recipe_name(object_id)
-    document = orjson.loads(read_raw(url, name))
-    edit(document)  # type: ignore[operator]
-    write_raw(url, name, orjson.dumps(document))
 
 
 def _drop_recipe(url: str, object_id: str) -> None:
@@ -181,7 +172,7 @@ def _far_base(url: str, second: str, first: str) -> None:
                 entry[7] = len(V1) - 10  # past the base's end
                 return
 
-    _edit_recipe(url, second, edit)
+    edit_recipe(url, second, edit)
 
 
 def _cycle(url: str, second: str, first: str) -> None:
@@ -192,7 +183,7 @@ def _cycle(url: str, second: str, first: str) -> None:
         document["chunks"][-1] = [*entry[:6], second, 0]
         document["format"] = 3
 
-    _edit_recipe(url, first, edit)
+    edit_recipe(url, first, edit)
 
 
 def _swollen_base(url: str, second: str, first: str) -> None:
@@ -203,7 +194,7 @@ def _swollen_base(url: str, second: str, first: str) -> None:
         document["chunks"] = document["chunks"] * 5
         document["size"] *= 5
 
-    _edit_recipe(url, first, edit)
+    edit_recipe(url, first, edit)
 
 
 @pytest.mark.parametrize(
@@ -248,7 +239,7 @@ def test_verify_finds_a_delta_against_the_wrong_bytes_only_by_rebuilding(
         entry = next(e for e in document["chunks"] if len(e) == 8)
         entry[7] += 4
 
-    _edit_recipe(remote_url, second, shift)
+    edit_recipe(remote_url, second, shift)
     fails(mstore(a.root, "remote", "verify", remote_url), 3, "do not hash to chunk")
     b = new_store(tmp_path / "b")
     before = store_digest(b)
@@ -281,7 +272,7 @@ def test_a_push_crashing_after_its_packs_then_retried_ends_as_an_uninterrupted_o
     retried = push(a, open_remote(remote_url), ["staging"])
     assert retried.changed
     assert retried.bytes_sent < 0.1 * len(V2)  # the packs were there: only the recipe
-    assert _recipe(remote_url, second).bases()
+    assert remote_recipe(remote_url, second).bases()
     b = new_store(tmp_path / "b")
     ok(mstore(b.root, "pull", remote_url, "staging"))
     assert view_bytes(b) == view_bytes(a)
@@ -354,7 +345,7 @@ def test_a_format_4_remote_is_upgraded_in_place_and_deltas_build_on_its_chunks(
     assert f"format 4 -> {REMOTE_FORMAT}" in upgraded
     second = _commit(a, tmp_path, "v2", V2)
     assert push(a, open_remote(remote_url), ["staging"]).delta_chunks > 0
-    assert _recipe(remote_url, second).bases() == {first}
+    assert remote_recipe(remote_url, second).bases() == {first}
     ok(mstore(b.root, "pull", remote_url, "staging"))
     assert view_bytes(b)["staging/model.pth"] == V2
 
@@ -412,7 +403,7 @@ def test_a_push_keeps_within_what_a_pull_rebuilds(remote_url: str, tmp_path: Pat
     push(a, open_remote(remote_url), ["staging"])
     second = _commit(a, tmp_path, "v2", child)
     assert push(a, open_remote(remote_url), ["staging"]).delta_chunks == 0
-    assert _recipe(remote_url, second).bases() == set()
+    assert remote_recipe(remote_url, second).bases() == set()
     b = new_store(tmp_path / "b")
     ok(mstore(b.root, "pull", remote_url, "staging"))
     assert view_bytes(b)["staging/model.pth"] == child
@@ -434,7 +425,7 @@ def test_verify_rebuilds_within_the_bounds_a_pull_keeps(
         document["chunks"] = document["chunks"] * 40
         document["size"] *= 40
 
-    _edit_recipe(remote_url, second, swell)
+    edit_recipe(remote_url, second, swell)
     built: list[int] = []
     real = chunk_bases.rebuild
 
@@ -446,4 +437,4 @@ def test_verify_rebuilds_within_the_bounds_a_pull_keeps(
     with pytest.raises(IntegrityError, match="more than the"):
         upkeep.verify(open_remote(remote_url), jobs=2)
     assert max(built, default=0) <= 4 * len(V3)
-    assert _recipe(remote_url, third).bases() == {second}
+    assert remote_recipe(remote_url, third).bases() == {second}

@@ -6,7 +6,6 @@ import contextlib
 import os
 import shutil
 import threading
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +16,12 @@ from mstore.core.hashing import hash_bytes
 from mstore.errors import IntegrityError
 from mstore.remotes import open_remote
 from mstore.remotes.base import CHUNK_THRESHOLD
-from mstore.remotes.packs import MAX_META_BYTES, recipe_name
 from mstore.repo import Repo
 from mstore.transfer.verbs import push
 from mstore.views import protection
 from tests.helpers import assert_consistent, store_digest, write_version
 from tests.remote.support import (
+    edit_recipe,
     fails,
     mstore,
     new_store,
@@ -350,13 +349,6 @@ def chunked(remote_url: str, tmp_path: Path) -> tuple[Repo, str]:
     return _publish_chunked(remote_url, tmp_path)
 
 
-def _edit_recipe(url: str, object_id: str, edit: Callable[[dict[str, Any]], None]) -> None:
-    remote = open_remote(url)
-    recipe = orjson.loads(remote.get_blob(recipe_name(object_id), MAX_META_BYTES) or b"")
-    edit(recipe)
-    remote.put_blob(recipe_name(object_id), orjson.dumps(recipe))
-
-
 @pytest.mark.parametrize("offset", [1 << 63, (1 << 63) - 1, (1 << 63) - 2])
 def test_a_recipe_offset_beyond_64_bits_is_damage(
     remote_url: str, chunked: tuple[Repo, str], tmp_path: Path, offset: int
@@ -368,7 +360,7 @@ def test_a_recipe_offset_beyond_64_bits_is_damage(
     def far(recipe: dict[str, Any]) -> None:
         recipe["chunks"][0][2] = offset
 
-    _edit_recipe(remote_url, model, far)
+    edit_recipe(remote_url, model, far)
     b = new_store(tmp_path / "b")
     before = store_digest(b)
 
@@ -388,7 +380,7 @@ def test_a_manifest_size_beyond_64_bits_is_damage(
         recipe["size"] = huge
         recipe["chunks"] = [[recipe["chunks"][0][0], recipe["chunks"][0][1], 0, huge]]
 
-    _edit_recipe(remote_url, model, claim)
+    edit_recipe(remote_url, model, claim)
     staging = a.refs.read("staging")
     assert staging is not None
     document = orjson.loads(a.objects.read_bytes(staging))
