@@ -15,6 +15,7 @@ import shutil
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mstore.caches.hashcache import HashCache
 from mstore.caches.summaries import SummaryCache
@@ -38,9 +39,6 @@ from mstore.errors import (
     RefusedError,
 )
 from mstore.transaction import recover
-from mstore.trust.keys import Passphrase, key_path, load_signing_key
-from mstore.trust.rules import TrustRules, parse_trust
-from mstore.trust.signing import StatementSigner, new_repository_id
 from mstore.views.build import Views, ViewSpec
 from mstore.workflow.hooks import HookOutput
 from mstore.workflow.policy import (
@@ -49,6 +47,11 @@ from mstore.workflow.policy import (
     deployment,
     render_metadata,
 )
+
+if TYPE_CHECKING:  # trust is imported only when a move is signed or checked
+    from mstore.trust.keys import Passphrase
+    from mstore.trust.rules import TrustRules
+    from mstore.trust.signing import StatementSigner
 
 MIN_PREFIX = 6
 _HEX = re.compile(r"[0-9a-fA-F]+")
@@ -215,10 +218,14 @@ class Repo:
         the config's `signing_principal` (default: the author). None: moves go unsigned.
         The first signature gives the store a repository id if it has none."""
         if self._signer is None:
+            from mstore.trust.keys import key_path, load_signing_key
+
             path = key_path(self.config.signing_key)
             if path is None:
                 self._signer = (None,)
             else:
+                from mstore.trust.signing import StatementSigner, new_repository_id
+
                 key = load_signing_key(path, self.passphrase)
                 repository = (
                     self.config.repository
@@ -235,6 +242,8 @@ class Repo:
     def trust(self) -> TrustRules:
         """The trust rules of the config (docs/FORMAT.md, "Trust"), parsed once per config."""
         if self._trust is None or self._trust[0] is not self.config:
+            from mstore.trust.rules import parse_trust
+
             rules = parse_trust(self.config.trust or None, str(self.layout.config))
             self._trust = (self.config, rules)
         return self._trust[1]

@@ -33,7 +33,7 @@ import itertools
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import orjson
 
@@ -47,9 +47,10 @@ from mstore.core.log_index import LogIndex
 from mstore.core.manifests import Manifest
 from mstore.core.refs import RefStore
 from mstore.errors import Hint, IntegrityError, RefMovedError
-from mstore.trust.accepted import read_accepted
-from mstore.trust.signing import StatementSigner
 from mstore.views.build import Views, ViewSpec
+
+if TYPE_CHECKING:  # trust is imported only when a move is signed
+    from mstore.trust.signing import StatementSigner
 
 # Far above any journal (a few entries, the names of the refs it re-renders): a bigger
 # file is not one mstore wrote, and is not read.
@@ -187,6 +188,8 @@ def _signed(
     repo: Stores, signer: StatementSigner, transaction: Transaction, entries: list[LogEntry]
 ) -> list[LogEntry]:
     """Sign each move (the statements go into the journal with their entries)."""
+    from mstore.trust.accepted import read_accepted
+
     signed = signer.sign_entries(entries, repo.history, read_accepted(repo.layout.accepted))
     statements = {entry.ref: entry.statement for entry in signed}
     transaction.updates = [

@@ -10,26 +10,14 @@ this one.
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Annotated, Any
 
 import typer
 
-from mstore.cli import (
-    fleet_commands,
-    gate_commands,
-    remote_commands,
-    rollout_commands,
-    scan_command,
-    store_commands,
-    switching,
-    trust_commands,
-    ui_command,
-    upkeep,
-    versions,
-)
 from mstore.cli.common import Session, finite
 from mstore.errors import EXIT_CODES
 
@@ -75,34 +63,49 @@ def main_options(
     ctx.obj = Session(store=store, debug=debug, quiet=quiet, lock_timeout=lock_timeout)
 
 
-def build_app() -> typer.Typer:
-    """The full app: every command, in the order `mstore --help` lists them."""
+# Each command module (mstore/cli/<module>.py, whose `register(app)` adds these commands
+# and groups), in the order `mstore --help` lists them. A run imports only the module of
+# the command it runs (tests/cli/test_invoked_app.py checks this table against the
+# modules).
+COMMAND_MODULES: dict[str, tuple[str, ...]] = {
+    "versions": ("init", "commit", "list", "info", "log", "diff", "import"),
+    "scan_command": ("scan",),
+    "switching": ("checkout", "promote", "rollback"),
+    "gate_commands": ("gate",),
+    "upkeep": ("verify", "status", "restore", "gc", "ref"),
+    "remote_commands": ("push", "pull", "clone", "remote"),
+    "fleet_commands": ("follow", "fleet"),
+    "rollout_commands": ("rollout",),
+    "trust_commands": ("trust",),
+    "store_commands": ("relink", "destroy"),
+    "ui_command": ("ui",),
+}
+GLOBAL_OPTIONS_WITH_VALUE = frozenset({"--store", "--lock-timeout"})
+_full_app: list[typer.Typer] = []
+app: typer.Typer  # declared only: `__getattr__` builds it when first asked for
+
+
+def build_app(modules: Iterable[str] = COMMAND_MODULES) -> typer.Typer:
+    """An app with the commands of `modules` (default: every command), in table order."""
     app = typer.Typer(**APP_SETTINGS)
     app.callback()(main_options)
-    versions.register(app)  # init commit list info log diff import
-    scan_command.register(app)  # scan
-    switching.register(app)  # checkout promote rollback
-    gate_commands.register(app)  # gate
-    upkeep.register(app)  # verify status restore gc, ref
-    remote_commands.register(app)  # push pull clone, remote
-    fleet_commands.register(app)  # follow fleet
-    rollout_commands.register(app)  # rollout
-    trust_commands.register(app)  # trust
-    store_commands.register(app)  # relink destroy
-    ui_command.register(app)  # ui
+    for module in modules:
+        importlib.import_module(f"mstore.cli.{module}").register(app)
     return app
 
 
-app = build_app()
-
-GLOBAL_OPTIONS_WITH_VALUE = frozenset({"--store", "--lock-timeout"})
+def full_app() -> typer.Typer:
+    """The app with every command, built once."""
+    if not _full_app:
+        _full_app.append(build_app())
+    return _full_app[0]
 
 
 def invoked_app(argv: list[str]) -> typer.Typer:
-    """`app` with only the invoked command registered.
+    """An app with only the invoked command registered.
 
-    typer turns every registered function into a click command on each run (about 2 ms
-    apiece, by signature introspection); building just the one being run keeps start-up
+    Only that command's module is imported, and typer turns only that function into a
+    click command (about 2 ms apiece, by signature introspection), so start-up stays
     close to typer's own. `mstore --help` and unknown commands get the full app.
     """
     words = iter(argv)
@@ -113,19 +116,26 @@ def invoked_app(argv: list[str]) -> typer.Typer:
         elif not word.startswith("-"):
             name = word
             break
-    commands = [
+    module = next((m for m, names in COMMAND_MODULES.items() if name in names), None)
+    if module is None:
+        return full_app()
+    app = build_app([module])
+    slim = typer.Typer(**APP_SETTINGS)
+    slim.registered_callback = app.registered_callback
+    slim.registered_commands = [
         c
         for c in app.registered_commands
         if c.callback is not None and (c.name or c.callback.__name__.replace("_", "-")) == name
     ]
-    groups = [g for g in app.registered_groups if g.name == name]
-    if not commands and not groups:
-        return app
-    slim = typer.Typer(**APP_SETTINGS)
-    slim.registered_callback = app.registered_callback
-    slim.registered_commands = commands
-    slim.registered_groups = groups
+    slim.registered_groups = [g for g in app.registered_groups if g.name == name]
     return slim
+
+
+def __getattr__(name: str) -> Any:
+    """`app`, the full app, is built when first asked for (tests, tools)."""
+    if name == "app":
+        return full_app()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def completed_words(environ: Mapping[str, str]) -> list[str] | None:
@@ -169,4 +179,4 @@ def main() -> None:
         sys.exit(130)
 
 
-__all__ = ["app", "build_app", "invoked_app", "main"]
+__all__ = ["COMMAND_MODULES", "app", "build_app", "full_app", "invoked_app", "main"]

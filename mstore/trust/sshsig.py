@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import struct
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -47,7 +46,9 @@ MAGIC_PREAMBLE = b"SSHSIG"
 SIG_VERSION = 1
 NAMESPACE = "mstore-statement"
 KEY_TYPE = "ssh-ed25519"
-HASH_ALGORITHMS = {"sha512": hashlib.sha512, "sha256": hashlib.sha256}
+# hashlib (and OpenSSL under it) loads only when a signature is made or checked, off
+# every unsigned command's start-up.
+HASH_ALGORITHMS = ("sha512", "sha256")
 ARMOR_BEGIN = "-----BEGIN SSH SIGNATURE-----"
 ARMOR_END = "-----END SSH SIGNATURE-----"
 ARMOR_WIDTH = 70  # ssh-keygen's line width
@@ -124,6 +125,8 @@ class PublicKey:
 
     def fingerprint(self) -> str:
         """`SHA256:...`, as `ssh-keygen -l` prints it."""
+        import hashlib
+
         digest = base64.b64encode(hashlib.sha256(self.blob).digest()).decode().rstrip("=")
         return f"SHA256:{digest}"
 
@@ -171,7 +174,9 @@ class Signature:
 
 def signed_data(namespace: str, hash_algorithm: str, message: bytes) -> bytes:
     """The bytes the key signs for `message` (see the module's docstring)."""
-    digest = HASH_ALGORITHMS[hash_algorithm](message).digest()
+    import hashlib
+
+    digest = hashlib.new(hash_algorithm, message).digest()
     return (
         MAGIC_PREAMBLE
         + _string(namespace.encode())

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from mstore.cli.app import app, invoked_app
+from mstore.cli.app import COMMAND_MODULES, app, build_app, invoked_app
 
 MSTORE = str(Path(sys.executable).parent / "mstore")
 
@@ -34,3 +34,35 @@ def test_console_script_runs_a_command_and_reports_unknown_ones(tmp_path: Path) 
     assert listing.returncode == 0 and listing.stdout.strip() == "[]"
     typo = subprocess.run([MSTORE, "--store", str(tmp_path), "lst"], capture_output=True, text=True)
     assert typo.returncode == 2 and "No such command" in typo.stderr
+
+
+def test_the_command_table_names_what_each_module_registers() -> None:
+    """COMMAND_MODULES decides which module a run imports: it must match `register`."""
+    for module, names in COMMAND_MODULES.items():
+        alone = build_app([module])
+        registered = [c.name for c in alone.registered_commands]
+        registered += [g.name for g in alone.registered_groups]
+        assert tuple(registered) == names, module
+    every = [c.name for c in app.registered_commands] + [g.name for g in app.registered_groups]
+    assert sorted(every) == sorted(n for names in COMMAND_MODULES.values() for n in names)
+
+
+def test_a_command_imports_only_its_own_module() -> None:
+    """Start-up: `mstore commit` loads neither the other commands' modules nor trust's
+    signing and hashlib (OpenSSL), which only signed moves need."""
+    probe = (
+        "import sys\n"
+        "from mstore.cli.app import invoked_app\n"
+        "invoked_app(['commit', 'x', '--to', 'staging'])\n"
+        "import mstore.ops.commit\n"
+        "print(' '.join(sorted(sys.modules)))\n"
+    )
+    loaded = set(
+        subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+        .stdout.split()
+    )
+    assert "mstore.cli.versions" in loaded
+    for absent in ("mstore.cli.fleet_commands", "mstore.cli.remote_commands", "hashlib"):
+        assert absent not in loaded
+    assert not {m for m in loaded if m.startswith("mstore.trust.sign")}
+    assert "mstore.checkpoints.diff" not in loaded
