@@ -20,8 +20,10 @@ Speed (--s3, on the server named by MSTORE_TEST_RGW_*): a store commits a new ra
 model of --gib GiB; push it to an empty prefix, and clone it (hardlink link mode: the
 view links the object rather than copying it again), against boto3
 `upload_file` / `download_file` of the same file to the same server, alternated, the
-median of --runs; write requests (PutObject, UploadPart, multipart calls, deletes)
-counted by a botocore event hook during the push.
+median of --runs (`upload_file` twice: as boto signs by default, and with the payload
+unsigned as mstore sends its packs, docs/REMOTES.md "S3 settings"); write requests
+(PutObject, UploadPart, multipart calls, deletes) counted by a botocore event hook
+during the push.
 """
 
 from __future__ import annotations
@@ -129,7 +131,7 @@ def codecs(url: str) -> None:
     )
 
 
-def _client() -> Any:
+def _client(sign_payload: bool = True) -> Any:
     import boto3
     from botocore.config import Config
 
@@ -142,6 +144,7 @@ def _client() -> Any:
         config=Config(
             request_checksum_calculation="when_required",
             response_checksum_validation="when_required",
+            s3={"payload_signing_enabled": sign_payload},
         ),
     )
 
@@ -165,7 +168,9 @@ def speed(gib: float, runs: int, work: Path) -> None:
     a = _store(work / "a")
     _commit(a, src, "production")
     os.sync()
-    times: dict[str, list[float]] = {k: [] for k in ("push", "upload", "clone", "download")}
+    times: dict[str, list[float]] = {
+        k: [] for k in ("push", "upload", "upload_unsigned", "clone", "download")
+    }
     writes: list[int] = []
     for run in range(runs):
         writes.append(_one_run(a, client, bucket, src / "model.pth", work, run, times))
@@ -175,6 +180,7 @@ def speed(gib: float, runs: int, work: Path) -> None:
     print("|---|---|---|---|")
     for ours, theirs, label in (
         ("push", "upload", "push vs upload_file"),
+        ("push", "upload_unsigned", "push vs upload_file, payload unsigned as mstore's packs"),
         ("clone", "download", "clone vs download_file (+fsync)"),
     ):
         print(
@@ -197,13 +203,15 @@ def _one_run(
     from mstore.remotes.s3 import S3Remote
 
     counted = [0]
+    unsigned = _client(sign_payload=False)
 
     def count(model: Any, **_: Any) -> None:
         if model.name in WRITES:
             counted[0] += 1
 
     remote = S3Remote(bucket, f"run{run}")
-    remote.client.meta.events.register("before-call.s3", count)
+    for made in (remote.client, remote.pack_client()):
+        made.meta.events.register("before-call.s3", count)
     target = work / f"clone{run}"
     download = work / f"download{run}"
 
@@ -217,6 +225,10 @@ def _one_run(
         [
             ("push", lambda: push(a, remote)),
             ("upload", lambda: client.upload_file(str(model), bucket, f"plain{run}")),
+            (
+                "upload_unsigned",
+                lambda: unsigned.upload_file(str(model), bucket, f"unsigned{run}"),
+            ),
         ],
         [
             # hardlink: the view links the object, as download_file writes one file.

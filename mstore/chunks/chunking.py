@@ -119,18 +119,19 @@ DEFAULT_PARAMS = ChunkParams()
 class Hasher(Protocol):
     """What `chunk_file` feeds the whole file to (a blake3 hasher)."""
 
-    def update(self, data: bytes) -> object: ...
+    def update(self, data: bytes | memoryview) -> object: ...
 
 
 @dataclass(frozen=True)
 class Chunk:
     """Bytes [offset, offset + length) of a file; `id` is their lowercase hex blake3.
-    `data`: those very bytes, copied as they were hashed, when the caller asked."""
+    `data`: those very bytes, as they were hashed, when the caller asked: a view of the
+    mapped file for an owned file (no copy), else a copy."""
 
     offset: int
     length: int
     id: str
-    data: bytes | None = None
+    data: bytes | memoryview | None = None
 
 
 def chunk_bytes(
@@ -161,7 +162,9 @@ def chunk_file(
 
     `whole`, a blake3 hasher, is fed every byte of the file in order (the object's
     hash in the same pass); a chunk whose id `with_data` accepts carries the bytes it
-    was hashed from (`Chunk.data`), so a caller never reads them again.
+    was hashed from (`Chunk.data`: a view of the mapped window for an `owned` file,
+    which stays mapped while any such view lives; else a copy), so a caller never reads
+    them again.
 
     The file is read through one buffer of `buffer_size` bytes (at least 2 x max_size),
     which is cut and hashed in turn. `owned` files (the store's read-only objects) are
@@ -182,12 +185,12 @@ def chunk_file(
 
         points = tensor_cut_points(read_at, size, params.min_size) if params.tensor_cuts else []
         boundaries = [*points, size]
-        spans_to_chunks = _chunker(whole, with_data)
         if owned and size:
             yield from _mapped_chunks(
-                f, path, before, cutter, boundaries, buffer_size, spans_to_chunks
+                f, path, before, cutter, boundaries, buffer_size, _chunker(whole, with_data, False)
             )
             return
+        spans_to_chunks = _chunker(whole, with_data, True)
         buffer = bytearray(min(buffer_size, size))
         view = memoryview(buffer)
         base = fill = 0  # the file offset of buffer[0]; the bytes held in it
@@ -216,7 +219,10 @@ def _mapped_chunks(
     window_size: int,
     spans_to_chunks: SpansToChunks,
 ) -> Iterator[Chunk]:
-    """The chunks of a store-owned file, cut and hashed from mapped windows of it."""
+    """The chunks of a store-owned file, cut and hashed from mapped windows of it.
+
+    A window is unmapped once nothing refers to it: at once, unless chunks kept views
+    of it as their data (then when the last of those is dropped)."""
     size = before.st_size
     granularity = mmap.ALLOCATIONGRANULARITY
     window_size += -window_size % granularity
@@ -224,17 +230,15 @@ def _mapped_chunks(
     while base < size:
         start = base - base % granularity
         length = min(window_size, size - start)
-        with mmap.mmap(f.fileno(), length, offset=start, access=mmap.ACCESS_READ) as window:
-            window.madvise(mmap.MADV_SEQUENTIAL)
-            final = start + length == size
-            if final:
-                _check_unchanged(f.fileno(), path, before)
-            view = memoryview(window)[base - start :]
-            try:
-                spans, used = _cut(cutter, view, base, boundaries, final)
-                chunks = spans_to_chunks(view, base, spans)
-            finally:
-                view.release()  # the window cannot close while a view of it is alive
+        window = mmap.mmap(f.fileno(), length, offset=start, access=mmap.ACCESS_READ)
+        window.madvise(mmap.MADV_SEQUENTIAL)
+        final = start + length == size
+        if final:
+            _check_unchanged(f.fileno(), path, before)
+        with memoryview(window) as whole_view, whole_view[base - start :] as view:
+            spans, used = _cut(cutter, view, base, boundaries, final)
+            chunks = spans_to_chunks(view, base, spans)
+        del window
         yield from chunks
         base += used
 
@@ -317,20 +321,25 @@ def _hash_spans(view: memoryview, base: int, spans: list[tuple[int, int]]) -> li
 SpansToChunks = Callable[[memoryview, int, list[tuple[int, int]]], list[Chunk]]
 
 
-def _chunker(whole: Hasher | None, with_data: Callable[[str], bool] | None) -> SpansToChunks:
+def _chunker(
+    whole: Hasher | None, with_data: Callable[[str], bool] | None, copy: bool
+) -> SpansToChunks:
     """How spans of a view become chunks: hashed, and fed to `whole`, with their bytes
-    copied out for the chunk ids `with_data` accepts."""
+    kept for the chunk ids `with_data` accepts: copied out if `copy` (a buffer about to
+    be reused), else as views of the (mapped, read-only) window."""
     if whole is None and with_data is None:
         return _hash_spans
 
     def chunks(view: memoryview, base: int, spans: list[tuple[int, int]]) -> list[Chunk]:
         found = []
         for o, n in spans:
-            data = bytes(view[o : o + n])
+            data = view[o : o + n]
             if whole is not None:
                 whole.update(data)
             chunk_id = hash_bytes(data)
-            kept = data if with_data is not None and with_data(chunk_id) else None
+            kept = None
+            if with_data is not None and with_data(chunk_id):
+                kept = bytes(data) if copy else data
             found.append(Chunk(base + o, n, chunk_id, kept))
         return found
 

@@ -48,12 +48,12 @@ _local = threading.local()
 
 def encode(data: bytes | memoryview) -> tuple[str, bytes | memoryview]:
     """The codec chosen for the raw chunk `data`, and its stored bytes (never longer
-    than `data`; `data` itself for `none`). Thread-safe: one compressor per thread."""
-    raw = bytes(data) if not isinstance(data, bytes) else data
-    if len(raw) < 64:
+    than `data`; `data` itself for `none`, never copied). Thread-safe: one compressor
+    per thread."""
+    if len(data) < 64:
         return NONE, data
-    start = max(0, len(raw) // 2 - SAMPLE_BYTES // 2)
-    sample = raw[start : start + SAMPLE_BYTES]
+    start = max(0, len(data) // 2 - SAMPLE_BYTES // 2)
+    sample = bytes(data[start : start + SAMPLE_BYTES])
     # A sample of the chunk's middle decides which codec, if any, is worth a full pass.
     # bg2-zstd first: on bytes it cannot save even half the bound on (random bytes,
     # compressed data) neither other codec is tried, so those cost one small
@@ -66,8 +66,8 @@ def encode(data: bytes | memoryview) -> tuple[str, bytes | memoryview]:
     best = min(sizes, key=lambda c: (sizes[c], c))
     if sizes[best] > len(sample) * (1 - MIN_SAVING):
         return NONE, data
-    stored = _compress(raw, best)
-    if len(stored) > len(raw) * (1 - MIN_SAVING):
+    stored = _compress(bytes(data), best)
+    if len(stored) > len(data) * (1 - MIN_SAVING):
         return NONE, data
     return best, stored
 

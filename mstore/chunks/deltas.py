@@ -41,7 +41,7 @@ def xor(a: bytes | memoryview, b: bytes | memoryview) -> bytes:
     return (int.from_bytes(a, "little") ^ int.from_bytes(b, "little")).to_bytes(n, "little")
 
 
-def encode(raw: bytes, base: bytes | None) -> tuple[str, bytes | memoryview, bool]:
+def encode(raw: bytes | memoryview, base: bytes | None) -> tuple[str, bytes | memoryview, bool]:
     """(codec, stored bytes, is a delta) for the raw chunk `raw`: its XOR with `base`
     (the same number of bytes of the parent tensor) when that saves MIN_GAIN of the
     chunk over the plain encoding, else the plain encoding."""

@@ -70,7 +70,7 @@ def name_max(directory: Path) -> int:
             return NAME_MAX
 
 
-def write_all(fd: int, data: bytes | memoryview) -> None:
+def write_all(fd: int, data: bytes | bytearray | memoryview) -> None:
     """Write every byte of `data` to `fd` (os.write may write less than asked)."""
     view = memoryview(data)
     while view:
@@ -86,7 +86,7 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
+def atomic_write(path: Path, data: bytes | bytearray | memoryview, mode: int = 0o644) -> None:
     """Replace `path` with `data` so a reader or a crash sees old or new bytes, never a mix."""
     tmp = temp_name(path)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)

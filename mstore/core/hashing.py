@@ -42,7 +42,7 @@ RANGE_BUFFER_SIZE = 8 << 20  # large enough for blake3's threads to pay off
 Progress = Callable[[int], None]
 
 
-def hash_bytes(data: bytes | memoryview) -> str:
+def hash_bytes(data: bytes | bytearray | memoryview) -> str:
     """The object id of `data` (bytes, or a view of a buffer: no copy is made)."""
     return blake3(data).hexdigest()
 

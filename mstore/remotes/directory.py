@@ -230,7 +230,7 @@ class DirectoryRemote(Remote):
         path = self._path(name)
         fsutil.makedirs_durable(path.parent)
         tmp = self._temp_path()
-        fsutil.atomic_write(tmp, bytes(data))
+        fsutil.atomic_write(tmp, data)
         try:
             os.replace(tmp, path)
         except IsADirectoryError:

@@ -61,6 +61,7 @@ PART_CONCURRENCY = 4
 LOST_RACE = s3_cas.REFUSED | s3_cas.MISSING
 NOT_FOUND = frozenset({"NoSuchKey", "404", "NotFound"})
 NOT_MODIFIED = frozenset({"304", "NotModified"})  # a conditional GET that found no change
+PACKS_PREFIX = "packs/"
 
 
 class S3Remote(Remote):
@@ -75,6 +76,10 @@ class S3Remote(Remote):
         self.prefix = prefix.strip("/")
         self.url = f"s3://{bucket}/{self.prefix}" if self.prefix else f"s3://{bucket}"
         self.client = client if client is not None else make_client()
+        # Packs are stored by a client that leaves their bodies out of the requests'
+        # signatures (mstore.remotes.s3_client): made on the first pack, or the given one.
+        self._pack_client: Any = client
+        self._pack_client_lock = threading.Lock()
         from boto3.s3.transfer import TransferConfig
 
         self.transfer = TransferConfig(
@@ -174,8 +179,16 @@ class S3Remote(Remote):
     # -- blobs -----------------------------------------------------------------
 
     def put_blob(self, name: str, data: bytes | bytearray) -> None:
+        client = self.pack_client() if name.startswith(PACKS_PREFIX) else self.client
         with self._errors(f"storing {name}"):
-            self.client.put_object(Bucket=self.bucket, Key=self.key(name), Body=data)
+            client.put_object(Bucket=self.bucket, Key=self.key(name), Body=data)
+
+    def pack_client(self) -> Any:
+        """The client that stores packs (payload unsigned), made once."""
+        with self._pack_client_lock:
+            if self._pack_client is None:
+                self._pack_client = make_client(sign_payload=False)
+            return self._pack_client
 
     def get_blob(self, name: str, limit: int) -> bytes | None:
         with self._errors(f"reading {name}"):

@@ -33,6 +33,22 @@ def test_unchanged_file_streams_the_same_chunks_as_its_bytes(data_file: Path, ow
 
 
 @pytest.mark.parametrize("owned", [False, True])
+def test_kept_chunk_bytes_outlive_the_window_they_were_cut_from(
+    data_file: Path, owned: bool
+) -> None:
+    """`with_data`: an owned file's chunks keep views of its mapped windows (no copy),
+    which stay valid after the chunker moved on; another file's chunks keep copies of
+    a buffer the next read overwrites."""
+    whole = blake3()
+    chunks = list(chunk_file(data_file, PARAMS, BUFFER, owned, whole, lambda _id: True))
+    data = data_file.read_bytes()
+    assert len({c.offset // BUFFER for c in chunks}) > 4  # several windows or reads
+    assert b"".join(c.data for c in chunks if c.data is not None) == data
+    assert all(isinstance(c.data, memoryview if owned else bytes) for c in chunks)
+    assert whole.digest() == blake3(data).digest()
+
+
+@pytest.mark.parametrize("owned", [False, True])
 def test_a_file_that_grows_while_read_is_an_error(data_file: Path, owned: bool) -> None:
     # Growth cannot hurt a mapped reader either (it maps no more than the first size).
     chunks = chunk_file(data_file, PARAMS, BUFFER, owned)

@@ -61,6 +61,19 @@ def test_each_chunk_gets_the_codec_that_saves_most_and_round_trips(data: bytes, 
     assert decode(stored, chosen, len(data), WHERE) == data
 
 
+@pytest.mark.parametrize(
+    "data", [weights(256 << 10), os.urandom(256 << 10)], ids=["float32", "random"]
+)
+def test_a_view_of_a_chunk_encodes_as_its_bytes_and_a_raw_one_is_not_copied(data: bytes) -> None:
+    """Push hands over views of the mapped object: the same codec and stored bytes as
+    for a copy, and a chunk stored raw is that very view (no copy of it is made)."""
+    view = memoryview(bytearray(data))
+    chosen, stored = encode(view)
+    assert (chosen, bytes(stored)) == encode(data)
+    if chosen == NONE:
+        assert stored is view
+
+
 def test_float32_weights_save_more_grouped_than_plain() -> None:
     data = weights(256 << 10, seed=3)
     grouped = len(zstandard.ZstdCompressor(level=LEVEL).compress(group(data, 4)))

@@ -58,8 +58,9 @@ def test_a_command_imports_only_its_own_module() -> None:
         "print(' '.join(sorted(sys.modules)))\n"
     )
     loaded = set(
-        subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
-        .stdout.split()
+        subprocess.run(
+            [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+        ).stdout.split()
     )
     assert "mstore.cli.versions" in loaded
     for absent in ("mstore.cli.fleet_commands", "mstore.cli.remote_commands", "hashlib"):

@@ -245,3 +245,45 @@ def test_the_local_chunk_index_is_a_cache(remote_url: str, published: Repo, foll
 
     assert got.bytes_fetched <= 3 << 20
     assert_consistent(follower)
+
+
+@pytest.mark.parametrize("remote_kind", ["moto", "rgw"])
+def test_packs_travel_with_unsigned_payloads_and_every_other_write_signed(
+    remote_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, base_model: bytes
+) -> None:
+    """Over plain HTTP boto signs each body's SHA-256; a pack is named by its blake3
+    and checked by every reader, so packs alone go as UNSIGNED-PAYLOAD (the server
+    still takes them), and the pull that reads them back is exact."""
+    from urllib.parse import unquote, urlsplit
+
+    from mstore.remotes import s3
+
+    monkeypatch.setenv("MSTORE_S3_CHECKSUM", "when_required")  # no trailer checksums
+    sent: dict[str, str] = {}
+    make_client = s3.make_client
+
+    def spying(sign_payload: bool = True) -> object:
+        client = make_client(sign_payload)
+
+        def record(request: object, **_: object) -> None:
+            value = request.headers["X-Amz-Content-SHA256"]  # type: ignore[attr-defined]
+            path = unquote(urlsplit(request.url).path)  # type: ignore[attr-defined]
+            sent[path] = value.decode() if isinstance(value, bytes) else value
+
+        client.meta.events.register("before-send.s3.PutObject", record)
+        return client
+
+    monkeypatch.setattr(s3, "make_client", spying)
+    a = new_store(tmp_path / "a")
+    src = write_version(tmp_path / "src" / "v1", "v1", base_model)
+    ok(mstore(a.root, "commit", src, "--to", "production"))
+    push(a, open_remote(remote_url), ["production"])
+
+    packs = {path: value for path, value in sent.items() if "/packs/" in path}
+    others = {path: value for path, value in sent.items() if "/packs/" not in path}
+    assert packs and set(packs.values()) == {"UNSIGNED-PAYLOAD"}
+    assert any("/refs/" in path for path in others) and any("/recipes/" in path for path in others)
+    assert all(len(value) == 64 and int(value, 16) >= 0 for value in others.values())
+    b = new_store(tmp_path / "b")
+    pull(b, open_remote(remote_url), ["production"])
+    assert view_bytes(b)["production/model.pth"] == base_model

@@ -115,6 +115,36 @@ def test_packs_are_sealed_at_the_limit(
     assert rebuilt(remote, object_id) == data
 
 
+def test_a_stored_pack_s_buffer_is_filled_again_with_exactly_the_next_pack(
+    remote: Remote, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One send at a time: each pack after the first fills the buffer of the pack
+    stored before it (no new pages), longer or shorter than it, and holds exactly its
+    own bytes."""
+    monkeypatch.setattr(chunk_push, "PACK_LIMIT", 20_000)
+    buffers: list[bytearray] = []
+    joined = ChunkSender._joined
+
+    def spy(self: ChunkSender, pieces: list[bytes | memoryview]) -> bytearray:
+        buffer = joined(self, pieces)
+        buffers.append(buffer)  # kept alive: a new buffer could not take its place
+        return buffer
+
+    monkeypatch.setattr(ChunkSender, "_joined", spy)
+    data = os.urandom(150_000)
+    object_id, path = object_file(tmp_path, data)
+
+    sender = send(remote, [(object_id, path)], jobs=1)
+
+    assert len(buffers) == len(sender.stats.packs) >= 7
+    assert all(buffer is buffers[0] for buffer in buffers)
+    sizes = {p: info.size for p, info in remote.list_blobs("packs").items()}
+    assert len(set(sizes.values())) > 1
+    for pack, size in sizes.items():
+        assert hash_bytes(remote.get_range(f"packs/{pack}", 0, size)) == pack
+    assert rebuilt(remote, object_id) == data
+
+
 def test_bytes_that_changed_since_they_were_hashed_are_never_sent(
     remote: Remote, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
