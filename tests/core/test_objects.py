@@ -184,15 +184,31 @@ def test_a_failing_kernel_copy_stops_the_hashing_thread_and_leaves_nothing(
 def test_a_failing_hash_stops_the_copy_early(
     repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    source, copies = small_kernel_steps(tmp_path, monkeypatch)
+    source, _calls = small_kernel_steps(tmp_path, monkeypatch)
+    hashed: list[bool] = []
 
     def broken(*_args: object) -> None:
+        hashed.append(False)
         raise MemoryError("no room to map")
 
+    counted = os.copy_file_range
+
+    def after_the_failure(src: int, dst: int, count: int) -> int:
+        # The copy's third step waits until the hashing thread has failed and ended, so
+        # the test does not depend on when that thread is scheduled.
+        if next(copies) == 2:
+            for worker in threading.enumerate():
+                if worker.name == "mstore-hash":
+                    worker.join(timeout=30)
+        return counted(src, dst, count)
+
+    copies = itertools.count()
     monkeypatch.setattr(hashing, "_hash_mapped", broken)
+    monkeypatch.setattr(os, "copy_file_range", after_the_failure)
     with pytest.raises(MemoryError, match="no room to map"):
         repo.objects.put_file(source)
-    assert next(copies) < 16  # stopped long before the 17 steps of the whole file
+    assert hashed == [False]
+    assert next(copies) <= 3  # no step after the one that waited for the failure (of 17)
     assert temp_files(repo) == []
 
 
