@@ -10,6 +10,7 @@ this one.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 import sys
@@ -81,7 +82,6 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "ui_command": ("ui",),
 }
 GLOBAL_OPTIONS_WITH_VALUE = frozenset({"--store", "--lock-timeout"})
-_full_app: list[typer.Typer] = []
 app: typer.Typer  # declared only: `__getattr__` builds it when first asked for
 
 
@@ -94,11 +94,10 @@ def build_app(modules: Iterable[str] = COMMAND_MODULES) -> typer.Typer:
     return app
 
 
+@functools.cache
 def full_app() -> typer.Typer:
     """The app with every command, built once."""
-    if not _full_app:
-        _full_app.append(build_app())
-    return _full_app[0]
+    return build_app()
 
 
 def invoked_app(argv: list[str]) -> typer.Typer:
